@@ -1,0 +1,54 @@
+"""The ERP (Oracle Fusion Cloud Order Management): B2B and back-office orders, polled over REST.
+
+Documents follow the "Sales Orders for Order Hub" REST resource (``salesOrdersForOrderHub``): header
+attributes such as ``OrderNumber``, ``SourceTransactionNumber``, ``BuyingPartyName``,
+``TransactionalCurrencyCode`` with ``lines``, ``billToCustomer`` and ``shipToCustomer`` children.
+One polled item is one event: its idempotency key is ``OrderKey`` (or ``OrderNumber``) plus
+``LastUpdateDate``; the source version is ``SourceTransactionRevisionNumber``. An order whose
+``StatusCode`` is ``CANCELED`` or whose ``CanceledFlag`` is true is a cancellation.
+Field mapping: ``mappings/erp/order.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from typing_extensions import override
+
+from adapters.base import EventInfo, SourceAdapter
+from adapters.decoding import decode_json
+from canonical.enums import EventType
+
+__all__ = ["ErpAdapter"]
+
+
+class ErpAdapter(SourceAdapter):
+    """Adapter for Oracle Fusion sales orders (JSON items of the Order Hub REST resource)."""
+
+    system: ClassVar[str] = "erp"
+    media_types: ClassVar[frozenset[str]] = frozenset({"application/json", "application/vnd.oracle.adf.resourceitem+json"})
+
+    @override
+    def decode(self, body: bytes) -> Any:
+        return decode_json(self.system, body, self.max_body_bytes)
+
+    @override
+    def classify(self, document: Any) -> EventInfo:
+        if not isinstance(document, dict):
+            raise self.fail("the body must be one sales order as a JSON object")
+        key = document.get("OrderKey") or document.get("OrderNumber")
+        if not isinstance(key, str) or not key.strip():
+            raise self.fail("OrderKey or OrderNumber must be a non-empty text")
+        updated = document.get("LastUpdateDate")
+        if not isinstance(updated, str) or not updated.strip():
+            raise self.fail("LastUpdateDate must be a date-time text")
+        revision = document.get("SourceTransactionRevisionNumber")
+        if revision is not None and (type(revision) is not int or revision < 0):
+            raise self.fail(f"SourceTransactionRevisionNumber must be a whole number; got {revision!r}")
+        if document.get("StatusCode") == "CANCELED" or document.get("CanceledFlag") is True:
+            event_type = EventType.CANCELLED
+        elif revision in (None, 0, 1):
+            event_type = EventType.CREATED
+        else:
+            event_type = EventType.UPDATED
+        return EventInfo(event_type, f"{key.strip()}@{updated.strip()}", revision)

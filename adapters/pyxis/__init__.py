@@ -1,0 +1,53 @@
+"""Pyxis: the sales system of the ES, FR and IT stores and web shops (JSON webhooks, Kafka events).
+
+Envelope: ``{"eventId", "eventType": "order.created|order.updated|order.cancelled", "occurredAt",
+"order": {..., "revision"}}``. The idempotency key is ``eventId``; the source version is
+``order.revision``. Field mapping: ``mappings/pyxis/order.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from typing_extensions import override
+
+from adapters.base import EventInfo, SourceAdapter
+from adapters.decoding import decode_json
+from canonical.enums import EventType
+
+__all__ = ["PyxisAdapter"]
+
+_EVENT_TYPES = {
+    "order.created": EventType.CREATED,
+    "order.updated": EventType.UPDATED,
+    "order.cancelled": EventType.CANCELLED,
+}
+
+
+class PyxisAdapter(SourceAdapter):
+    """Adapter for Pyxis order events (JSON)."""
+
+    system: ClassVar[str] = "pyxis"
+    media_types: ClassVar[frozenset[str]] = frozenset({"application/json"})
+
+    @override
+    def decode(self, body: bytes) -> Any:
+        return decode_json(self.system, body, self.max_body_bytes)
+
+    @override
+    def classify(self, document: Any) -> EventInfo:
+        if not isinstance(document, dict):
+            raise self.fail("the body must be a JSON object with eventId, eventType and order")
+        event_id = document.get("eventId")
+        if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 128:
+            raise self.fail("eventId must be a non-empty text of at most 128 characters")
+        kind = document.get("eventType")
+        if kind not in _EVENT_TYPES:
+            raise self.fail(f"eventType must be one of {', '.join(_EVENT_TYPES)}; got {kind!r}")
+        order = document.get("order")
+        if not isinstance(order, dict):
+            raise self.fail("order must be a JSON object")
+        revision = order.get("revision")
+        if revision is not None and (type(revision) is not int or revision < 0):
+            raise self.fail(f"order.revision must be a whole number ≥ 0; got {revision!r}")
+        return EventInfo(_EVENT_TYPES[kind], event_id.strip(), revision)

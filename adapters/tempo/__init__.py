@@ -1,0 +1,52 @@
+"""Tempo: the Polish sales system (namespaced XML webhooks; a REST API to poll).
+
+Message: ``<tso:ServiceOrderMessage xmlns:tso="urn:tempo:serviceorder:2" messageId action sequence>``
+with one ``tso:Order``. ``action`` is ``NEW``, ``CHANGE`` or ``CANCEL``; ``messageId`` is the
+idempotency key and ``sequence`` the source version. Schema: ``contracts/xsd/tempo-serviceorder-2.xsd``;
+field mapping: ``mappings/tempo/order.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from typing_extensions import override
+
+from lxml import etree
+
+from adapters.base import EventInfo, SourceAdapter
+from adapters.decoding import decode_xml
+from canonical.enums import EventType
+
+__all__ = ["TEMPO_NAMESPACE", "TempoAdapter"]
+
+TEMPO_NAMESPACE = "urn:tempo:serviceorder:2"
+_ROOT = f"{{{TEMPO_NAMESPACE}}}ServiceOrderMessage"
+_ACTIONS = {"NEW": EventType.CREATED, "CHANGE": EventType.UPDATED, "CANCEL": EventType.CANCELLED}
+
+
+class TempoAdapter(SourceAdapter):
+    """Adapter for Tempo service-order messages (XML)."""
+
+    system: ClassVar[str] = "tempo"
+    media_types: ClassVar[frozenset[str]] = frozenset({"application/xml", "text/xml"})
+
+    @override
+    def decode(self, body: bytes) -> Any:
+        return decode_xml(self.system, body, self.max_body_bytes)
+
+    @override
+    def classify(self, document: Any) -> EventInfo:
+        if not isinstance(document, etree._Element) or document.tag != _ROOT:
+            tag = getattr(document, "tag", type(document).__name__)
+            raise self.fail(f"the root element must be ServiceOrderMessage in {TEMPO_NAMESPACE}; got {tag}")
+        message_id = (document.get("messageId") or "").strip()
+        if not message_id or len(message_id) > 128:
+            raise self.fail("attribute messageId must be a non-empty text of at most 128 characters")
+        action = document.get("action")
+        if action not in _ACTIONS:
+            raise self.fail(f"attribute action must be one of {', '.join(_ACTIONS)}; got {action!r}")
+        sequence = (document.get("sequence") or "").strip()
+        if sequence and not (sequence.isdigit() and len(sequence) <= 18):
+            raise self.fail(f"attribute sequence must be a whole number; got {sequence!r}")
+        return EventInfo(_ACTIONS[action], message_id, int(sequence) if sequence else None)

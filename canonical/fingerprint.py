@@ -1,0 +1,80 @@
+"""Stable 64-bit fingerprint of a canonical order's content.
+
+Two orders with the same content get the same fingerprint whatever the source's byte layout (key
+order, whitespace, number spelling, time-zone offset, Unicode composition, line order). The content is
+first normalised: fields in the model's declaration order, every field present (``None`` explicit),
+money as integer minor units plus currency, quantities as plain decimal strings, times in UTC with
+microseconds, text in Unicode NFC, lines sorted by line number, metadata sorted by key. That structure
+is serialised as compact JSON and hashed with BLAKE2b (8-byte digest), read as a signed big-endian
+integer so that it fits a PostgreSQL ``bigint``.
+
+Message metadata that does not describe the order itself is left out: ``hub_order_id`` (derived from
+the identity, which is included), ``source_version`` and ``source_updated_at``. A re-sent order with a
+bumped revision but the same content therefore keeps its fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from canonical.model import Money, OrderLine
+
+if TYPE_CHECKING:
+    from canonical.model import ServiceOrder
+
+__all__ = ["FINGERPRINT_EXCLUDED_FIELDS", "normalised_content", "order_fingerprint"]
+
+FINGERPRINT_EXCLUDED_FIELDS: frozenset[str] = frozenset(
+    {"hub_order_id", "source_version", "source_updated_at"}
+)
+
+Normalised = str | int | bool | None | list["Normalised"]
+
+
+def _normalise(value: object) -> Normalised:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, Money):
+        return [value.minor_units, value.currency]
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, BaseModel):
+        return [_normalise(getattr(value, name)) for name in type(value).model_fields]
+    if isinstance(value, dict):
+        return [[_normalise(k), _normalise(v)] for k, v in sorted(value.items())]
+    if isinstance(value, list):
+        items = value
+        if items and all(isinstance(item, OrderLine) for item in items):
+            items = sorted(items, key=lambda line: line.line_number)
+        return [_normalise(item) for item in items]
+    raise TypeError(f"cannot fingerprint a {type(value).__name__}")
+
+
+def normalised_content(order: ServiceOrder) -> list[Normalised]:
+    """The normalised structure that the fingerprint hashes, for inspection and debugging."""
+    return [
+        _normalise(getattr(order, name))
+        for name in type(order).model_fields
+        if name not in FINGERPRINT_EXCLUDED_FIELDS
+    ]
+
+
+def order_fingerprint(order: ServiceOrder) -> int:
+    """Signed 64-bit fingerprint of ``order``'s normalised content."""
+    encoded = json.dumps(normalised_content(order), ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.blake2b(encoded.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -1,0 +1,170 @@
+"""Every error the hub raises on purpose, under one root, grouped by what the caller can do.
+
+::
+
+    SalesHubError
+    ├── ConfigurationError          fix a file or setting, then restart / re-run
+    │   ├── MappingLoadError        a mapping file or crosswalk is wrong (all issues, with file:line)
+    │   └── UnknownAdapterError     no adapter of that name (lists the known ones)
+    ├── DataError                   this payload cannot be processed; keep it, quarantine it
+    │   ├── DecodeError             the body is not well-formed JSON/XML, too big, or unsafe
+    │   ├── ClassificationError     the body is well-formed but lacks what identifies the event
+    │   └── MappingError            mapping or canonical validation failed (all field errors)
+    ├── RetriableError              a dependency is down; the same call may succeed later
+    └── FatalError                  a bug or broken invariant; stop and page someone
+
+Messages say what went wrong, where, and what was expected. They never contain a secret, and values of
+personal-data fields are masked in ``str()`` (the structured attributes keep them for local tools).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from canonical.model import PERSONAL_DATA_FIELDS
+
+__all__ = [
+    "ClassificationError",
+    "ConfigurationError",
+    "DataError",
+    "DecodeError",
+    "FatalError",
+    "FieldError",
+    "LoadIssue",
+    "MappingError",
+    "MappingLoadError",
+    "RetriableError",
+    "SalesHubError",
+    "UnknownAdapterError",
+]
+
+_MAX_VALUE_CHARS = 80
+
+
+class SalesHubError(Exception):
+    """Root of every error the hub raises on purpose."""
+
+
+class ConfigurationError(SalesHubError):
+    """A file or setting is wrong; nothing will work until a person fixes it."""
+
+
+class DataError(SalesHubError):
+    """One payload cannot be processed; the payload is kept and quarantined, others go on."""
+
+
+class RetriableError(SalesHubError):
+    """A dependency is unavailable; retrying later may succeed."""
+
+
+class FatalError(SalesHubError):
+    """A broken invariant: a bug, not bad data. Stop rather than guess."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadIssue:
+    """One problem found while loading a mapping file or crosswalk."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class MappingLoadError(ConfigurationError):
+    """A mapping file or its crosswalks could not be loaded; ``issues`` lists every problem."""
+
+    def __init__(self, issues: Sequence[LoadIssue]) -> None:
+        self.issues = tuple(issues)
+        count = len(self.issues)
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} in the mappings:\n{lines}")
+
+
+class UnknownAdapterError(ConfigurationError):
+    """No source-system adapter is registered under the requested name."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name, self.known = name, tuple(known)
+        super().__init__(f"no adapter for system {name!r}; known systems: {', '.join(known)}")
+
+
+class DecodeError(DataError):
+    """The body could not be decoded safely: malformed, oversize, wrong encoding or unsafe XML."""
+
+    def __init__(self, system: str, reason: str, *, position: str | None = None) -> None:
+        self.system, self.reason, self.position = system, reason, position
+        where = f" at {position}" if position else ""
+        super().__init__(f"{system}: body rejected{where}: {reason}")
+
+
+class ClassificationError(DataError):
+    """The body is well-formed but does not say which event it is (id, type or version missing)."""
+
+    def __init__(self, system: str, reason: str) -> None:
+        self.system, self.reason = system, reason
+        super().__init__(f"{system}: cannot classify the event: {reason}")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
+
+
+def _generic_target(target: str) -> str:
+    # "lines[3].unit_price" -> "lines.unit_price": the form PERSONAL_DATA_FIELDS uses.
+    parts = [part.split("[", 1)[0] for part in target.split(".")]
+    return ".".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One field-level problem of one payload: where in the source, which canonical field, why."""
+
+    target: str
+    source: str
+    rule: str
+    value: object = field(default=None)
+    has_value: bool = True
+
+    @property
+    def personal(self) -> bool:
+        """Whether the value belongs to a personal-data field and must not be shown in logs."""
+        return _generic_target(self.target) in PERSONAL_DATA_FIELDS
+
+    def shown_value(self) -> str:
+        """The offending value as it may appear in a message (masked if personal data)."""
+        if not self.has_value:
+            return "(no value)"
+        if self.personal and self.value is not None:
+            return f"(personal data, {len(str(self.value))} characters, masked)"
+        return _short(self.value)
+
+    def as_dict(self) -> dict[str, str]:
+        """A JSON-ready form for the audit trail, with personal values masked."""
+        return {
+            "target": self.target,
+            "source": self.source,
+            "rule": self.rule,
+            "value": self.shown_value(),
+        }
+
+    def __str__(self) -> str:
+        return f"{self.target} (from {self.source}): {self.rule}; value {self.shown_value()}"
+
+
+class MappingError(DataError):
+    """A payload could not be mapped to a valid canonical order; ``errors`` holds every problem."""
+
+    def __init__(self, system: str, mapping: str, errors: Sequence[FieldError]) -> None:
+        self.system, self.mapping, self.errors = system, mapping, tuple(errors)
+        count = len(self.errors)
+        lines = "\n".join(f"  {error}" for error in self.errors)
+        super().__init__(
+            f"{system} mapping {mapping}: {count} field error{'s' if count != 1 else ''}:\n{lines}"
+        )

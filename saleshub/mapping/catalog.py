@@ -1,0 +1,153 @@
+"""The mapping catalog: every mapping file under ``mappings/`` loaded, checked and compiled.
+
+Layout: ``mappings/<system>/<name>.yaml`` (the file's ``system`` and ``name`` must match its place)
+and ``mappings/crosswalks/<table>.csv``. Loading reports every problem of every file at once, each
+with file, line and key, and unknown keys come with a "did you mean" suggestion.
+
+Each compiled mapping gets a content hash over its own bytes and the bytes of every crosswalk it
+uses, so an order can always be traced to the exact mapping content that produced it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from saleshub.errors import ConfigurationError, LoadIssue, MappingLoadError
+from saleshub.mapping import spec as spec_module
+from saleshub.mapping.compiler import Crosswalks, compile_mapping
+from saleshub.mapping.engine import CompiledMapping, MappingIdentity
+from saleshub.mapping.spec import NODE_TAGS, MappingFile
+from saleshub.mapping.yaml_source import Located, load_located_yaml
+
+__all__ = ["CROSSWALK_DIR", "MappingCatalog"]
+
+CROSSWALK_DIR = "crosswalks"
+
+_KNOWN_KEYS: set[str] = set()
+for _model in vars(spec_module).values():
+    if isinstance(_model, type) and issubclass(_model, BaseModel) and _model is not BaseModel:
+        _KNOWN_KEYS.update(info.alias or name for name, info in _model.model_fields.items())
+
+
+def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], bool]:
+    """The YAML path that a pydantic ``loc`` designates, and whether it exists in the data."""
+    path: tuple[str | int, ...] = ()
+    current = data
+    for part in loc:
+        if isinstance(current, dict) and part in current:
+            current, path = current[part], (*path, part)
+        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+            current, path = current[part], (*path, part)
+        elif part in NODE_TAGS or part in ("function-after", "function-before"):
+            continue
+        else:
+            return (*path, part), False
+    return path, True
+
+
+def _spec_issues(exc: ValidationError, located: Located, file: str) -> list[LoadIssue]:
+    issues: list[LoadIssue] = []
+    for error in exc.errors(include_url=False):
+        path, exists = _data_path(located.data, tuple(error["loc"]))
+        key = ".".join(str(p) for p in path if p not in ("fields",))
+        line = located.line_of(path)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            name = str(path[-1])
+            close = difflib.get_close_matches(name, sorted(_KNOWN_KEYS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            message = f"unknown key {name!r}{hint}"
+        elif error["type"] == "missing" and not exists:
+            message = f"missing key {str(path[-1])!r}"
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            message = f"{message} (got {error['input']!r})"
+        issues.append(LoadIssue(file, line, key, message))
+    return issues
+
+
+class MappingCatalog:
+    """All compiled mappings of one ``mappings/`` directory, by system and name."""
+
+    def __init__(self, directory: Path, mappings: dict[tuple[str, str], CompiledMapping]) -> None:
+        self.directory = directory
+        self._mappings = mappings
+
+    @classmethod
+    def load(cls, directory: Path) -> MappingCatalog:
+        """Load and compile everything; raises ``MappingLoadError`` listing every problem."""
+        catalog, issues = cls.check(directory)
+        if issues:
+            raise MappingLoadError(issues)
+        return catalog
+
+    @classmethod
+    def check(cls, directory: Path) -> tuple[MappingCatalog, list[LoadIssue]]:
+        """Load what can be loaded and return it with every problem found."""
+        if not directory.is_dir():
+            raise ConfigurationError(f"mappings directory {directory} does not exist")
+        crosswalks = Crosswalks(directory / CROSSWALK_DIR)
+        mappings: dict[tuple[str, str], CompiledMapping] = {}
+        issues: list[LoadIssue] = []
+        for path in sorted(directory.glob("*/*.yaml")) + sorted(directory.glob("*/*.yml")):
+            if path.parent.name == CROSSWALK_DIR:
+                continue
+            compiled, file_issues = _load_file(directory, path, crosswalks)
+            issues += file_issues
+            if compiled is not None:
+                mappings[(compiled.identity.system, compiled.identity.name)] = compiled
+        return cls(directory, mappings), issues
+
+    def get(self, system: str, name: str = "order") -> CompiledMapping:
+        """The mapping ``name`` of ``system``; the error lists what exists."""
+        found = self._mappings.get((system, name))
+        if found is None:
+            known = ", ".join(f"{s}/{n}" for s, n in sorted(self._mappings)) or "none"
+            raise ConfigurationError(f"no mapping {system}/{name} in {self.directory}; loaded: {known}")
+        return found
+
+    def __iter__(self) -> Iterator[CompiledMapping]:
+        return iter(self._mappings.values())
+
+    def __len__(self) -> int:
+        return len(self._mappings)
+
+
+def _load_file(
+    directory: Path, path: Path, crosswalks: Crosswalks
+) -> tuple[CompiledMapping | None, list[LoadIssue]]:
+    file = path.relative_to(directory).as_posix()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [LoadIssue(file, None, "", f"is not UTF-8 (byte {exc.start}); save it as UTF-8")]
+    located, issues = load_located_yaml(text, file)
+    if located is None:
+        return None, issues
+    if not isinstance(located.data, dict):
+        return None, [*issues, LoadIssue(file, 1, "", "must be a mapping of keys (version, system, …)")]
+    try:
+        spec = MappingFile.model_validate(located.data)
+    except ValidationError as exc:
+        return None, issues + _spec_issues(exc, located, file)
+    if spec.system != path.parent.name:
+        message = f"says system {spec.system!r} but lives in {path.parent.name}/"
+        issues.append(LoadIssue(file, located.line_of(("system",)), "system", message))
+    if spec.name != path.stem:
+        message = f"says name {spec.name!r} but the file is {path.name}"
+        issues.append(LoadIssue(file, located.line_of(("name",)), "name", message))
+    tree = compile_mapping(spec, located, file, crosswalks)
+    issues += tree.issues
+    if tree.root is None or issues:
+        return None, issues
+    digest = hashlib.sha256(raw)
+    for table, table_hash in sorted(tree.tables_used.items()):
+        digest.update(f"\n{table}:{table_hash}".encode())
+    identity = MappingIdentity(spec.system, spec.name, spec.revision, digest.hexdigest(), file)
+    return CompiledMapping(identity, spec.source.format, tree.root, tree.sources), issues

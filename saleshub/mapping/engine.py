@@ -1,0 +1,123 @@
+"""Run a compiled mapping over decoded payloads and validate the result as a canonical order.
+
+``CompiledMapping.apply`` is the hot path: it walks the compiled nodes, then validates the produced
+dictionary with the canonical model. Problems from both stages are merged into one ``MappingError``:
+a field that already failed to map is not reported a second time as "missing" by validation, and
+each validation error is traced back to the source path the mapping reads it from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from canonical.model import ServiceOrder
+from saleshub.errors import FieldError, MappingError
+from saleshub.mapping.nodes import CompiledObject, Run, Scope
+
+__all__ = ["CompiledMapping", "MappedOrder", "MappingIdentity"]
+
+
+@dataclass(frozen=True, slots=True)
+class MappingIdentity:
+    """Which mapping produced an order: system, name, the steward's revision and the content hash."""
+
+    system: str
+    name: str
+    revision: str
+    content_hash: str
+    file: str
+
+    @property
+    def label(self) -> str:
+        """Short human form, e.g. ``pyxis/order@2026.11.1#3fa2c1d09b7e``."""
+        return f"{self.system}/{self.name}@{self.revision}#{self.content_hash[:12]}"
+
+
+@dataclass(frozen=True, slots=True)
+class MappedOrder:
+    """A canonical order and the mapping that produced it."""
+
+    order: ServiceOrder
+    mapping: MappingIdentity
+
+
+def _target_of(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "(order)"
+
+
+def _generic(target: str) -> str:
+    parts = [part.split("[", 1)[0] for part in target.split(".")]
+    return ".".join(parts)
+
+
+def _is_under(target: str, failed: set[str]) -> bool:
+    return any(target == f or target.startswith(f + ".") or target.startswith(f + "[") for f in failed)
+
+
+class CompiledMapping:
+    """A mapping file compiled once and applied to many payloads."""
+
+    __slots__ = ("_root", "_sources", "format", "identity")
+
+    def __init__(
+        self,
+        identity: MappingIdentity,
+        fmt: Literal["json", "xml"],
+        root: CompiledObject,
+        sources: dict[str, str],
+    ) -> None:
+        self.identity, self.format, self._root, self._sources = identity, fmt, root, sources
+
+    def produce(self, document: Any) -> tuple[dict[str, Any], list[FieldError]]:
+        """The canonical input dictionary for ``document`` and the mapping-stage errors."""
+        run = Run(document)
+        data = self._root.produce(run, Scope(document, 1, "", "")) or {}
+        return data, run.errors
+
+    def apply(self, document: Any) -> MappedOrder:
+        """Map and validate; raises ``MappingError`` listing every problem of this payload."""
+        data, errors = self.produce(document)
+        try:
+            order = ServiceOrder.model_validate(data)
+        except ValidationError as exc:
+            errors = errors + self._validation_errors(exc, {e.target for e in errors})
+        else:
+            if not errors:
+                return MappedOrder(order, self.identity)
+        raise MappingError(self.identity.system, self.identity.label, errors)
+
+    def _source_for(self, target: str) -> str:
+        generic = _generic(target)
+        source = self._sources.get(generic)
+        while source is None and "." in generic:
+            generic = generic.rsplit(".", 1)[0]
+            source = self._sources.get(generic)
+        if source is None:
+            return "(not mapped)" if generic in ServiceOrder.model_fields else "(whole structure)"
+        indices = [part for part in target.replace("]", "[").split("[") if part.isdigit()]
+        for index in indices:
+            source = source.replace("[]", f"[{index}]", 1)
+        return source
+
+    def _validation_errors(self, exc: ValidationError, failed: set[str]) -> list[FieldError]:
+        found: list[FieldError] = []
+        for error in exc.errors(include_url=False):
+            target = _target_of(tuple(error["loc"]))
+            if _is_under(target, failed):
+                continue
+            rule = error["msg"].removeprefix("Value error, ")
+            has_value = error["type"] != "missing"
+            value = error.get("input") if has_value else None
+            if isinstance(value, dict | list):
+                has_value, value = False, None
+            found.append(FieldError(target, self._source_for(target), rule, value, has_value))
+        return found

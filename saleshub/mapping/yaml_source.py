@@ -1,0 +1,91 @@
+"""Load a YAML document together with the line of every key, refusing duplicate keys.
+
+PyYAML's safe loader silently keeps the last of two equal keys and forgets where things were. Stewards
+need both: a duplicate key is an error naming both lines, and every later error (an unknown field, a
+missing crosswalk) points at the line of the key it is about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from saleshub.errors import LoadIssue
+
+__all__ = ["Located", "load_located_yaml"]
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A loaded YAML document and the 1-based line of each key or list item, by path."""
+
+    data: Any
+    lines: dict[Path, int]
+
+    def line_of(self, path: Path) -> int | None:
+        """Line of ``path``, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[Path, int] = {}
+        self.issues: list[LoadIssue] = []
+        self._scalars = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalars.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self._scalars.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                dotted = ".".join(str(p) for p in path)
+                self.issues.append(LoadIssue(self.file, line, dotted, f"key {key!r} is not text"))
+                key = str(key)
+            if key in result:
+                first = self.lines[(*path, key)]
+                dotted = ".".join(str(p) for p in (*path, key))
+                message = f"duplicate key (first defined on line {first})"
+                self.issues.append(LoadIssue(self.file, line, dotted, message))
+                continue
+            self.lines[(*path, key)] = line
+            result[key] = self.build(value_node, (*path, key))
+        return result
+
+
+def load_located_yaml(text: str, file: str) -> tuple[Located | None, list[LoadIssue]]:
+    """Parse ``text``; return the document with key lines, or ``None`` and the syntax error."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        return None, [LoadIssue(file, line, "", f"not valid YAML: {problem}")]
+    if root is None:
+        return None, [LoadIssue(file, 1, "", "the file is empty")]
+    builder = _Builder(file)
+    try:
+        data = builder.build(root, ())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return None, [LoadIssue(file, line, "", f"not valid YAML: {exc}")]
+    return Located(data, builder.lines), builder.issues
