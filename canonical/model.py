@@ -110,10 +110,13 @@ class Money(_Canonical):
         if abs(self.amount) >= _MAX_AMOUNT:
             raise ValueError(f"amount {self.amount} is out of range (at most 15 integer digits)")
         digits = currency_minor_digits(self.currency)
-        if self.amount != self.amount.quantize(Decimal(1).scaleb(-digits)):
+        quantized = self.amount.quantize(Decimal(1).scaleb(-digits))
+        if self.amount != quantized:
             raise ValueError(
                 f"amount {self.amount} has more decimal places than {self.currency} allows ({digits})"
             )
+        # Same value, currency's own scale: 75.5 EUR is stored and published as 75.50.
+        object.__setattr__(self, "amount", quantized)
         return self
 
     @property

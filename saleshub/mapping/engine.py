@@ -59,8 +59,13 @@ def _generic(target: str) -> str:
     return ".".join(parts)
 
 
-def _is_under(target: str, failed: set[str]) -> bool:
-    return any(target == f or target.startswith(f + ".") or target.startswith(f + "[") for f in failed)
+def _related(target: str, failed: set[str]) -> bool:
+    """Whether ``target`` is, contains or lies inside a field that already failed to map."""
+
+    def nested(inner: str, outer: str) -> bool:
+        return inner.startswith((outer + ".", outer + "["))
+
+    return any(target == f or nested(target, f) or nested(f, target) for f in failed)
 
 
 class CompiledMapping:
@@ -112,7 +117,7 @@ class CompiledMapping:
         found: list[FieldError] = []
         for error in exc.errors(include_url=False):
             target = _target_of(tuple(error["loc"]))
-            if _is_under(target, failed):
+            if _related(target, failed):
                 continue
             rule = error["msg"].removeprefix("Value error, ")
             has_value = error["type"] != "missing"

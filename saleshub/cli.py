@@ -1,0 +1,178 @@
+"""The ``saleshub`` command line (Typer + Rich).
+
+``saleshub mappings validate|test|preview|schema`` are the data stewards' commands: check every
+mapping file at once, run the golden samples with field-level differences, see what one payload
+becomes, and regenerate the editor schema of the mapping-file format.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adapters.registry import AdapterRegistry
+from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
+from saleshub.goldens import CaseResult, discover, render, run_case
+from saleshub.mapping.catalog import MappingCatalog
+from saleshub.mapping.schema import mapping_file_schema
+from saleshub.settings import Settings
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="saleshub",
+    help="Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+mappings_app = typer.Typer(help="Check, test and preview the steward-owned mapping files.", no_args_is_help=True)
+app.add_typer(mappings_app, name="mappings")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+MappingsDir = Annotated[
+    Path | None, typer.Option("--dir", help="mappings directory [default: SALESHUB_MAPPINGS_DIR or ./mappings]")
+]
+
+
+def _catalog(directory: Path | None) -> MappingCatalog:
+    path = directory or Settings().mappings_dir
+    try:
+        return MappingCatalog.load(path)
+    except MappingLoadError as exc:
+        _print_load_issues(exc)
+        raise typer.Exit(1) from None
+    except SalesHubError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _print_load_issues(exc: MappingLoadError) -> None:
+    err.print(f"[red bold]{len(exc.issues)} problem(s) in the mappings[/red bold]")
+    for issue in exc.issues:
+        where = f"{issue.file}:{issue.line}" if issue.line else issue.file
+        key = f" [cyan]{issue.key}[/cyan]:" if issue.key else ""
+        err.print(f"  [bold]{where}[/bold]{key} {issue.message}", soft_wrap=True)
+
+
+@mappings_app.command("validate")
+def validate(directory: MappingsDir = None) -> None:
+    """Load and check every mapping file and crosswalk; list every problem; exit 1 on any."""
+    catalog = _catalog(directory)
+    table = Table("system", "mapping", "revision", "content hash", "file", title="Mappings OK")
+    for compiled in catalog:
+        identity = compiled.identity
+        table.add_row(identity.system, identity.name, identity.revision, identity.content_hash[:12], identity.file)
+    out.print(table)
+
+
+def _show_result(result: CaseResult, verbose: bool) -> None:
+    case = result.case
+    label = f"{case.system}/{case.name}"
+    if result.missing_expected:
+        out.print(f"[yellow]NEW [/yellow] {label}: no {case.expected.name} yet (run with --update, then review)")
+        return
+    if result.passed:
+        if verbose:
+            out.print(f"[green]PASS[/green] {label}")
+        return
+    out.print(f"[red]FAIL[/red] {label}")
+    table = Table("field", "expected", "actual", show_lines=False)
+    for difference in result.differences:
+        table.add_row(difference.field, json.dumps(difference.expected, ensure_ascii=False),
+                      json.dumps(difference.actual, ensure_ascii=False))
+    out.print(table)
+
+
+@mappings_app.command("test")
+def test(
+    systems: Annotated[list[str] | None, typer.Argument(help="only these systems")] = None,
+    directory: MappingsDir = None,
+    samples: Annotated[Path | None, typer.Option(help="golden samples directory")] = None,
+    update: Annotated[bool, typer.Option("--update", help="write actual output as expected")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="list passing cases too")] = False,
+) -> None:
+    """Run every golden sample through its mapping and show field-level differences."""
+    catalog = _catalog(directory)
+    registry = AdapterRegistry.default()
+    samples_dir = samples or Settings().samples_dir
+    results: list[CaseResult] = []
+    for case in discover(samples_dir, systems):
+        try:
+            adapter = registry.create(case.system, catalog)
+        except SalesHubError as exc:
+            err.print(f"[red]error:[/red] {case.payload}: {exc}")
+            raise typer.Exit(1) from None
+        result = run_case(case, adapter)
+        if update and not result.passed:
+            text = json.dumps(result.actual, ensure_ascii=False, indent=2) + "\n"
+            case.expected.write_text(text, encoding="utf-8")
+            out.print(f"[yellow]WROTE[/yellow] {case.expected}")
+            continue
+        results.append(result)
+        _show_result(result, verbose)
+    failed = [r for r in results if not r.passed]
+    passed = len(results) - len(failed)
+    colour = "red" if failed else "green"
+    out.print(f"[{colour}]{passed} passed, {len(failed)} failed[/{colour}]")
+    if not results and not update:
+        err.print(f"[red]error:[/red] no golden samples found in {samples_dir}")
+        raise typer.Exit(1)
+    if failed:
+        raise typer.Exit(1)
+
+
+@mappings_app.command("preview")
+def preview(
+    system: Annotated[str, typer.Argument(help="source system, e.g. pyxis")],
+    file: Annotated[Path, typer.Argument(help="payload file, or - for standard input")],
+    directory: MappingsDir = None,
+) -> None:
+    """Show the canonical order one payload becomes, or every error that stops it."""
+    catalog = _catalog(directory)
+    try:
+        adapter = AdapterRegistry.default().create(system, catalog)
+    except SalesHubError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    body = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    try:
+        translation = adapter.translate(body)
+    except MappingError as exc:
+        err.print(f"[red bold]{len(exc.errors)} error(s)[/red bold] mapping {file} with {exc.mapping}")
+        table = Table("canonical field", "source", "problem", "value")
+        for error in exc.errors:
+            value = repr(error.value) if error.has_value else "(no value)"
+            table.add_row(error.target, error.source, error.rule, value)
+        err.print(table)
+        raise typer.Exit(1) from None
+    except DataError as exc:
+        err.print(f"[red]rejected:[/red] {exc}")
+        raise typer.Exit(1) from None
+    rendered: dict[str, Any] = render(translation)
+    rendered["mapping"] = {
+        "label": translation.mapped.mapping.label,
+        "content_hash": translation.mapped.mapping.content_hash,
+    }
+    rendered["fingerprint"] = translation.mapped.order.fingerprint()
+    sys.stdout.write(json.dumps(rendered, ensure_ascii=False, indent=2) + "\n")
+
+
+@mappings_app.command("schema")
+def schema(
+    output: Annotated[Path | None, typer.Option(help="write to this file instead of standard output")] = None,
+) -> None:
+    """Print the JSON Schema of the mapping-file format (for editors)."""
+    text = json.dumps(mapping_file_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")
