@@ -6,7 +6,8 @@ nesting are refused; numbers with a fraction or exponent become ``Decimal`` (nev
 XML (lxml ≥ 6.1): any ``DOCTYPE`` is refused before and after parsing, entity resolution, DTD loading
 and network access are off, and the size is bounded, so external entities, external DTDs, parameter
 entities and entity-expansion bombs are rejected without reading a file, touching the network or
-growing memory; libxml2's own limits (depth 256, no huge trees) bound the rest. The declared encoding (``ISO-8859-1`` …) is honoured.
+growing memory; libxml2's own limits (depth 256, no huge trees) bound the rest. The declared
+encoding (``ISO-8859-1`` …) is honoured.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-class _DuplicateKey(ValueError):
+class _DuplicateKeyError(ValueError):
     pass
 
 
@@ -46,7 +47,7 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise _DuplicateKey(f"key {key!r} appears twice in one object")
+                raise _DuplicateKeyError(f"key {key!r} appears twice in one object")
             seen.add(key)
     return result
 
@@ -70,7 +71,7 @@ def decode_json(system: str, body: bytes, max_bytes: int = DEFAULT_MAX_BODY_BYTE
         raise DecodeError(system, f"not valid JSON: {exc.msg}", position=position) from None
     except RecursionError:
         raise DecodeError(system, "JSON is nested too deeply") from None
-    except _DuplicateKey as exc:
+    except _DuplicateKeyError as exc:
         raise DecodeError(system, str(exc)) from None
     except ValueError as exc:
         # int() refuses numbers over 4,300 digits; _refuse_constant refuses NaN/Infinity.
@@ -113,11 +114,12 @@ def decode_xml(system: str, body: bytes, max_bytes: int = DEFAULT_MAX_BODY_BYTES
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
-        raise DecodeError(system, f"not well-formed XML: {exc.msg}", position=f"line {line} column {column}") from None
+        raise DecodeError(
+            system, f"not well-formed XML: {exc.msg}", position=f"line {line} column {column}"
+        ) from None
     except (ValueError, LookupError) as exc:
         raise DecodeError(system, f"XML cannot be decoded: {exc}") from None
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise DecodeError(system, "XML with a DOCTYPE is not accepted (entities and DTDs are unsafe)")
     return root
-

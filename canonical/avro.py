@@ -183,8 +183,7 @@ def _money_from_avro(value: Any) -> Any:
     if isinstance(value, dict):
         # system_metadata is free text: its keys are never mistaken for a Money record.
         return {
-            key: item if key == "system_metadata" else _money_from_avro(item)
-            for key, item in value.items()
+            key: item if key == "system_metadata" else _money_from_avro(item) for key, item in value.items()
         }
     if isinstance(value, list):
         return [_money_from_avro(item) for item in value]
@@ -194,4 +193,3 @@ def _money_from_avro(value: Any) -> Any:
 def order_from_avro(record: dict[str, Any]) -> ServiceOrder:
     """Rebuild a validated ``ServiceOrder`` from a record that fastavro read."""
     return ServiceOrder.model_validate(_money_from_avro(record))
-

@@ -261,9 +261,7 @@ class ServiceOrder(_Canonical):
         currency = self.totals.gross_amount.currency
         for money_name, money in self._money_fields():
             if money.currency != currency:
-                raise ValueError(
-                    f"{money_name} is in {money.currency} but the order total is in {currency}"
-                )
+                raise ValueError(f"{money_name} is in {money.currency} but the order total is in {currency}")
         return self
 
     def _money_fields(self) -> list[tuple[str, Money]]:

@@ -31,14 +31,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-mappings_app = typer.Typer(help="Check, test and preview the steward-owned mapping files.", no_args_is_help=True)
+mappings_app = typer.Typer(
+    help="Check, test and preview the steward-owned mapping files.", no_args_is_help=True
+)
 app.add_typer(mappings_app, name="mappings")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 MappingsDir = Annotated[
-    Path | None, typer.Option("--dir", help="mappings directory [default: SALESHUB_MAPPINGS_DIR or ./mappings]")
+    Path | None,
+    typer.Option("--dir", help="mappings directory [default: SALESHUB_MAPPINGS_DIR or ./mappings]"),
 ]
 
 
@@ -69,7 +72,9 @@ def validate(directory: MappingsDir = None) -> None:
     table = Table("system", "mapping", "revision", "content hash", "file", title="Mappings OK")
     for compiled in catalog:
         identity = compiled.identity
-        table.add_row(identity.system, identity.name, identity.revision, identity.content_hash[:12], identity.file)
+        table.add_row(
+            identity.system, identity.name, identity.revision, identity.content_hash[:12], identity.file
+        )
     out.print(table)
 
 
@@ -77,7 +82,9 @@ def _show_result(result: CaseResult, verbose: bool) -> None:
     case = result.case
     label = f"{case.system}/{case.name}"
     if result.missing_expected:
-        out.print(f"[yellow]NEW [/yellow] {label}: no {case.expected.name} yet (run with --update, then review)")
+        out.print(
+            f"[yellow]NEW [/yellow] {label}: no {case.expected.name} yet (run with --update, then review)"
+        )
         return
     if result.passed:
         if verbose:
@@ -86,13 +93,16 @@ def _show_result(result: CaseResult, verbose: bool) -> None:
     out.print(f"[red]FAIL[/red] {label}")
     table = Table("field", "expected", "actual", show_lines=False)
     for difference in result.differences:
-        table.add_row(difference.field, json.dumps(difference.expected, ensure_ascii=False),
-                      json.dumps(difference.actual, ensure_ascii=False))
+        table.add_row(
+            difference.field,
+            json.dumps(difference.expected, ensure_ascii=False),
+            json.dumps(difference.actual, ensure_ascii=False),
+        )
     out.print(table)
 
 
 @mappings_app.command("test")
-def test(
+def run_goldens(
     systems: Annotated[list[str] | None, typer.Argument(help="only these systems")] = None,
     directory: MappingsDir = None,
     samples: Annotated[Path | None, typer.Option(help="golden samples directory")] = None,

@@ -26,7 +26,9 @@ class ErpAdapter(SourceAdapter):
     """Adapter for Oracle Fusion sales orders (JSON items of the Order Hub REST resource)."""
 
     system: ClassVar[str] = "erp"
-    media_types: ClassVar[frozenset[str]] = frozenset({"application/json", "application/vnd.oracle.adf.resourceitem+json"})
+    media_types: ClassVar[frozenset[str]] = frozenset(
+        {"application/json", "application/vnd.oracle.adf.resourceitem+json"}
+    )
 
     @override
     def decode(self, body: bytes) -> Any:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from typing_extensions import override
-
 from lxml import etree
+from typing_extensions import override
 
 from adapters.base import EventInfo, SourceAdapter
 from adapters.decoding import decode_xml

@@ -1,0 +1,1 @@
+"""The declarative mapping engine: mapping-file format, compiler, runtime nodes and catalog."""

@@ -41,13 +41,14 @@ def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[tuple[str | int, 
     current = data
     for part in loc:
         if isinstance(current, dict) and part in current:
-            current, path = current[part], (*path, part)
+            current = current[part]
         elif isinstance(current, list) and isinstance(part, int) and part < len(current):
-            current, path = current[part], (*path, part)
+            current = current[part]
         elif part in NODE_TAGS or part in ("function-after", "function-before"):
             continue
         else:
             return (*path, part), False
+        path = (*path, part)
     return path, True
 
 

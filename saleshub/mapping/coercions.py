@@ -66,7 +66,7 @@ def to_int(value: Any) -> int:
 
 def to_decimal(value: Any, separator: str = ".", scale: int | None = None) -> Decimal:
     """An exact decimal from digits (with the given decimal separator) or a JSON number."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise CoercionError(f"expected a decimal number, got {type(value).__name__}")
     if isinstance(value, int):
         number = Decimal(value)

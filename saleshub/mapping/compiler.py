@@ -177,7 +177,11 @@ class _Compiler:
             if built is not None:
                 compiled.append(built)
         for name, info in model.model_fields.items():
-            if info.is_required() and name not in nodes and not (model is ServiceOrder and name in SET_BY_HUB):
+            if (
+                info.is_required()
+                and name not in nodes
+                and not (model is ServiceOrder and name in SET_BY_HUB)
+            ):
                 self.issue(spath, f"required canonical field {target}{name} is not mapped")
         return tuple(compiled)
 
@@ -383,7 +387,9 @@ class _Compiler:
         test = _condition_test(spec)
         return CompiledCondition(read, test, described)
 
-    def coercer(self, node: ValueNode, spath: SpecPath, source: str) -> Callable[[Any, Run, Scope], Any] | None:
+    def coercer(
+        self, node: ValueNode, spath: SpecPath, source: str
+    ) -> Callable[[Any, Run, Scope], Any] | None:
         kind = node.type
         if kind == "string":
             return (lambda v, r, s: co.to_text(v)) if node.lookup is None else None
@@ -412,8 +418,14 @@ class _Compiler:
         fmt = node.format
         return lambda v, r, s: co.to_datetime(v, tz, fmt)
 
-    def phone_coercer(self, node: ValueNode, spath: SpecPath, source: str) -> Callable[[Any, Run, Scope], Any]:
-        region = self.value("region", node.region, str, (*spath, "region"), "region", source) if node.region else None
+    def phone_coercer(
+        self, node: ValueNode, spath: SpecPath, source: str
+    ) -> Callable[[Any, Run, Scope], Any]:
+        region = (
+            self.value("region", node.region, str, (*spath, "region"), "region", source)
+            if node.region
+            else None
+        )
 
         def coerce(value: Any, run: Run, scope: Scope) -> str:
             code = region.produce(run, scope) if region is not None else None
@@ -421,7 +433,9 @@ class _Compiler:
 
         return coerce
 
-    def money_coercer(self, node: ValueNode, spath: SpecPath, source: str) -> Callable[[Any, Run, Scope], Any]:
+    def money_coercer(
+        self, node: ValueNode, spath: SpecPath, source: str
+    ) -> Callable[[Any, Run, Scope], Any]:
         currency = (
             self.value("currency", node.currency, str, (*spath, "currency"), "currency", source)
             if node.currency is not None
@@ -469,9 +483,7 @@ def _generic(target: str) -> str:
     return target.replace("[]", "")
 
 
-def compile_mapping(
-    spec: MappingFile, located: Located, file: str, crosswalks: Crosswalks
-) -> CompiledTree:
+def compile_mapping(spec: MappingFile, located: Located, file: str, crosswalks: Crosswalks) -> CompiledTree:
     """Compile ``spec``; the tree's ``issues`` list every problem found, with lines."""
     compiler = _Compiler(spec, located, file, crosswalks)
     root = compiler.compile()

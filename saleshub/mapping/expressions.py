@@ -141,7 +141,7 @@ class _Compiler:
         return result
 
     def _Constant(self, node: ast.Constant) -> Evaluator:
-        value = node.value
+        value: object = node.value
         if isinstance(value, float):
             text = ast.get_source_segment(self.source, node) or repr(value)
             value = Decimal(text)

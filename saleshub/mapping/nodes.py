@@ -80,9 +80,7 @@ class CompiledCondition:
 
     __slots__ = ("describe", "read", "test")
 
-    def __init__(
-        self, read: Callable[[Run, Scope], Any], test: Callable[[Any], bool], describe: str
-    ) -> None:
+    def __init__(self, read: Callable[[Run, Scope], Any], test: Callable[[Any], bool], describe: str) -> None:
         self.read, self.test, self.describe = read, test, describe
 
     def holds(self, run: Run, scope: Scope) -> bool:
@@ -189,7 +187,9 @@ class CompiledValue(CompiledNode):
         if self.default is not None:
             return self.default
         if self.required:
-            run.fail(scope.target + self.name, self._source(scope), "required value is missing", has_value=False)
+            run.fail(
+                scope.target + self.name, self._source(scope), "required value is missing", has_value=False
+            )
         return None
 
 
@@ -262,7 +262,12 @@ class CompiledList(CompiledNode):
             return None
         elements = self.each.items(scope.item, run.root)
         if elements is None:
-            run.fail(f"{scope.target}{self.name}", scope.source + self.each.text, "expected a list", has_value=False)
+            run.fail(
+                f"{scope.target}{self.name}",
+                scope.source + self.each.text,
+                "expected a list",
+                has_value=False,
+            )
             return None
         results: list[dict[str, Any]] = []
         for index, element in enumerate(elements):

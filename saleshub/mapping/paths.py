@@ -15,11 +15,10 @@ import re
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 
-from typing_extensions import override
-
 import jmespath
 import jmespath.exceptions
 from lxml import etree
+from typing_extensions import override
 
 __all__ = ["PathError", "SourcePath", "compile_path"]
 

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: install, lint, format check, type check, mapping checks, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
+echo "== mypy --strict"; .venv/bin/mypy
+echo "== saleshub mappings validate"; .venv/bin/saleshub mappings validate
+echo "== saleshub mappings test"; .venv/bin/saleshub mappings test
+echo "== pytest"; .venv/bin/pytest "$@"
