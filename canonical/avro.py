@@ -193,3 +193,10 @@ def _money_from_avro(value: Any) -> Any:
 def order_from_avro(record: dict[str, Any]) -> ServiceOrder:
     """Rebuild a validated ``ServiceOrder`` from a record that fastavro read."""
     return ServiceOrder.model_validate(_money_from_avro(record))
+
+
+if __name__ == "__main__":  # regenerate the committed schema: python -m canonical.avro > FILE
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(service_order_schema(), indent=2) + "\n")

@@ -40,7 +40,8 @@ def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[tuple[str | int, 
     path: tuple[str | int, ...] = ()
     current = data
     for part in loc:
-        if isinstance(current, dict) and part in current:
+        # Separate branches keep mypy's narrowing of `part` per container type.
+        if isinstance(current, dict) and part in current:  # noqa: SIM114
             current = current[part]
         elif isinstance(current, list) and isinstance(part, int) and part < len(current):
             current = current[part]
