@@ -242,17 +242,19 @@ class ServiceOrder(_Canonical):
     @model_validator(mode="before")
     @classmethod
     def _derive_hub_order_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("hub_order_id") is None:
-            system, external_id = data.get("source_system"), data.get("external_order_id")
-            if isinstance(system, str) and isinstance(external_id, str):
-                return {**data, "hub_order_id": hub_order_id_for(system, external_id)}
-        return data
+        if not isinstance(data, dict):
+            return data
+        system, external_id = data.get("source_system"), data.get("external_order_id")
+        if not (isinstance(system, str) and isinstance(external_id, str)):
+            return data  # field validation reports what is wrong with the identity
+        expected = hub_order_id_for(system, external_id)
+        given = data.get("hub_order_id")
+        if given is not None and str(given) != str(expected):
+            raise ValueError(f"hub_order_id must be {expected} for this source order")
+        return {**data, "hub_order_id": expected}
 
     @model_validator(mode="after")
     def _check_order_rules(self) -> Self:
-        expected_id = hub_order_id_for(self.source_system, self.external_order_id)
-        if self.hub_order_id != expected_id:
-            raise ValueError(f"hub_order_id must be {expected_id} for this source order")
         if not self.lines and self.status is not OrderStatus.CANCELLED:
             raise ValueError("an order needs at least one line unless it is CANCELLED")
         numbers = [line.line_number for line in self.lines]

@@ -42,7 +42,7 @@ class PyxisAdapter(SourceAdapter):
         if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 128:
             raise self.fail("eventId must be a non-empty text of at most 128 characters")
         kind = document.get("eventType")
-        if kind not in _EVENT_TYPES:
+        if not isinstance(kind, str) or kind not in _EVENT_TYPES:
             raise self.fail(f"eventType must be one of {', '.join(_EVENT_TYPES)}; got {kind!r}")
         order = document.get("order")
         if not isinstance(order, dict):

@@ -43,7 +43,7 @@ class TempoAdapter(SourceAdapter):
         if not message_id or len(message_id) > 128:
             raise self.fail("attribute messageId must be a non-empty text of at most 128 characters")
         action = document.get("action")
-        if action not in _ACTIONS:
+        if not isinstance(action, str) or action not in _ACTIONS:
             raise self.fail(f"attribute action must be one of {', '.join(_ACTIONS)}; got {action!r}")
         sequence = (document.get("sequence") or "").strip()
         if sequence and not (sequence.isdigit() and len(sequence) <= 18):

@@ -23,7 +23,7 @@ from saleshub.mapping import spec as spec_module
 from saleshub.mapping.compiler import Crosswalks, compile_mapping
 from saleshub.mapping.engine import CompiledMapping, MappingIdentity
 from saleshub.mapping.spec import NODE_TAGS, MappingFile
-from saleshub.mapping.yaml_source import Located, load_located_yaml
+from saleshub.mapping.yaml_source import Located, dotted_key, load_located_yaml
 
 __all__ = ["CROSSWALK_DIR", "MappingCatalog"]
 
@@ -57,7 +57,7 @@ def _spec_issues(exc: ValidationError, located: Located, file: str) -> list[Load
     issues: list[LoadIssue] = []
     for error in exc.errors(include_url=False):
         path, exists = _data_path(located.data, tuple(error["loc"]))
-        key = ".".join(str(p) for p in path if p not in ("fields",))
+        key = dotted_key(path)
         line = located.line_of(path)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

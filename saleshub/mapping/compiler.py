@@ -52,7 +52,7 @@ from saleshub.mapping.spec import (
     ObjectNode,
     ValueNode,
 )
-from saleshub.mapping.yaml_source import Located
+from saleshub.mapping.yaml_source import Located, dotted_key
 
 __all__ = ["SET_BY_HUB", "CompiledTree", "Crosswalks", "compile_mapping"]
 
@@ -141,7 +141,7 @@ class _Compiler:
     # -- reporting -----------------------------------------------------------------------------
 
     def issue(self, spath: SpecPath, message: str) -> None:
-        key = ".".join(str(p) for p in spath if p not in ("fields", "target"))
+        key = dotted_key(spath)
         self.issues.append(LoadIssue(self.file, self.located.line_of(spath), key, message))
 
     # -- entry point ---------------------------------------------------------------------------

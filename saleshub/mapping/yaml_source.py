@@ -14,9 +14,18 @@ import yaml
 
 from saleshub.errors import LoadIssue
 
-__all__ = ["Located", "load_located_yaml"]
+__all__ = ["Located", "dotted_key", "load_located_yaml"]
 
 Path = tuple[str | int, ...]
+
+
+def dotted_key(path: Path) -> str:
+    """A steward-readable key for a path in a mapping file: ``customer.phone.region``.
+
+    The ``target`` root and the ``fields`` levels are structure, not names, so they are left out.
+    """
+    parts = [str(p) for i, p in enumerate(path) if p != "fields" and not (i == 0 and p == "target")]
+    return ".".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +65,12 @@ class _Builder:
             key = self._scalars.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if not isinstance(key, str):
-                dotted = ".".join(str(p) for p in path)
+                dotted = dotted_key(path)
                 self.issues.append(LoadIssue(self.file, line, dotted, f"key {key!r} is not text"))
                 key = str(key)
             if key in result:
                 first = self.lines[(*path, key)]
-                dotted = ".".join(str(p) for p in (*path, key))
+                dotted = dotted_key((*path, key))
                 message = f"duplicate key (first defined on line {first})"
                 self.issues.append(LoadIssue(self.file, line, dotted, message))
                 continue

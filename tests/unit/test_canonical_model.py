@@ -11,7 +11,10 @@ from pydantic import ValidationError
 from canonical import Money, ServiceOrder, hub_order_id_for
 from canonical.fingerprint import order_fingerprint
 
-SAMPLE = Path(__file__).resolve().parents[2] / "contracts/samples/pyxis/07_fr_partner_company_multiline.expected.json"
+SAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / "contracts/samples/pyxis/07_fr_partner_company_multiline.expected.json"
+)
 
 
 def order_data() -> dict[str, Any]:
