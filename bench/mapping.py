@@ -76,9 +76,8 @@ def main() -> None:
         verdict = f"≥ {target:,}  {'met' if value >= target else 'NOT met'}" if target else ""
         print(f"{name:<24}{value:>12,.0f}  {verdict}")
     ratio = best["pyxis (engine)"] / best["pyxis (hand-written)"]
-    print(
-        f"\nengine / hand-written (pyxis): {ratio:.2f}×  target ≥ 0.70×  {'met' if ratio >= 0.7 else 'NOT met'}"
-    )
+    verdict = "met" if ratio >= 0.7 else "NOT met"
+    print(f"\nengine / hand-written (pyxis): {ratio:.2f}×  target ≥ 0.70×  {verdict}")
 
 
 if __name__ == "__main__":
