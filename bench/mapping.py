@@ -21,21 +21,19 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.registry import AdapterRegistry  # noqa: E402
 from bench.handwritten_pyxis import HandwrittenPyxisMapper  # noqa: E402
+from saleshub.goldens import discover  # noqa: E402
 from saleshub.mapping.catalog import MappingCatalog  # noqa: E402
 
 TARGETS = {"pyxis": 20_000, "tempo": 10_000}
 
 
 def bodies(system: str) -> list[bytes]:
-    found = []
-    for payload in sorted((ROOT / "contracts/samples" / system).iterdir()):
-        if payload.suffix in (".json", ".xml") and not payload.name.endswith(".expected.json"):
-            expected = json.loads(
-                payload.with_name(payload.name.rsplit(".", 1)[0] + ".expected.json").read_text()
-            )
-            if "order" in expected:
-                found.append(payload.read_bytes())
-    return found
+    """The system's golden payloads that must map (negative samples left out)."""
+    return [
+        case.payload.read_bytes()
+        for case in discover(ROOT / "contracts/samples", [system])
+        if "order" in json.loads(case.expected.read_text(encoding="utf-8"))
+    ]
 
 
 def rate(work: Callable[[bytes], object], payloads: list[bytes], seconds: float) -> float:

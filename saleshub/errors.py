@@ -37,6 +37,7 @@ __all__ = [
     "RetriableError",
     "SalesHubError",
     "UnknownAdapterError",
+    "generic_target",
 ]
 
 _MAX_VALUE_CHARS = 80
@@ -116,8 +117,8 @@ def _short(value: object) -> str:
     return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
 
 
-def _generic_target(target: str) -> str:
-    # "lines[3].unit_price" -> "lines.unit_price": the form PERSONAL_DATA_FIELDS uses.
+def generic_target(target: str) -> str:
+    """``lines[3].unit_price`` (or ``lines[].unit_price``) as ``lines.unit_price``, index-free."""
     parts = [part.split("[", 1)[0] for part in target.split(".")]
     return ".".join(parts)
 
@@ -135,7 +136,7 @@ class FieldError:
     @property
     def personal(self) -> bool:
         """Whether the value belongs to a personal-data field and must not be shown in logs."""
-        return _generic_target(self.target) in PERSONAL_DATA_FIELDS
+        return generic_target(self.target) in PERSONAL_DATA_FIELDS
 
     def shown_value(self) -> str:
         """The offending value as it may appear in a message (masked if personal data)."""

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Create .venv (Python 3.11+) and install the hub with its development tools. Idempotent.
+# Debian packages: only python3-venv, installed here when the interpreter lacks venv/ensurepip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+  if ! "$PYTHON" -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    fi
+    "$PYTHON" -m venv .venv
+  fi
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'

@@ -24,7 +24,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import AwareDatetime, BaseModel
 
 from canonical.model import Money, ServiceOrder
-from saleshub.errors import LoadIssue
+from saleshub.errors import LoadIssue, generic_target
 from saleshub.mapping import coercions as co
 from saleshub.mapping.crosswalk import Crosswalk, load_crosswalk
 from saleshub.mapping.expressions import ExpressionError, compile_expression
@@ -247,7 +247,7 @@ class _Compiler:
             if any(c is None for c in candidates):
                 return None
             self.check_enum_value(bare, node.default, (*spath, "default"))
-            self.sources[_generic(where)] = " | ".join(c.source for c in candidates if c)
+            self.sources[generic_target(where)] = " | ".join(c.source for c in candidates if c)
             ready = tuple(c for c in candidates if c is not None)
             return CompiledFirstOf(name, ready, node.default, node.required)
         if not isinstance(node, ValueNode):
@@ -255,7 +255,7 @@ class _Compiler:
             return None
         built = self.value(name, node, bare, spath, where, source)
         if built is not None:
-            self.sources[_generic(where)] = f"{source}{built.source}"
+            self.sources[generic_target(where)] = f"{source}{built.source}"
         return built
 
     def value(
@@ -359,12 +359,10 @@ class _Compiler:
         return CompiledLookup(table, crosswalk.file, spec.column, spec.on_missing, spec.default)
 
     def report_once(self, key: tuple[str, str, str], issues: list[LoadIssue]) -> None:
+        # A crosswalk shared by several mapping files is reported once; the catalog fails either way.
         if key not in self.crosswalks.reported:
             self.crosswalks.reported.add(key)
             self.issues.extend(issues)
-        elif issues:
-            # Already reported by an earlier mapping file; still fail this one.
-            self.issues.append(issues[0])
 
     def check_table_results(self, crosswalk: Crosswalk, spec: LookupSpec, enum: type[Enum]) -> None:
         members = {m.value for m in enum}
@@ -477,10 +475,6 @@ def _same(value: Any, expected: Any) -> bool:
     if isinstance(expected, str) or isinstance(value, str):
         return str(value).strip() == str(expected)
     return bool(value == expected)
-
-
-def _generic(target: str) -> str:
-    return target.replace("[]", "")
 
 
 def compile_mapping(spec: MappingFile, located: Located, file: str, crosswalks: Crosswalks) -> CompiledTree:

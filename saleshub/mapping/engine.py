@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from canonical.model import ServiceOrder
-from saleshub.errors import FieldError, MappingError
+from saleshub.errors import FieldError, MappingError, generic_target
 from saleshub.mapping.nodes import CompiledObject, Run, Scope
 
 __all__ = ["CompiledMapping", "MappedOrder", "MappingIdentity"]
@@ -52,11 +52,6 @@ def _target_of(loc: tuple[str | int, ...]) -> str:
         else:
             out += f".{part}" if out else part
     return out or "(order)"
-
-
-def _generic(target: str) -> str:
-    parts = [part.split("[", 1)[0] for part in target.split(".")]
-    return ".".join(parts)
 
 
 def _related(target: str, failed: set[str]) -> bool:
@@ -101,7 +96,7 @@ class CompiledMapping:
         raise MappingError(self.identity.system, self.identity.label, errors)
 
     def _source_for(self, target: str) -> str:
-        generic = _generic(target)
+        generic = generic_target(target)
         source = self._sources.get(generic)
         while source is None and "." in generic:
             generic = generic.rsplit(".", 1)[0]

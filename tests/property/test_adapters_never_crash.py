@@ -50,7 +50,9 @@ def check_outcome(adapter: SourceAdapter, body: bytes) -> None:
     else:
         order = translation.mapped.order
         assert order.source_system == adapter.system
-        assert order.fingerprint() == order.fingerprint()
+        assert -(2**63) <= order.fingerprint() < 2**63
+        amounts = [line.unit_price.amount for line in order.lines] + [order.totals.gross_amount.amount]
+        assert all(type(amount) is Decimal for amount in amounts)
 
 
 def contains_float(value: Any) -> bool:
