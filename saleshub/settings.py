@@ -1,21 +1,36 @@
 """The hub's settings: one pydantic-settings model, read from ``SALESHUB_*`` environment variables.
 
-Sources, first wins: constructor arguments, environment variables (``SALESHUB_MAPPINGS_DIR`` …), an
-optional ``.env`` file in the working directory, then the defaults below.
+Sources, first wins: constructor arguments, environment variables (``SALESHUB_DATABASE_URL`` …), an
+optional ``.env`` file in the working directory, an optional YAML file named by
+``SALESHUB_CONFIG_FILE`` (keys are the field names below, lower case), then the defaults.
+
+With no ``database_url`` the hub runs an embedded PostgreSQL (the ``pgserver`` package) whose data
+lives under ``data_dir``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
-__all__ = ["Settings"]
+from saleshub.errors import ConfigurationError
+
+__all__ = ["CONFIG_FILE_VARIABLE", "Settings"]
+
+CONFIG_FILE_VARIABLE = "SALESHUB_CONFIG_FILE"
 
 
 class Settings(BaseSettings):
-    """Where the hub finds its steward-owned files and contracts."""
+    """Everything an operator can configure; each field is documented in the README."""
 
     model_config = SettingsConfigDict(env_prefix="SALESHUB_", env_file=".env", extra="ignore")
 
@@ -23,3 +38,50 @@ class Settings(BaseSettings):
     samples_dir: Path = Field(
         default=Path("contracts/samples"), description="golden sample payloads with expected output"
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql+psycopg://…); unset = embedded PostgreSQL under data_dir",
+    )
+    data_dir: Path = Field(default=Path(".saleshub"), description="embedded database and local state")
+    db_pool_size: int = Field(default=16, ge=1, le=200, description="database connections per process")
+    host: str = Field(default="127.0.0.1", description="address `saleshub serve` listens on")
+    port: int = Field(default=8080, ge=1, le=65535, description="port `saleshub serve` listens on")
+    workers: int = Field(default=1, ge=1, le=64, description="web worker processes")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest webhook body accepted (413 above)"
+    )
+    webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, description="accepted clock difference of webhook-timestamp"
+    )
+    secrets_backend: Literal["env", "file"] = Field(
+        default="env", description="where webhook secrets come from"
+    )
+    secrets_file: Path | None = Field(
+        default=None, description="YAML file of secrets when secrets_backend=file"
+    )
+    retry_after_seconds: int = Field(
+        default=5, ge=1, description="Retry-After sent with 503 when the database is down"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, environment, ``.env``, then the YAML file named by ``SALESHUB_CONFIG_FILE``."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            if not Path(config_file).is_file():
+                raise ConfigurationError(f"{CONFIG_FILE_VARIABLE}={config_file}: no such file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the hub runs its own PostgreSQL (no ``database_url`` configured)."""
+        return self.database_url is None

@@ -1,0 +1,105 @@
+"""The ASGI application: ``POST /webhooks/{system}``, ``GET /health/live``, ``GET /health/ready``.
+
+The webhook logic lives in ``saleshub.api.webhooks``. Trailing slashes are not redirected: a 307
+would make a sender re-POST elsewhere, so ``/webhooks/pyxis/`` is simply a 404.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from saleshub.api.responses import EventReceipt, Health, Readiness
+from saleshub.api.webhooks import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, receive
+from saleshub.runtime import HubRuntime
+from saleshub.settings import Settings
+from saleshub.store.migrate import current_revision, head_revision
+
+__all__ = ["app_from_environment", "create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(runtime: HubRuntime | None = None, settings: Settings | None = None) -> FastAPI:
+    """The application; opens its own runtime from ``settings`` at start-up when none is given."""
+    state: dict[str, HubRuntime] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            state["runtime"] = runtime
+            yield
+            return
+        opened = await run_in_threadpool(HubRuntime.open, settings or Settings())
+        state["runtime"] = opened
+        try:
+            yield
+        finally:
+            await run_in_threadpool(opened.close)
+
+    app = FastAPI(
+        title="Sales integration hub",
+        version="1.0.0",
+        description="Receives retail service orders from sales systems as signed webhooks.",
+        redirect_slashes=False,
+        lifespan=lifespan,
+    )
+
+    @app.post(
+        "/webhooks/{system}",
+        status_code=202,
+        response_model=EventReceipt,
+        responses=WEBHOOK_RESPONSES,
+        openapi_extra=WEBHOOK_OPENAPI,
+        summary="Receive one order event from a sales system",
+    )
+    async def receive_webhook(system: str, request: Request) -> JSONResponse:
+        return await receive(state["runtime"], system, request)
+
+    @app.get("/health/live", response_model=Health, summary="Liveness: the process answers")
+    async def live() -> Health:
+        return Health()
+
+    @app.get(
+        "/health/ready",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "database unavailable or not migrated"}},
+        summary="Readiness: the database answers and is migrated",
+    )
+    async def ready() -> JSONResponse:
+        hub = state["runtime"]
+
+        def check() -> Readiness:
+            expected = head_revision()
+            try:
+                with hub.database.engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                revision = current_revision(hub.database.engine)
+            except Exception as exc:  # any failure here means "not ready"; the reason is reported
+                log.warning("readiness check failed: %s", exc)
+                return Readiness(
+                    status="unavailable",
+                    database="unreachable",
+                    schema_revision=None,
+                    expected_revision=expected,
+                )
+            status = "ok" if revision == expected else "not migrated"
+            return Readiness(
+                status=status, database="ok", schema_revision=revision, expected_revision=expected
+            )
+
+        readiness = await run_in_threadpool(check)
+        return JSONResponse(readiness.model_dump(), status_code=200 if readiness.status == "ok" else 503)
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory``: each worker opens its runtime from the environment."""
+    return create_app()

@@ -1,0 +1,1 @@
+"""Ingestion: the pipeline every transport feeds, and the transports (webhooks)."""

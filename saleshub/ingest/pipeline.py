@@ -1,0 +1,291 @@
+"""The one ingestion pipeline every transport uses (webhook, poll, Kafka, replay).
+
+``IngestPipeline.ingest(event)`` does, for one inbound event:
+
+1. outside any transaction, the CPU work: content-type check, decode, classify, map and validate
+   (through the system's adapter and the mapping catalog). A ``DataError`` becomes the event's
+   structured errors, never an exception to the caller;
+2. in **one** transaction: claim the idempotency key (a repeated key returns the original event and
+   writes nothing), store the order by the rules of ``saleshub.store.orders``, and record the event
+   with its exact raw bytes, its status and the mapping that handled it.
+
+So a caller that sees a result knows the event is durably committed; a caller that sees an
+exception (the database is down) knows nothing was written and may retry the same event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from adapters.base import EventInfo, SourceAdapter
+from saleshub.errors import (
+    ClassificationError,
+    DataError,
+    DecodeError,
+    MappingError,
+    RetriableError,
+)
+from saleshub.mapping.engine import CompiledMapping, MappedOrder
+from saleshub.store.orders import OrderOutcome, write_order
+from saleshub.store.tables import integration_event_keys, integration_events
+
+__all__ = [
+    "InboundEvent",
+    "IngestPipeline",
+    "IngestResult",
+    "ProcessedEvent",
+    "Stage",
+    "Status",
+    "Transport",
+]
+
+log = logging.getLogger(__name__)
+
+Transport = Literal["webhook", "poll", "kafka", "replay"]
+
+
+class Status(StrEnum):
+    """An integration event's status in the audit trail."""
+
+    MAPPED = "mapped"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    QUARANTINED = "quarantined"
+    FAILED = "failed"
+
+
+class Stage(StrEnum):
+    """Where processing of an event stopped, for quarantined and failed events."""
+
+    CONTENT_TYPE = "content_type"
+    DECODE = "decode"
+    CLASSIFY = "classify"
+    MAPPING = "mapping"
+    INTERNAL = "internal"
+
+
+_OUTCOME_STATUS = {
+    OrderOutcome.CREATED: Status.MAPPED,
+    OrderOutcome.UPDATED: Status.MAPPED,
+    OrderOutcome.DUPLICATE: Status.DUPLICATE,
+    OrderOutcome.STALE: Status.STALE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """One payload as a transport received it.
+
+    ``idempotency_key`` is the transport's own key (the ``webhook-id`` header); without one, the
+    source's event id is used, and failing that the body's SHA-256.
+    """
+
+    system: str
+    transport: Transport
+    body: bytes
+    content_type: str | None
+    idempotency_key: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    replay_of: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to one event. ``repeated`` means the key was seen before and nothing was written."""
+
+    event_id: uuid.UUID
+    status: Status
+    repeated: bool = False
+    stage: Stage | None = None
+    errors: dict[str, Any] | None = None
+    hub_order_id: uuid.UUID | None = None
+    order_version_no: int | None = None
+    order_outcome: OrderOutcome | None = None
+
+    @property
+    def rejected_input(self) -> bool:
+        """Whether the body itself was unusable (wrong type, undecodable, unclassifiable)."""
+        return self.stage in (Stage.CONTENT_TYPE, Stage.DECODE, Stage.CLASSIFY)
+
+
+@dataclass(slots=True)
+class ProcessedEvent:
+    """The CPU-side result of one event (decoded, classified, mapped or failed), before any write."""
+
+    info: EventInfo | None = None
+    mapping: CompiledMapping | None = None
+    mapped: MappedOrder | None = None
+    stage: Stage | None = None
+    errors: dict[str, Any] | None = None
+
+
+def _error_record(stage: Stage, exc: BaseException) -> dict[str, Any]:
+    record: dict[str, Any] = {"stage": stage.value, "error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, DecodeError):
+        record["message"] = exc.reason
+        if exc.position:
+            record["position"] = exc.position
+    elif isinstance(exc, ClassificationError):
+        record["message"] = exc.reason
+    elif isinstance(exc, MappingError):
+        record["message"] = f"{len(exc.errors)} field error(s) in mapping {exc.mapping}"
+        record["fields"] = [error.as_dict() for error in exc.errors]
+    return record
+
+
+class IngestPipeline:
+    """Processes inbound events of any registered system into the store."""
+
+    def __init__(self, engine: Engine, adapters: Mapping[str, SourceAdapter]) -> None:
+        self.engine = engine
+        self.adapters = dict(adapters)
+
+    def adapter(self, system: str) -> SourceAdapter | None:
+        """The adapter of ``system``, or ``None`` if the hub does not know it."""
+        return self.adapters.get(system)
+
+    def process(self, event: InboundEvent, adapter: SourceAdapter) -> ProcessedEvent:
+        """Decode, classify and map ``event`` without touching the database."""
+        result = ProcessedEvent()
+        if not adapter.accepts(event.content_type):
+            result.stage = Stage.CONTENT_TYPE
+            result.errors = {
+                "stage": Stage.CONTENT_TYPE.value,
+                "error": "UnsupportedMediaType",
+                "message": f"content type {event.content_type!r} is not one of "
+                f"{', '.join(sorted(adapter.media_types))}",
+            }
+            return result
+        stage = Stage.DECODE
+        try:
+            document = adapter.decode(event.body)
+            stage = Stage.CLASSIFY
+            result.info = adapter.classify(document)
+            stage = Stage.MAPPING
+            result.mapping = adapter.catalog.get(adapter.system, adapter.mapping_name(document, result.info))
+            result.mapped = result.mapping.apply(document)
+        except DataError as exc:
+            result.stage, result.errors = stage, _error_record(stage, exc)
+        except Exception as exc:  # a bug must not lose the event: record it as failed, log the trace
+            log.exception("internal error while processing a %s event at stage %s", event.system, stage.value)
+            result.stage, result.errors = Stage.INTERNAL, _error_record(Stage.INTERNAL, exc)
+            result.errors["at_stage"] = stage.value
+        return result
+
+    def ingest(self, event: InboundEvent) -> IngestResult:
+        """Process and durably record ``event``; raises ``RetriableError`` if the database is down."""
+        adapter = self.adapters[event.system]
+        started = time.perf_counter()
+        processed = self.process(event, adapter)
+        try:
+            with self.engine.begin() as conn:
+                return self.record(conn, event, processed, started)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_unavailable(exc):
+                raise RetriableError(f"the database is unavailable: {exc.orig or exc}") from exc
+            raise
+        except PoolTimeoutError as exc:
+            raise RetriableError(f"no database connection free within the pool timeout: {exc}") from exc
+
+    def record(
+        self, conn: Connection, event: InboundEvent, processed: ProcessedEvent, started: float
+    ) -> IngestResult:
+        """Write one processed event in ``conn``'s transaction (see the module docstring)."""
+        event_id = uuid.uuid4()
+        key = event.idempotency_key or (processed.info.idempotency_key if processed.info else None)
+        key = key or "sha256:" + hashlib.sha256(event.body).hexdigest()
+        claimed = conn.execute(
+            insert(integration_event_keys)
+            .values(
+                source_system=event.system,
+                idempotency_key=key,
+                event_id=event_id,
+                received_at=event.received_at,
+            )
+            .on_conflict_do_nothing()
+            .returning(integration_event_keys.c.event_id)
+        ).first()
+        if claimed is None:
+            return self._repeated(conn, event.system, key)
+
+        result = self._store(conn, event_id, processed)
+        mapping = processed.mapping
+        conn.execute(
+            integration_events.insert().values(
+                event_id=event_id,
+                received_at=event.received_at,
+                source_system=event.system,
+                transport=event.transport,
+                event_type=processed.info.event_type.value if processed.info else None,
+                content_type=event.content_type,
+                raw_body=None if event.replay_of else event.body,
+                body_sha256=hashlib.sha256(event.body).digest(),
+                body_size=len(event.body),
+                idempotency_key=key,
+                source_event_key=processed.info.idempotency_key if processed.info else None,
+                headers=dict(event.headers),
+                status=result.status.value,
+                errors=result.errors,
+                mapping=mapping.identity.label if mapping else None,
+                mapping_hash=mapping.identity.content_hash if mapping else None,
+                hub_order_id=result.hub_order_id,
+                order_version_no=result.order_version_no,
+                processing_ms=round((time.perf_counter() - started) * 1000, 3),
+                replay_of=event.replay_of,
+            )
+        )
+        return result
+
+    def _store(self, conn: Connection, event_id: uuid.UUID, processed: ProcessedEvent) -> IngestResult:
+        if processed.mapped is None:
+            status = Status.FAILED if processed.stage is Stage.INTERNAL else Status.QUARANTINED
+            return IngestResult(event_id, status, stage=processed.stage, errors=processed.errors)
+        written = write_order(conn, processed.mapped, event_id)
+        return IngestResult(
+            event_id,
+            _OUTCOME_STATUS[written.outcome],
+            hub_order_id=written.hub_order_id,
+            order_version_no=written.version_no,
+            order_outcome=written.outcome,
+        )
+
+    @staticmethod
+    def _repeated(conn: Connection, system: str, key: str) -> IngestResult:
+        keys, events = integration_event_keys.c, integration_events.c
+        original = conn.execute(
+            select(events.event_id, events.status, events.hub_order_id, events.order_version_no)
+            .join_from(
+                integration_event_keys,
+                integration_events,
+                (events.event_id == keys.event_id) & (events.received_at == keys.received_at),
+            )
+            .where(keys.source_system == system, keys.idempotency_key == key)
+        ).one()
+        return IngestResult(
+            original.event_id,
+            Status(original.status),
+            repeated=True,
+            hub_order_id=original.hub_order_id,
+            order_version_no=original.order_version_no,
+        )
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    # psycopg's OperationalError covers a refused, dropped or shut-down connection; SQLSTATE class
+    # 57 (operator intervention, e.g. admin shutdown) and 08 (connection exception) say the same.
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return type(exc.orig).__name__ == "OperationalError" or sqlstate[:2] in ("08", "57")

@@ -1,0 +1,60 @@
+"""The running hub's parts, built once per process from the settings.
+
+``HubRuntime.open(settings)`` loads and checks every mapping (a broken mapping stops the start with
+every problem listed), opens the database (embedded when no URL is set), optionally migrates it and
+creates the event partitions, and wires the ingestion pipeline and the secret store.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from adapters.base import SourceAdapter
+from adapters.registry import AdapterRegistry
+from saleshub.ingest.pipeline import IngestPipeline
+from saleshub.mapping.catalog import MappingCatalog
+from saleshub.secrets import SecretStore, secret_store_from_settings
+from saleshub.settings import Settings
+from saleshub.store.database import Database, open_database
+from saleshub.store.migrate import upgrade
+from saleshub.store.partitions import ensure_partitions
+
+__all__ = ["HubRuntime"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HubRuntime:
+    """Settings, mappings, adapters, database, pipeline and secrets of one hub process."""
+
+    settings: Settings
+    catalog: MappingCatalog
+    adapters: dict[str, SourceAdapter]
+    database: Database
+    pipeline: IngestPipeline
+    secrets: SecretStore
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate: bool = False) -> HubRuntime:
+        """Build every part; with ``migrate`` also bring the schema and partitions up to date."""
+        catalog = MappingCatalog.load(settings.mappings_dir)
+        registry = AdapterRegistry.default()
+        adapters = {name: registry.create(name, catalog) for name in registry.names()}
+        secrets = secret_store_from_settings(settings)
+        database = open_database(settings)
+        try:
+            if migrate:
+                upgrade(database.engine)
+                with database.engine.begin() as connection:
+                    ensure_partitions(connection)
+        except Exception:
+            database.close()
+            raise
+        log.info("hub using %s; %d mappings loaded", database.description, len(catalog))
+        return cls(settings, catalog, adapters, database, IngestPipeline(database.engine, adapters), secrets)
+
+    def close(self) -> None:
+        """Release the database (and the embedded server's hold)."""
+        self.database.close()

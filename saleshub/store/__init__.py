@@ -1,0 +1,1 @@
+"""The PostgreSQL store: schema, migrations, connections, the embedded server and the repositories."""

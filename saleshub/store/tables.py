@@ -1,0 +1,252 @@
+"""The hub's PostgreSQL tables as SQLAlchemy Core metadata: the single description of the schema.
+
+Alembic migrations under ``saleshub/store/migrations`` create exactly these tables; a test compares
+the migrated database with this metadata, so the two cannot drift apart.
+
+Three groups:
+
+* reference data (``countries``, ``business_units``, ``stores``, ``sales_systems``,
+  ``business_unit_sales_systems``, ``sales_channel_configurations``): a new sales system is a row;
+* orders (``service_orders`` with one current row per source order, ``service_order_versions`` with
+  one row per accepted change);
+* the audit trail (``sales_system_integration_events``, partitioned by month on ``received_at``, and
+  ``integration_event_keys``, the global idempotency index a partitioned table cannot carry itself).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+__all__ = [
+    "EVENT_STATUSES",
+    "TRANSPORTS",
+    "business_unit_sales_systems",
+    "business_units",
+    "countries",
+    "integration_event_keys",
+    "integration_events",
+    "metadata",
+    "sales_channel_configurations",
+    "sales_systems",
+    "service_order_versions",
+    "service_orders",
+    "stores",
+]
+
+EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed")
+TRANSPORTS = ("webhook", "poll", "kafka", "replay")
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+def _now() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()"))
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{value}'" for value in values)
+
+
+countries = Table(
+    "countries",
+    metadata,
+    Column("code", String(2), primary_key=True, comment="ISO 3166-1 alpha-2"),
+    Column("name", Text, nullable=False),
+    Column("currency_code", String(3), nullable=False, comment="ISO 4217"),
+    Column("timezone", Text, nullable=False, comment="IANA zone of the country's stores"),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    _now(),
+)
+
+business_units = Table(
+    "business_units",
+    metadata,
+    Column("code", String(16), primary_key=True, comment="canonical bu_code, e.g. LM-ES"),
+    Column("name", Text, nullable=False),
+    Column("brand", Text, nullable=False, comment="Leroy Merlin, Brico Depot, …"),
+    Column("country_code", String(2), ForeignKey("countries.code"), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    _now(),
+)
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("bu_code", String(16), ForeignKey("business_units.code"), nullable=False),
+    Column("code", Text, nullable=False, comment="canonical store_code"),
+    Column("name", Text, nullable=False),
+    Column("timezone", Text, nullable=True, comment="overrides the country's zone"),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    _now(),
+    PrimaryKeyConstraint("bu_code", "code"),
+)
+
+sales_systems = Table(
+    "sales_systems",
+    metadata,
+    Column("code", String(32), primary_key=True, comment="adapter name, e.g. pyxis"),
+    Column("name", Text, nullable=False),
+    Column("countries", ARRAY(String(2)), nullable=False, comment="country codes served"),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column(
+        "configuration",
+        JSONB,
+        nullable=False,
+        server_default=text("'{}'::jsonb"),
+        comment="transport settings (never secrets: those live in the secret store)",
+    ),
+    _now(),
+)
+
+business_unit_sales_systems = Table(
+    "business_unit_sales_systems",
+    metadata,
+    Column("bu_code", String(16), ForeignKey("business_units.code"), nullable=False),
+    Column("system_code", String(32), ForeignKey("sales_systems.code"), nullable=False),
+    Column("is_primary", Boolean, nullable=False, server_default=text("false")),
+    PrimaryKeyConstraint("bu_code", "system_code"),
+    Index(
+        "uq_business_unit_sales_systems_primary",
+        "bu_code",
+        unique=True,
+        postgresql_where=text("is_primary"),
+    ),
+)
+
+sales_channel_configurations = Table(
+    "sales_channel_configurations",
+    metadata,
+    Column("bu_code", String(16), ForeignKey("business_units.code"), nullable=False),
+    Column("sales_channel", String(16), nullable=False),
+    Column("sla_hours", Integer, nullable=False),
+    Column("auto_assignment", Boolean, nullable=False, server_default=text("false")),
+    Column("rules", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    PrimaryKeyConstraint("bu_code", "sales_channel"),
+    CheckConstraint("sla_hours > 0", name="sla_positive"),
+)
+
+service_orders = Table(
+    "service_orders",
+    metadata,
+    Column("hub_order_id", UUID(as_uuid=True), primary_key=True),
+    Column("source_system", String(32), ForeignKey("sales_systems.code"), nullable=False),
+    Column("external_order_id", Text, nullable=False),
+    Column("country_code", String(2), nullable=False),
+    Column("bu_code", String(16), nullable=False),
+    Column("store_code", Text, nullable=True),
+    Column("sales_channel", String(16), nullable=False),
+    Column("service_type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("content", JSONB, nullable=False, comment="the canonical order as JSON"),
+    Column("fingerprint", BigInteger, nullable=False),
+    Column("source_version", BigInteger, nullable=True),
+    Column("source_updated_at", DateTime(timezone=True), nullable=True),
+    Column("mapping", Text, nullable=False, comment="label system/name@revision#hash"),
+    Column("mapping_hash", Text, nullable=False),
+    Column("version_no", Integer, nullable=False),
+    Column("last_event_id", UUID(as_uuid=True), nullable=False),
+    _now(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    UniqueConstraint("source_system", "external_order_id"),
+    Index("ix_service_orders_system_updated", "source_system", "updated_at"),
+    Index("ix_service_orders_tenancy", "country_code", "bu_code", "sales_channel"),
+)
+
+service_order_versions = Table(
+    "service_order_versions",
+    metadata,
+    Column("hub_order_id", UUID(as_uuid=True), ForeignKey("service_orders.hub_order_id"), nullable=False),
+    Column("version_no", Integer, nullable=False),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("content", JSONB, nullable=False),
+    Column("fingerprint", BigInteger, nullable=False),
+    Column("source_version", BigInteger, nullable=True),
+    Column("mapping", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    PrimaryKeyConstraint("hub_order_id", "version_no"),
+)
+
+integration_events = Table(
+    "sales_system_integration_events",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source_system", String(32), ForeignKey("sales_systems.code"), nullable=False),
+    Column("transport", String(16), nullable=False),
+    Column("event_type", String(16), nullable=True, comment="CREATED/UPDATED/CANCELLED once classified"),
+    Column("content_type", Text, nullable=True),
+    Column("raw_body", LargeBinary, nullable=True, comment="exact bytes received; NULL after retention"),
+    Column("body_sha256", LargeBinary, nullable=False),
+    Column("body_size", Integer, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("source_event_key", Text, nullable=True, comment="the source's own event id"),
+    Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("status", String(16), nullable=False),
+    Column("errors", JSONB, nullable=True),
+    Column("mapping", Text, nullable=True),
+    Column("mapping_hash", Text, nullable=True),
+    Column("hub_order_id", UUID(as_uuid=True), nullable=True),
+    Column("order_version_no", Integer, nullable=True),
+    Column("processing_ms", Double, nullable=True),
+    Column("replay_of", UUID(as_uuid=True), nullable=True, comment="the event this one re-ran"),
+    Column("superseded_by", UUID(as_uuid=True), nullable=True, comment="the replay that re-ran this one"),
+    Column("raw_body_purged_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("event_id", "received_at"),
+    CheckConstraint(f"status IN ({_in(EVENT_STATUSES)})", name="status"),
+    CheckConstraint(f"transport IN ({_in(TRANSPORTS)})", name="transport"),
+    Index("ix_sales_system_integration_events_system_received", "source_system", "received_at"),
+    Index("ix_sales_system_integration_events_order", "hub_order_id"),
+    Index(
+        "ix_sales_system_integration_events_open",
+        "status",
+        "received_at",
+        postgresql_where=text("status IN ('quarantined', 'failed') AND superseded_by IS NULL"),
+    ),
+    postgresql_partition_by="RANGE (received_at)",
+    comment="one row per inbound event; monthly partitions sales_system_integration_events_YYYYMM",
+)
+
+integration_event_keys = Table(
+    "integration_event_keys",
+    metadata,
+    Column("source_system", String(32), nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("source_system", "idempotency_key"),
+    ForeignKeyConstraint(
+        ["event_id", "received_at"],
+        ["sales_system_integration_events.event_id", "sales_system_integration_events.received_at"],
+        deferrable=True,
+        initially="DEFERRED",
+    ),
+)
