@@ -1,8 +1,10 @@
 """The ``saleshub`` command line (Typer + Rich).
 
-``saleshub mappings validate|test|preview|schema`` are the data stewards' commands: check every
-mapping file at once, run the golden samples with field-level differences, see what one payload
-becomes, and regenerate the editor schema of the mapping-file format.
+``saleshub mappings validate|test|preview|impact|schema`` are the data stewards' commands: check
+every mapping file at once, run the golden samples with field-level differences, see what one payload
+becomes, see what an edit would change over stored events, and regenerate the editor schema of the
+mapping-file format. The operators' commands (``serve``, ``status``, ``db``, ``events``, ``orders``)
+live in ``saleshub.commands`` and are registered here.
 """
 
 from __future__ import annotations
@@ -13,12 +15,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from adapters.registry import AdapterRegistry
+from saleshub.commands.common import database, fail
+from saleshub.commands.db import db_app
+from saleshub.commands.events import events_app
+from saleshub.commands.orders import orders_app
+from saleshub.commands.serve import serve, status
+from saleshub.console import err, out
 from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
 from saleshub.goldens import CaseResult, discover, render, run_case
+from saleshub.impact import ImpactReport, mapping_impact
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.schema import mapping_file_schema
 from saleshub.settings import Settings
@@ -35,9 +43,12 @@ mappings_app = typer.Typer(
     help="Check, test and preview the steward-owned mapping files.", no_args_is_help=True
 )
 app.add_typer(mappings_app, name="mappings")
+app.add_typer(db_app, name="db")
+app.add_typer(events_app, name="events")
+app.add_typer(orders_app, name="orders")
+app.command("serve")(serve)
+app.command("status")(status)
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 MappingsDir = Annotated[
     Path | None,
@@ -186,3 +197,48 @@ def schema(
     else:
         output.write_text(text, encoding="utf-8")
         out.print(f"wrote {output}")
+
+
+def _print_impact(report: ImpactReport, last: int) -> None:
+    out.print(
+        f"[bold]{report.system}[/bold]: {report.events} of the last {last} events compared\n"
+        f"  deployed:  {report.current_mapping or '(no successful mapping)'}\n"
+        f"  candidate: {report.candidate_mapping or '(no successful mapping)'}"
+    )
+    out.print(
+        f"unchanged {report.unchanged}, [yellow]changed {report.changed}[/yellow], "
+        f"[red]newly failing {report.newly_failing}[/red], "
+        f"[green]newly mapped {report.newly_mapped}[/green], "
+        f"still failing {report.still_failing}"
+        + (f", without raw body {report.missing_body}" if report.missing_body else "")
+    )
+    if report.field_counts:
+        table = Table("canonical field", "orders changed", "examples (order: before → after)")
+        for target, count in report.field_counts.most_common():
+            examples = "\n".join(
+                f"{ex.external_order_id}: {ex.before} → {ex.after}" for ex in report.examples[target]
+            )
+            table.add_row(target, str(count), examples)
+        out.print(table)
+    for example in report.failure_examples:
+        out.print(f"[red]would fail:[/red] {example}", soft_wrap=True)
+
+
+@mappings_app.command("impact")
+def impact(
+    system: Annotated[str, typer.Argument(help="source system, e.g. pyxis")],
+    mapping: Annotated[Path, typer.Option("--mapping", help="candidate mappings directory")],
+    last: Annotated[int, typer.Option("--last", min=1, max=1_000_000, help="how many recent events")] = 1000,
+) -> None:
+    """Replay the last N stored events through a candidate mapping; report per field what would change."""
+    deployed = _catalog(None)
+    candidate = _catalog(mapping)
+    registry = AdapterRegistry.default()
+    try:
+        current_adapter = registry.create(system, deployed)
+        candidate_adapter = registry.create(system, candidate)
+    except SalesHubError as exc:
+        raise fail(str(exc), 2) from None
+    with database() as db, db.engine.connect() as conn:
+        report = mapping_impact(conn, current_adapter, candidate_adapter, last)
+    _print_impact(report, last)

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     secrets_file: Path | None = Field(
         default=None, description="YAML file of secrets when secrets_backend=file"
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="log level of the hub and uvicorn"
+    )
+    access_log: bool = Field(default=False, description="uvicorn's per-request access log")
     retry_after_seconds: int = Field(
         default=5, ge=1, description="Retry-After sent with 503 when the database is down"
     )

@@ -1,0 +1,57 @@
+"""What the runtime commands share: settings, opening the database, parsing ids and times."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import typer
+
+from saleshub.console import err
+from saleshub.errors import SalesHubError
+from saleshub.settings import Settings
+from saleshub.store.database import Database, open_database
+
+__all__ = ["database", "fail", "parse_time", "parse_uuid"]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as an error and return the exit to raise."""
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def database(settings: Settings | None = None) -> Iterator[Database]:
+    """The configured (or embedded) database for the length of one command."""
+    try:
+        db = open_database(settings or Settings())
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
+    """``value`` as a UUID, or a clear error naming ``what`` it should be."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise fail(
+            f"{what} must be a UUID like 1fba2e71-9b1c-4f59-a5f0-849f1f2cc6ea; got {value!r}"
+        ) from None
+
+
+def parse_time(value: str | None, what: str) -> datetime | None:
+    """An ISO 8601 date or time (UTC when no offset is given)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{what} must be an ISO 8601 date or time like 2026-11-01T08:00; got {value!r}") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

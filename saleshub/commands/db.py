@@ -1,0 +1,58 @@
+"""``saleshub db``: migrate the schema, list event partitions, apply raw-body retention."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from saleshub.commands.common import database, fail
+from saleshub.console import out
+from saleshub.store.migrate import current_revision, head_revision, upgrade
+from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
+
+__all__ = ["db_app"]
+
+db_app = typer.Typer(help="Database schema, partitions and retention.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations and create the coming months' event partitions."""
+    with database() as db:
+        before = current_revision(db.engine)
+        upgrade(db.engine)
+        with db.engine.begin() as connection:
+            created = ensure_partitions(connection)
+        out.print(f"{db.description}: schema {before or '(empty)'} → {current_revision(db.engine)}")
+        for name in created:
+            out.print(f"created partition {name}")
+
+
+@db_app.command("partitions")
+def db_partitions() -> None:
+    """List the monthly event partitions with their row counts."""
+    with database() as db, db.engine.connect() as connection:
+        table = Table("partition", "month", "events", "with raw body")
+        for info in list_partitions(connection):
+            table.add_row(info.name, f"{info.month:%Y-%m}", str(info.rows), str(info.rows_with_body))
+        out.print(table)
+
+
+@db_app.command("retention")
+def db_retention(
+    keep_months: Annotated[int, typer.Option(help="keep raw bodies of this many past months", min=1)] = 6,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be purged")] = False,
+) -> None:
+    """Drop the raw bodies of partitions older than --keep-months; every audit row stays."""
+    with database() as db:
+        if current_revision(db.engine) != head_revision():
+            raise fail("the database is not migrated; run `saleshub db upgrade` first")
+        with db.engine.begin() as connection:
+            affected = purge_raw_bodies(connection, keep_months=keep_months, dry_run=dry_run)
+        verb = "would purge" if dry_run else "purged"
+        for info in affected:
+            out.print(f"{verb} {info.rows_with_body} raw bodies in {info.name}")
+        if not affected:
+            out.print(f"nothing to purge: no raw bodies older than {keep_months} months")

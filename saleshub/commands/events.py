@@ -1,0 +1,136 @@
+"""``saleshub events``: list, show and replay recorded integration events."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from saleshub.commands.common import database, fail, parse_time, parse_uuid
+from saleshub.console import out
+from saleshub.errors import SalesHubError
+from saleshub.ingest.replay import Replayer, ReplaySelection, select_events
+from saleshub.runtime import HubRuntime
+from saleshub.settings import Settings
+from saleshub.store import queries
+
+__all__ = ["events_app", "first_error"]
+
+events_app = typer.Typer(help="Recorded integration events: list, show, replay.", no_args_is_help=True)
+
+
+def first_error(errors: dict[str, Any] | None) -> str:
+    """A one-line reason from an event's structured errors."""
+    if not errors:
+        return ""
+    fields = errors.get("fields") or []
+    if fields:
+        first = fields[0]
+        more = f" (+{len(fields) - 1} more)" if len(fields) > 1 else ""
+        return f"{first['target']}: {first['rule']}{more}"
+    return str(errors.get("message", ""))
+
+
+@events_app.command("list")
+def list_events(
+    system: Annotated[str | None, typer.Option(help="only this sales system")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="mapped, duplicate, stale, quarantined or failed")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="received at or after (ISO 8601)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """The newest events, with status, mapping and the first error of each."""
+    with database() as db, db.engine.connect() as conn:
+        rows = queries.events(
+            conn, system=system, status=status, since=parse_time(since, "--since"), limit=limit
+        )
+    table = Table("received (UTC)", "event", "system", "via", "type", "status", "order v.", "mapping / error")
+    for row in rows:
+        reason = first_error(row.errors) or (row.mapping or "")
+        replay = " ↻" if row.replay_of else ""
+        table.add_row(
+            f"{row.received_at:%Y-%m-%d %H:%M:%S}",
+            str(row.event_id),
+            row.source_system,
+            row.transport + replay,
+            row.event_type or "",
+            row.status + (" (replayed)" if row.superseded_by else ""),
+            str(row.order_version_no or ""),
+            reason,
+        )
+    out.print(table)
+
+
+@events_app.command("show")
+def show_event(
+    event_id: Annotated[str, typer.Argument(help="the event's id")],
+    body: Annotated[bool, typer.Option("--body", help="write the exact raw body to standard output")] = False,
+) -> None:
+    """Everything recorded about one event (or, with --body, its exact raw bytes)."""
+    with database() as db, db.engine.connect() as conn:
+        row = queries.event(conn, parse_uuid(event_id, "EVENT_ID"))
+    if row is None:
+        raise fail(f"no event {event_id}")
+    if body:
+        if row.raw_body is None:
+            raise fail(f"event {event_id} has no raw body (a replay, or purged by retention)")
+        sys.stdout.buffer.write(bytes(row.raw_body))
+        return
+    record = {key: value for key, value in row._mapping.items() if key not in ("raw_body", "body_sha256")}
+    record["body_sha256"] = bytes(row.body_sha256).hex()
+    record["raw_body"] = (
+        "purged" if row.raw_body_purged_at else ("with the original" if row.replay_of else "kept")
+    )
+    out.print_json(json.dumps(record, default=str, ensure_ascii=False))
+
+
+@events_app.command("replay")
+def replay(
+    event_id: Annotated[str | None, typer.Option("--event", help="only this event")] = None,
+    system: Annotated[str | None, typer.Option(help="only this sales system")] = None,
+    since: Annotated[str | None, typer.Option(help="received at or after (ISO 8601)")] = None,
+    until: Annotated[str | None, typer.Option(help="received before (ISO 8601)")] = None,
+    every_status: Annotated[
+        bool, typer.Option("--all", help="replay every selected event, not only open quarantined/failed ones")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Re-run stored events through the current mappings (default: every open quarantined one)."""
+    selection = ReplaySelection(
+        event_id=parse_uuid(event_id, "--event") if event_id else None,
+        system=system,
+        since=parse_time(since, "--since"),
+        until=parse_time(until, "--until"),
+        open_only=not every_status and event_id is None,
+        limit=limit,
+    )
+    try:
+        hub = HubRuntime.open(Settings())
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+    try:
+        with hub.database.engine.connect() as conn:
+            keys = select_events(conn, selection)
+        replayer = Replayer(hub.pipeline, hub.database.engine)
+        with Progress(console=out, transient=True) as progress:
+            task = progress.add_task("replaying", total=len(keys))
+            summary = replayer.replay(keys, lambda n: progress.advance(task, n))
+    finally:
+        hub.close()
+    rate = summary.replayed / summary.seconds if summary.seconds else 0.0
+    out.print(
+        f"selected {summary.selected}, replayed {summary.replayed} in {summary.seconds:.1f} s ({rate:,.0f}/s)"
+    )
+    for status, count in sorted(summary.statuses.items()):
+        out.print(f"  {status}: {count}")
+    if summary.missing_body:
+        out.print(
+            f"  [yellow]skipped {summary.missing_body} without a raw body (purged by retention)[/yellow]"
+        )
+    if summary.statuses.get("quarantined") or summary.statuses.get("failed"):
+        out.print("still failing: see `saleshub events list --status quarantined`")

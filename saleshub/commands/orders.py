@@ -1,0 +1,70 @@
+"""``saleshub orders show``: an order, its versions, and the events that made it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from saleshub.commands.common import database, fail, parse_uuid
+from saleshub.commands.events import first_error
+from saleshub.console import out
+from saleshub.store import queries
+
+__all__ = ["orders_app"]
+
+orders_app = typer.Typer(help="Canonical orders in the store.", no_args_is_help=True)
+
+
+@orders_app.command("show")
+def show_order(
+    order: Annotated[str, typer.Argument(help="hub order id, or SYSTEM:EXTERNAL_ORDER_ID")],
+    content: Annotated[bool, typer.Option("--json", help="also print the current canonical order")] = False,
+) -> None:
+    """An order with every version (and the mapping that made it) and every event about it."""
+    with database() as db, db.engine.connect() as conn:
+        if ":" in order:
+            system, external_id = order.split(":", 1)
+            row = queries.find_order(conn, system=system, external_id=external_id)
+        else:
+            row = queries.find_order(conn, hub_order_id=parse_uuid(order, "ORDER"))
+        if row is None:
+            raise fail(f"no order {order}")
+        versions = queries.order_versions(conn, row.hub_order_id)
+        events = queries.order_events(conn, row.hub_order_id)
+    out.print(
+        f"[bold]{row.source_system}:{row.external_order_id}[/bold]  hub id {row.hub_order_id}\n"
+        f"{row.country_code} {row.bu_code} store {row.store_code or '-'}  {row.sales_channel}  "
+        f"{row.service_type}  status [bold]{row.status}[/bold]  version {row.version_no}  "
+        f"source version {row.source_version if row.source_version is not None else '-'}\n"
+        f"mapping {row.mapping}  fingerprint {row.fingerprint}  updated {row.updated_at:%Y-%m-%d %H:%M:%S}"
+    )
+    table = Table("version", "recorded (UTC)", "status", "source v.", "mapping", "event", title="Versions")
+    for version in versions:
+        table.add_row(
+            str(version.version_no),
+            f"{version.recorded_at:%Y-%m-%d %H:%M:%S}",
+            version.status,
+            str(version.source_version if version.source_version is not None else "-"),
+            version.mapping,
+            str(version.event_id),
+        )
+    out.print(table)
+    table = Table(
+        "received (UTC)", "event", "via", "type", "status", "version", "mapping / error", title="Events"
+    )
+    for event in events:
+        table.add_row(
+            f"{event.received_at:%Y-%m-%d %H:%M:%S}",
+            str(event.event_id),
+            event.transport,
+            event.event_type or "",
+            event.status,
+            str(event.order_version_no or ""),
+            first_error(event.errors) or (event.mapping or ""),
+        )
+    out.print(table)
+    if content:
+        out.print_json(json.dumps(row.content, ensure_ascii=False))

@@ -1,0 +1,123 @@
+"""``saleshub serve`` and ``saleshub status``: run the hub, and tell an operator how it stands.
+
+``serve`` loads and checks the mappings, opens the database (starting the embedded PostgreSQL when
+no URL is configured), migrates it, creates the event partitions, says what it runs on and which
+systems have webhook secrets, then serves HTTP with uvicorn. With several workers each worker
+process opens its own pool on the same database (the embedded server's URL is handed to them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.table import Table
+
+from saleshub.commands.common import database, fail
+from saleshub.console import err, out
+from saleshub.errors import ConfigurationError, SalesHubError
+from saleshub.runtime import HubRuntime
+from saleshub.settings import Settings
+from saleshub.store import queries
+from saleshub.store.migrate import current_revision, head_revision
+from saleshub.store.partitions import list_partitions
+
+__all__ = ["serve", "status"]
+
+
+def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
+    out.print(f"[bold]saleshub[/bold] on {hub.database.description}")
+    out.print(f"mappings: {', '.join(m.identity.label for m in hub.catalog)}")
+    for system in sorted(hub.adapters):
+        try:
+            count = len(hub.secrets.webhook_keys(system))
+        except ConfigurationError as exc:
+            raise fail(str(exc)) from None
+        if count:
+            out.print(f"webhooks: POST http://{host}:{port}/webhooks/{system} ({count} secret(s))")
+        else:
+            err.print(
+                f"[yellow]webhooks for {system} are refused (401): no secret; set "
+                f"SALESHUB_WEBHOOK_SECRET_{system.upper()}[/yellow]"
+            )
+    out.print("Kafka: not configured; canonical events are not published yet")
+    out.print(f"serving with {workers} worker(s); Ctrl+C stops")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="listen address [default: SALESHUB_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port [default: SALESHUB_PORT]")] = None,
+    workers: Annotated[int | None, typer.Option(help="worker processes [default: SALESHUB_WORKERS]")] = None,
+) -> None:
+    """Run the hub: migrate, then receive webhooks (embedded PostgreSQL unless a URL is set)."""
+    settings = Settings()
+    host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        hub = HubRuntime.open(settings, migrate=True)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+    _announce(hub, host, port, workers)
+    options = {
+        "host": host,
+        "port": port,
+        "access_log": settings.access_log,
+        "log_level": settings.log_level.lower(),
+    }
+    try:
+        if workers == 1:
+            from saleshub.api.app import create_app
+
+            uvicorn.run(create_app(hub), **options)  # type: ignore[arg-type]
+        else:
+            # Workers are separate processes: they read the (embedded) database URL from the environment.
+            os.environ["SALESHUB_DATABASE_URL"] = hub.database.engine.url.render_as_string(
+                hide_password=False
+            )
+            uvicorn.run(
+                "saleshub.api.app:app_from_environment",
+                factory=True,
+                workers=workers,
+                **options,  # type: ignore[arg-type]
+            )
+    finally:
+        hub.close()
+
+
+def status() -> None:
+    """How the hub stands: database, schema, events of the last 24 hours, open problems, partitions."""
+    settings = Settings()
+    with database(settings) as db:
+        try:
+            revision = current_revision(db.engine)
+        except Exception as exc:  # the operator needs the reason, whatever the driver raised
+            raise fail(f"{db.description}: cannot read the schema revision: {exc}") from None
+        expected = head_revision()
+        state = (
+            "[green]up to date[/green]"
+            if revision == expected
+            else f"[red]{revision} (needs {expected})[/red]"
+        )
+        out.print(f"database: {db.description}; schema {state}")
+        if revision != expected:
+            raise fail("run `saleshub db upgrade`")
+        with db.engine.connect() as conn:
+            counts = queries.event_status_counts(conn, datetime.now(UTC) - timedelta(hours=24))
+            open_problems = queries.open_problem_count(conn)
+            stray = queries.default_partition_rows(conn)
+            partitions = list_partitions(conn, count_rows=False)
+    table = Table("system", "status", "events (24 h)", title="Events of the last 24 hours")
+    for (system, event_status), count in sorted(counts.items()):
+        table.add_row(system, event_status, str(count))
+    out.print(table)
+    colour = "red" if open_problems else "green"
+    out.print(f"[{colour}]open quarantined/failed events: {open_problems}[/{colour}]")
+    if partitions:
+        out.print(f"event partitions: {partitions[0].month:%Y-%m} … {partitions[-1].month:%Y-%m}")
+    if stray:
+        out.print(f"[yellow]{stray} events in the DEFAULT partition: run `saleshub db upgrade`[/yellow]")
+    out.print("Kafka: not configured; canonical events are not published yet")

@@ -1,0 +1,130 @@
+"""Reading the store: events, orders and their history, for the command line and for reconciliation.
+
+Every function takes a connection and returns SQLAlchemy rows (attribute access by column name);
+nothing here writes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select, text
+
+from saleshub.store.tables import integration_events, service_order_versions, service_orders
+
+__all__ = [
+    "default_partition_rows",
+    "event",
+    "event_status_counts",
+    "events",
+    "find_order",
+    "open_problem_count",
+    "order_events",
+    "order_versions",
+]
+
+_E = integration_events.c
+_O = service_orders.c
+_V = service_order_versions.c
+
+
+def events(
+    conn: Connection,
+    *,
+    system: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    hub_order_id: uuid.UUID | None = None,
+    limit: int = 50,
+) -> Sequence[Row[Any]]:
+    """The newest events matching the filters (raw bodies left out)."""
+    query = (
+        select(
+            _E.event_id,
+            _E.received_at,
+            _E.source_system,
+            _E.transport,
+            _E.event_type,
+            _E.status,
+            _E.errors,
+            _E.mapping,
+            _E.hub_order_id,
+            _E.order_version_no,
+            _E.replay_of,
+            _E.superseded_by,
+        )
+        .order_by(_E.received_at.desc())
+        .limit(limit)
+    )
+    if system is not None:
+        query = query.where(_E.source_system == system)
+    if status is not None:
+        query = query.where(_E.status == status)
+    if since is not None:
+        query = query.where(_E.received_at >= since)
+    if hub_order_id is not None:
+        query = query.where(_E.hub_order_id == hub_order_id)
+    rows: Sequence[Row[Any]] = conn.execute(query).all()
+    return rows
+
+
+def event(conn: Connection, event_id: uuid.UUID) -> Row[Any] | None:
+    """One event with every column, the raw body included."""
+    return conn.execute(select(integration_events).where(_E.event_id == event_id)).first()
+
+
+def event_status_counts(conn: Connection, since: datetime) -> dict[tuple[str, str], int]:
+    """``{(system, status): count}`` of events received since ``since``."""
+    rows = conn.execute(
+        select(_E.source_system, _E.status, func.count())
+        .where(_E.received_at >= since)
+        .group_by(_E.source_system, _E.status)
+    )
+    return {(system, status): count for system, status, count in rows}
+
+
+def find_order(
+    conn: Connection,
+    *,
+    hub_order_id: uuid.UUID | None = None,
+    system: str | None = None,
+    external_id: str | None = None,
+) -> Row[Any] | None:
+    """The current order by hub id, or by source system and external order id."""
+    query = select(service_orders)
+    if hub_order_id is not None:
+        query = query.where(_O.hub_order_id == hub_order_id)
+    else:
+        query = query.where(_O.source_system == system, _O.external_order_id == external_id)
+    return conn.execute(query).first()
+
+
+def order_versions(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[Row[Any]]:
+    """Every accepted version of an order, oldest first."""
+    return conn.execute(
+        select(service_order_versions).where(_V.hub_order_id == hub_order_id).order_by(_V.version_no)
+    ).all()
+
+
+def order_events(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[Row[Any]]:
+    """Every event that concerned an order (mapped, duplicate or stale), oldest first."""
+    return list(reversed(events(conn, hub_order_id=hub_order_id, limit=10_000)))
+
+
+def open_problem_count(conn: Connection) -> int:
+    """Quarantined or failed events not yet superseded by a replay."""
+    return int(
+        conn.execute(
+            select(func.count()).where(_E.status.in_(("quarantined", "failed")), _E.superseded_by.is_(None))
+        ).scalar_one()
+    )
+
+
+def default_partition_rows(conn: Connection) -> int:
+    """Events that fell into the DEFAULT partition (no monthly partition covered them)."""
+    return int(
+        conn.execute(text("SELECT count(*) FROM sales_system_integration_events_default")).scalar_one()
+    )
