@@ -17,12 +17,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, func, select, tuple_, update
 from sqlalchemy.orm import aliased
 
 from saleshub.ingest.pipeline import InboundEvent, IngestPipeline
+from saleshub.store.queries import AnyRow
 from saleshub.store.tables import integration_events
 
 __all__ = ["ReplaySelection", "ReplaySummary", "Replayer", "select_events"]
@@ -104,7 +104,7 @@ class Replayer:
         return summary
 
     @staticmethod
-    def _load(conn: Connection, batch: Sequence[tuple[uuid.UUID, datetime]]) -> list[Row[Any]]:
+    def _load(conn: Connection, batch: Sequence[tuple[uuid.UUID, datetime]]) -> list[AnyRow]:
         # The body of a replay lives with its original: join the original when replay_of is set.
         original = aliased(integration_events)
         query = (

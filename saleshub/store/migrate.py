@@ -6,17 +6,34 @@ package and the connection comes from ``open_database``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, ForeignKeyConstraint
 
-__all__ = ["current_revision", "head_revision", "upgrade"]
+from saleshub.store.partitions import PARENT
+
+__all__ = ["current_revision", "head_revision", "include_name", "include_object", "upgrade"]
 
 _SCRIPTS = Path(__file__).with_name("migrations")
+
+
+def include_name(name: str | None, type_: str, _parents: Mapping[str, str | None]) -> bool:
+    """For autogenerate: leave out the monthly event partitions (made by ``ensure_partitions``)."""
+    return not (type_ == "table" and name is not None and name.startswith(f"{PARENT}_"))
+
+
+def include_object(
+    item: object, _name: str | None, type_: str, _reflected: bool, _compare_to: object | None
+) -> bool:
+    """For autogenerate: leave out the per-partition copies PostgreSQL makes of foreign keys."""
+    if type_ == "foreign_key_constraint" and isinstance(item, ForeignKeyConstraint):
+        return not item.referred_table.name.startswith(f"{PARENT}_")
+    return True
 
 
 def _config() -> Config:

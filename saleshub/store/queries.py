@@ -9,13 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import Connection, Row, func, select, text
 
 from saleshub.store.tables import integration_events, service_order_versions, service_orders
 
 __all__ = [
+    "AnyRow",
     "default_partition_rows",
     "event",
     "event_status_counts",
@@ -25,6 +26,9 @@ __all__ = [
     "order_events",
     "order_versions",
 ]
+
+#: A result row of any shape (columns by attribute).
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 _E = integration_events.c
 _O = service_orders.c
@@ -39,7 +43,7 @@ def events(
     since: datetime | None = None,
     hub_order_id: uuid.UUID | None = None,
     limit: int = 50,
-) -> Sequence[Row[Any]]:
+) -> Sequence[AnyRow]:
     """The newest events matching the filters (raw bodies left out)."""
     query = (
         select(
@@ -67,11 +71,10 @@ def events(
         query = query.where(_E.received_at >= since)
     if hub_order_id is not None:
         query = query.where(_E.hub_order_id == hub_order_id)
-    rows: Sequence[Row[Any]] = conn.execute(query).all()
-    return rows
+    return conn.execute(query).all()
 
 
-def event(conn: Connection, event_id: uuid.UUID) -> Row[Any] | None:
+def event(conn: Connection, event_id: uuid.UUID) -> AnyRow | None:
     """One event with every column, the raw body included."""
     return conn.execute(select(integration_events).where(_E.event_id == event_id)).first()
 
@@ -92,7 +95,7 @@ def find_order(
     hub_order_id: uuid.UUID | None = None,
     system: str | None = None,
     external_id: str | None = None,
-) -> Row[Any] | None:
+) -> AnyRow | None:
     """The current order by hub id, or by source system and external order id."""
     query = select(service_orders)
     if hub_order_id is not None:
@@ -102,14 +105,14 @@ def find_order(
     return conn.execute(query).first()
 
 
-def order_versions(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[Row[Any]]:
+def order_versions(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[AnyRow]:
     """Every accepted version of an order, oldest first."""
     return conn.execute(
         select(service_order_versions).where(_V.hub_order_id == hub_order_id).order_by(_V.version_no)
     ).all()
 
 
-def order_events(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[Row[Any]]:
+def order_events(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[AnyRow]:
     """Every event that concerned an order (mapped, duplicate or stale), oldest first."""
     return list(reversed(events(conn, hub_order_id=hub_order_id, limit=10_000)))
 

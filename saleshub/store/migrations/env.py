@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from saleshub.store.migrate import include_name, include_object
 from saleshub.store.tables import metadata
 
 MIGRATION_LOCK_ID = 0x5A1E5_4B
@@ -17,7 +18,13 @@ MIGRATION_LOCK_ID = 0x5A1E5_4B
 
 def run_migrations(connection: Connection) -> None:
     """Apply pending migrations on ``connection`` under the migration lock."""
-    context.configure(connection=connection, target_metadata=metadata, transaction_per_migration=False)
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        transaction_per_migration=False,
+        include_name=include_name,
+        include_object=include_object,
+    )
     with context.begin_transaction():
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         context.run_migrations()

@@ -1,0 +1,126 @@
+"""Integration fixtures: a real PostgreSQL (embedded, from pgserver) started once per test session.
+
+The schema is migrated once into a template database; every test gets its own database copied from
+it (``CREATE DATABASE … TEMPLATE``, a fraction of a second), so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from saleshub.api.app import create_app
+from saleshub.runtime import HubRuntime
+from saleshub.secrets import EnvSecretStore
+from saleshub.settings import Settings
+from saleshub.store.embedded import EmbeddedPostgres
+from saleshub.store.migrate import upgrade
+from saleshub.store.partitions import ensure_partitions
+from tests.conftest import MAPPINGS
+
+SECRET = "whsec_" + base64.b64encode(b"synthetic-test-secret-32-bytes!!").decode()
+SECRETS = {f"SALESHUB_WEBHOOK_SECRET_{system}": SECRET for system in ("PYXIS", "TEMPO", "ERP")}
+TEMPLATE = "saleshub_template"
+
+
+@pytest.fixture(scope="session")
+def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    url = server.start()
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {TEMPLATE}"))
+    engine.dispose()
+    template = create_engine(make_url(url).set(database=TEMPLATE))
+    upgrade(template)
+    with template.begin() as conn:
+        ensure_partitions(conn)
+    template.dispose()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def db_url(pg_base_url: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(pg_base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    yield make_url(pg_base_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def open_hub(db_url: str, mappings: Path = MAPPINGS, **overrides: object) -> HubRuntime:
+    """A runtime on ``db_url`` with the test secrets (not the process environment)."""
+    settings = Settings(database_url=db_url, mappings_dir=mappings, db_pool_size=8, **overrides)  # type: ignore[arg-type]
+    hub = HubRuntime.open(settings)
+    hub.secrets = EnvSecretStore(SECRETS)
+    return hub
+
+
+@pytest.fixture
+def hub(db_url: str) -> Iterator[HubRuntime]:
+    runtime = open_hub(db_url)
+    yield runtime
+    runtime.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """uvicorn serving an app in a background thread, on a free loopback port."""
+
+    def __init__(self, hub: HubRuntime) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(create_app(hub), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start within 10 s")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(hub: HubRuntime) -> Iterator[httpx.Client]:
+    with LiveServer(hub) as live, httpx.Client(base_url=live.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def fixed_mappings(tmp_path: Path) -> Path:
+    """A copy of the mappings with the KIOSK channel added (the stewards' guide's worked example)."""
+    target = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, target)
+    with (target / "crosswalks" / "channels.csv").open("a", encoding="utf-8") as handle:
+        handle.write("IN_STORE,KIOSK,,,In-store self-service kiosk\n")
+    return target
