@@ -242,3 +242,22 @@ def impact(
     with database() as db, db.engine.connect() as conn:
         report = mapping_impact(conn, current_adapter, candidate_adapter, last)
     _print_impact(report, last)
+
+
+api_app = typer.Typer(help="The HTTP interface's contract.", no_args_is_help=True)
+app.add_typer(api_app, name="api")
+
+
+@api_app.command("openapi")
+def openapi(
+    output: Annotated[Path | None, typer.Option(help="write to this file instead of standard output")] = None,
+) -> None:
+    """Print the OpenAPI document of the webhook and health endpoints (kept in contracts/openapi.json)."""
+    from saleshub.api.app import create_app
+
+    text = json.dumps(create_app().openapi(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")

@@ -1,0 +1,5 @@
+"""``python -m saleshub`` runs the command line."""
+
+from saleshub.cli import app
+
+app()

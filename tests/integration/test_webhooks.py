@@ -1,0 +1,192 @@
+"""``POST /webhooks/{system}`` over real HTTP (uvicorn on loopback) against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+import unicodedata
+from pathlib import Path
+
+import httpx
+import pytest
+
+from saleshub.api.app import create_app
+from saleshub.runtime import HubRuntime
+from saleshub.synthetic import pyxis_event, signed_headers
+from tests.conftest import SAMPLES
+from tests.integration.conftest import SECRET, LiveServer, open_hub
+
+pytestmark = pytest.mark.integration
+
+OPENAPI = Path(__file__).resolve().parents[2] / "contracts" / "openapi.json"
+
+
+def post(
+    client: httpx.Client, body: bytes, webhook_id: str, system: str = "pyxis", **kwargs: str
+) -> httpx.Response:
+    return client.post(
+        f"/webhooks/{system}", content=body, headers=signed_headers(SECRET, webhook_id, body, **kwargs)
+    )
+
+
+def test_accepted_then_repeated(server: httpx.Client) -> None:
+    body = pyxis_event(1)
+    first = post(server, body, "msg_1")
+    assert first.status_code == 202, first.text
+    receipt = first.json()
+    assert receipt["status"] == "mapped" and receipt["repeated"] is False and receipt["order_version"] == 1
+    again = post(server, body, "msg_1")
+    assert again.status_code == 200
+    assert again.json()["event_id"] == receipt["event_id"] and again.json()["repeated"] is True
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "webhook-id header is missing"),
+        ({"webhook-id": "m", "webhook-timestamp": "soon", "webhook-signature": "v1,AAAA"}, "whole seconds"),
+        ({"webhook-id": "m", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"}, "too old"),
+        ({"webhook-id": "m", "webhook-timestamp": "NOW", "webhook-signature": "v1,!!!"}, "no well-formed"),
+        ({"webhook-id": "m", "webhook-timestamp": "99999999999", "webhook-signature": "v1,AAAA"}, "future"),
+        (
+            {"webhook-id": "m", "webhook-timestamp": "NOW", "webhook-signature": "v1,%%%% v2,x ,"},
+            "no well-formed",
+        ),
+        (
+            {"webhook-id": "m", "webhook-timestamp": "NOW", "webhook-signature": "v1,AAAA"},
+            "no signature matches",
+        ),
+        (
+            {"webhook-id": "m i", "webhook-timestamp": "NOW", "webhook-signature": "v1,AAAA"},
+            "printable ASCII",
+        ),
+    ],
+)
+def test_bad_signatures_get_401_and_nothing_is_recorded(
+    server: httpx.Client, hub: HubRuntime, headers: dict[str, str], reason: str
+) -> None:
+    headers = {k: v.replace("NOW", str(int(time.time()))) for k, v in headers.items()}
+    response = server.post(
+        "/webhooks/pyxis", content=pyxis_event(1), headers={"content-type": "application/json", **headers}
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert reason in response.json()["detail"]
+    with hub.database.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM sales_system_integration_events").scalar_one() == 0
+
+
+def test_rotated_secrets_any_listed_signature_is_enough(server: httpx.Client) -> None:
+    body = pyxis_event(2)
+    headers = signed_headers(SECRET, "msg_rot", body)
+    headers["webhook-signature"] = (
+        "v1,c29tZXRoaW5nIGVsc2UgZW50aXJlbHkgMzIgYnl0ZXM= " + headers["webhook-signature"]
+    )
+    assert server.post("/webhooks/pyxis", content=body, headers=headers).status_code == 202
+
+
+def test_signature_from_another_secret_or_another_body_fails(server: httpx.Client) -> None:
+    body = pyxis_event(3)
+    headers = signed_headers(SECRET, "msg_x", body)
+    assert server.post("/webhooks/pyxis", content=body + b" ", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("empty", b""),
+        ("nan", b'{"eventId": "e", "value": NaN}'),
+        ("duplicate keys", b'{"eventId": "e", "eventId": "f"}'),
+        ("huge number", b'{"eventId": "e", "n": ' + b"9" * 5000 + b"}"),
+        ("deep nesting", b"[" * 10_000 + b"]" * 10_000),
+        ("invalid utf-8", b'{"eventId": "\xff\xfe"}'),
+        ("not an event", b'{"hello": "world"}'),
+        ("lone surrogate", b'{"eventId": "\\ud800"}'),
+    ],
+)
+def test_bad_bodies_get_422_and_are_recorded(
+    server: httpx.Client, hub: HubRuntime, name: str, body: bytes
+) -> None:
+    response = post(server, body, f"bad-{name.replace(' ', '-')}")
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["errors"]["stage"] in ("decode", "classify")
+    with hub.database.engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT raw_body, status FROM sales_system_integration_events WHERE event_id = %(id)s",
+            {"id": problem["event_id"]},
+        ).one()
+    assert bytes(stored.raw_body) == body and stored.status == "quarantined"
+
+
+def test_wrong_content_type_gets_415_and_is_recorded(server: httpx.Client) -> None:
+    body = pyxis_event(4)
+    response = post(server, body, "ct", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.json()["event_id"]
+
+
+def test_oversize_body_gets_413(db_url: str) -> None:
+    hub = open_hub(db_url, max_body_bytes=2048)
+    try:
+        with LiveServer(hub) as live, httpx.Client(base_url=live.url) as client:
+            response = post(client, b"x" * 4096, "big")
+    finally:
+        hub.close()
+    assert response.status_code == 413
+
+
+def latin1(text: str) -> str:
+    """``text`` with letters outside ISO-8859-1 (Polish ł, ś …) reduced to their base letter."""
+    return "".join(
+        ch if ch.encode("latin-1", "ignore") else unicodedata.normalize("NFKD", ch)[0].replace("ł", "l")
+        for ch in text
+    )
+
+
+def test_iso_8859_1_xml_is_decoded_and_mapped(server: httpx.Client, hub: HubRuntime) -> None:
+    text = (SAMPLES / "tempo" / "01_pl_in_store_installation.xml").read_text(encoding="utf-8")
+    text = text.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
+    text = text.replace("Domofon nr 15.", "Café Müller, Straße 5")
+    body = latin1(text).encode("latin-1")
+    assert "ü".encode("latin-1") in body
+    response = post(server, body, "tempo-latin1", system="tempo", content_type="application/xml")
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "mapped"
+    with hub.database.engine.connect() as conn:
+        notes = conn.exec_driver_sql("SELECT content->>'notes' FROM service_orders").scalar_one()
+    assert notes == "Café Müller, Straße 5"
+
+
+def test_no_redirects_and_unknown_systems(server: httpx.Client) -> None:
+    body = pyxis_event(5)
+    slash = server.post("/webhooks/pyxis/", content=body, headers=signed_headers(SECRET, "s", body))
+    assert slash.status_code == 404
+    unknown = post(server, body, "u", system="acme")
+    assert unknown.status_code == 404 and "known: erp, pyxis, tempo" in unknown.json()["detail"]
+
+
+def test_health_and_readiness(server: httpx.Client) -> None:
+    assert server.get("/health/live").json() == {"status": "ok"}
+    ready = server.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+
+
+def test_database_down_gets_503_with_retry_after(db_url: str) -> None:
+    hub = open_hub("postgresql+psycopg://hub@127.0.0.1:9/none?connect_timeout=2")
+    try:
+        with LiveServer(hub) as live, httpx.Client(base_url=live.url, timeout=30) as client:
+            response = post(client, pyxis_event(6), "down")
+            ready = client.get("/health/ready")
+    finally:
+        hub.close()
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert ready.status_code == 503
+
+
+def test_openapi_document_matches_the_app(hub: HubRuntime) -> None:
+    committed = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    assert create_app(hub).openapi() == committed, (
+        "run `saleshub api openapi --output contracts/openapi.json`"
+    )
