@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -22,7 +23,7 @@ __all__ = ["current_revision", "head_revision", "include_name", "include_object"
 _SCRIPTS = Path(__file__).with_name("migrations")
 
 
-def include_name(name: str | None, type_: str, _parents: Mapping[str, str | None]) -> bool:
+def include_name(name: str | None, type_: str, _parents: Mapping[Any, str | None]) -> bool:
     """For autogenerate: leave out the monthly event partitions (made by ``ensure_partitions``)."""
     return not (type_ == "table" and name is not None and name.startswith(f"{PARENT}_"))
 
