@@ -1,0 +1,274 @@
+"""Ingestion throughput: signed Pyxis webhooks over loopback into the hub on its embedded PostgreSQL.
+
+One run measures, side by side:
+
+* **hub, closed loop**: ``--connections`` clients post distinct signed orders back to back for
+  ``--seconds``; sustained orders/s (every 202 is a committed transaction, ``synchronous_commit=on``)
+  and p50/p99 latency;
+* **empty endpoint**: the same stack (FastAPI + uvicorn, same workers, same client) answering a
+  handler that reads the body and returns 202 — the ceiling; the ratio hub / empty is printed;
+* **hub, open loop at --rate/s**: requests started on a fixed schedule, latency measured from the
+  scheduled time (so queueing counts), p50/p99;
+* **replay**: every stored event re-run through the mappings (in-process), events/s.
+
+The load generator is a minimal HTTP/1.1 keep-alive client on asyncio streams with pre-built, pre-
+signed requests: a general client (httpx) costs more CPU per request than the server under test on
+this 2-core machine, and the generator's cost must stay small and identical for both servers.
+
+    .venv/bin/python bench/ingest.py [--seconds 10] [--connections 32] [--workers 2] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from saleshub.synthetic import pyxis_event, signed_headers  # noqa: E402
+
+SECRET = "whsec_" + base64.b64encode(b"benchmark-secret-of-32-bytes!!!!").decode()
+EMPTY_APP = """
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+app = FastAPI(redirect_slashes=False)
+
+
+@app.post("/webhooks/{system}")
+async def receive(system: str, request: Request) -> JSONResponse:
+    await request.body()
+    return JSONResponse({"status": "ok"}, status_code=202)
+
+
+@app.get("/health/ready")
+async def ready() -> dict[str, str]:
+    return {"status": "ok"}
+"""
+
+
+def build_requests(start: int, count: int) -> list[bytes]:
+    requests = []
+    for number in range(start, start + count):
+        body = pyxis_event(number)
+        headers = signed_headers(SECRET, f"bench-{number}", body)
+        lines = [
+            b"POST /webhooks/pyxis HTTP/1.1",
+            b"host: 127.0.0.1",
+            f"content-length: {len(body)}".encode(),
+        ]
+        lines += [f"{name}: {value}".encode() for name, value in headers.items()]
+        requests.append(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+    return requests
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return status
+
+
+async def closed_loop(
+    port: int, requests: list[bytes], connections: int, seconds: float
+) -> tuple[int, list[float]]:
+    latencies: list[float] = []
+    cursor = iter(requests)
+    deadline = time.perf_counter() + seconds
+    bad = 0
+
+    async def client() -> None:
+        nonlocal bad
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for request in cursor:
+            if time.perf_counter() > deadline:
+                break
+            began = time.perf_counter()
+            status = await exchange(reader, writer, request)
+            latencies.append(time.perf_counter() - began)
+            bad += status != 202
+        writer.close()
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return bad, latencies
+
+
+async def open_loop(
+    port: int, requests: list[bytes], rate: float, seconds: float, pool: int
+) -> tuple[int, list[float]]:
+    connections: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(pool):
+        connections.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    latencies: list[float] = []
+    bad = 0
+
+    async def one(request: bytes, scheduled: float) -> None:
+        nonlocal bad
+        conn = await connections.get()
+        status = await exchange(*conn, request)
+        latencies.append(time.perf_counter() - scheduled)
+        bad += status != 202
+        connections.put_nowait(conn)
+
+    tasks = []
+    start = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        scheduled = start + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(requests[index], scheduled)))
+    await asyncio.gather(*tasks)
+    while not connections.empty():
+        connections.get_nowait()[1].close()
+    return bad, latencies
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server not ready within 120 s")
+
+
+def start_hub(port: int, workers: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "SALESHUB_DATABASE_URL"}
+    env |= {
+        "SALESHUB_DATA_DIR": str(data_dir),
+        "SALESHUB_PORT": str(port),
+        "SALESHUB_WORKERS": str(workers),
+        "SALESHUB_LOG_LEVEL": "WARNING",
+        "SALESHUB_WEBHOOK_SECRET_PYXIS": SECRET,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "saleshub", "serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+    )
+    wait_ready(port, process)
+    return process
+
+
+def start_empty(port: int, workers: int, app_dir: Path) -> subprocess.Popen[bytes]:
+    (app_dir / "empty_app.py").write_text(EMPTY_APP, encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "empty_app:app",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    command += ["--no-access-log", "--log-level", "warning"]
+    process = subprocess.Popen(command, cwd=app_dir, stdout=subprocess.DEVNULL)
+    wait_ready(port, process)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=60)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+
+def report(name: str, bad: int, latencies: list[float], seconds: float) -> float:
+    rate = len(latencies) / seconds
+    print(
+        f"{name:<32} {rate:>9,.0f}/s   p50 {percentile(latencies, 0.5):6.1f} ms   "
+        f"p99 {percentile(latencies, 0.99):6.1f} ms   non-202: {bad}"
+    )
+    return rate
+
+
+def replay_rate(data_dir: Path) -> tuple[int, float]:
+    from saleshub.ingest.replay import Replayer, ReplaySelection, select_events
+    from saleshub.runtime import HubRuntime
+    from saleshub.settings import Settings
+
+    hub = HubRuntime.open(Settings(data_dir=data_dir, mappings_dir=ROOT / "mappings"))
+    try:
+        with hub.database.engine.connect() as conn:
+            keys = select_events(conn, ReplaySelection(open_only=False, system="pyxis"))
+        summary = Replayer(hub.pipeline, hub.database.engine).replay(keys)
+    finally:
+        hub.close()
+    return summary.replayed, summary.replayed / summary.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=500.0)
+    args = parser.parse_args()
+    budget = int(args.seconds * 4000) + 1000
+    print(f"building {budget:,} signed requests …", flush=True)
+    requests = build_requests(0, budget)
+    open_requests = build_requests(budget, int(args.rate * args.seconds))
+    workdir = Path(tempfile.mkdtemp(prefix="saleshub-bench-"))
+    port = 18080
+    try:
+        print(f"workers {args.workers}, {args.connections} connections, {args.seconds:.0f} s per run\n")
+        empty = start_empty(port + 1, args.workers, workdir)
+        try:
+            asyncio.run(closed_loop(port + 1, requests[:500], args.connections, 2))  # warm-up
+            empty_rate = report(
+                "empty endpoint (ceiling)",
+                *asyncio.run(closed_loop(port + 1, requests, args.connections, args.seconds)),
+                args.seconds,
+            )
+        finally:
+            stop(empty)
+        hub = start_hub(port, args.workers, workdir / "hub")
+        try:
+            hub_rate = report(
+                "hub, closed loop",
+                *asyncio.run(closed_loop(port, requests, args.connections, args.seconds)),
+                args.seconds,
+            )
+            report(
+                f"hub, open loop at {args.rate:.0f}/s",
+                *asyncio.run(open_loop(port, open_requests, args.rate, args.seconds, 64)),
+                args.seconds,
+            )
+        finally:
+            stop(hub)
+        print(f"\nhub / empty endpoint: {hub_rate / empty_rate:.2f}x   (target >= 0.35x, >= 1,000 orders/s)")
+        replayed, rate = replay_rate(workdir / "hub")
+        print(f"replay: {replayed:,} events at {rate:,.0f} events/s   (target >= 5,000/s)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
