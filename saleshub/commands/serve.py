@@ -57,6 +57,10 @@ def serve(
     settings = Settings()
     host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pgserver logs every initdb/pg_ctl command line at INFO and Alembic logs each readiness probe's
+    # revision check; neither helps an operator, both drown what does.
+    for chatty in ("pgserver", "alembic.runtime.migration"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         hub = HubRuntime.open(settings, migrate=True)
     except SalesHubError as exc:
