@@ -66,7 +66,7 @@ class HandwrittenPyxisMapper:
             if event["eventType"] == "order.cancelled"
             else (self.statuses[order["status"].strip().upper()] if order.get("status") else "RECEIVED")
         )
-        metadata = {"pyxis_event_id": event["eventId"]}
+        metadata: dict[str, str] = {}
         attributes = order.get("attributes") or {}
         for key, name in (
             ("loyaltyCard", "loyalty_card"),
