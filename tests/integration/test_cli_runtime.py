@@ -1,0 +1,81 @@
+"""The operators' and stewards' runtime commands against a real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from saleshub.cli import app
+from saleshub.ingest.pipeline import InboundEvent
+from saleshub.runtime import HubRuntime
+from saleshub.synthetic import pyxis_event
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def run(db_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("SALESHUB_DATABASE_URL", db_url)
+    monkeypatch.setenv("COLUMNS", "250")
+    return CliRunner()
+
+
+def ingest(hub: HubRuntime, body: bytes) -> object:
+    return hub.pipeline.ingest(InboundEvent("pyxis", "webhook", body, "application/json"))
+
+
+def kiosk(number: int) -> bytes:
+    return pyxis_event(number).replace(b'"channel": "STORE"', b'"channel": "KIOSK"')
+
+
+def test_status_events_orders(run: CliRunner, hub: HubRuntime) -> None:
+    mapped = ingest(hub, pyxis_event(1))
+    ingest(hub, kiosk(2))
+    status = run.invoke(app, ["status"])
+    assert status.exit_code == 0, status.output
+    assert "open quarantined/failed events: 1" in status.output
+
+    listed = run.invoke(app, ["events", "list", "--status", "quarantined"])
+    assert listed.exit_code == 0 and "sales_channel" in listed.output and "KIOSK" not in listed.output
+
+    shown = run.invoke(app, ["events", "show", str(mapped.event_id)])  # type: ignore[attr-defined]
+    assert shown.exit_code == 0 and '"status": "mapped"' in shown.output
+    body = run.invoke(app, ["events", "show", str(mapped.event_id), "--body"])  # type: ignore[attr-defined]
+    assert body.stdout_bytes == pyxis_event(1)
+
+    order = run.invoke(app, ["orders", "show", "pyxis:PX-SYN-000000001"])
+    assert order.exit_code == 0, order.output
+    assert "Versions" in order.output and "pyxis/order@" in order.output
+
+    missing = run.invoke(app, ["orders", "show", "not-a-uuid"])
+    assert missing.exit_code == 1 and "must be a UUID" in missing.output
+
+
+def test_replay_and_impact_commands(
+    run: CliRunner, hub: HubRuntime, fixed_mappings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in range(10, 13):
+        ingest(hub, kiosk(number))
+    impact = run.invoke(
+        app, ["mappings", "impact", "pyxis", "--mapping", str(fixed_mappings), "--last", "10"]
+    )
+    assert impact.exit_code == 0, impact.output
+    assert "newly mapped 3" in impact.output
+
+    monkeypatch.setenv("SALESHUB_MAPPINGS_DIR", str(fixed_mappings))
+    replay = run.invoke(app, ["events", "replay", "--system", "pyxis"])
+    assert replay.exit_code == 0, replay.output
+    assert "replayed 3" in replay.output and "mapped: 3" in replay.output
+    again = run.invoke(app, ["events", "replay"])
+    assert "selected 0" in again.output
+
+
+def test_db_upgrade_partitions_retention(run: CliRunner) -> None:
+    upgraded = run.invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0 and "0001" in upgraded.output
+    partitions = run.invoke(app, ["db", "partitions"])
+    assert partitions.exit_code == 0 and "sales_system_integration_events_" in partitions.output
+    retention = run.invoke(app, ["db", "retention", "--keep-months", "3", "--dry-run"])
+    assert retention.exit_code == 0 and "nothing to purge" in retention.output
