@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from saleshub.api.responses import EventReceipt, Health, Readiness
 from saleshub.api.webhooks import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, receive
+from saleshub.ingest.batching import BatchWriter
 from saleshub.runtime import HubRuntime
 from saleshub.settings import Settings
 from saleshub.store.migrate import current_revision, head_revision
@@ -29,19 +30,24 @@ log = logging.getLogger(__name__)
 def create_app(runtime: HubRuntime | None = None, settings: Settings | None = None) -> FastAPI:
     """The application; opens its own runtime from ``settings`` at start-up when none is given."""
     state: dict[str, HubRuntime] = {}
+    writers: dict[str, BatchWriter] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if runtime is not None:
-            state["runtime"] = runtime
-            yield
-            return
-        opened = await run_in_threadpool(HubRuntime.open, settings or Settings())
-        state["runtime"] = opened
+        hub: HubRuntime = (
+            runtime
+            if runtime is not None
+            else await run_in_threadpool(HubRuntime.open, settings or Settings())
+        )
+        writer = BatchWriter(hub.pipeline)
+        writer.start()
+        state["runtime"], writers["writer"] = hub, writer
         try:
             yield
         finally:
-            await run_in_threadpool(opened.close)
+            await run_in_threadpool(writer.stop)
+            if runtime is None:
+                await run_in_threadpool(hub.close)
 
     app = FastAPI(
         title="Sales integration hub",
@@ -60,7 +66,7 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         summary="Receive one order event from a sales system",
     )
     async def receive_webhook(system: str, request: Request) -> JSONResponse:
-        return await receive(state["runtime"], system, request)
+        return await receive(state["runtime"], writers["writer"], system, request)
 
     @app.get("/health/live", response_model=Health, summary="Liveness: the process answers")
     async def live() -> Health:

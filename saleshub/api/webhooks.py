@@ -11,7 +11,8 @@ Answers, in the order they are checked:
   quarantined by the mapping), 200 the ``webhook-id`` was already received (the original event id);
 * 503 with ``Retry-After`` when the database cannot commit: nothing was written, resend.
 
-Every 2xx/415/422 answer is sent only after the transaction that recorded the event committed.
+Every 2xx/415/422 answer is sent only after the transaction that recorded the event committed
+(``BatchWriter``: concurrent events share one transaction, group commit).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from saleshub.api.responses import EventReceipt, Problem
 from saleshub.errors import RetriableError
+from saleshub.ingest.batching import BatchWriter
 from saleshub.ingest.pipeline import InboundEvent, IngestResult, Stage
 from saleshub.ingest.signatures import SignatureError, verify
 from saleshub.runtime import HubRuntime
@@ -137,10 +138,11 @@ def _answer(result: IngestResult) -> JSONResponse:
     return _receipt(result, 202)
 
 
-async def receive(hub: HubRuntime, system: str, request: Request) -> JSONResponse:
+async def receive(hub: HubRuntime, writer: BatchWriter, system: str, request: Request) -> JSONResponse:
     """Handle ``POST /webhooks/{system}`` (see the module docstring for the answers)."""
     settings = hub.settings
-    if hub.pipeline.adapter(system) is None:
+    adapter = hub.pipeline.adapter(system)
+    if adapter is None:
         known = ", ".join(sorted(hub.adapters))
         return problem(404, "Unknown sales system", f"no sales system {system!r}; known: {known}")
     try:
@@ -166,8 +168,10 @@ async def receive(hub: HubRuntime, system: str, request: Request) -> JSONRespons
         idempotency_key=webhook_id,
         headers={name: headers[name] for name in _RECORDED_HEADERS if name in headers},
     )
+    started = time.perf_counter()
+    processed = hub.pipeline.process(event, adapter)  # CPU only: decode, classify, map
     try:
-        result = await run_in_threadpool(hub.pipeline.ingest, event)
+        result = await writer.submit(event, processed, started)
     except RetriableError as exc:
         log.warning("webhook from %s not recorded, database unavailable: %s", system, exc)
         response = problem(503, "Database unavailable", "the event was not recorded; resend it later")

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -39,7 +39,7 @@ from saleshub.errors import (
     RetriableError,
 )
 from saleshub.mapping.engine import CompiledMapping, MappedOrder
-from saleshub.store.orders import OrderOutcome, write_order
+from saleshub.store.orders import OrderOutcome, write_orders
 from saleshub.store.tables import integration_event_keys, integration_events
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "Stage",
     "Status",
     "Transport",
+    "as_retriable",
 ]
 
 log = logging.getLogger(__name__)
@@ -194,74 +195,94 @@ class IngestPipeline:
         try:
             with self.engine.begin() as conn:
                 return self.record(conn, event, processed, started)
-        except DBAPIError as exc:
-            if exc.connection_invalidated or _is_unavailable(exc):
-                raise RetriableError(f"the database is unavailable: {exc.orig or exc}") from exc
+        except Exception as exc:
+            retriable = as_retriable(exc)
+            if retriable is not None:
+                raise retriable from exc
             raise
-        except PoolTimeoutError as exc:
-            raise RetriableError(f"no database connection free within the pool timeout: {exc}") from exc
 
     def record(
         self, conn: Connection, event: InboundEvent, processed: ProcessedEvent, started: float
     ) -> IngestResult:
         """Write one processed event in ``conn``'s transaction (see the module docstring)."""
-        event_id = uuid.uuid4()
-        key = event.idempotency_key or (processed.info.idempotency_key if processed.info else None)
-        key = key or "sha256:" + hashlib.sha256(event.body).hexdigest()
-        claimed = conn.execute(
-            insert(integration_event_keys)
-            .values(
-                source_system=event.system,
-                idempotency_key=key,
-                event_id=event_id,
-                received_at=event.received_at,
-            )
-            .on_conflict_do_nothing()
-            .returning(integration_event_keys.c.event_id)
-        ).first()
-        if claimed is None:
-            return self._repeated(conn, event.system, key)
+        return self.record_many(conn, [(event, processed, started)])[0]
 
-        result = self._store(conn, event_id, processed)
-        mapping = processed.mapping
-        conn.execute(
-            integration_events.insert().values(
-                event_id=event_id,
-                received_at=event.received_at,
-                source_system=event.system,
-                transport=event.transport,
-                event_type=processed.info.event_type.value if processed.info else None,
-                content_type=event.content_type,
-                raw_body=None if event.replay_of else event.body,
-                body_sha256=hashlib.sha256(event.body).digest(),
-                body_size=len(event.body),
-                idempotency_key=key,
-                source_event_key=processed.info.idempotency_key if processed.info else None,
-                headers=dict(event.headers),
-                status=result.status.value,
-                errors=result.errors,
-                mapping=mapping.identity.label if mapping else None,
-                mapping_hash=mapping.identity.content_hash if mapping else None,
-                hub_order_id=result.hub_order_id,
-                order_version_no=result.order_version_no,
-                processing_ms=round((time.perf_counter() - started) * 1000, 3),
-                replay_of=event.replay_of,
-            )
-        )
-        return result
+    def record_many(
+        self, conn: Connection, items: Sequence[tuple[InboundEvent, ProcessedEvent, float]]
+    ) -> list[IngestResult]:
+        """Write processed events in ``conn``'s transaction, in their order; one result each.
 
-    def _store(self, conn: Connection, event_id: uuid.UUID, processed: ProcessedEvent) -> IngestResult:
-        if processed.mapped is None:
-            status = Status.FAILED if processed.stage is Stage.INTERNAL else Status.QUARANTINED
-            return IngestResult(event_id, status, stage=processed.stage, errors=processed.errors)
-        written = write_order(conn, processed.mapped, event_id)
-        return IngestResult(
-            event_id,
-            _OUTCOME_STATUS[written.outcome],
-            hub_order_id=written.hub_order_id,
-            order_version_no=written.version_no,
-            order_outcome=written.outcome,
+        Set-based, a few statements per round: events are split into rounds in which no idempotency
+        key and no order repeats, so a later event of an order sees the earlier one's result.
+        """
+        results: dict[int, IngestResult] = {}
+        pending = list(enumerate(items))
+        while pending:
+            round_: list[tuple[int, InboundEvent, ProcessedEvent, float, str]] = []
+            later: list[tuple[int, tuple[InboundEvent, ProcessedEvent, float]]] = []
+            keys: set[tuple[str, str]] = set()
+            orders: set[uuid.UUID] = set()
+            for index, (event, processed, started) in pending:
+                key = (event.system, _key_of(event, processed))
+                order = processed.mapped.order.hub_order_id if processed.mapped else None
+                if key in keys or (order is not None and order in orders) or later:
+                    later.append((index, (event, processed, started)))
+                    continue
+                keys.add(key)
+                if order is not None:
+                    orders.add(order)
+                round_.append((index, event, processed, started, key[1]))
+            results.update(self._record_round(conn, round_))
+            pending = later
+        return [results[index] for index in range(len(items))]
+
+    def _record_round(
+        self, conn: Connection, round_: list[tuple[int, InboundEvent, ProcessedEvent, float, str]]
+    ) -> list[tuple[int, IngestResult]]:
+        ids = {index: uuid.uuid4() for index, *_ in round_}
+        claimed = set(
+            conn.execute(
+                _CLAIM_KEYS,
+                [
+                    {
+                        "source_system": event.system,
+                        "idempotency_key": key,
+                        "event_id": ids[index],
+                        "received_at": event.received_at,
+                    }
+                    for index, event, _, _, key in round_
+                ],
+            ).scalars()
         )
+        done: list[tuple[int, IngestResult]] = []
+        to_write = []
+        for index, event, processed, started, key in round_:
+            if ids[index] not in claimed:
+                done.append((index, self._repeated(conn, event.system, key)))
+            else:
+                to_write.append((index, event, processed, started, key))
+        mapped = [(p.mapped, ids[i]) for i, _, p, _, _ in to_write if p.mapped is not None]
+        writes = iter(write_orders(conn, mapped) if mapped else [])
+        rows = []
+        for index, event, processed, started, key in to_write:
+            event_id = ids[index]
+            if processed.mapped is None:
+                status = Status.FAILED if processed.stage is Stage.INTERNAL else Status.QUARANTINED
+                result = IngestResult(event_id, status, stage=processed.stage, errors=processed.errors)
+            else:
+                written = next(writes)
+                result = IngestResult(
+                    event_id,
+                    _OUTCOME_STATUS[written.outcome],
+                    hub_order_id=written.hub_order_id,
+                    order_version_no=written.version_no,
+                    order_outcome=written.outcome,
+                )
+            rows.append(_event_row(event, processed, result, key, started))
+            done.append((index, result))
+        if rows:
+            conn.execute(integration_events.insert(), rows)
+        return done
 
     @staticmethod
     def _repeated(conn: Connection, system: str, key: str) -> IngestResult:
@@ -282,6 +303,55 @@ class IngestPipeline:
             hub_order_id=original.hub_order_id,
             order_version_no=original.order_version_no,
         )
+
+
+_CLAIM_KEYS = (
+    insert(integration_event_keys)
+    .on_conflict_do_nothing()
+    .returning(integration_event_keys.c.event_id, sort_by_parameter_order=True)
+)
+
+
+def _key_of(event: InboundEvent, processed: ProcessedEvent) -> str:
+    key = event.idempotency_key or (processed.info.idempotency_key if processed.info else None)
+    return key or "sha256:" + hashlib.sha256(event.body).hexdigest()
+
+
+def _event_row(
+    event: InboundEvent, processed: ProcessedEvent, result: IngestResult, key: str, started: float
+) -> dict[str, Any]:
+    mapping, info = processed.mapping, processed.info
+    return {
+        "event_id": result.event_id,
+        "received_at": event.received_at,
+        "source_system": event.system,
+        "transport": event.transport,
+        "event_type": info.event_type.value if info else None,
+        "content_type": event.content_type,
+        "raw_body": None if event.replay_of else event.body,
+        "body_sha256": hashlib.sha256(event.body).digest(),
+        "body_size": len(event.body),
+        "idempotency_key": key,
+        "source_event_key": info.idempotency_key if info else None,
+        "headers": dict(event.headers),
+        "status": result.status.value,
+        "errors": result.errors,
+        "mapping": mapping.identity.label if mapping else None,
+        "mapping_hash": mapping.identity.content_hash if mapping else None,
+        "hub_order_id": result.hub_order_id,
+        "order_version_no": result.order_version_no,
+        "processing_ms": round((time.perf_counter() - started) * 1000, 3),
+        "replay_of": event.replay_of,
+    }
+
+
+def as_retriable(exc: BaseException) -> RetriableError | None:
+    """``exc`` as a ``RetriableError`` if it means the database is unavailable, else ``None``."""
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_unavailable(exc)):
+        return RetriableError(f"the database is unavailable: {exc.orig or exc}")
+    if isinstance(exc, PoolTimeoutError):
+        return RetriableError(f"no database connection free within the pool timeout: {exc}")
+    return None
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:

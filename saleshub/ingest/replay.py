@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, tuple_, update
 from sqlalchemy.orm import aliased
 
 from saleshub.ingest.pipeline import InboundEvent, IngestPipeline
@@ -56,6 +56,11 @@ class ReplaySummary:
     def replayed(self) -> int:
         """Events that were re-run (those with a body left)."""
         return sum(self.statuses.values())
+
+
+_SUPERSEDE = update(integration_events).where(
+    _E.event_id == bindparam("b_id"), _E.received_at == bindparam("b_received")
+)
 
 
 def select_events(conn: Connection, selection: ReplaySelection) -> list[tuple[uuid.UUID, datetime]]:
@@ -144,11 +149,16 @@ class Replayer:
             processed = self.pipeline.process(inbound, adapter)
             work.append((row.event_id, row.received_at, inbound, processed, begun))
         with self.engine.begin() as conn:
-            for event_id, received_at, inbound, processed, started in work:
-                result = self.pipeline.record(conn, inbound, processed, started)
+            results = self.pipeline.record_many(
+                conn, [(inbound, processed, begun) for _, _, inbound, processed, begun in work]
+            )
+            if results:
                 conn.execute(
-                    update(integration_events)
-                    .where(_E.event_id == event_id, _E.received_at == received_at)
-                    .values(superseded_by=result.event_id)
+                    _SUPERSEDE,
+                    [
+                        {"b_id": event_id, "b_received": received_at, "superseded_by": result.event_id}
+                        for (event_id, received_at, *_), result in zip(work, results, strict=True)
+                    ],
                 )
-                summary.statuses[result.status.value] += 1
+        for result in results:
+            summary.statuses[result.status.value] += 1

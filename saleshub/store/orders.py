@@ -11,26 +11,29 @@ Rules for an incoming mapped order against the stored one (same ``source_system`
 * otherwise → update, next version number, one history row. A cancellation is an update whose
   status is ``CANCELLED``.
 
-The stored row is locked (``SELECT … FOR UPDATE``) for the comparison, so two events of one order
-processed at once are applied one after the other, never interleaved.
+Stored rows are locked (``SELECT … FOR UPDATE``, in one order) for the comparison, so two events of
+one order processed at once are applied one after the other, never interleaved. A brand-new order
+inserted by a concurrent transaction makes our ``INSERT … ON CONFLICT DO NOTHING`` wait for it and
+then skip, and the row is then locked and compared like any stored one.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from canonical.model import ServiceOrder
 from saleshub.mapping.engine import MappedOrder
 from saleshub.store.tables import service_order_versions, service_orders
 
-__all__ = ["OrderOutcome", "OrderWrite", "is_stale", "write_order"]
+__all__ = ["OrderOutcome", "OrderWrite", "is_stale", "write_orders"]
 
 
 class OrderOutcome(StrEnum):
@@ -82,69 +85,103 @@ def _columns(order: ServiceOrder, mapped: MappedOrder, fingerprint: int) -> dict
     }
 
 
-def _history(
-    conn: Connection, order_id: uuid.UUID, version: int, event_id: uuid.UUID, row: dict[str, Any]
-) -> None:
-    conn.execute(
-        service_order_versions.insert().values(
-            hub_order_id=order_id,
-            version_no=version,
-            event_id=event_id,
-            status=row["status"],
-            content=row["content"],
-            fingerprint=row["fingerprint"],
-            source_version=row["source_version"],
-            mapping=row["mapping"],
-        )
-    )
+def _version_row(
+    order_id: uuid.UUID, version: int, event_id: uuid.UUID, row: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "hub_order_id": order_id,
+        "version_no": version,
+        "event_id": event_id,
+        "status": row["status"],
+        "content": row["content"],
+        "fingerprint": row["fingerprint"],
+        "source_version": row["source_version"],
+        "mapping": row["mapping"],
+    }
 
 
-def write_order(conn: Connection, mapped: MappedOrder, event_id: uuid.UUID) -> OrderWrite:
-    """Apply ``mapped`` to the store by the rules above, in ``conn``'s transaction."""
-    order = mapped.order
-    order_id = order.hub_order_id
-    fingerprint = order.fingerprint()
-    row = _columns(order, mapped, fingerprint)
-    inserted = conn.execute(
-        insert(service_orders)
-        .values(
-            hub_order_id=order_id,
-            source_system=order.source_system,
-            external_order_id=order.external_order_id,
-            version_no=1,
-            last_event_id=event_id,
-            **row,
-        )
-        .on_conflict_do_nothing(index_elements=[service_orders.c.hub_order_id])
-        .returning(service_orders.c.hub_order_id)
-    ).first()
-    if inserted is not None:
-        _history(conn, order_id, 1, event_id, row)
-        return OrderWrite(OrderOutcome.CREATED, order_id, 1)
+_C = service_orders.c
+_INSERT_NEW = (
+    insert(service_orders)
+    .on_conflict_do_nothing()  # hub_order_id derives from the unique pair: either conflict is the same order
+    .returning(_C.hub_order_id, sort_by_parameter_order=True)
+)
+_LOCK_STORED = (
+    select(_C.hub_order_id, _C.version_no, _C.fingerprint, _C.source_version, _C.source_updated_at)
+    .where(_C.hub_order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_C.hub_order_id)  # one lock order for every writer: no deadlocks between batches
+    .with_for_update()
+)
+# Executed with a list of parameter dicts: SQLAlchemy derives the SET clause from their keys.
+_UPDATE_CHANGED = (
+    service_orders.update().where(_C.hub_order_id == bindparam("b_id")).values(updated_at=func.now())
+)
+_UPDATE_VERSION_ONLY = service_orders.update().where(_C.hub_order_id == bindparam("b_id"))
 
-    c = service_orders.c
-    stored = conn.execute(
-        select(c.version_no, c.fingerprint, c.source_version, c.source_updated_at)
-        .where(c.hub_order_id == order_id)
-        .with_for_update()
-    ).one()
-    if is_stale(
-        order.source_version, order.source_updated_at, stored.source_version, stored.source_updated_at
-    ):
-        return OrderWrite(OrderOutcome.STALE, order_id, stored.version_no)
-    if stored.fingerprint == fingerprint:
-        if order.source_version is not None and (stored.source_version or -1) < order.source_version:
-            conn.execute(
-                service_orders.update()
-                .where(c.hub_order_id == order_id)
-                .values(source_version=order.source_version, source_updated_at=order.source_updated_at)
-            )
-        return OrderWrite(OrderOutcome.DUPLICATE, order_id, stored.version_no)
-    version = stored.version_no + 1
-    conn.execute(
-        service_orders.update()
-        .where(c.hub_order_id == order_id)
-        .values(version_no=version, last_event_id=event_id, updated_at=func.now(), **row)
-    )
-    _history(conn, order_id, version, event_id, row)
-    return OrderWrite(OrderOutcome.UPDATED, order_id, version)
+
+def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]]) -> list[OrderWrite]:
+    """Apply each ``(mapped order, event id)`` by the rules above, in ``conn``'s transaction.
+
+    Set-based: a handful of statements per call whatever its size, so a batch of events costs a few
+    round trips. The orders of one call must be distinct (the caller splits repeats into the next
+    call, where they see this call's result).
+    """
+    prepared = []
+    for mapped, event_id in items:
+        order = mapped.order
+        prepared.append((order, event_id, _columns(order, mapped, order.fingerprint())))
+    if len({order.hub_order_id for order, _, _ in prepared}) != len(prepared):
+        raise ValueError("write_orders needs distinct orders per call")
+    inserted: set[uuid.UUID] = set()
+    if prepared:
+        rows = [
+            {
+                "hub_order_id": order.hub_order_id,
+                "source_system": order.source_system,
+                "external_order_id": order.external_order_id,
+                "version_no": 1,
+                "last_event_id": event_id,
+                **row,
+            }
+            for order, event_id, row in prepared
+        ]
+        inserted = set(conn.execute(_INSERT_NEW, rows).scalars())
+    existing = [order.hub_order_id for order, _, _ in prepared if order.hub_order_id not in inserted]
+    stored = {r.hub_order_id: r for r in conn.execute(_LOCK_STORED, {"ids": existing})} if existing else {}
+    results: list[OrderWrite] = []
+    versions: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    version_only: list[dict[str, Any]] = []
+    for order, event_id, row in prepared:
+        order_id = order.hub_order_id
+        if order_id in inserted:
+            versions.append(_version_row(order_id, 1, event_id, row))
+            results.append(OrderWrite(OrderOutcome.CREATED, order_id, 1))
+            continue
+        current = stored[order_id]
+        if is_stale(
+            order.source_version, order.source_updated_at, current.source_version, current.source_updated_at
+        ):
+            results.append(OrderWrite(OrderOutcome.STALE, order_id, current.version_no))
+        elif current.fingerprint == row["fingerprint"]:
+            if order.source_version is not None and (current.source_version or -1) < order.source_version:
+                version_only.append(
+                    {
+                        "b_id": order_id,
+                        "source_version": order.source_version,
+                        "source_updated_at": order.source_updated_at,
+                    }
+                )
+            results.append(OrderWrite(OrderOutcome.DUPLICATE, order_id, current.version_no))
+        else:
+            version = current.version_no + 1
+            changed.append({"b_id": order_id, "version_no": version, "last_event_id": event_id, **row})
+            versions.append(_version_row(order_id, version, event_id, row))
+            results.append(OrderWrite(OrderOutcome.UPDATED, order_id, version))
+    if changed:
+        conn.execute(_UPDATE_CHANGED, changed)
+    if version_only:
+        conn.execute(_UPDATE_VERSION_ONLY, version_only)
+    if versions:
+        conn.execute(insert(service_order_versions), versions)
+    return results
