@@ -216,7 +216,7 @@ def replay_rate(data_dir: Path) -> tuple[int, float]:
     try:
         with hub.database.engine.connect() as conn:
             keys = select_events(conn, ReplaySelection(open_only=False, system="pyxis"))
-        summary = Replayer(hub.pipeline, hub.database.engine).replay(keys)
+        summary = Replayer(hub.pipeline).replay(keys)
     finally:
         hub.close()
     return summary.replayed, summary.replayed / summary.seconds

@@ -52,11 +52,17 @@ class EnvSecretStore(SecretStore):
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = os.environ if environ is None else environ
+        self._decoded: dict[str, tuple[str, list[bytes]]] = {}  # variable → (its value, keys)
 
     @override
     def webhook_keys(self, system: str) -> list[bytes]:
         name = self.PREFIX + system.upper()
-        return _decode_all(self._environ.get(name, "").split(), name)
+        value = self._environ.get(name, "")
+        cached = self._decoded.get(name)
+        if cached is None or cached[0] != value:
+            cached = (value, _decode_all(value.split(), name))
+            self._decoded[name] = cached
+        return list(cached[1])
 
 
 class FileSecretStore(SecretStore):

@@ -84,8 +84,3 @@ class Settings(BaseSettings):
                 raise ConfigurationError(f"{CONFIG_FILE_VARIABLE}={config_file}: no such file")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
-
-    @property
-    def embedded(self) -> bool:
-        """Whether the hub runs its own PostgreSQL (no ``database_url`` configured)."""
-        return self.database_url is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -17,8 +18,9 @@ from saleshub.ingest.replay import Replayer, ReplaySelection, select_events
 from saleshub.runtime import HubRuntime
 from saleshub.settings import Settings
 from saleshub.store import queries
+from saleshub.store.queries import AnyRow
 
-__all__ = ["events_app", "first_error"]
+__all__ = ["events_app", "events_table", "first_error"]
 
 events_app = typer.Typer(help="Recorded integration events: list, show, replay.", no_args_is_help=True)
 
@@ -35,6 +37,25 @@ def first_error(errors: dict[str, Any] | None) -> str:
     return str(errors.get("message", ""))
 
 
+def events_table(rows: Sequence[AnyRow], *, with_system: bool = True, title: str | None = None) -> Table:
+    """Events as a table: when, id, system, transport, type, status, order version, mapping or error."""
+    columns = ["received (UTC)", "event", "system", "via", "type", "status", "order v.", "mapping / error"]
+    table = Table(*(c for c in columns if with_system or c != "system"), title=title)
+    for row in rows:
+        cells = [
+            f"{row.received_at:%Y-%m-%d %H:%M:%S}",
+            str(row.event_id),
+            row.source_system,
+            row.transport + (" ↻" if row.replay_of else ""),
+            row.event_type or "",
+            row.status + (" (replayed)" if row.superseded_by else ""),
+            str(row.order_version_no or ""),
+            first_error(row.errors) or (row.mapping or ""),
+        ]
+        table.add_row(*(cells if with_system else cells[:2] + cells[3:]))
+    return table
+
+
 @events_app.command("list")
 def list_events(
     system: Annotated[str | None, typer.Option(help="only this sales system")] = None,
@@ -49,21 +70,7 @@ def list_events(
         rows = queries.events(
             conn, system=system, status=status, since=parse_time(since, "--since"), limit=limit
         )
-    table = Table("received (UTC)", "event", "system", "via", "type", "status", "order v.", "mapping / error")
-    for row in rows:
-        reason = first_error(row.errors) or (row.mapping or "")
-        replay = " ↻" if row.replay_of else ""
-        table.add_row(
-            f"{row.received_at:%Y-%m-%d %H:%M:%S}",
-            str(row.event_id),
-            row.source_system,
-            row.transport + replay,
-            row.event_type or "",
-            row.status + (" (replayed)" if row.superseded_by else ""),
-            str(row.order_version_no or ""),
-            reason,
-        )
-    out.print(table)
+    out.print(events_table(rows))
 
 
 @events_app.command("show")
@@ -116,7 +123,7 @@ def replay(
     try:
         with hub.database.engine.connect() as conn:
             keys = select_events(conn, selection)
-        replayer = Replayer(hub.pipeline, hub.database.engine)
+        replayer = Replayer(hub.pipeline)
         with Progress(console=out, transient=True) as progress:
             task = progress.add_task("replaying", total=len(keys))
             summary = replayer.replay(keys, lambda n: progress.advance(task, n))

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from saleshub.commands.common import database, fail, parse_uuid
-from saleshub.commands.events import first_error
+from saleshub.commands.events import events_table
 from saleshub.console import out
 from saleshub.store import queries
 
@@ -52,19 +52,6 @@ def show_order(
             str(version.event_id),
         )
     out.print(table)
-    table = Table(
-        "received (UTC)", "event", "via", "type", "status", "version", "mapping / error", title="Events"
-    )
-    for event in events:
-        table.add_row(
-            f"{event.received_at:%Y-%m-%d %H:%M:%S}",
-            str(event.event_id),
-            event.transport,
-            event.event_type or "",
-            event.status,
-            str(event.order_version_no or ""),
-            first_error(event.errors) or (event.mapping or ""),
-        )
-    out.print(table)
+    out.print(events_table(events, with_system=False, title="Events"))
     if content:
         out.print_json(json.dumps(row.content, ensure_ascii=False))

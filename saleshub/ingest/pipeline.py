@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from adapters.base import EventInfo, SourceAdapter
@@ -115,7 +115,6 @@ class IngestResult:
     errors: dict[str, Any] | None = None
     hub_order_id: uuid.UUID | None = None
     order_version_no: int | None = None
-    order_outcome: OrderOutcome | None = None
 
     @property
     def rejected_input(self) -> bool:
@@ -276,7 +275,6 @@ class IngestPipeline:
                     _OUTCOME_STATUS[written.outcome],
                     hub_order_id=written.hub_order_id,
                     order_version_no=written.version_no,
-                    order_outcome=written.outcome,
                 )
             rows.append(_event_row(event, processed, result, key, started))
             done.append((index, result))
@@ -355,7 +353,7 @@ def as_retriable(exc: BaseException) -> RetriableError | None:
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:
-    # psycopg's OperationalError covers a refused, dropped or shut-down connection; SQLSTATE class
-    # 57 (operator intervention, e.g. admin shutdown) and 08 (connection exception) say the same.
+    # OperationalError covers a refused, dropped or shut-down connection; SQLSTATE class 57
+    # (operator intervention, e.g. admin shutdown) and 08 (connection exception) say the same.
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    return type(exc.orig).__name__ == "OperationalError" or sqlstate[:2] in ("08", "57")
+    return isinstance(exc, OperationalError) or sqlstate[:2] in ("08", "57")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, select, tuple_, update
 from sqlalchemy.orm import aliased
 
 from saleshub.ingest.pipeline import InboundEvent, IngestPipeline
@@ -92,8 +92,8 @@ def _chunks(
 class Replayer:
     """Replays selected events through ``pipeline`` (and so through its current mappings)."""
 
-    def __init__(self, pipeline: IngestPipeline, engine: Engine, batch_size: int = 500) -> None:
-        self.pipeline, self.engine, self.batch_size = pipeline, engine, batch_size
+    def __init__(self, pipeline: IngestPipeline, batch_size: int = 500) -> None:
+        self.pipeline, self.engine, self.batch_size = pipeline, pipeline.engine, batch_size
 
     def replay(
         self, keys: Sequence[tuple[uuid.UUID, datetime]], progress: Callable[[int], None] | None = None

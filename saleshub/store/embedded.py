@@ -50,14 +50,6 @@ class EmbeddedPostgres:
         uri: str = self._server.get_uri()
         return uri.replace("postgresql://", "postgresql+psycopg://", 1)
 
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's process id, if running."""
-        if self._server is None:
-            return None
-        pid: int | None = self._server.get_pid()
-        return pid
-
     def stop(self) -> None:
         """Release this process's hold on the server (it stops when no process holds it)."""
         if self._server is not None:

@@ -138,7 +138,7 @@ def test_replay_after_a_mapping_fix(hub: HubRuntime, db_url: str, fixed_mappings
         with fixed.database.engine.connect() as conn:
             keys = select_events(conn, ReplaySelection(system="pyxis"))
         assert len(keys) == 5
-        summary = Replayer(fixed.pipeline, fixed.database.engine, batch_size=2).replay(keys)
+        summary = Replayer(fixed.pipeline, batch_size=2).replay(keys)
         assert summary.statuses == {"mapped": 5}
         with fixed.database.engine.connect() as conn:
             assert select_events(conn, ReplaySelection()) == []  # nothing open any more
@@ -155,7 +155,7 @@ def test_replay_after_a_mapping_fix(hub: HubRuntime, db_url: str, fixed_mappings
 
 def test_replaying_a_replay_reads_the_original_body(hub: HubRuntime) -> None:
     first = send(hub, pyxis_event(20))
-    replayer = Replayer(hub.pipeline, hub.database.engine)
+    replayer = Replayer(hub.pipeline)
     with hub.database.engine.connect() as conn:
         keys = select_events(conn, ReplaySelection(event_id=first.event_id))  # type: ignore[attr-defined]
     replayer.replay(keys)
