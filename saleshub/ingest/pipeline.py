@@ -6,8 +6,9 @@
    (through the system's adapter and the mapping catalog). A ``DataError`` becomes the event's
    structured errors, never an exception to the caller;
 2. in **one** transaction: claim the idempotency key (a repeated key returns the original event and
-   writes nothing), store the order by the rules of ``saleshub.store.orders``, and record the event
-   with its exact raw bytes, its status and the mapping that handled it.
+   writes nothing), store the order by the rules of ``saleshub.store.orders``, record the event
+   with its exact raw bytes, its status and the mapping that handled it, and put the canonical event
+   it causes in the outbox (``saleshub.events.outbox``) for the Kafka relay.
 
 So a caller that sees a result knows the event is durably committed; a caller that sees an
 exception (the database is down) knows nothing was written and may retry the same event.
@@ -31,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from adapters.base import EventInfo, SourceAdapter
+from canonical.events import EventKind
 from saleshub.errors import (
     ClassificationError,
     DataError,
@@ -38,6 +40,7 @@ from saleshub.errors import (
     MappingError,
     RetriableError,
 )
+from saleshub.events.outbox import Outbox
 from saleshub.mapping.engine import CompiledMapping, MappedOrder
 from saleshub.store.orders import OrderOutcome, write_orders
 from saleshub.store.tables import integration_event_keys, integration_events
@@ -78,9 +81,16 @@ class Stage(StrEnum):
     INTERNAL = "internal"
 
 
+_OUTCOME_KIND = {
+    OrderOutcome.CREATED: EventKind.ORDER_RECEIVED,
+    OrderOutcome.UPDATED: EventKind.ORDER_UPDATED,
+    OrderOutcome.CANCELLED: EventKind.ORDER_CANCELLED,
+}
+
 _OUTCOME_STATUS = {
     OrderOutcome.CREATED: Status.MAPPED,
     OrderOutcome.UPDATED: Status.MAPPED,
+    OrderOutcome.CANCELLED: Status.MAPPED,
     OrderOutcome.DUPLICATE: Status.DUPLICATE,
     OrderOutcome.STALE: Status.STALE,
 }
@@ -150,9 +160,12 @@ def _error_record(stage: Stage, exc: BaseException) -> dict[str, Any]:
 class IngestPipeline:
     """Processes inbound events of any registered system into the store."""
 
-    def __init__(self, engine: Engine, adapters: Mapping[str, SourceAdapter]) -> None:
+    def __init__(
+        self, engine: Engine, adapters: Mapping[str, SourceAdapter], outbox: Outbox | None = None
+    ) -> None:
         self.engine = engine
         self.adapters = dict(adapters)
+        self.outbox = outbox or Outbox()
 
     def adapter(self, system: str) -> SourceAdapter | None:
         """The adapter of ``system``, or ``None`` if the hub does not know it."""
@@ -262,12 +275,13 @@ class IngestPipeline:
                 to_write.append((index, event, processed, started, key))
         mapped = [(p.mapped, ids[i]) for i, _, p, _, _ in to_write if p.mapped is not None]
         writes = iter(write_orders(conn, mapped) if mapped else [])
-        rows = []
+        rows, outbox_rows = [], []
         for index, event, processed, started, key in to_write:
             event_id = ids[index]
             if processed.mapped is None:
                 status = Status.FAILED if processed.stage is Stage.INTERNAL else Status.QUARANTINED
                 result = IngestResult(event_id, status, stage=processed.stage, errors=processed.errors)
+                outbox_rows.append(self._rejection(event, processed, result))
             else:
                 written = next(writes)
                 result = IngestResult(
@@ -276,11 +290,36 @@ class IngestPipeline:
                     hub_order_id=written.hub_order_id,
                     order_version_no=written.version_no,
                 )
+                kind = _OUTCOME_KIND.get(written.outcome)
+                if kind is not None:
+                    outbox_rows.append(
+                        self.outbox.order_row(
+                            kind,
+                            event_id=event_id,
+                            occurred_at=event.received_at,
+                            order=processed.mapped.order,
+                            version_no=written.version_no,
+                            mapping=processed.mapped.mapping.label,
+                        )
+                    )
             rows.append(_event_row(event, processed, result, key, started))
             done.append((index, result))
         if rows:
             conn.execute(integration_events.insert(), rows)
+        self.outbox.write(conn, outbox_rows)
         return done
+
+    def _rejection(self, event: InboundEvent, processed: ProcessedEvent, result: IngestResult) -> dict[str, Any]:
+        return self.outbox.rejection_row(
+            event_id=result.event_id,
+            occurred_at=event.received_at,
+            system=event.system,
+            transport=event.transport,
+            status=result.status.value,
+            errors=processed.errors or {},
+            event_type=processed.info.event_type.value if processed.info else None,
+            mapping=processed.mapping.identity.label if processed.mapping else None,
+        )
 
     @staticmethod
     def _repeated(conn: Connection, system: str, key: str) -> IngestResult:

@@ -8,8 +8,8 @@ Rules for an incoming mapped order against the stored one (same ``source_system`
   → **stale**: nothing changes;
 * same content fingerprint → **duplicate**: nothing changes, except that a newer source version is
   remembered so a later, older update is still recognised as stale;
-* otherwise → update, next version number, one history row. A cancellation is an update whose
-  status is ``CANCELLED``.
+* otherwise → update, next version number, one history row. An update that moves the order to
+  ``CANCELLED`` from another status is reported as a **cancellation**.
 
 Stored rows are locked (``SELECT … FOR UPDATE``, in one order) for the comparison, so two events of
 one order processed at once are applied one after the other, never interleaved. A brand-new order
@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from canonical.enums import OrderStatus
 from canonical.model import ServiceOrder
 from saleshub.mapping.engine import MappedOrder
 from saleshub.store.tables import service_order_versions, service_orders
@@ -41,6 +42,7 @@ class OrderOutcome(StrEnum):
 
     CREATED = "created"
     UPDATED = "updated"
+    CANCELLED = "cancelled"
     DUPLICATE = "duplicate"
     STALE = "stale"
 
@@ -107,7 +109,7 @@ _INSERT_NEW = (
     .returning(_C.hub_order_id, sort_by_parameter_order=True)
 )
 _LOCK_STORED = (
-    select(_C.hub_order_id, _C.version_no, _C.fingerprint, _C.source_version, _C.source_updated_at)
+    select(_C.hub_order_id, _C.version_no, _C.status, _C.fingerprint, _C.source_version, _C.source_updated_at)
     .where(_C.hub_order_id.in_(bindparam("ids", expanding=True)))
     .order_by(_C.hub_order_id)  # one lock order for every writer: no deadlocks between batches
     .with_for_update()
@@ -177,7 +179,9 @@ def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]
             version = current.version_no + 1
             changed.append({"b_id": order_id, "version_no": version, "last_event_id": event_id, **row})
             versions.append(_version_row(order_id, version, event_id, row))
-            results.append(OrderWrite(OrderOutcome.UPDATED, order_id, version))
+            cancels = row["status"] == OrderStatus.CANCELLED and current.status != OrderStatus.CANCELLED
+            outcome = OrderOutcome.CANCELLED if cancels else OrderOutcome.UPDATED
+            results.append(OrderWrite(outcome, order_id, version))
     if changed:
         conn.execute(_UPDATE_CHANGED, changed)
     if version_only:

@@ -10,7 +10,10 @@ Three groups:
 * orders (``service_orders`` with one current row per source order, ``service_order_versions`` with
   one row per accepted change);
 * the audit trail (``sales_system_integration_events``, partitioned by month on ``received_at``, and
-  ``integration_event_keys``, the global idempotency index a partitioned table cannot carry itself).
+  ``integration_event_keys``, the global idempotency index a partitioned table cannot carry itself);
+* the transactional outbox (``event_outbox``: one row per canonical event to publish, written in the
+  ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` row locks by which relay processes
+  share the work while keeping each message key's events in order).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Identity,
     CheckConstraint,
     Column,
     DateTime,
@@ -27,6 +31,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -39,13 +44,16 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 __all__ = [
     "EVENT_STATUSES",
+    "OUTBOX_LANES",
     "TRANSPORTS",
     "business_unit_sales_systems",
     "business_units",
     "countries",
+    "event_outbox",
     "integration_event_keys",
     "integration_events",
     "metadata",
+    "outbox_lanes",
     "sales_channel_configurations",
     "sales_systems",
     "service_order_versions",
@@ -55,6 +63,7 @@ __all__ = [
 
 EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed")
 TRANSPORTS = ("webhook", "poll", "kafka", "replay")
+OUTBOX_LANES = 64  # a message key always hashes to the same lane: crc32(key) % OUTBOX_LANES
 
 metadata = MetaData(
     naming_convention={
@@ -249,4 +258,43 @@ integration_event_keys = Table(
         deferrable=True,
         initially="DEFERRED",
     ),
+)
+
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    Column("outbox_id", BigInteger, Identity(always=True), primary_key=True, comment="publication order"),
+    Column("event_id", UUID(as_uuid=True), nullable=False, comment="the integration event; ce_id"),
+    Column("kind", String(32), nullable=False, comment="order_received, order_updated, …"),
+    Column("topic", Text, nullable=False),
+    Column("message_key", Text, nullable=False, comment="{country}_{external order id}; no personal data"),
+    Column("lane", SmallInteger, nullable=False, comment="crc32(message_key) % OUTBOX_LANES"),
+    Column("source_system", String(32), nullable=False, comment="ce_source is /saleshub/{source_system}"),
+    Column("subject", Text, nullable=True, comment="ce_subject: the hub order id"),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, comment="ce_time"),
+    Column("payload", LargeBinary, nullable=False, comment="Avro binary body, without framing"),
+    Column("schema_fingerprint", BigInteger, nullable=False, comment="CRC-64-AVRO of the writer schema"),
+    _now(),
+    Column("published_at", DateTime(timezone=True), nullable=True, comment="on the broker's acknowledgement"),
+    Column("kafka_partition", Integer, nullable=True),
+    Column("kafka_offset", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("event_id"),
+    CheckConstraint(f"lane >= 0 AND lane < {OUTBOX_LANES}", name="lane"),
+    Index(
+        "ix_event_outbox_pending",
+        "lane",
+        "outbox_id",
+        postgresql_where=text("published_at IS NULL"),
+    ),
+    Index("ix_event_outbox_published_at", "published_at"),
+    comment="transactional outbox: canonical events waiting for (or given to) Kafka",
+)
+
+outbox_lanes = Table(
+    "outbox_lanes",
+    metadata,
+    Column("lane", SmallInteger, primary_key=True, autoincrement=False),
+    comment="one row per lane; a relay holds a lane's row lock while it publishes that lane",
 )
