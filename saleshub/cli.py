@@ -3,7 +3,8 @@
 ``saleshub mappings validate|test|preview|impact|schema`` are the data stewards' commands: check
 every mapping file at once, run the golden samples with field-level differences, see what one payload
 becomes, see what an edit would change over stored events, and regenerate the editor schema of the
-mapping-file format. The operators' commands (``serve``, ``status``, ``db``, ``events``, ``orders``)
+mapping-file format. The operators' commands (``serve``, ``status``, ``db``, ``events``, ``orders``,
+``kafka``)
 live in ``saleshub.commands`` and are registered here.
 """
 
@@ -21,6 +22,7 @@ from adapters.registry import AdapterRegistry
 from saleshub.commands.common import database, fail
 from saleshub.commands.db import db_app
 from saleshub.commands.events import events_app
+from saleshub.commands.kafka import kafka_app
 from saleshub.commands.orders import orders_app
 from saleshub.commands.serve import serve, status
 from saleshub.console import err, out
@@ -46,6 +48,7 @@ app.add_typer(mappings_app, name="mappings")
 app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(orders_app, name="orders")
+app.add_typer(kafka_app, name="kafka")
 app.command("serve")(serve)
 app.command("status")(status)
 

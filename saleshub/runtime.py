@@ -2,7 +2,8 @@
 
 ``HubRuntime.open(settings)`` loads and checks every mapping (a broken mapping stops the start with
 every problem listed), opens the database (embedded when no URL is set), optionally migrates it and
-creates the event partitions, and wires the ingestion pipeline and the secret store.
+creates the event partitions, and wires the ingestion pipeline (with its outbox), the event schemas
+and the secret store.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
+from saleshub.events.outbox import Outbox
+from saleshub.events.schemas import EventSchemas
 from saleshub.ingest.pipeline import IngestPipeline
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.secrets import SecretStore, secret_store_from_settings
@@ -35,6 +38,7 @@ class HubRuntime:
     database: Database
     pipeline: IngestPipeline
     secrets: SecretStore
+    schemas: EventSchemas
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = False) -> HubRuntime:
@@ -43,6 +47,7 @@ class HubRuntime:
         registry = AdapterRegistry.default()
         adapters = {name: registry.create(name, catalog) for name in registry.names()}
         secrets = secret_store_from_settings(settings)
+        schemas = EventSchemas.load(settings.contracts_dir)
         database = open_database(settings)
         try:
             if migrate:
@@ -53,7 +58,8 @@ class HubRuntime:
             database.close()
             raise
         log.info("hub using %s; %d mappings loaded", database.description, len(catalog))
-        return cls(settings, catalog, adapters, database, IngestPipeline(database.engine, adapters), secrets)
+        pipeline = IngestPipeline(database.engine, adapters, Outbox(schemas))
+        return cls(settings, catalog, adapters, database, pipeline, secrets, schemas)
 
     def close(self) -> None:
         """Release the database (and the embedded server's hold)."""

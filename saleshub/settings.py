@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -65,6 +65,40 @@ class Settings(BaseSettings):
     access_log: bool = Field(default=False, description="uvicorn's per-request access log")
     retry_after_seconds: int = Field(
         default=5, ge=1, description="Retry-After sent with 503 when the database is down"
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers (host:port,…); unset = Kafka off, events wait in the outbox",
+    )
+    kafka_schema_registry_url: str | None = Field(
+        default=None,
+        description="schema registry URL; set = Confluent framing, unset = Avro single-object encoding",
+    )
+    kafka_client_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra librdkafka properties for every Kafka client (JSON), e.g. security.protocol",
+    )
+    kafka_consumer_config: dict[str, Any] = Field(
+        default_factory=dict, description="extra librdkafka properties for the inbound consumer (JSON)"
+    )
+    kafka_topic_partitions: int = Field(
+        default=6, ge=1, description="partitions of the outbound topics when the hub creates them"
+    )
+    kafka_pyxis_topic: str | None = Field(
+        default=None, description="Pyxis order-event topic to consume; unset = no consumer"
+    )
+    kafka_consumer_group: str = Field(default="saleshub", description="consumer group of the hub's workers")
+    kafka_dead_letter_topic: str = Field(
+        default="integration.sales.dead_letter",
+        description="where inbound records that cannot be decoded or mapped are forwarded",
+    )
+    relay_batch_size: int = Field(default=2000, ge=1, description="outbox rows per relay transaction")
+    relay_message_timeout_ms: int = Field(
+        default=30_000, ge=1000, description="how long the relay waits for a broker acknowledgement"
+    )
+    contracts_dir: Path = Field(
+        default=Path("contracts/avro/events"),
+        description="committed event schema versions, to frame outbox rows written by older versions",
     )
 
     @classmethod

@@ -2,8 +2,11 @@
 
 ``serve`` loads and checks the mappings, opens the database (starting the embedded PostgreSQL when
 no URL is configured), migrates it, creates the event partitions, says what it runs on and which
-systems have webhook secrets, then serves HTTP with uvicorn. With several workers each worker
-process opens its own pool on the same database (the embedded server's URL is handed to them).
+systems have webhook secrets, starts the outbox relay and the Pyxis topic consumer when Kafka is
+configured (in this process, beside the web workers), then serves HTTP with uvicorn. With several
+workers each worker process opens its own pool on the same database (the embedded server's URL is
+handed to them). Without Kafka, canonical events are kept in the outbox, and both ``serve`` and
+``status`` say so.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from rich.table import Table
 from saleshub.commands.common import database, fail
 from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, SalesHubError
+from saleshub.events.outbox import Backlog, backlog
+from saleshub.kafka.services import KafkaServices
 from saleshub.runtime import HubRuntime
 from saleshub.settings import Settings
 from saleshub.store import queries
@@ -44,8 +49,23 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
                 f"[yellow]webhooks for {system} are refused (401): no secret; set "
                 f"SALESHUB_WEBHOOK_SECRET_{system.upper()}[/yellow]"
             )
-    out.print("Kafka: not configured; canonical events are not published yet")
+    settings = hub.settings
+    if settings.kafka_bootstrap_servers:
+        framing = "schema registry" if settings.kafka_schema_registry_url else "Avro single-object encoding"
+        out.print(f"Kafka: publishing to {settings.kafka_bootstrap_servers} ({framing})")
+        if settings.kafka_pyxis_topic:
+            out.print(
+                f"Kafka: consuming {settings.kafka_pyxis_topic} as group {settings.kafka_consumer_group}"
+            )
+    else:
+        err.print(_NO_KAFKA)
     out.print(f"serving with {workers} worker(s); Ctrl+C stops")
+
+
+_NO_KAFKA = (
+    "[yellow]Kafka: not configured (SALESHUB_KAFKA_BOOTSTRAP_SERVERS); canonical events are kept in "
+    "the outbox and published once Kafka is configured[/yellow]"
+)
 
 
 def serve(
@@ -66,6 +86,7 @@ def serve(
     except SalesHubError as exc:
         raise fail(str(exc)) from None
     _announce(hub, host, port, workers)
+    kafka = KafkaServices.start(hub) if settings.kafka_bootstrap_servers else None
     options = {
         "host": host,
         "port": port,
@@ -89,6 +110,8 @@ def serve(
                 **options,  # type: ignore[arg-type]
             )
     finally:
+        if kafka is not None:
+            kafka.stop()
         hub.close()
 
 
@@ -114,6 +137,7 @@ def status() -> None:
             open_problems = queries.open_problem_count(conn)
             stray = queries.default_partition_rows(conn)
             partitions = list_partitions(conn, count_rows=False)
+            waiting = backlog(conn)
     table = Table("system", "status", "events (24 h)", title="Events of the last 24 hours")
     for (system, event_status), count in sorted(counts.items()):
         table.add_row(system, event_status, str(count))
@@ -124,4 +148,28 @@ def status() -> None:
         out.print(f"event partitions: {partitions[0].month:%Y-%m} … {partitions[-1].month:%Y-%m}")
     if stray:
         out.print(f"[yellow]{stray} events in the DEFAULT partition: run `saleshub db upgrade`[/yellow]")
-    out.print("Kafka: not configured; canonical events are not published yet")
+    _print_backlog(settings, waiting)
+
+
+def _print_backlog(settings: Settings, waiting: Backlog) -> None:
+    if waiting.pending == 0:
+        out.print("[green]outbox: empty (every committed event is on Kafka)[/green]")
+    else:
+        age = datetime.now(UTC) - waiting.oldest if waiting.oldest else timedelta(0)
+        colour = "yellow" if age < timedelta(minutes=5) else "red"
+        out.print(f"[{colour}]outbox: {waiting.pending} events waiting, oldest {_age(age)} old[/{colour}]")
+        if waiting.last_error:
+            out.print(f"[{colour}]outbox: last publication error: {waiting.last_error}[/{colour}]")
+    if settings.kafka_bootstrap_servers:
+        out.print(f"Kafka: {settings.kafka_bootstrap_servers}")
+    else:
+        out.print(_NO_KAFKA)
+
+
+def _age(age: timedelta) -> str:
+    seconds = int(age.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"

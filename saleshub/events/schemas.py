@@ -53,9 +53,9 @@ class WriterSchema:
 
     def decode(self, body: bytes, reader: WriterSchema | None = None) -> dict[str, Any]:
         """Read a body written with this schema (resolved to ``reader``'s schema when given)."""
-        record: dict[str, Any] = schemaless_reader(
-            io.BytesIO(body), self.parsed, reader.parsed if reader else None
-        )
+        record = schemaless_reader(io.BytesIO(body), self.parsed, reader.parsed if reader else None)
+        if not isinstance(record, dict):
+            raise ValueError(f"{self.kind.value}: the body is not a record")
         return record
 
 

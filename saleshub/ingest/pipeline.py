@@ -309,7 +309,9 @@ class IngestPipeline:
         self.outbox.write(conn, outbox_rows)
         return done
 
-    def _rejection(self, event: InboundEvent, processed: ProcessedEvent, result: IngestResult) -> dict[str, Any]:
+    def _rejection(
+        self, event: InboundEvent, processed: ProcessedEvent, result: IngestResult
+    ) -> dict[str, Any]:
         return self.outbox.rejection_row(
             event_id=result.event_id,
             occurred_at=event.received_at,

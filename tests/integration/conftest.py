@@ -29,6 +29,8 @@ from saleshub.store.embedded import EmbeddedPostgres
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
 from tests.conftest import MAPPINGS
+from tests.support.schema_registry import SchemaRegistryServer
+from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker
 
 SECRET = "whsec_" + base64.b64encode(b"synthetic-test-secret-32-bytes!!").decode()
 SECRETS = {f"SALESHUB_WEBHOOK_SECRET_{system}": SECRET for system in ("PYXIS", "TEMPO", "ERP")}
@@ -124,3 +126,30 @@ def fixed_mappings(tmp_path: Path) -> Path:
     with (target / "crosswalks" / "channels.csv").open("a", encoding="utf-8") as handle:
         handle.write("IN_STORE,KIOSK,,,In-store self-service kiosk\n")
     return target
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[TansuBroker]:
+    """A fresh Tansu broker behind a Tansu proxy, for one test."""
+    with TansuBroker(with_proxy=True, log_dir=tmp_path) as started:
+        yield started
+
+
+@pytest.fixture
+def kafka_hub(db_url: str, broker: TansuBroker) -> Iterator[HubRuntime]:
+    """A runtime on its own database, publishing to the test broker."""
+    runtime = open_hub(
+        db_url,
+        kafka_bootstrap_servers=broker.bootstrap,
+        kafka_consumer_config=CONSUMER_TIMINGS,
+        relay_message_timeout_ms=5000,
+    )
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def schema_registry() -> Iterator[str]:
+    """The URL of a loopback schema registry (documented Confluent REST API subset)."""
+    with SchemaRegistryServer() as registry:
+        yield registry.url

@@ -34,7 +34,10 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False, comment="order_received, order_updated, …"),
         sa.Column("topic", sa.Text(), nullable=False),
         sa.Column(
-            "message_key", sa.Text(), nullable=False, comment="{country}_{external order id}; no personal data"
+            "message_key",
+            sa.Text(),
+            nullable=False,
+            comment="{country}_{external order id}; no personal data",
         ),
         sa.Column("lane", sa.SmallInteger(), nullable=False, comment="crc32(message_key) % OUTBOX_LANES"),
         sa.Column(
@@ -51,7 +54,10 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column(
-            "published_at", sa.DateTime(timezone=True), nullable=True, comment="on the broker's acknowledgement"
+            "published_at",
+            sa.DateTime(timezone=True),
+            nullable=True,
+            comment="on the broker's acknowledgement",
         ),
         sa.Column("kafka_partition", sa.Integer(), nullable=True),
         sa.Column("kafka_offset", sa.BigInteger(), nullable=True),
@@ -83,5 +89,7 @@ def downgrade() -> None:
     """Downgrade schema."""
     op.drop_table("outbox_lanes")
     op.drop_index("ix_event_outbox_published_at", table_name="event_outbox")
-    op.drop_index("ix_event_outbox_pending", table_name="event_outbox", postgresql_where=sa.text("published_at IS NULL"))
+    op.drop_index(
+        "ix_event_outbox_pending", table_name="event_outbox", postgresql_where=sa.text("published_at IS NULL")
+    )
     op.drop_table("event_outbox")

@@ -1,0 +1,96 @@
+"""``saleshub kafka relay|consume|topics``: run the outbox relay or the consumer alone, create topics.
+
+``serve`` already runs both when Kafka is configured; these commands let an operator run more relay
+or consumer processes (they share the work: relays by outbox lanes, consumers by partitions), drain
+a backlog by hand, or create the topics ahead of time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from confluent_kafka import KafkaException
+
+from saleshub.commands.common import fail
+from saleshub.console import out
+from saleshub.errors import SalesHubError
+from saleshub.kafka.clients import ensure_topics
+from saleshub.kafka.services import build_consumer, build_relay, outbound_topics
+from saleshub.runtime import HubRuntime
+from saleshub.settings import Settings
+
+__all__ = ["kafka_app"]
+
+kafka_app = typer.Typer(help="Publish the outbox to Kafka, consume order events, create topics.")
+
+
+def _hub() -> HubRuntime:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    if not settings.kafka_bootstrap_servers:
+        raise fail("Kafka is not configured: set SALESHUB_KAFKA_BOOTSTRAP_SERVERS")
+    try:
+        return HubRuntime.open(settings)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+@kafka_app.command("relay")
+def relay(
+    drain: Annotated[bool, typer.Option("--drain", help="publish the backlog, then exit")] = False,
+) -> None:
+    """Publish outbox events to Kafka until stopped (several relay processes share the work)."""
+    hub = _hub()
+    try:
+        publisher = build_relay(hub)
+        if drain:
+            published = publisher.drain(timeout=3600)
+            out.print(f"published {published} events")
+        else:
+            out.print(f"outbox relay publishing to {hub.settings.kafka_bootstrap_servers}; Ctrl+C stops")
+            publisher.run(_stop_on_signals())
+        publisher.close()
+    finally:
+        hub.close()
+
+
+@kafka_app.command("consume")
+def consume() -> None:
+    """Consume the Pyxis order-event topic into the hub until stopped (a consumer-group member)."""
+    hub = _hub()
+    try:
+        consumer = build_consumer(hub)
+        if consumer is None:
+            raise fail("no topic to consume: set SALESHUB_KAFKA_PYXIS_TOPIC")
+        out.print(f"consuming {hub.settings.kafka_pyxis_topic} as group {hub.settings.kafka_consumer_group}")
+        consumer.run(_stop_on_signals())
+        consumer.close()
+    finally:
+        hub.close()
+
+
+@kafka_app.command("topics")
+def topics() -> None:
+    """Create the hub's outbound topics and the dead-letter topic where missing."""
+    settings = Settings()
+    if not settings.kafka_bootstrap_servers:
+        raise fail("Kafka is not configured: set SALESHUB_KAFKA_BOOTSTRAP_SERVERS")
+    wanted = outbound_topics(settings)
+    try:
+        created = ensure_topics(settings, wanted)
+    except KafkaException as exc:
+        raise fail(f"{settings.kafka_bootstrap_servers}: {exc}") from None
+    for topic in wanted:
+        out.print(f"{topic}: {'created' if topic in created else 'exists'}")

@@ -1,0 +1,238 @@
+"""The outbox relay: publishes ``event_outbox`` rows to Kafka and marks them published on acknowledgement.
+
+One round, in one database transaction:
+
+1. claim a set of **lanes** with ``SELECT … FROM outbox_lanes FOR UPDATE SKIP LOCKED``: a message key
+   always falls in the same lane, and a lane is worked by one relay at a time, so several relay
+   processes share the outbox without publishing the same row twice and without reordering a key;
+2. read those lanes' unpublished rows in ``outbox_id`` order (an order's events are in that order);
+3. produce each row (value framed for the configured registry or single-object encoding, CloudEvents
+   1.0 attributes as ``ce_*`` headers) on an idempotent ``acks=all`` producer and wait for every
+   delivery report;
+4. mark acknowledged rows published (with partition and offset, for the audit trail) and count a
+   failed attempt on the others. Once one of a key's rows failed, that key's later rows are left
+   unpublished too, even if the broker took them: they are sent again after it, so the last record
+   of every key is always its latest event.
+
+A crash between the broker's acknowledgement and the commit publishes the round again on restart:
+delivery is at least once, every record carries its ``ce_id`` for consumers to deduplicate. A broker
+outage fails the rounds (after ``relay_message_timeout_ms``) and the backlog simply waits in the
+outbox; the relay backs off and drains it when the broker returns.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+from sqlalchemy import Engine, Row, text
+
+from canonical.events import EventKind
+from saleshub.events.framing import Framing
+from saleshub.events.schemas import EventSchemas
+from saleshub.store.tables import OUTBOX_LANES
+
+__all__ = ["OutboxRelay", "RelayRound", "cloudevents_headers"]
+
+log = logging.getLogger(__name__)
+
+_CLAIM_LANES = text(
+    "SELECT lane FROM outbox_lanes ORDER BY (lane + :shift) % :lanes FOR UPDATE SKIP LOCKED LIMIT :count"
+)
+_PENDING = text(
+    "SELECT outbox_id, event_id, kind, topic, message_key, source_system, subject, occurred_at, payload, "
+    "schema_fingerprint FROM event_outbox "
+    "WHERE published_at IS NULL AND lane = ANY(CAST(:lanes AS smallint[])) "
+    "ORDER BY outbox_id LIMIT :limit"
+)
+_MARK_PUBLISHED = text(
+    "UPDATE event_outbox AS o SET published_at = now(), kafka_partition = v.p, kafka_offset = v.o, "
+    "attempts = o.attempts + 1, last_error = NULL "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:partitions AS integer[]), CAST(:offsets AS bigint[])) "
+    "AS v(id, p, o) WHERE o.outbox_id = v.id"
+)
+_MARK_FAILED = text(
+    "UPDATE event_outbox SET attempts = attempts + 1, last_error = :error "
+    "WHERE outbox_id = ANY(CAST(:ids AS bigint[]))"
+)
+
+
+def cloudevents_headers(row: Any, dataschema: str) -> list[tuple[str, str | bytes | None]]:
+    """CloudEvents 1.0 attributes in Kafka binary mode for one outbox row (no personal data)."""
+    headers: list[tuple[str, str | bytes | None]] = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", str(row.event_id).encode()),
+        ("ce_source", f"/saleshub/{row.source_system}".encode()),
+        ("ce_type", EventKind(row.kind).ce_type.encode()),
+        ("ce_time", row.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z").encode()),
+        ("ce_dataschema", dataschema.encode()),
+        ("content-type", b"application/avro"),
+    ]
+    if row.subject:
+        headers.append(("ce_subject", row.subject.encode()))
+    return headers
+
+
+@dataclass(slots=True)
+class RelayRound:
+    """What one round did: rows read, published, failed and held back behind a failed row of their key."""
+
+    read: int = 0
+    published: int = 0
+    failed: int = 0
+    held_back: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class _Reports:
+    """Delivery reports of one round, by row index."""
+
+    def __init__(self, size: int) -> None:
+        self.outcome: list[tuple[int, int] | str | None] = [None] * size
+
+    def on_delivery(self, index: int, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self.outcome[index] = f"{error.name()}: {error.str()}"
+        else:
+            self.outcome[index] = (message.partition() or 0, message.offset() or 0)
+
+
+class OutboxRelay:
+    """Moves outbox rows to Kafka; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        producer: Producer,
+        framing: Framing,
+        schemas: EventSchemas,
+        *,
+        batch_size: int = 2000,
+        lanes_per_claim: int = 16,
+    ) -> None:
+        self.engine = engine
+        self.producer = producer
+        self.framing = framing
+        self.schemas = schemas
+        self.batch_size = batch_size
+        self.lanes_per_claim = min(lanes_per_claim, OUTBOX_LANES)
+        self._shift = 0
+
+    def publish_round(self) -> RelayRound:
+        """Claim some lanes, publish their pending rows, record the outcome; one transaction."""
+        result = RelayRound()
+        with self.engine.begin() as conn:
+            lanes = list(
+                conn.execute(
+                    _CLAIM_LANES, {"shift": self._shift, "lanes": OUTBOX_LANES, "count": self.lanes_per_claim}
+                ).scalars()
+            )
+            self._shift = (self._shift + self.lanes_per_claim) % OUTBOX_LANES
+            if not lanes:
+                return result
+            rows = conn.execute(_PENDING, {"lanes": lanes, "limit": self.batch_size}).all()
+            result.read = len(rows)
+            if not rows:
+                return result
+            outcome = self._produce(rows)
+            published: dict[str, list[int]] = {"ids": [], "partitions": [], "offsets": []}
+            failed: list[int] = []
+            blocked: set[str] = set()
+            for row, report in zip(rows, outcome, strict=True):
+                if isinstance(report, tuple) and row.message_key not in blocked:
+                    published["ids"].append(row.outbox_id)
+                    published["partitions"].append(report[0])
+                    published["offsets"].append(report[1])
+                elif isinstance(report, tuple):
+                    result.held_back += 1
+                else:
+                    blocked.add(row.message_key)
+                    failed.append(row.outbox_id)
+                    if report and report not in result.errors:
+                        result.errors.append(report)
+            if published["ids"]:
+                conn.execute(_MARK_PUBLISHED, published)
+            if failed:
+                conn.execute(_MARK_FAILED, {"ids": failed, "error": "; ".join(result.errors)[:2000]})
+            result.published, result.failed = len(published["ids"]), len(failed)
+        return result
+
+    def _produce(self, rows: Sequence[Row[Any]]) -> list[tuple[int, int] | str | None]:
+        reports = _Reports(len(rows))
+        producer = self.producer
+        framing = self.framing
+        for index, row in enumerate(rows):
+            try:
+                schema = self.schemas.by_id(row.schema_fingerprint)
+            except KeyError as exc:
+                reports.outcome[index] = str(exc.args[0])
+                continue
+            value = framing.frame(row.topic, schema, row.payload)
+            headers = cloudevents_headers(row, framing.dataschema(row.topic, schema))
+            callback = functools.partial(reports.on_delivery, index)
+            while True:
+                try:
+                    producer.produce(
+                        row.topic, value, row.message_key.encode(), headers=headers, on_delivery=callback
+                    )
+                    break
+                except BufferError:  # local queue full: let delivery reports drain it
+                    producer.poll(0.1)
+        # Every produced message gets a report within message.timeout.ms, success or failure.
+        while producer.flush(1.0) > 0:
+            pass
+        return reports.outcome
+
+    def run(self, stop: threading.Event, idle_seconds: float = 0.2) -> None:
+        """Publish until ``stop`` is set: sweep every lane, sleep when idle, back off on failures."""
+        failures = 0
+        while not stop.is_set():
+            swept = RelayRound()
+            for _ in range(-(-OUTBOX_LANES // self.lanes_per_claim)):
+                try:
+                    round_ = self.publish_round()
+                except Exception:  # the database or the registry is down: log, back off, go on
+                    log.exception("outbox relay round failed; retrying")
+                    round_ = RelayRound(failed=1, errors=["round failed"])
+                swept.read += round_.read
+                swept.published += round_.published
+                swept.failed += round_.failed
+                swept.errors.extend(round_.errors)
+                if stop.is_set():
+                    return
+            if swept.failed:
+                failures += 1
+                if failures == 1:
+                    log.warning("outbox relay: %d events not published: %s", swept.failed, swept.errors[:3])
+                stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                continue
+            if failures:
+                log.info("outbox relay: publishing again after %d failed sweeps", failures)
+                failures = 0
+            if swept.read == 0:
+                stop.wait(idle_seconds)
+
+    def drain(self, timeout: float = 60.0) -> int:
+        """Publish until the outbox is empty or ``timeout`` passes; return the rows published."""
+        deadline = time.monotonic() + timeout
+        total = 0
+        while time.monotonic() < deadline:
+            read = 0
+            for _ in range(-(-OUTBOX_LANES // self.lanes_per_claim)):
+                round_ = self.publish_round()
+                read += round_.read
+                total += round_.published
+            if read == 0:
+                return total
+        return total
+
+    def close(self) -> None:
+        """Flush what the producer still holds."""
+        self.producer.flush(5.0)

@@ -1,0 +1,1 @@
+"""Kafka clients of the hub: client configuration, topic set-up, and the inbound order-event consumer."""

@@ -1,0 +1,84 @@
+"""Kafka client configuration from the settings, and creation of the hub's topics.
+
+Every client gets ``kafka_bootstrap_servers`` and ``kafka_client_config`` (security, SASL …); the
+producer is idempotent with ``acks=all`` (no loss, no duplicate from a producer retry, per-partition
+order kept); the consumer stores offsets only when told to (``enable.auto.offset.store=false``),
+so an offset is committed only after the records before it are in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from saleshub.errors import ConfigurationError
+from saleshub.settings import Settings
+
+__all__ = ["admin_config", "consumer_config", "ensure_topics", "producer_config"]
+
+log = logging.getLogger(__name__)
+
+
+def _base(settings: Settings, client_id: str) -> dict[str, Any]:
+    if not settings.kafka_bootstrap_servers:
+        raise ConfigurationError("Kafka is not configured: set SALESHUB_KAFKA_BOOTSTRAP_SERVERS")
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "client.id": client_id,
+        **settings.kafka_client_config,
+    }
+
+
+def producer_config(settings: Settings, client_id: str = "saleshub-relay") -> dict[str, Any]:
+    """An idempotent, ``acks=all`` producer that fails a message after ``relay_message_timeout_ms``."""
+    return {
+        **_base(settings, client_id),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": settings.relay_message_timeout_ms,
+    }
+
+
+def consumer_config(settings: Settings, client_id: str = "saleshub-consumer") -> dict[str, Any]:
+    """A group consumer whose offsets are stored by the hub after each database commit."""
+    return {
+        **_base(settings, client_id),
+        "group.id": settings.kafka_consumer_group,
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        **settings.kafka_consumer_config,
+    }
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """An admin client's configuration."""
+    return _base(settings, "saleshub-admin")
+
+
+def ensure_topics(settings: Settings, topics: Iterable[str], timeout: float = 10.0) -> list[str]:
+    """Create the missing ``topics`` (``kafka_topic_partitions`` each); return the ones created."""
+    admin = AdminClient(admin_config(settings))
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=settings.kafka_topic_partitions) for topic in topics],
+        operation_timeout=timeout,
+        request_timeout=timeout,
+    )
+    created = []
+    for topic, future in futures.items():
+        try:
+            future.result(timeout)
+            created.append(topic)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise
+    if created:
+        log.info("created Kafka topics: %s", ", ".join(sorted(created)))
+    return created

