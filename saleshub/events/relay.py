@@ -17,7 +17,9 @@ One round, in one database transaction:
 A crash between the broker's acknowledgement and the commit publishes the round again on restart:
 delivery is at least once, every record carries its ``ce_id`` for consumers to deduplicate. A broker
 outage fails the rounds (after ``relay_message_timeout_ms``) and the backlog simply waits in the
-outbox; the relay backs off and drains it when the broker returns.
+outbox; the relay backs off, probes the broker before sending again, and drains the backlog when the
+broker returns. A producer left fenced or in a fatal state (after timed-out messages an idempotent
+producer bumps its epoch, which a broker may refuse) is replaced by a new one.
 """
 
 from __future__ import annotations
@@ -26,20 +28,21 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from sqlalchemy import Engine, Row, text
 
 from canonical.events import EventKind
+from saleshub.errors import RetriableError
 from saleshub.events.framing import Framing
 from saleshub.events.schemas import EventSchemas
 from saleshub.store.tables import OUTBOX_LANES
 
-__all__ = ["OutboxRelay", "RelayRound", "cloudevents_headers"]
+__all__ = ["BrokerUnavailableError", "OutboxRelay", "RelayRound", "cloudevents_headers"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,10 @@ def cloudevents_headers(row: Any, dataschema: str) -> list[tuple[str, str | byte
     return headers
 
 
+class BrokerUnavailableError(RetriableError):
+    """The broker did not answer a metadata request; nothing was sent."""
+
+
 @dataclass(slots=True)
 class RelayRound:
     """What one round did: rows read, published, failed and held back behind a failed row of their key."""
@@ -91,15 +98,29 @@ class RelayRound:
     errors: list[str] = field(default_factory=list)
 
 
+# Delivery errors after which this producer instance can never deliver again.
+_PRODUCER_DEAD = {
+    KafkaError.PRODUCER_FENCED,
+    KafkaError._FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.UNKNOWN_PRODUCER_ID,
+    KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    KafkaError._FATAL,
+}
+
+
 class _Reports:
     """Delivery reports of one round, by row index."""
 
     def __init__(self, size: int) -> None:
         self.outcome: list[tuple[int, int] | str | None] = [None] * size
+        self.producer_dead = False
 
     def on_delivery(self, index: int, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             self.outcome[index] = f"{error.name()}: {error.str()}"
+            if error.fatal() or error.code() in _PRODUCER_DEAD:
+                self.producer_dead = True
         else:
             self.outcome[index] = (message.partition() or 0, message.offset() or 0)
 
@@ -110,7 +131,7 @@ class OutboxRelay:
     def __init__(
         self,
         engine: Engine,
-        producer: Producer,
+        producer_factory: Callable[[], Producer],
         framing: Framing,
         schemas: EventSchemas,
         *,
@@ -118,7 +139,9 @@ class OutboxRelay:
         lanes_per_claim: int = 16,
     ) -> None:
         self.engine = engine
-        self.producer = producer
+        self._new_producer = producer_factory
+        self.producer = producer_factory()
+        self._suspect = False  # the last round failed: probe the broker before sending again
         self.framing = framing
         self.schemas = schemas
         self.batch_size = batch_size
@@ -141,6 +164,8 @@ class OutboxRelay:
             result.read = len(rows)
             if not rows:
                 return result
+            if self._suspect:
+                self._probe()
             outcome = self._produce(rows)
             published: dict[str, list[int]] = {"ids": [], "partitions": [], "offsets": []}
             failed: list[int] = []
@@ -162,7 +187,16 @@ class OutboxRelay:
             if failed:
                 conn.execute(_MARK_FAILED, {"ids": failed, "error": "; ".join(result.errors)[:2000]})
             result.published, result.failed = len(published["ids"]), len(failed)
+        self._suspect = bool(failed)
         return result
+
+    def _probe(self) -> None:
+        """Ask the broker for metadata; raise (failing the round, sending nothing) if it does not answer."""
+        try:
+            self.producer.list_topics(timeout=5.0)
+        except KafkaException as exc:
+            raise BrokerUnavailableError(f"the Kafka broker does not answer: {exc}") from exc
+        self._suspect = False
 
     def _produce(self, rows: Sequence[Row[Any]]) -> list[tuple[int, int] | str | None]:
         reports = _Reports(len(rows))
@@ -188,6 +222,9 @@ class OutboxRelay:
         # Every produced message gets a report within message.timeout.ms, success or failure.
         while producer.flush(1.0) > 0:
             pass
+        if reports.producer_dead:
+            log.warning("outbox relay: the Kafka producer is fenced or failed; starting a new one")
+            self.producer = self._new_producer()
         return reports.outcome
 
     def run(self, stop: threading.Event, idle_seconds: float = 0.2) -> None:
@@ -198,6 +235,8 @@ class OutboxRelay:
             for _ in range(-(-OUTBOX_LANES // self.lanes_per_claim)):
                 try:
                     round_ = self.publish_round()
+                except BrokerUnavailableError as exc:
+                    round_ = RelayRound(failed=1, errors=[str(exc)])
                 except Exception:  # the database or the registry is down: log, back off, go on
                     log.exception("outbox relay round failed; retrying")
                     round_ = RelayRound(failed=1, errors=["round failed"])
@@ -211,7 +250,7 @@ class OutboxRelay:
                 failures += 1
                 if failures == 1:
                     log.warning("outbox relay: %d events not published: %s", swept.failed, swept.errors[:3])
-                stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                stop.wait(min(10.0, 0.5 * 2 ** min(failures, 5)))
                 continue
             if failures:
                 log.info("outbox relay: publishing again after %d failed sweeps", failures)

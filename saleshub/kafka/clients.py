@@ -29,6 +29,8 @@ def _base(settings: Settings, client_id: str) -> dict[str, Any]:
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": client_id,
+        # librdkafka's own log lines (connection refused …) go to Python logging, not raw stderr.
+        "logger": logging.getLogger(f"saleshub.kafka.{client_id}"),
         **settings.kafka_client_config,
     }
 

@@ -51,7 +51,7 @@ def build_relay(hub: HubRuntime) -> OutboxRelay:
     settings = hub.settings
     return OutboxRelay(
         hub.database.engine,
-        Producer(producer_config(settings)),
+        lambda: Producer(producer_config(settings)),
         framing_from_settings(settings),
         hub.schemas,
         batch_size=settings.relay_batch_size,

@@ -1,0 +1,141 @@
+"""Nothing committed is lost on the way to Kafka: a 30 s broker outage, and a relay killed mid-burst.
+
+After each, every committed outbox event must be on the broker at least once, and the set of
+published CloudEvents ids must equal the set of committed ones.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from canonical.events import EventKind
+from saleshub.events.outbox import backlog
+from saleshub.ingest.pipeline import InboundEvent
+from saleshub.kafka.services import build_relay
+from saleshub.runtime import HubRuntime
+from saleshub.store.tables import event_outbox
+from saleshub.synthetic import pyxis_event
+from tests.support.tansu import TansuBroker, read_topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+BURST = 5000
+
+
+def ingest_burst(hub: HubRuntime, first: int, count: int, batch: int = 50) -> None:
+    adapter = hub.adapters["pyxis"]
+    for start in range(first, first + count, batch):
+        items = []
+        for number in range(start, min(start + batch, first + count)):
+            event = InboundEvent("pyxis", "webhook", pyxis_event(number), "application/json")
+            items.append((event, hub.pipeline.process(event, adapter), time.perf_counter()))
+        with hub.database.engine.begin() as conn:
+            hub.pipeline.record_many(conn, items)
+
+
+def pending(hub: HubRuntime) -> int:
+    with hub.database.engine.connect() as conn:
+        return backlog(conn).pending
+
+
+def published_count(hub: HubRuntime) -> int:
+    with hub.database.engine.connect() as conn:
+        query = select(func.count()).select_from(event_outbox).where(event_outbox.c.published_at.is_not(None))
+        return int(conn.execute(query).scalar_one())
+
+
+def wait_until(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting until {what}")
+
+
+def assert_published_equals_committed(hub: HubRuntime, broker: TansuBroker) -> None:
+    with hub.database.engine.connect() as conn:
+        committed = {str(i) for i in conn.execute(select(event_outbox.c.event_id)).scalars()}
+    published = [
+        dict(message.headers() or [])["ce_id"].decode()
+        for message in read_topic(broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic)
+    ]
+    assert len(committed) == BURST
+    assert set(published) == committed, (
+        f"{len(committed - set(published))} committed events missing, "
+        f"{len(set(published) - committed)} published events never committed"
+    )
+
+
+def test_broker_down_for_30_seconds_during_a_burst_of_5000_orders(
+    kafka_hub: HubRuntime, broker: TansuBroker
+) -> None:
+    stop = threading.Event()
+    relay = build_relay(kafka_hub)
+    relay_thread = threading.Thread(target=relay.run, args=(stop, 0.05))
+    relay_thread.start()
+    try:
+        ingest_burst(kafka_hub, 0, 1500)
+        broker.stop_proxy()  # the broker is unreachable from here on
+        outage_started = time.monotonic()
+        ingest_burst(kafka_hub, 1500, BURST - 1500)
+        assert pending(kafka_hub) > 0, "orders committed during the outage wait in the outbox"
+        time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
+        waiting = pending(kafka_hub)
+        assert waiting >= BURST - 1500
+        broker.start_proxy()
+        wait_until(lambda: pending(kafka_hub) == 0, 120, "the backlog drained after the outage")
+    finally:
+        stop.set()
+        relay_thread.join(60)
+        relay.close()
+    assert_published_equals_committed(kafka_hub, broker)
+
+
+def start_relay(db_url: str, broker: TansuBroker, tmp_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SALESHUB_DATABASE_URL": db_url,
+        "SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "SALESHUB_RELAY_BATCH_SIZE": "200",
+        "SALESHUB_DATA_DIR": str(tmp_path / "data"),
+        "SALESHUB_LOG_LEVEL": "WARNING",
+    }
+    with (tmp_path / "relay.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "saleshub", "kafka", "relay"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+
+def test_relay_killed_mid_burst_and_restarted(
+    kafka_hub: HubRuntime, broker: TansuBroker, db_url: str, tmp_path: Path
+) -> None:
+    relay = start_relay(db_url, broker, tmp_path)
+    try:
+        producer = threading.Thread(target=ingest_burst, args=(kafka_hub, 0, BURST))
+        producer.start()
+        wait_until(lambda: published_count(kafka_hub) >= 1000, 120, "the relay published 1,000 events")
+        relay.send_signal(signal.SIGKILL)
+        relay.wait(10)
+        producer.join(120)
+        assert pending(kafka_hub) > 0
+        relay = start_relay(db_url, broker, tmp_path)
+        wait_until(lambda: pending(kafka_hub) == 0, 120, "the restarted relay drained the outbox")
+    finally:
+        relay.terminate()
+        relay.wait(30)
+    assert_published_equals_committed(kafka_hub, broker)
