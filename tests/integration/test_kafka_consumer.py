@@ -1,0 +1,171 @@
+"""The Pyxis order-event consumer against a real broker: records become orders, poison records are
+quarantined and dead-lettered without blocking their partition, and a consumer killed before its
+offset commit processes its records again without creating a duplicate order."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from sqlalchemy import func, select
+
+from saleshub.ingest.pipeline import Status
+from saleshub.kafka.clients import ensure_topics
+from saleshub.kafka.services import build_consumer
+from saleshub.runtime import HubRuntime
+from saleshub.settings import Settings
+from saleshub.store.tables import integration_events, service_orders
+from saleshub.synthetic import pyxis_event
+from tests.integration.conftest import open_hub
+from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPIC = "pyxis.sales.order_events"
+DEAD_LETTERS = "integration.sales.dead_letter"
+
+
+def produce(broker: TansuBroker, records: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": broker.direct_bootstrap})
+    for key, value in records:
+        producer.produce(TOPIC, value, key, headers=[("content-type", b"application/json")])
+    assert producer.flush(30) == 0
+
+
+def count(hub: HubRuntime, table: object, *where: object) -> int:
+    with hub.database.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())  # type: ignore[arg-type]
+
+
+def wait_until(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting until {what}")
+
+
+def consumer_hub(db_url: str, broker: TansuBroker) -> HubRuntime:
+    return open_hub(
+        db_url,
+        kafka_bootstrap_servers=broker.direct_bootstrap,
+        kafka_pyxis_topic=TOPIC,
+        kafka_consumer_config=CONSUMER_TIMINGS,
+        kafka_topic_partitions=3,
+    )
+
+
+def test_records_become_orders_and_poison_records_are_dead_lettered_without_blocking(
+    db_url: str, broker: TansuBroker
+) -> None:
+    hub = consumer_hub(db_url, broker)
+    ensure_topics(hub.settings, [TOPIC, DEAD_LETTERS])
+    good = [(f"ES_PX-SYN-{n:09d}".encode(), pyxis_event(n)) for n in range(200)]
+    poison = [
+        (b"ES_PX-SYN-000000005", b'{"truncated": '),
+        (b"ES_PX-SYN-000000006", b"\xff\xfe not utf-8"),
+        (b"ES_PX-SYN-000000007", pyxis_event(7, event_type="order.teleported")),
+    ]
+    # Poison records sit between good records of the same keys (so of the same partitions).
+    produce(broker, good[:100] + poison + good[100:])
+    consumer = build_consumer(hub)
+    assert consumer is not None
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,))
+    thread.start()
+    try:
+        wait_until(lambda: count(hub, integration_events) == 203, 60, "all 203 records are recorded")
+    finally:
+        stop.set()
+        thread.join(30)
+        consumer.close()
+    try:
+        assert count(hub, service_orders) == 200
+        assert count(hub, integration_events, integration_events.c.transport == "kafka") == 203
+        assert count(hub, integration_events, integration_events.c.status == Status.QUARANTINED.value) == 3
+        dead = read_topic(broker.direct_bootstrap, DEAD_LETTERS)
+        assert sorted(m.value() for m in dead) == sorted(value for _, value in poison)
+        for message in dead:
+            headers = {key: (value or b"").decode() for key, value in message.headers() or []}
+            assert headers["saleshub.error.status"] == "quarantined"
+            assert headers["saleshub.error.stage"] in ("decode", "classify")
+            assert headers["saleshub.error.message"]
+            assert headers["saleshub.original.topic"] == TOPIC
+            assert headers["content-type"] == "application/json"
+        # The offsets after every record are committed: nothing is left to consume.
+        reader = Consumer(
+            {"bootstrap.servers": broker.direct_bootstrap, "group.id": hub.settings.kafka_consumer_group}
+        )
+        committed = reader.committed([TopicPartition(TOPIC, p) for p in range(3)], timeout=10)
+        reader.close()
+        assert sum(tp.offset for tp in committed) == 203
+    finally:
+        hub.close()
+
+
+def start_consumer(
+    db_url: str, broker: TansuBroker, tmp_path: Path, commit_interval_ms: int
+) -> subprocess.Popen[bytes]:
+    consumer_config = {**CONSUMER_TIMINGS, "auto.commit.interval.ms": commit_interval_ms}
+    env = {
+        **os.environ,
+        "SALESHUB_DATABASE_URL": db_url,
+        "SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.direct_bootstrap,
+        "SALESHUB_KAFKA_PYXIS_TOPIC": TOPIC,
+        "SALESHUB_KAFKA_CONSUMER_CONFIG": __import__("json").dumps(consumer_config),
+        "SALESHUB_DATA_DIR": str(tmp_path / "data"),
+        "SALESHUB_LOG_LEVEL": "WARNING",
+    }
+    with (tmp_path / "consumer.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "saleshub", "kafka", "consume"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+
+@pytest.mark.slow
+def test_a_consumer_killed_before_its_commit_reprocesses_without_duplicates(
+    db_url: str, broker: TansuBroker, tmp_path: Path
+) -> None:
+    settings = Settings(kafka_bootstrap_servers=broker.direct_bootstrap, kafka_topic_partitions=3)
+    ensure_topics(settings, [TOPIC])
+    produce(broker, [(f"ES_PX-SYN-{n:09d}".encode(), pyxis_event(n)) for n in range(300)])
+    hub = open_hub(db_url)
+    try:
+        # An hour between offset commits: the kill certainly lands after the database commit and
+        # before the offset commit.
+        first = start_consumer(db_url, broker, tmp_path, commit_interval_ms=3_600_000)
+        try:
+            wait_until(lambda: count(hub, integration_events) == 300, 60, "the first consumer recorded all")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        second = start_consumer(db_url, broker, tmp_path, commit_interval_ms=200)
+        try:
+            reader = Consumer({"bootstrap.servers": broker.direct_bootstrap, "group.id": "saleshub"})
+
+            def all_committed() -> bool:
+                committed = reader.committed([TopicPartition(TOPIC, p) for p in range(3)], timeout=10)
+                return sum(max(tp.offset, 0) for tp in committed) == 300
+
+            wait_until(all_committed, 90, "the second consumer committed every offset")
+            reader.close()
+        finally:
+            second.terminate()
+            second.wait(30)
+        assert count(hub, service_orders) == 300
+        assert count(hub, integration_events) == 300, "the second pass recognised every record"
+    finally:
+        hub.close()
