@@ -54,6 +54,8 @@ def consumer_config(settings: Settings, client_id: str = "saleshub-consumer") ->
         "enable.auto.commit": True,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
+        # A source topic created after the hub started is picked up within 30 s, not librdkafka's 5 min.
+        "topic.metadata.refresh.interval.ms": 30_000,
         **settings.kafka_consumer_config,
     }
 

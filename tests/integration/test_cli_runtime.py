@@ -12,6 +12,7 @@ from saleshub.ingest.pipeline import InboundEvent
 from saleshub.runtime import HubRuntime
 from saleshub.store.migrate import head_revision
 from saleshub.synthetic import pyxis_event
+from tests.support.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +38,9 @@ def test_status_events_orders(run: CliRunner, hub: HubRuntime) -> None:
     status = run.invoke(app, ["status"])
     assert status.exit_code == 0, status.output
     assert "open quarantined/failed events: 1" in status.output
+    # No Kafka configured: the order and the rejection wait in the outbox, and status says so.
+    assert "outbox: 2 events waiting" in status.output
+    assert "Kafka: not configured" in status.output
 
     listed = run.invoke(app, ["events", "list", "--status", "quarantined"])
     assert listed.exit_code == 0 and "sales_channel" in listed.output and "KIOSK" not in listed.output
@@ -80,3 +84,19 @@ def test_db_upgrade_partitions_retention(run: CliRunner) -> None:
     assert partitions.exit_code == 0 and "sales_system_integration_events_" in partitions.output
     retention = run.invoke(app, ["db", "retention", "--keep-months", "3", "--dry-run"])
     assert retention.exit_code == 0 and "nothing to purge" in retention.output
+
+
+def test_kafka_commands_publish_the_backlog_and_create_topics(
+    run: CliRunner, hub: HubRuntime, broker: TansuBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(hub, pyxis_event(1))
+    unconfigured = run.invoke(app, ["kafka", "relay", "--drain"])
+    assert unconfigured.exit_code == 1 and "SALESHUB_KAFKA_BOOTSTRAP_SERVERS" in unconfigured.output
+    monkeypatch.setenv("SALESHUB_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+    topics = run.invoke(app, ["kafka", "topics"])
+    assert topics.exit_code == 0, topics.output
+    assert "integration.sales.order_received: created" in topics.output
+    drained = run.invoke(app, ["kafka", "relay", "--drain"])
+    assert drained.exit_code == 0 and "published 1 events" in drained.output, drained.output
+    status = run.invoke(app, ["status"])
+    assert "outbox: empty" in status.output and f"Kafka: {broker.bootstrap}" in status.output

@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 2000
 
 
-def start_hub(db_url: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_hub(
+    db_url: str, port: int, data_dir: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         **SECRETS,
@@ -36,6 +38,7 @@ def start_hub(db_url: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]
         "SALESHUB_PORT": str(port),
         "SALESHUB_DATA_DIR": str(data_dir),
         "SALESHUB_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "saleshub", "serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL

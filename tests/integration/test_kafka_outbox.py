@@ -7,14 +7,16 @@ headers, keep each key's order, and survive a broker outage and a relay killed m
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import fastavro
+import httpx
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import Message, Producer
 from sqlalchemy import func, select
 
 from canonical.events import EventKind
@@ -25,8 +27,10 @@ from saleshub.ingest.pipeline import InboundEvent, Status
 from saleshub.kafka.services import build_relay
 from saleshub.runtime import HubRuntime
 from saleshub.store.tables import event_outbox, integration_events
-from saleshub.synthetic import pyxis_event
-from tests.support.tansu import TansuBroker, read_topic
+from saleshub.synthetic import pyxis_event, signed_headers
+from tests.integration.conftest import SECRET, free_port
+from tests.integration.test_crash_recovery import start_hub
+from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +212,38 @@ def test_registry_framing_when_a_registry_url_is_set(
     assert headers["ce_dataschema"].decode() == f"{schema_registry}/schemas/ids/{framed.schema_ref}"
     subjects = httpx.get(f"{schema_registry}/subjects").json()
     assert subjects == ["integration.sales.order_received-value"]
+
+
+def test_serve_publishes_webhook_orders_and_consumes_the_pyxis_topic(
+    db_url: str, broker: TansuBroker, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        "SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "SALESHUB_KAFKA_PYXIS_TOPIC": "pyxis.sales.order_events",
+        "SALESHUB_KAFKA_CONSUMER_CONFIG": json.dumps(CONSUMER_TIMINGS),
+    }
+    producer = Producer({"bootstrap.servers": broker.direct_bootstrap})
+    producer.produce("pyxis.sales.order_events", pyxis_event(2), b"ES_PX-SYN-000000002")
+    assert producer.flush(10) == 0
+    process = start_hub(db_url, port, tmp_path / "data", env)
+    try:
+        body = pyxis_event(1)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks/pyxis",
+            content=body,
+            headers=signed_headers(SECRET, "serve-kafka-1", body),
+        )
+        assert response.status_code == 202
+        deadline = time.monotonic() + 60
+        keys: set[bytes] = set()
+        while time.monotonic() < deadline and len(keys) < 2:
+            keys = {
+                m.key() or b""
+                for m in read_topic(broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic, idle=0.5)
+            }
+            time.sleep(0.5)
+        assert keys == {b"ES_PX-SYN-000000001", b"ES_PX-SYN-000000002"}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
