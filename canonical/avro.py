@@ -26,7 +26,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from canonical.codes import currency_minor_digits
-from canonical.model import Money, ServiceOrder
+from canonical.model import AVRO_CONTEXT, Money, ServiceOrder
 
 __all__ = ["AVRO_NAMESPACE", "order_from_avro", "order_to_avro", "service_order_schema"]
 
@@ -155,24 +155,13 @@ def service_order_schema() -> dict[str, Any]:
     return {"namespace": AVRO_NAMESPACE, **schema}
 
 
-def _to_avro(value: Any) -> Any:
-    if isinstance(value, Money):
-        return {"amount_minor": value.minor_units, "currency": value.currency}
-    if isinstance(value, BaseModel):
-        return {name: _to_avro(getattr(value, name)) for name in type(value).model_fields}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, list):
-        return [_to_avro(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _to_avro(item) for key, item in value.items()}
-    return value
-
-
 def order_to_avro(order: ServiceOrder) -> dict[str, Any]:
-    """The order as an Avro record (a dict that fastavro writes against ``service_order_schema``)."""
-    record: dict[str, Any] = _to_avro(order)
-    return record
+    """The order as an Avro record (a dict that fastavro writes against ``service_order_schema``).
+
+    pydantic's own serialiser does the walk; ``Money`` switches to its minor-unit form in the Avro
+    context, enums stay ``StrEnum`` members (their values are the Avro symbols).
+    """
+    return order.model_dump(context=AVRO_CONTEXT)
 
 
 def _money_from_avro(value: Any) -> Any:

@@ -20,8 +20,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -29,6 +32,7 @@ from canonical.codes import COUNTRY_CODES, CURRENCY_CODES, LANGUAGE_CODES, curre
 from canonical.enums import CustomerKind, OrderStatus, SalesChannel, ServiceType
 
 __all__ = [
+    "AVRO_CONTEXT",
     "HUB_ORDER_NAMESPACE",
     "PERSONAL_DATA_FIELDS",
     "Address",
@@ -91,6 +95,9 @@ def hub_order_id_for(source_system: str, external_order_id: str) -> uuid.UUID:
     return uuid.uuid5(HUB_ORDER_NAMESPACE, f"{source_system}:{external_order_id}")
 
 
+AVRO_CONTEXT: dict[str, bool] = {"avro": True}  # pass as context= to dump in the Avro record form
+
+
 class _Canonical(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
@@ -123,6 +130,14 @@ class Money(_Canonical):
     def minor_units(self) -> int:
         """The amount as an integer count of the currency's minor unit (cents, grosze)."""
         return int(self.amount.scaleb(currency_minor_digits(self.currency)))
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # The Avro form (``model_dump(context=AVRO_CONTEXT)``) carries integer minor units, never a
+        # decimal; every other dump is the plain field form.
+        if info.context is AVRO_CONTEXT:
+            return {"amount_minor": self.minor_units, "currency": self.currency}
+        return handler(self)
 
 
 class Customer(_Canonical):

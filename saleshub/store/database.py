@@ -6,6 +6,7 @@ server when no URL is configured, builds the engine with a bounded pool, and say
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, create_engine, event
@@ -16,7 +17,24 @@ from saleshub.errors import ConfigurationError
 from saleshub.settings import Settings
 from saleshub.store.embedded import EmbeddedPostgres
 
-__all__ = ["Database", "open_database"]
+__all__ = ["Database", "EncodedJSON", "open_database"]
+
+
+class EncodedJSON(str):
+    """A JSON document already encoded as text: written to a JSON/JSONB column as it is.
+
+    The canonical order is serialised once (pydantic's Rust serialiser) and the same text is written
+    to the order and its version row, instead of being dumped to Python objects and re-encoded by
+    ``json.dumps`` for each column.
+    """
+
+    __slots__ = ()
+
+
+def _json_serializer(value: object) -> str:
+    if isinstance(value, EncodedJSON):
+        return str(value)
+    return json.dumps(value)
 
 
 @dataclass
@@ -51,6 +69,7 @@ def _engine(url: str, pool_size: int) -> Engine:
         max_overflow=0,
         pool_pre_ping=True,
         pool_timeout=10,
+        json_serializer=_json_serializer,
         connect_args={"connect_timeout": 5, "application_name": "saleshub"},
     )
 

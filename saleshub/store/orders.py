@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert
 from canonical.enums import OrderStatus
 from canonical.model import ServiceOrder
 from saleshub.mapping.engine import MappedOrder
+from saleshub.store.database import EncodedJSON
 from saleshub.store.tables import service_order_versions, service_orders
 
 __all__ = ["OrderOutcome", "OrderWrite", "is_stale", "write_orders"]
@@ -78,7 +79,7 @@ def _columns(order: ServiceOrder, mapped: MappedOrder, fingerprint: int) -> dict
         "sales_channel": order.sales_channel.value,
         "service_type": order.service_type.value,
         "status": order.status.value,
-        "content": order.model_dump(mode="json"),
+        "content": EncodedJSON(order.model_dump_json()),
         "fingerprint": fingerprint,
         "source_version": order.source_version,
         "source_updated_at": order.source_updated_at,
