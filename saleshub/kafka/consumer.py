@@ -23,7 +23,14 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from saleshub.ingest.pipeline import InboundEvent, IngestPipeline, IngestResult, Status, as_retriable
+from saleshub.ingest.pipeline import (
+    InboundEvent,
+    IngestPipeline,
+    IngestResult,
+    ProcessedEvent,
+    Status,
+    as_retriable,
+)
 
 __all__ = ["ConsumeRound", "OrderEventConsumer", "dead_letter_headers"]
 
@@ -110,8 +117,7 @@ class OrderEventConsumer:
             received_at=datetime.now(UTC),
         )
 
-    def consume_round(self, timeout: float = 1.0) -> ConsumeRound:
-        """Consume, record and acknowledge one batch; raises if it could not be recorded."""
+    def _poll(self, timeout: float) -> list[Message]:
         messages = []
         for message in self.consumer.consume(self.batch_size, timeout):
             error = message.error()
@@ -119,31 +125,48 @@ class OrderEventConsumer:
                 messages.append(message)
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("Kafka consumer: %s", error)
-        result = ConsumeRound(records=len(messages))
-        if not messages:
-            return result
+        return messages
+
+    def _process(self, messages: list[Message]) -> list[tuple[InboundEvent, ProcessedEvent, float]]:
+        started = time.perf_counter()
+        items = []
+        for message in messages:
+            event = self._event(message)
+            items.append((event, self.pipeline.process(event, self.adapter), started))
+        return items
+
+    def _record(self, items: list[tuple[InboundEvent, ProcessedEvent, float]]) -> list[IngestResult]:
         try:
-            started = time.perf_counter()
-            items = []
-            for message in messages:
-                event = self._event(message)
-                items.append((event, self.pipeline.process(event, self.adapter), started))
             with self.pipeline.engine.begin() as conn:
-                results = self.pipeline.record_many(conn, items)
-            rejected = [(m, r) for m, r in zip(messages, results, strict=True) if r.status in _REJECTED]
-            if rejected:
-                self._dead_letter(rejected)
+                return self.pipeline.record_many(conn, items)
         except Exception as exc:
-            self._rewind(messages)
             retriable = as_retriable(exc)
             if retriable is not None:
                 raise retriable from exc
             raise
-        self.consumer.store_offsets(offsets=self._next_offsets(messages))
-        result.recorded = sum(not r.repeated for r in results)
-        result.repeated = len(results) - result.recorded
-        result.dead_lettered = len(rejected)
-        return result
+
+    def _acknowledge(self, messages: list[Message], results: list[IngestResult]) -> ConsumeRound:
+        """Dead-letter the rejected records, then store the offsets after every record of the batch."""
+        rejected = [(m, r) for m, r in zip(messages, results, strict=True) if r.status in _REJECTED]
+        if rejected:
+            self._dead_letter(rejected)
+        try:
+            self.consumer.store_offsets(offsets=self._next_offsets(messages))
+        except KafkaException as exc:  # revoked meanwhile: the new owner re-reads, idempotently
+            log.warning("offsets not stored (partitions reassigned?): %s", exc)
+        recorded = sum(not r.repeated for r in results)
+        return ConsumeRound(len(messages), recorded, len(results) - recorded, len(rejected))
+
+    def consume_round(self, timeout: float = 1.0) -> ConsumeRound:
+        """Consume, record and acknowledge one batch; raises (rewound) if it could not be recorded."""
+        messages = self._poll(timeout)
+        if not messages:
+            return ConsumeRound()
+        try:
+            return self._acknowledge(messages, self._record(self._process(messages)))
+        except Exception:
+            self._rewind(messages)
+            raise
 
     def _dead_letter(self, rejected: list[tuple[Message, IngestResult]]) -> None:
         failures: list[str] = []
