@@ -9,6 +9,7 @@ from rich.table import Table
 
 from saleshub.commands.common import database, fail
 from saleshub.console import out
+from saleshub.events.outbox import purge_published
 from saleshub.store.migrate import current_revision, head_revision, upgrade
 from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
 
@@ -43,9 +44,13 @@ def db_partitions() -> None:
 @db_app.command("retention")
 def db_retention(
     keep_months: Annotated[int, typer.Option(help="keep raw bodies of this many past months", min=1)] = 6,
+    outbox_days: Annotated[
+        int, typer.Option(help="keep published outbox rows for this many days", min=1)
+    ] = 7,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only list what would be purged")] = False,
 ) -> None:
-    """Drop the raw bodies of partitions older than --keep-months; every audit row stays."""
+    """Drop the raw bodies of partitions older than --keep-months, and published outbox rows older
+    than --outbox-days; every audit row stays, and an unpublished outbox row is never removed."""
     with database() as db:
         if current_revision(db.engine) != head_revision():
             raise fail("the database is not migrated; run `saleshub db upgrade` first")
@@ -56,3 +61,6 @@ def db_retention(
             out.print(f"{verb} {info.rows_with_body} raw bodies in {info.name}")
         if not affected:
             out.print(f"nothing to purge: no raw bodies older than {keep_months} months")
+        with db.engine.begin() as connection:
+            published = purge_published(connection, keep_days=outbox_days, dry_run=dry_run)
+        out.print(f"{verb} {published} published outbox rows older than {outbox_days} days")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, delete, func, select, text
 
 from canonical.avro import order_to_avro
 from canonical.events import EventKind
@@ -28,7 +28,7 @@ from canonical.model import ServiceOrder
 from saleshub.events.schemas import EventSchemas
 from saleshub.store.tables import OUTBOX_LANES, event_outbox
 
-__all__ = ["Backlog", "Outbox", "backlog", "lane_of", "order_key"]
+__all__ = ["Backlog", "Outbox", "backlog", "lane_of", "order_key", "purge_published"]
 
 
 def order_key(order: ServiceOrder) -> str:
@@ -150,3 +150,15 @@ def backlog(conn: Connection) -> Backlog:
         .limit(1)
     ).scalar()
     return Backlog(int(pending), oldest, last_error)
+
+
+def purge_published(conn: Connection, *, keep_days: int, dry_run: bool = False) -> int:
+    """Delete outbox rows published more than ``keep_days`` ago (or count them); return how many.
+
+    Only published rows go: the broker holds them, and the audit trail keeps the event itself.
+    """
+    c = event_outbox.c
+    older = c.published_at < func.now() - text(f"interval '{int(keep_days)} days'")
+    if dry_run:
+        return int(conn.execute(select(func.count()).select_from(event_outbox).where(older)).scalar_one())
+    return int(conn.execute(delete(event_outbox).where(older)).rowcount)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from saleshub.cli import app
@@ -100,3 +101,13 @@ def test_kafka_commands_publish_the_backlog_and_create_topics(
     assert drained.exit_code == 0 and "published 1 events" in drained.output, drained.output
     status = run.invoke(app, ["status"])
     assert "outbox: empty" in status.output and f"Kafka: {broker.bootstrap}" in status.output
+
+    kept = run.invoke(app, ["db", "retention", "--outbox-days", "7"])
+    assert "purged 0 published outbox rows" in kept.output, kept.output
+    with hub.database.engine.begin() as conn:
+        conn.execute(text("UPDATE event_outbox SET published_at = now() - interval '8 days'"))
+    ingest(hub, pyxis_event(2))  # unpublished: never purged
+    purged = run.invoke(app, ["db", "retention", "--outbox-days", "7"])
+    assert "purged 1 published outbox rows" in purged.output, purged.output
+    status = run.invoke(app, ["status"])
+    assert "outbox: 1 events waiting" in status.output
