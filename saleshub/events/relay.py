@@ -67,19 +67,23 @@ _MARK_FAILED = text(
 )
 
 
+_CE_TYPES = {kind.value: kind.ce_type.encode() for kind in EventKind}
+
+
 def cloudevents_headers(row: Any, dataschema: str) -> list[tuple[str, str | bytes | None]]:
     """CloudEvents 1.0 attributes in Kafka binary mode for one outbox row (no personal data)."""
+    occurred = row.occurred_at.astimezone(UTC)
     headers: list[tuple[str, str | bytes | None]] = [
         ("ce_specversion", b"1.0"),
-        ("ce_id", str(row.event_id).encode()),
-        ("ce_source", f"/saleshub/{row.source_system}".encode()),
-        ("ce_type", EventKind(row.kind).ce_type.encode()),
-        ("ce_time", row.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z").encode()),
-        ("ce_dataschema", dataschema.encode()),
+        ("ce_id", str(row.event_id)),
+        ("ce_source", "/saleshub/" + row.source_system),
+        ("ce_type", _CE_TYPES[row.kind]),
+        ("ce_time", occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ")),
+        ("ce_dataschema", dataschema),
         ("content-type", b"application/avro"),
     ]
     if row.subject:
-        headers.append(("ce_subject", row.subject.encode()))
+        headers.append(("ce_subject", row.subject))
     return headers
 
 
