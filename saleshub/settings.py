@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         description="where inbound records that cannot be decoded or mapped are forwarded",
     )
     relay_batch_size: int = Field(default=2000, ge=1, description="outbox rows per relay transaction")
+    relay_threads: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="relays per process; they share the outbox by lanes, one waits on the broker "
+        "while another reads the database",
+    )
     relay_message_timeout_ms: int = Field(
         default=30_000, ge=1000, description="how long the relay waits for a broker acknowledgement"
     )

@@ -54,14 +54,30 @@ def relay(
     """Publish outbox events to Kafka until stopped (several relay processes share the work)."""
     hub = _hub()
     try:
-        publisher = build_relay(hub)
+        publishers = [build_relay(hub) for _ in range(hub.settings.relay_threads)]
+        stop = _stop_on_signals()
+        published = [0] * len(publishers)
+
+        def work(index: int) -> None:
+            if drain:
+                published[index] = publishers[index].drain(timeout=3600)
+            else:
+                publishers[index].run(stop)
+
+        if not drain:
+            servers = hub.settings.kafka_bootstrap_servers
+            out.print(f"outbox relay ({len(publishers)} threads) publishing to {servers}; Ctrl+C stops")
+        threads = [threading.Thread(target=work, args=(index,)) for index in range(len(publishers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            # join with a timeout so the main thread keeps receiving SIGINT/SIGTERM
+            while thread.is_alive():
+                thread.join(0.5)
+        for publisher in publishers:
+            publisher.close()
         if drain:
-            published = publisher.drain(timeout=3600)
-            out.print(f"published {published} events")
-        else:
-            out.print(f"outbox relay publishing to {hub.settings.kafka_bootstrap_servers}; Ctrl+C stops")
-            publisher.run(_stop_on_signals())
-        publisher.close()
+            out.print(f"published {sum(published)} events")
     finally:
         hub.close()
 

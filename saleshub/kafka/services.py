@@ -75,11 +75,11 @@ def build_consumer(hub: HubRuntime) -> OrderEventConsumer | None:
 
 @dataclass
 class KafkaServices:
-    """Background threads running the relay and the consumer until ``stop``."""
+    """Background threads running the relays (``relay_threads``) and the consumer until ``stop``."""
 
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
-    relay: OutboxRelay | None = None
+    relays: list[OutboxRelay] = field(default_factory=list)
     consumer: OrderEventConsumer | None = None
 
     @classmethod
@@ -88,8 +88,10 @@ class KafkaServices:
         _create_topics(hub.settings)
         services = cls()
         if relay:
-            services.relay = build_relay(hub)
-            services._spawn("outbox-relay", services.relay.run)
+            for number in range(hub.settings.relay_threads):
+                publisher = build_relay(hub)
+                services.relays.append(publisher)
+                services._spawn(f"outbox-relay-{number}", publisher.run)
         if consumer:
             services.consumer = build_consumer(hub)
             if services.consumer is not None:
@@ -106,7 +108,7 @@ class KafkaServices:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout)
-        if self.relay is not None:
-            self.relay.close()
+        for publisher in self.relays:
+            publisher.close()
         if self.consumer is not None:
             self.consumer.close()
