@@ -265,13 +265,16 @@ class _Compiler:
         self.check_type(node, bare, spath, where)
         read, described = self.reader(name, node, spath, source)
         lookup = self.lookup(node.lookup, bare, (*spath, "lookup")) if node.lookup else None
-        coerce = self.coercer(node, spath, source)
+        convert = self.converter(node)
+        coerce = None if convert is not None else self.coercer(node, spath, source)
         when = self.condition(node.when, (*spath, "when"), source) if node.when else None
         for key in ("const", "default"):
             self.check_enum_value(bare, getattr(node, key), (*spath, key))
         if len(self.issues) > count or read is None:
             return None
         transforms = tuple(co.TRANSFORMS[t] for t in node.transform)
+        # The reader compiled this path already without an issue, so compiling it again cannot fail.
+        path = compile_path(node.path, self.fmt, self.namespaces) if node.path is not None else None
         return CompiledValue(
             name,
             described,
@@ -279,9 +282,11 @@ class _Compiler:
             transforms=transforms,
             lookup=lookup,
             coerce=coerce,
+            convert=convert,
             default=node.default,
             required=node.required,
             when=when,
+            path=path,
         )
 
     def check_type(self, node: ValueNode, bare: Any, spath: SpecPath, where: str) -> None:
@@ -385,21 +390,30 @@ class _Compiler:
         test = _condition_test(spec)
         return CompiledCondition(read, test, described)
 
+    @staticmethod
+    def converter(node: ValueNode) -> Callable[[Any], Any] | None:
+        """The conversion of a type that needs nothing but the value, or ``None``."""
+        kind = node.type
+        if kind == "string":
+            return co.to_text if node.lookup is None else None
+        if kind == "email":
+            return lambda v: co.to_text(v).strip().lower()
+        if kind == "int":
+            return co.to_int
+        if kind == "bool":
+            return co.to_bool
+        if kind == "decimal":
+            sep, scale = node.decimal_separator, node.scale
+            return lambda v: co.to_decimal(v, sep, scale)
+        return None
+
     def coercer(
         self, node: ValueNode, spath: SpecPath, source: str
     ) -> Callable[[Any, Run, Scope], Any] | None:
+        """The conversion of a type that reads more of the payload (timezone, region, currency)."""
         kind = node.type
-        if kind == "string":
-            return (lambda v, r, s: co.to_text(v)) if node.lookup is None else None
-        if kind == "email":
-            return lambda v, r, s: co.to_text(v).strip().lower()
-        if kind == "int":
-            return lambda v, r, s: co.to_int(v)
-        if kind == "bool":
-            return lambda v, r, s: co.to_bool(v)
-        if kind == "decimal":
-            sep, scale = node.decimal_separator, node.scale
-            return lambda v, r, s: co.to_decimal(v, sep, scale)
+        if kind in ("string", "email", "int", "bool", "decimal"):
+            return None
         if kind == "datetime":
             return self.datetime_coercer(node, spath)
         if kind == "phone":
