@@ -347,7 +347,7 @@ class IngestPipeline:
 _CLAIM_KEYS = (
     insert(integration_event_keys)
     .on_conflict_do_nothing()
-    .returning(integration_event_keys.c.event_id, sort_by_parameter_order=True)
+    .returning(integration_event_keys.c.event_id)
 )
 
 

@@ -107,7 +107,7 @@ _C = service_orders.c
 _INSERT_NEW = (
     insert(service_orders)
     .on_conflict_do_nothing()  # hub_order_id derives from the unique pair: either conflict is the same order
-    .returning(_C.hub_order_id, sort_by_parameter_order=True)
+    .returning(_C.hub_order_id)
 )
 _LOCK_STORED = (
     select(_C.hub_order_id, _C.version_no, _C.status, _C.fingerprint, _C.source_version, _C.source_updated_at)
