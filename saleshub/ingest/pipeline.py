@@ -345,9 +345,7 @@ class IngestPipeline:
 
 
 _CLAIM_KEYS = (
-    insert(integration_event_keys)
-    .on_conflict_do_nothing()
-    .returning(integration_event_keys.c.event_id)
+    insert(integration_event_keys).on_conflict_do_nothing().returning(integration_event_keys.c.event_id)
 )
 
 
