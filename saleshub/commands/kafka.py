@@ -58,11 +58,16 @@ def relay(
         stop = _stop_on_signals()
         published = [0] * len(publishers)
 
+        problems: list[str] = []
+
         def work(index: int) -> None:
-            if drain:
-                published[index] = publishers[index].drain(timeout=3600)
-            else:
+            if not drain:
                 publishers[index].run(stop)
+                return
+            try:
+                published[index] = publishers[index].drain(timeout=3600)
+            except SalesHubError as exc:
+                problems.append(str(exc))
 
         if not drain:
             servers = hub.settings.kafka_bootstrap_servers
@@ -76,6 +81,11 @@ def relay(
                 thread.join(0.5)
         for publisher in publishers:
             publisher.close()
+        if problems:
+            raise fail(
+                f"the outbox was not drained to {hub.settings.kafka_bootstrap_servers}: {problems[0]}. "
+                "Nothing is lost: the events wait in the outbox (`saleshub status` shows the backlog)."
+            )
         if drain:
             out.print(f"published {sum(published)} events")
     finally:

@@ -40,9 +40,10 @@ from canonical.events import EventKind
 from saleshub.errors import RetriableError
 from saleshub.events.framing import Framing
 from saleshub.events.schemas import EventSchemas
+from saleshub.ingest.pipeline import as_retriable
 from saleshub.store.tables import OUTBOX_LANES
 
-__all__ = ["BrokerUnavailableError", "OutboxRelay", "RelayRound", "cloudevents_headers"]
+__all__ = ["BrokerUnavailableError", "OutboxRelay", "RelayRound", "RelayStalledError", "cloudevents_headers"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ def cloudevents_headers(row: Any, dataschema: str) -> list[tuple[str, str | byte
 
 class BrokerUnavailableError(RetriableError):
     """The broker did not answer a metadata request; nothing was sent."""
+
+
+class RelayStalledError(RetriableError):
+    """A drain stopped: a whole sweep published nothing although events wait."""
 
 
 @dataclass(slots=True)
@@ -141,11 +146,13 @@ class OutboxRelay:
         *,
         batch_size: int = 2000,
         lanes_per_claim: int = 16,
+        probe_timeout: float = 5.0,
     ) -> None:
         self.engine = engine
         self._new_producer = producer_factory
         self.producer = producer_factory()
         self._suspect = False  # the last round failed: probe the broker before sending again
+        self.probe_timeout = probe_timeout
         self.framing = framing
         self.schemas = schemas
         self.batch_size = batch_size
@@ -197,7 +204,7 @@ class OutboxRelay:
     def _probe(self) -> None:
         """Ask the broker for metadata; raise (failing the round, sending nothing) if it does not answer."""
         try:
-            self.producer.list_topics(timeout=5.0)
+            self.producer.list_topics(timeout=self.probe_timeout)
         except KafkaException as exc:
             raise BrokerUnavailableError(f"the Kafka broker does not answer: {exc}") from exc
         self._suspect = False
@@ -239,11 +246,17 @@ class OutboxRelay:
             for _ in range(-(-OUTBOX_LANES // self.lanes_per_claim)):
                 try:
                     round_ = self.publish_round()
-                except BrokerUnavailableError as exc:
-                    round_ = RelayRound(failed=1, errors=[str(exc)])
-                except Exception:  # the database or the registry is down: log, back off, go on
-                    log.exception("outbox relay round failed; retrying")
-                    round_ = RelayRound(failed=1, errors=["round failed"])
+                except RetriableError as exc:  # broker or database unavailable: back off, go on
+                    swept.failed += 1
+                    swept.errors.append(str(exc))
+                    break
+                except Exception as exc:
+                    retriable = as_retriable(exc)
+                    if retriable is None:  # not an outage: the trace is needed to fix it
+                        log.exception("outbox relay round failed; retrying")
+                    swept.failed += 1
+                    swept.errors.append(str(retriable or exc))
+                    break
                 swept.read += round_.read
                 swept.published += round_.published
                 swept.failed += round_.failed
@@ -263,17 +276,31 @@ class OutboxRelay:
                 stop.wait(idle_seconds)
 
     def drain(self, timeout: float = 60.0) -> int:
-        """Publish until the outbox is empty or ``timeout`` passes; return the rows published."""
+        """Publish until the outbox is empty or ``timeout`` passes; return the rows published.
+
+        Raises ``RelayStalledError`` when a whole sweep publishes nothing although rows wait (the
+        broker is down, or rows keep failing), naming the error, instead of spinning until timeout.
+        """
         deadline = time.monotonic() + timeout
         total = 0
         while time.monotonic() < deadline:
-            read = 0
+            swept = RelayRound()
             for _ in range(-(-OUTBOX_LANES // self.lanes_per_claim)):
-                round_ = self.publish_round()
-                read += round_.read
-                total += round_.published
-            if read == 0:
+                try:
+                    round_ = self.publish_round()
+                except RetriableError as exc:
+                    swept.errors.append(str(exc))
+                    break
+                swept.read += round_.read
+                swept.published += round_.published
+                swept.errors.extend(round_.errors)
+            total += swept.published
+            if swept.read == 0 and not swept.errors:
                 return total
+            if swept.published == 0 and swept.errors:
+                raise RelayStalledError(
+                    f"published {total} events, then nothing: {'; '.join(dict.fromkeys(swept.errors))}"
+                )
         return total
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from saleshub.errors import RetriableError
 from saleshub.ingest.pipeline import (
     InboundEvent,
     IngestPipeline,
@@ -214,9 +215,13 @@ class OrderEventConsumer:
             try:
                 self.consume_round()
                 failures = 0
+            except RetriableError as exc:  # the database is down: say so once a round, no trace
+                failures += 1
+                log.warning("Kafka consumer paused (%s); the records will be consumed again", exc)
+                stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
             except Exception:
                 failures += 1
-                log.exception("Kafka consumer round failed; records will be consumed again")
+                log.exception("Kafka consumer round failed; the records will be consumed again")
                 stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
 
     def close(self) -> None:

@@ -55,6 +55,7 @@ def build_relay(hub: HubRuntime) -> OutboxRelay:
         framing_from_settings(settings),
         hub.schemas,
         batch_size=settings.relay_batch_size,
+        probe_timeout=min(5.0, settings.relay_message_timeout_ms / 1000),
     )
 
 

@@ -13,6 +13,7 @@ from saleshub.ingest.pipeline import InboundEvent
 from saleshub.runtime import HubRuntime
 from saleshub.store.migrate import head_revision
 from saleshub.synthetic import pyxis_event
+from tests.integration.conftest import free_port
 from tests.support.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration
@@ -93,6 +94,12 @@ def test_kafka_commands_publish_the_backlog_and_create_topics(
     ingest(hub, pyxis_event(1))
     unconfigured = run.invoke(app, ["kafka", "relay", "--drain"])
     assert unconfigured.exit_code == 1 and "SALESHUB_KAFKA_BOOTSTRAP_SERVERS" in unconfigured.output
+    monkeypatch.setenv("SALESHUB_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")  # nobody there
+    monkeypatch.setenv("SALESHUB_RELAY_MESSAGE_TIMEOUT_MS", "1000")
+    unreachable = run.invoke(app, ["kafka", "relay", "--drain"])
+    assert unreachable.exit_code == 1, unreachable.output
+    assert "the outbox was not drained" in unreachable.output, unreachable.output
+    assert "outbox: 1 events waiting" in run.invoke(app, ["status"]).output
     monkeypatch.setenv("SALESHUB_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
     topics = run.invoke(app, ["kafka", "topics"])
     assert topics.exit_code == 0, topics.output
