@@ -238,31 +238,37 @@ class OutboxRelay:
             self.producer = self._new_producer()
         return reports.outcome
 
+    def sweep(self, stop: threading.Event | None = None) -> RelayRound:
+        """Rounds over every lane once (fewer if ``stop`` is set); ends at the first outage error.
+
+        An unavailable broker or database is an expected state: counted as a failure, no trace. Any
+        other error is logged with its trace, since somebody has to fix it.
+        """
+        swept = RelayRound()
+        for _ in range(-(-OUTBOX_LANES // self.lanes_per_claim)):
+            try:
+                round_ = self.publish_round()
+            except Exception as exc:
+                retriable = exc if isinstance(exc, RetriableError) else as_retriable(exc)
+                if retriable is None:
+                    log.exception("outbox relay round failed; retrying")
+                swept.failed += 1
+                swept.errors.append(str(retriable or exc))
+                break
+            swept.read += round_.read
+            swept.published += round_.published
+            swept.failed += round_.failed
+            swept.held_back += round_.held_back
+            swept.errors.extend(round_.errors)
+            if stop is not None and stop.is_set():
+                break
+        return swept
+
     def run(self, stop: threading.Event, idle_seconds: float = 0.2) -> None:
         """Publish until ``stop`` is set: sweep every lane, sleep when idle, back off on failures."""
         failures = 0
         while not stop.is_set():
-            swept = RelayRound()
-            for _ in range(-(-OUTBOX_LANES // self.lanes_per_claim)):
-                try:
-                    round_ = self.publish_round()
-                except RetriableError as exc:  # broker or database unavailable: back off, go on
-                    swept.failed += 1
-                    swept.errors.append(str(exc))
-                    break
-                except Exception as exc:
-                    retriable = as_retriable(exc)
-                    if retriable is None:  # not an outage: the trace is needed to fix it
-                        log.exception("outbox relay round failed; retrying")
-                    swept.failed += 1
-                    swept.errors.append(str(retriable or exc))
-                    break
-                swept.read += round_.read
-                swept.published += round_.published
-                swept.failed += round_.failed
-                swept.errors.extend(round_.errors)
-                if stop.is_set():
-                    return
+            swept = self.sweep(stop)
             if swept.failed:
                 failures += 1
                 if failures == 1:
@@ -284,23 +290,13 @@ class OutboxRelay:
         deadline = time.monotonic() + timeout
         total = 0
         while time.monotonic() < deadline:
-            swept = RelayRound()
-            for _ in range(-(-OUTBOX_LANES // self.lanes_per_claim)):
-                try:
-                    round_ = self.publish_round()
-                except RetriableError as exc:
-                    swept.errors.append(str(exc))
-                    break
-                swept.read += round_.read
-                swept.published += round_.published
-                swept.errors.extend(round_.errors)
+            swept = self.sweep()
             total += swept.published
-            if swept.read == 0 and not swept.errors:
+            if swept.read == 0 and not swept.failed:
                 return total
-            if swept.published == 0 and swept.errors:
-                raise RelayStalledError(
-                    f"published {total} events, then nothing: {'; '.join(dict.fromkeys(swept.errors))}"
-                )
+            if swept.published == 0 and swept.failed:
+                errors = "; ".join(dict.fromkeys(swept.errors))
+                raise RelayStalledError(f"published {total} events, then nothing: {errors}")
         return total
 
     def close(self) -> None:
