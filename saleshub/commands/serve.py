@@ -153,7 +153,8 @@ def status() -> None:
 
 def _print_backlog(settings: Settings, waiting: Backlog) -> None:
     if waiting.pending == 0:
-        out.print("[green]outbox: empty (every committed event is on Kafka)[/green]")
+        on_kafka = " (every committed event is on Kafka)" if settings.kafka_bootstrap_servers else ""
+        out.print(f"[green]outbox: empty{on_kafka}[/green]")
     else:
         age = datetime.now(UTC) - waiting.oldest if waiting.oldest else timedelta(0)
         colour = "yellow" if age < timedelta(minutes=5) else "red"
