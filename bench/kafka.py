@@ -30,8 +30,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,7 +46,6 @@ from saleshub.events.framing import SingleObjectFraming  # noqa: E402
 from saleshub.events.outbox import Outbox  # noqa: E402
 from saleshub.events.relay import OutboxRelay, cloudevents_headers  # noqa: E402
 from saleshub.events.schemas import EventSchemas  # noqa: E402
-from saleshub.ingest.pipeline import IngestPipeline  # noqa: E402
 from saleshub.kafka.clients import consumer_config, ensure_topics, producer_config  # noqa: E402
 from saleshub.kafka.consumer import OrderEventConsumer  # noqa: E402
 from saleshub.runtime import HubRuntime  # noqa: E402
@@ -83,13 +84,9 @@ def raw_produce(settings: Settings, rows: list[dict[str, object]], topic: str) -
     framing, schemas = SingleObjectFraming(), EventSchemas()
     schema = schemas.current[EventKind.ORDER_RECEIVED]
 
-    class Row:
-        def __init__(self, data: dict[str, object]) -> None:
-            self.__dict__.update(data)
-
     prepared = []
     for data in rows:
-        row = Row(data)
+        row = SimpleNamespace(**data)
         prepared.append(
             (
                 framing.frame(topic, schema, data["payload"]),  # type: ignore[arg-type]
@@ -155,15 +152,38 @@ def relay_rate(hub: HubRuntime, rows: list[dict[str, object]], threads: int) -> 
     return len(rows) / elapsed
 
 
-def consumer_rate(hub: HubRuntime, broker: TansuBroker, count: int) -> float:
-    topic = "pyxis.sales.order_events"
-    ensure_topics(hub.settings, [topic])
+def produce_pyxis_records(broker: TansuBroker, topic: str, first: int, count: int) -> None:
+    """``count`` Pyxis order events (orders ``first`` …) as JSON records on ``topic``."""
     producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
     for number in range(count):
-        producer.produce(topic, pyxis_event(1_000_000 + number), f"ES_PX-SYN-{number:09d}".encode())
+        producer.produce(topic, pyxis_event(first + number), f"ES_PX-SYN-{number:09d}".encode())
         if number % 1000 == 0:
             producer.poll(0)
     producer.flush(60)
+
+
+def stored_orders(hub: HubRuntime) -> int:
+    with hub.database.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(service_orders)).scalar_one())
+
+
+def rate_until_stored(stored: Callable[[], int], count: int) -> float:
+    """Orders/s from the first committed batch (group joins are not counted) to ``count`` stored."""
+    deadline = time.monotonic() + 600
+    while (first := stored()) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = time.perf_counter()
+    while (done := stored()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    assert done == count, f"{done} of {count} orders stored"
+    return (count - first) / elapsed
+
+
+def consumer_rate(hub: HubRuntime, broker: TansuBroker, count: int) -> float:
+    topic = "pyxis.sales.order_events"
+    ensure_topics(hub.settings, [topic])
+    produce_pyxis_records(broker, topic, 1_000_000, count)
     settings = hub.settings.model_copy(
         update={"kafka_pyxis_topic": topic, "kafka_consumer_config": CONSUMER_TIMINGS}
     )
@@ -178,25 +198,12 @@ def consumer_rate(hub: HubRuntime, broker: TansuBroker, count: int) -> float:
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stop,))
     thread.start()
-
-    def stored() -> int:
-        with hub.database.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(service_orders)).scalar_one())
-
-    # Timed from the first committed batch (the group join is not counted) to the last.
-    deadline = time.monotonic() + 600
-    first = 0
-    while (first := stored()) == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    started = time.perf_counter()
-    while (done := stored()) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - started
-    stop.set()
-    thread.join(60)
-    consumer.close()
-    assert done == count, f"consumer: {done} of {count} orders stored"
-    return (count - first) / elapsed
+    try:
+        return rate_until_stored(lambda: stored_orders(hub), count)
+    finally:
+        stop.set()
+        thread.join(60)
+        consumer.close()
 
 
 def group_rate(hub: HubRuntime, broker: TansuBroker, count: int, processes: int) -> float:
@@ -225,29 +232,9 @@ def group_rate(hub: HubRuntime, broker: TansuBroker, count: int, processes: int)
     ]
     try:
         time.sleep(15)  # every member joined and the group settled before the first record
-        with hub.database.engine.connect() as conn:
-            baseline = int(conn.execute(select(func.count()).select_from(service_orders)).scalar_one())
-        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
-        for number in range(count):
-            producer.produce(topic, pyxis_event(2_000_000 + number), f"ES_PX-SYN-{number:09d}".encode())
-            if number % 1000 == 0:
-                producer.poll(0)
-        producer.flush(60)
-
-        def stored() -> int:
-            with hub.database.engine.connect() as conn:
-                total = int(conn.execute(select(func.count()).select_from(service_orders)).scalar_one())
-                return total - baseline
-
-        deadline = time.monotonic() + 600
-        while (first := stored()) == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        started = time.perf_counter()
-        while (done := stored()) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        assert done == count, f"group: {done} of {count} orders stored"
-        return (count - first) / elapsed
+        baseline = stored_orders(hub)
+        produce_pyxis_records(broker, topic, 2_000_000, count)
+        return rate_until_stored(lambda: stored_orders(hub) - baseline, count)
     finally:
         for worker in workers:
             worker.terminate()
@@ -275,7 +262,6 @@ def main() -> None:
         engine.dispose()
         settings = Settings(database_url=url, kafka_bootstrap_servers=broker.bootstrap, db_pool_size=4)  # type: ignore[arg-type]
         hub = HubRuntime.open(settings)
-        assert isinstance(hub.pipeline, IngestPipeline)
         ensure_topics(settings, [EventKind.ORDER_RECEIVED.topic, "bench.raw.order_received"])
         print(f"building {args.events:,} outbox rows …", flush=True)
         rows = outbox_rows(hub, args.events)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 import typer
@@ -19,7 +20,7 @@ from saleshub.commands.common import fail
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.kafka.clients import ensure_topics
-from saleshub.kafka.services import build_consumer, build_relay, outbound_topics
+from saleshub.kafka.services import KafkaServices, build_relay, outbound_topics
 from saleshub.runtime import HubRuntime
 from saleshub.settings import Settings
 
@@ -40,11 +41,12 @@ def _hub() -> HubRuntime:
         raise fail(str(exc)) from None
 
 
-def _stop_on_signals() -> threading.Event:
+def _wait_for_signal() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    return stop
+    while not stop.wait(0.5):  # a timed wait, so the main thread keeps receiving signals
+        pass
 
 
 @kafka_app.command("relay")
@@ -54,42 +56,32 @@ def relay(
     """Publish outbox events to Kafka until stopped (several relay processes share the work)."""
     hub = _hub()
     try:
-        publishers = [build_relay(hub) for _ in range(hub.settings.relay_threads)]
-        stop = _stop_on_signals()
-        published = [0] * len(publishers)
-
-        problems: list[str] = []
-
-        def work(index: int) -> None:
-            if not drain:
-                publishers[index].run(stop)
-                return
-            try:
-                published[index] = publishers[index].drain(timeout=3600)
-            except SalesHubError as exc:
-                problems.append(str(exc))
-
-        if not drain:
-            servers = hub.settings.kafka_bootstrap_servers
-            out.print(f"outbox relay ({len(publishers)} threads) publishing to {servers}; Ctrl+C stops")
-        threads = [threading.Thread(target=work, args=(index,)) for index in range(len(publishers))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            # join with a timeout so the main thread keeps receiving SIGINT/SIGTERM
-            while thread.is_alive():
-                thread.join(0.5)
-        for publisher in publishers:
-            publisher.close()
-        if problems:
-            raise fail(
-                f"the outbox was not drained to {hub.settings.kafka_bootstrap_servers}: {problems[0]}. "
-                "Nothing is lost: the events wait in the outbox (`saleshub status` shows the backlog)."
-            )
         if drain:
-            out.print(f"published {sum(published)} events")
+            _drain(hub)
+            return
+        services = KafkaServices.start(hub, consumer=False)
+        servers = hub.settings.kafka_bootstrap_servers
+        out.print(f"outbox relay ({len(services.relays)} threads) publishing to {servers}; Ctrl+C stops")
+        _wait_for_signal()
+        services.stop()
     finally:
         hub.close()
+
+
+def _drain(hub: HubRuntime) -> None:
+    publishers = [build_relay(hub) for _ in range(hub.settings.relay_threads)]
+    try:
+        with ThreadPoolExecutor(len(publishers)) as pool:
+            published = sum(pool.map(lambda publisher: publisher.drain(timeout=3600), publishers))
+    except SalesHubError as exc:
+        raise fail(
+            f"the outbox was not drained to {hub.settings.kafka_bootstrap_servers}: {exc}. "
+            "Nothing is lost: the events wait in the outbox (`saleshub status` shows the backlog)."
+        ) from None
+    finally:
+        for publisher in publishers:
+            publisher.close()
+    out.print(f"published {published} events")
 
 
 @kafka_app.command("consume")
@@ -97,12 +89,12 @@ def consume() -> None:
     """Consume the Pyxis order-event topic into the hub until stopped (a consumer-group member)."""
     hub = _hub()
     try:
-        consumer = build_consumer(hub)
-        if consumer is None:
+        if not hub.settings.kafka_pyxis_topic:
             raise fail("no topic to consume: set SALESHUB_KAFKA_PYXIS_TOPIC")
+        services = KafkaServices.start(hub, relay=False)
         out.print(f"consuming {hub.settings.kafka_pyxis_topic} as group {hub.settings.kafka_consumer_group}")
-        consumer.run(_stop_on_signals())
-        consumer.close()
+        _wait_for_signal()
+        services.stop()
     finally:
         hub.close()
 

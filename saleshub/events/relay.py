@@ -98,12 +98,11 @@ class RelayStalledError(RetriableError):
 
 @dataclass(slots=True)
 class RelayRound:
-    """What one round did: rows read, published, failed and held back behind a failed row of their key."""
+    """What one round (or sweep) did: rows read, published and failed, and the distinct errors."""
 
     read: int = 0
     published: int = 0
     failed: int = 0
-    held_back: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -186,9 +185,8 @@ class OutboxRelay:
                     published["ids"].append(row.outbox_id)
                     published["partitions"].append(report[0])
                     published["offsets"].append(report[1])
-                elif isinstance(report, tuple):
-                    result.held_back += 1
-                else:
+                # A row delivered after a failed row of its key stays unpublished: sent again later.
+                elif not isinstance(report, tuple):
                     blocked.add(row.message_key)
                     failed.append(row.outbox_id)
                     if report and report not in result.errors:
@@ -258,7 +256,6 @@ class OutboxRelay:
             swept.read += round_.read
             swept.published += round_.published
             swept.failed += round_.failed
-            swept.held_back += round_.held_back
             swept.errors.extend(round_.errors)
             if stop is not None and stop.is_set():
                 break

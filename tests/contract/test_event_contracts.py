@@ -62,6 +62,8 @@ def test_the_newest_committed_version_is_what_the_hub_writes(kind: EventKind) ->
 @pytest.mark.parametrize("kind", list(EventKind), ids=str)
 def test_each_version_reads_data_written_with_the_previous_one(kind: EventKind) -> None:
     committed = versions(kind)
+    if len(committed) < 2:
+        pytest.skip(f"only v1 of {kind} is committed; the check starts with v2 (its own test is below)")
     for (_, previous), (number, current) in itertools.pairwise(committed):
         ok, why = backward_compatible(current, previous)
         assert ok, f"{kind} v{number} cannot read v{number - 1} data: {why}"

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from saleshub.api.app import create_app
+from saleshub.events.outbox import backlog
+from saleshub.ingest.pipeline import InboundEvent
 from saleshub.runtime import HubRuntime
 from saleshub.secrets import EnvSecretStore
 from saleshub.settings import Settings
@@ -153,3 +155,30 @@ def schema_registry() -> Iterator[str]:
     """The URL of a loopback schema registry (documented Confluent REST API subset)."""
     with SchemaRegistryServer() as registry:
         yield registry.url
+
+
+def record_batch(hub: HubRuntime, bodies: list[bytes], system: str = "pyxis") -> None:
+    """Process ``bodies`` and record them in one transaction, as a webhook batch would be."""
+    adapter = hub.adapters[system]
+    items = []
+    for body in bodies:
+        event = InboundEvent(system, "webhook", body, "application/json")
+        items.append((event, hub.pipeline.process(event, adapter), time.perf_counter()))
+    with hub.database.engine.begin() as conn:
+        hub.pipeline.record_many(conn, items)
+
+
+def outbox_pending(hub: HubRuntime) -> int:
+    """Outbox rows not yet acknowledged by Kafka."""
+    with hub.database.engine.connect() as conn:
+        return backlog(conn).pending
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 0.2 s; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting until {what}")

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from saleshub.runtime import HubRuntime
 from saleshub.settings import Settings
 from saleshub.store.tables import integration_events, service_orders
 from saleshub.synthetic import pyxis_event
-from tests.integration.conftest import open_hub
+from tests.integration.conftest import open_hub, wait_until
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
 pytestmark = pytest.mark.integration
@@ -43,15 +42,6 @@ def produce(broker: TansuBroker, records: list[tuple[bytes, bytes]]) -> None:
 def count(hub: HubRuntime, table: object, *where: object) -> int:
     with hub.database.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())  # type: ignore[arg-type]
-
-
-def wait_until(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting until {what}")
 
 
 def consumer_hub(db_url: str, broker: TansuBroker) -> HubRuntime:

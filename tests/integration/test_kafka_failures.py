@@ -18,12 +18,11 @@ import pytest
 from sqlalchemy import func, select
 
 from canonical.events import EventKind
-from saleshub.events.outbox import backlog
-from saleshub.ingest.pipeline import InboundEvent
 from saleshub.kafka.services import build_relay
 from saleshub.runtime import HubRuntime
 from saleshub.store.tables import event_outbox
 from saleshub.synthetic import pyxis_event
+from tests.integration.conftest import outbox_pending, record_batch, wait_until
 from tests.support.tansu import TansuBroker, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,34 +32,14 @@ BURST = 5000
 
 
 def ingest_burst(hub: HubRuntime, first: int, count: int, batch: int = 50) -> None:
-    adapter = hub.adapters["pyxis"]
     for start in range(first, first + count, batch):
-        items = []
-        for number in range(start, min(start + batch, first + count)):
-            event = InboundEvent("pyxis", "webhook", pyxis_event(number), "application/json")
-            items.append((event, hub.pipeline.process(event, adapter), time.perf_counter()))
-        with hub.database.engine.begin() as conn:
-            hub.pipeline.record_many(conn, items)
-
-
-def pending(hub: HubRuntime) -> int:
-    with hub.database.engine.connect() as conn:
-        return backlog(conn).pending
+        record_batch(hub, [pyxis_event(n) for n in range(start, min(start + batch, first + count))])
 
 
 def published_count(hub: HubRuntime) -> int:
     with hub.database.engine.connect() as conn:
         query = select(func.count()).select_from(event_outbox).where(event_outbox.c.published_at.is_not(None))
         return int(conn.execute(query).scalar_one())
-
-
-def wait_until(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting until {what}")
 
 
 def assert_published_equals_committed(hub: HubRuntime, broker: TansuBroker) -> None:
@@ -89,12 +68,12 @@ def test_broker_down_for_30_seconds_during_a_burst_of_5000_orders(
         broker.stop_proxy()  # the broker is unreachable from here on
         outage_started = time.monotonic()
         ingest_burst(kafka_hub, 1500, BURST - 1500)
-        assert pending(kafka_hub) > 0, "orders committed during the outage wait in the outbox"
+        assert outbox_pending(kafka_hub) > 0, "orders committed during the outage wait in the outbox"
         time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
-        waiting = pending(kafka_hub)
+        waiting = outbox_pending(kafka_hub)
         assert waiting >= BURST - 1500
         broker.start_proxy()
-        wait_until(lambda: pending(kafka_hub) == 0, 120, "the backlog drained after the outage")
+        wait_until(lambda: outbox_pending(kafka_hub) == 0, 120, "the backlog drained after the outage")
     finally:
         stop.set()
         relay_thread.join(60)
@@ -132,9 +111,9 @@ def test_relay_killed_mid_burst_and_restarted(
         relay.send_signal(signal.SIGKILL)
         relay.wait(10)
         producer.join(120)
-        assert pending(kafka_hub) > 0
+        assert outbox_pending(kafka_hub) > 0
         relay = start_relay(db_url, broker, tmp_path)
-        wait_until(lambda: pending(kafka_hub) == 0, 120, "the restarted relay drained the outbox")
+        wait_until(lambda: outbox_pending(kafka_hub) == 0, 120, "the restarted relay drained the outbox")
     finally:
         relay.terminate()
         relay.wait(30)

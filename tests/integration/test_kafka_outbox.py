@@ -6,10 +6,10 @@ headers, keep each key's order, and survive a broker outage and a relay killed m
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import threading
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,7 +28,14 @@ from saleshub.kafka.services import build_relay
 from saleshub.runtime import HubRuntime
 from saleshub.store.tables import event_outbox, integration_events
 from saleshub.synthetic import pyxis_event, signed_headers
-from tests.integration.conftest import SECRET, free_port
+from tests.integration.conftest import (
+    SECRET,
+    free_port,
+    open_hub,
+    outbox_pending,
+    record_batch,
+    wait_until,
+)
 from tests.integration.test_crash_recovery import start_hub
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
@@ -47,38 +54,15 @@ def ingest(hub: HubRuntime, body: bytes, key: str | None = None) -> None:
     hub.pipeline.ingest(InboundEvent("pyxis", "webhook", body, "application/json", idempotency_key=key))
 
 
-def ingest_many(hub: HubRuntime, bodies: list[bytes]) -> None:
-    adapter = hub.adapters["pyxis"]
-    items = []
-    for body in bodies:
-        event = InboundEvent("pyxis", "webhook", body, "application/json")
-        items.append((event, hub.pipeline.process(event, adapter), time.perf_counter()))
-    with hub.database.engine.begin() as conn:
-        hub.pipeline.record_many(conn, items)
-
-
 def decode(message: Message) -> tuple[EventKind, dict[str, object], dict[str, str]]:
     headers = {key: (value or b"").decode() for key, value in message.headers() or []}
     kind = EventKind((message.topic() or "").rsplit(".", 1)[1])
     framed = unframe(message.value() or b"")
     schema = committed(kind)
     assert framed.framing == "single-object" and framed.schema_ref == schema.fingerprint
-    record = fastavro.schemaless_reader(__import__("io").BytesIO(framed.body), schema.parsed, None)
+    record = fastavro.schemaless_reader(io.BytesIO(framed.body), schema.parsed, None)
     assert isinstance(record, dict)
     return kind, record, headers
-
-
-def published_ids(broker: TansuBroker) -> list[str]:
-    ids = []
-    for kind in EventKind:
-        for message in read_topic(broker.direct_bootstrap, kind.topic):
-            ids.append(dict(message.headers() or [])["ce_id"].decode())
-    return ids
-
-
-def committed_ids(hub: HubRuntime) -> set[str]:
-    with hub.database.engine.connect() as conn:
-        return {str(event_id) for event_id in conn.execute(select(event_outbox.c.event_id)).scalars()}
 
 
 def test_published_events_decode_against_the_contracts_and_carry_cloudevents(
@@ -153,13 +137,8 @@ def test_each_key_keeps_its_order_over_1000_updates_of_50_orders_with_two_relays
         thread.start()
     try:
         for start in range(0, len(bodies), 50):
-            ingest_many(kafka_hub, bodies[start : start + 50])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with kafka_hub.database.engine.connect() as conn:
-                if backlog(conn).pending == 0:
-                    break
-            time.sleep(0.2)
+            record_batch(kafka_hub, bodies[start : start + 50])
+        wait_until(lambda: outbox_pending(kafka_hub) == 0, 60, "both relays drained the outbox")
     finally:
         stop.set()
         for thread in threads:
@@ -187,8 +166,6 @@ def test_each_key_keeps_its_order_over_1000_updates_of_50_orders_with_two_relays
 def test_registry_framing_when_a_registry_url_is_set(
     db_url: str, broker: TansuBroker, schema_registry: str
 ) -> None:
-    from tests.integration.conftest import open_hub
-
     hub = open_hub(
         db_url, kafka_bootstrap_servers=broker.bootstrap, kafka_schema_registry_url=schema_registry
     )
@@ -202,11 +179,9 @@ def test_registry_framing_when_a_registry_url_is_set(
     (message,) = read_topic(broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic)
     framed = unframe(message.value() or b"")
     assert framed.framing == "registry"
-    import httpx
-
     registered = httpx.get(f"{schema_registry}/schemas/ids/{framed.schema_ref}").json()
     schema = fastavro.parse_schema(json.loads(registered["schema"]))
-    record = fastavro.schemaless_reader(__import__("io").BytesIO(framed.body), schema, None)
+    record = fastavro.schemaless_reader(io.BytesIO(framed.body), schema, None)
     assert isinstance(record, dict) and record["version_no"] == 1
     headers = dict(message.headers() or [])
     assert headers["ce_dataschema"].decode() == f"{schema_registry}/schemas/ids/{framed.schema_ref}"
@@ -235,15 +210,13 @@ def test_serve_publishes_webhook_orders_and_consumes_the_pyxis_topic(
             headers=signed_headers(SECRET, "serve-kafka-1", body),
         )
         assert response.status_code == 202
-        deadline = time.monotonic() + 60
-        keys: set[bytes] = set()
-        while time.monotonic() < deadline and len(keys) < 2:
-            keys = {
-                m.key() or b""
-                for m in read_topic(broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic, idle=0.5)
-            }
-            time.sleep(0.5)
-        assert keys == {b"ES_PX-SYN-000000001", b"ES_PX-SYN-000000002"}
+        expected = {b"ES_PX-SYN-000000001", b"ES_PX-SYN-000000002"}
+
+        def both_published() -> bool:
+            topic = EventKind.ORDER_RECEIVED.topic
+            return {m.key() for m in read_topic(broker.direct_bootstrap, topic, idle=0.5)} == expected
+
+        wait_until(both_published, 60, "the webhook order and the topic order were both published")
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
