@@ -36,9 +36,11 @@ from saleshub.mapping.nodes import (
     CompiledNode,
     CompiledObject,
     CompiledValue,
-    Run,
-    Scope,
-    expression_reader,
+    ConstRead,
+    ExprRead,
+    PathRead,
+    PositionRead,
+    Read,
     money_value,
 )
 from saleshub.mapping.paths import PathError, SourcePath, compile_path
@@ -149,7 +151,7 @@ class _Compiler:
     def compile(self) -> CompiledObject:
         children = self.fields(self.spec.target, ServiceOrder, ("target",), "", "")
         system = self.spec.system
-        children = (CompiledValue("source_system", "(mapping system)", lambda r, s: system), *children)
+        children = (CompiledValue("source_system", "(mapping system)", ConstRead(system)), *children)
         return CompiledObject("", children)
 
     # -- structure -----------------------------------------------------------------------------
@@ -208,7 +210,7 @@ class _Compiler:
                 return None
             when = self.condition(node.when, (*spath, "when"), source) if node.when else None
             children = self.fields(node.fields, bare, (*spath, "fields"), f"{where}.", source)
-            return CompiledObject(name, children, when)
+            return CompiledObject(name, children=children, when=when)
         return self.leaf(name, node, bare, spath, where, source)
 
     def list_node(
@@ -220,7 +222,7 @@ class _Compiler:
         children = self.fields(node.fields, model, (*spath, "fields"), f"{target}{name}[].", item_source)
         if each is None:
             return None
-        return CompiledList(name, each, children, self.separator, when)
+        return CompiledList(name, children=children, each=each, separator=self.separator, when=when)
 
     def free_object(
         self, name: str, node: ObjectNode, spath: SpecPath, target: str, source: str
@@ -232,7 +234,7 @@ class _Compiler:
             if built is not None:
                 children.append(built)
         when = self.condition(node.when, (*spath, "when"), source) if node.when else None
-        return CompiledObject(name, tuple(children), when)
+        return CompiledObject(name, children=tuple(children), when=when)
 
     # -- leaves --------------------------------------------------------------------------------
 
@@ -249,7 +251,7 @@ class _Compiler:
             self.check_enum_value(bare, node.default, (*spath, "default"))
             self.sources[generic_target(where)] = " | ".join(c.source for c in candidates if c)
             ready = tuple(c for c in candidates if c is not None)
-            return CompiledFirstOf(name, ready, node.default, node.required)
+            return CompiledFirstOf(name, candidates=ready, default=node.default, required=node.required)
         if not isinstance(node, ValueNode):
             self.issue(spath, f"{where} is a single value; map it with path, const, expr or position")
             return None
@@ -265,28 +267,25 @@ class _Compiler:
         self.check_type(node, bare, spath, where)
         read, described = self.reader(name, node, spath, source)
         lookup = self.lookup(node.lookup, bare, (*spath, "lookup")) if node.lookup else None
-        convert = self.converter(node)
-        coerce = None if convert is not None else self.coercer(node, spath, source)
+        convert = self.converter(node, spath)
+        qualifier, combine = (None, None) if convert is not None else self.combiner(node, spath, source)
         when = self.condition(node.when, (*spath, "when"), source) if node.when else None
         for key in ("const", "default"):
             self.check_enum_value(bare, getattr(node, key), (*spath, key))
         if len(self.issues) > count or read is None:
             return None
-        transforms = tuple(co.TRANSFORMS[t] for t in node.transform)
-        # The reader compiled this path already without an issue, so compiling it again cannot fail.
-        path = compile_path(node.path, self.fmt, self.namespaces) if node.path is not None else None
         return CompiledValue(
             name,
-            described,
-            read,
-            transforms=transforms,
+            source=described,
+            read=read,
+            transforms=tuple(node.transform),
             lookup=lookup,
-            coerce=coerce,
             convert=convert,
+            qualifier=qualifier,
+            combine=combine,
             default=node.default,
             required=node.required,
             when=when,
-            path=path,
         )
 
     def check_type(self, node: ValueNode, bare: Any, spath: SpecPath, where: str) -> None:
@@ -318,14 +317,12 @@ class _Compiler:
             self.issue(spath, f"{text!r}: {exc}")
             return None
 
-    def reader(
-        self, name: str, node: ValueNode, spath: SpecPath, source: str
-    ) -> tuple[Callable[[Run, Scope], Any] | None, str]:
+    def reader(self, name: str, node: ValueNode, spath: SpecPath, source: str) -> tuple[Read | None, str]:
         if node.path is not None:
             path = self.path(node.path, (*spath, "path"))
             if path is None:
                 return None, node.path
-            return (lambda run, scope: path.scalar(scope.item, run.root)), node.path
+            return PathRead(path), node.path
         if node.expr is not None:
             bindings = []
             for key, sub in node.with_.items():
@@ -337,11 +334,10 @@ class _Compiler:
             except ExpressionError as exc:
                 self.issue((*spath, "expr"), str(exc))
                 return None, node.expr
-            return expression_reader(expression, tuple(bindings)), f"expr {node.expr!r}"
+            return ExprRead(expression, tuple(bindings)), f"expr {node.expr!r}"
         if node.position:
-            return (lambda run, scope: scope.position), "(position)"
-        const = node.const
-        return (lambda run, scope: const), "(constant)"
+            return PositionRead(), "(position)"
+        return ConstRead(node.const), "(constant)"
 
     def lookup(self, spec: LookupSpec, bare: Any, spath: SpecPath) -> CompiledLookup | None:
         crosswalk, file_issues = self.crosswalks.get(spec.table)
@@ -387,11 +383,9 @@ class _Compiler:
         read, described = self.reader("when", holder, spath, source)
         if read is None:
             return None
-        test = _condition_test(spec)
-        return CompiledCondition(read, test, described)
+        return CompiledCondition(read, _condition_test(spec), described)
 
-    @staticmethod
-    def converter(node: ValueNode) -> Callable[[Any], Any] | None:
+    def converter(self, node: ValueNode, spath: SpecPath) -> Callable[[Any], Any] | None:
         """The conversion of a type that needs nothing but the value, or ``None``."""
         kind = node.type
         if kind == "string":
@@ -405,22 +399,11 @@ class _Compiler:
         if kind == "decimal":
             sep, scale = node.decimal_separator, node.scale
             return lambda v: co.to_decimal(v, sep, scale)
+        if kind == "datetime":
+            return self.datetime_converter(node, spath)
         return None
 
-    def coercer(
-        self, node: ValueNode, spath: SpecPath, source: str
-    ) -> Callable[[Any, Run, Scope], Any] | None:
-        """The conversion of a type that reads more of the payload (timezone, region, currency)."""
-        kind = node.type
-        if kind in ("string", "email", "int", "bool", "decimal"):
-            return None
-        if kind == "datetime":
-            return self.datetime_coercer(node, spath)
-        if kind == "phone":
-            return self.phone_coercer(node, spath, source)
-        return self.money_coercer(node, spath, source)
-
-    def datetime_coercer(self, node: ValueNode, spath: SpecPath) -> Callable[[Any, Run, Scope], Any]:
+    def datetime_converter(self, node: ValueNode, spath: SpecPath) -> Callable[[Any], Any]:
         tz = None
         if node.timezone is not None:
             try:
@@ -428,26 +411,22 @@ class _Compiler:
             except co.CoercionError as exc:
                 self.issue((*spath, "timezone"), str(exc))
         fmt = node.format
-        return lambda v, r, s: co.to_datetime(v, tz, fmt)
+        return lambda v: co.to_datetime(v, tz, fmt)
 
-    def phone_coercer(
+    def combiner(
         self, node: ValueNode, spath: SpecPath, source: str
-    ) -> Callable[[Any, Run, Scope], Any]:
-        region = (
-            self.value("region", node.region, str, (*spath, "region"), "region", source)
-            if node.region
-            else None
-        )
-
-        def coerce(value: Any, run: Run, scope: Scope) -> str:
-            code = region.produce(run, scope) if region is not None else None
-            return co.to_phone(value, code)
-
-        return coerce
-
-    def money_coercer(
-        self, node: ValueNode, spath: SpecPath, source: str
-    ) -> Callable[[Any, Run, Scope], Any]:
+    ) -> tuple[CompiledValue | None, Callable[[Any, Any], Any] | None]:
+        """The conversion of a type that reads more of the payload: a region, a currency."""
+        kind = node.type
+        if kind == "phone":
+            region = (
+                self.value("region", node.region, str, (*spath, "region"), "region", source)
+                if node.region
+                else None
+            )
+            return region, co.to_phone
+        if kind != "money":
+            return None, None
         currency = (
             self.value("currency", node.currency, str, (*spath, "currency"), "currency", source)
             if node.currency is not None
@@ -455,14 +434,13 @@ class _Compiler:
         )
         minor, sep = node.minor_units, node.decimal_separator
 
-        def coerce(value: Any, run: Run, scope: Scope) -> dict[str, Any]:
-            code = currency.produce(run, scope) if currency is not None else None
+        def combine(value: Any, code: Any) -> dict[str, Any]:
             if not isinstance(code, str):
                 raise co.CoercionError("the amount has no currency (the `currency` value is missing)")
             amount = co.to_minor_money(value, code) if minor else co.to_decimal(value, sep)
             return money_value(amount, code)
 
-        return coerce
+        return currency, combine
 
 
 def _condition_test(spec: Condition) -> Callable[[Any], bool]:

@@ -1,9 +1,10 @@
 """Run a compiled mapping over decoded payloads and validate the result as a canonical order.
 
-``CompiledMapping.apply`` is the hot path: it walks the compiled nodes, then validates the produced
-dictionary with the canonical model. Problems from both stages are merged into one ``MappingError``:
-a field that already failed to map is not reported a second time as "missing" by validation, and
-each validation error is traced back to the source path the mapping reads it from.
+``CompiledMapping.apply`` is the hot path: it runs the function generated from the compiled nodes
+(``saleshub.mapping.codegen``), then validates the produced dictionary with the canonical model.
+Problems from both stages are merged into one ``MappingError``: a field that already failed to map
+is not reported a second time as "missing" by validation, and each validation error is traced back
+to the source path the mapping reads it from.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pydantic import ValidationError
 
 from canonical.model import ServiceOrder
 from saleshub.errors import FieldError, MappingError, generic_target
-from saleshub.mapping.nodes import CompiledObject, Run, Scope
+from saleshub.mapping.codegen import generate
+from saleshub.mapping.nodes import CompiledObject
 
 __all__ = ["CompiledMapping", "MappedOrder", "MappingIdentity"]
 
@@ -66,7 +68,7 @@ def _related(target: str, failed: set[str]) -> bool:
 class CompiledMapping:
     """A mapping file compiled once and applied to many payloads."""
 
-    __slots__ = ("_root", "_sources", "format", "identity")
+    __slots__ = ("_produce", "_sources", "format", "generated_source", "identity")
 
     def __init__(
         self,
@@ -75,13 +77,15 @@ class CompiledMapping:
         root: CompiledObject,
         sources: dict[str, str],
     ) -> None:
-        self.identity, self.format, self._root, self._sources = identity, fmt, root, sources
+        self.identity, self.format, self._sources = identity, fmt, sources
+        generated = generate(root, identity.label)
+        self._produce = generated.produce
+        #: The Python source generated from the mapping (see ``saleshub.mapping.codegen``).
+        self.generated_source = generated.source
 
     def produce(self, document: Any) -> tuple[dict[str, Any], list[FieldError]]:
         """The canonical input dictionary for ``document`` and the mapping-stage errors."""
-        run = Run(document)
-        data = self._root.produce(run, Scope(document, 1, "", "")) or {}
-        return data, run.errors
+        return self._produce(document)
 
     def apply(self, document: Any) -> MappedOrder:
         """Map and validate; raises ``MappingError`` listing every problem of this payload."""

@@ -1,0 +1,125 @@
+"""The generated mapping function: exact path semantics, safe with any steward text, failures reported."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.registry import AdapterRegistry
+from saleshub.errors import MappingError
+from saleshub.mapping.catalog import MappingCatalog
+from saleshub.mapping.paths import DottedJsonPath, compile_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+keys = st.sampled_from(["a", "b", "c"])
+documents = st.recursive(
+    st.none() | st.integers(-3, 3) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=12,
+)
+steps = st.lists(st.tuples(keys, st.lists(st.integers(-3, 3), max_size=2)), min_size=1, max_size=4).map(
+    lambda parts: ".".join(key + "".join(f"[{i}]" for i in indexes) for key, indexes in parts)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(document=documents, path=steps)
+def test_plain_json_paths_mean_exactly_what_jmespath_means(document: Any, path: str) -> None:
+    compiled = compile_path(path, "json", {})
+    assert isinstance(compiled, DottedJsonPath), path
+    assert compiled.scalar(document, document) == jmespath.search(path, document)
+
+
+@settings(max_examples=60, deadline=None)
+@given(document=documents, path=steps)
+def test_generated_walks_mean_exactly_what_jmespath_means(
+    tmp_path_factory: Any, document: Any, path: str
+) -> None:
+    # The code generator inlines the walk; system_metadata is a free string map, so any path fits.
+    mapping = _catalog_with_metadata(tmp_path_factory, path).get("pyxis")
+    data, errors = mapping.produce({"order": {}, "probe": document})
+    expected = jmespath.search(f"probe.{path}", {"probe": document})
+    got = data.get("system_metadata", {}).get("probe")
+    if expected is None or (isinstance(expected, str) and not expected.strip()):
+        assert got is None
+    elif isinstance(expected, str | int):
+        assert got == str(expected)
+    else:
+        assert got is None
+        assert any(e.target == "system_metadata.probe" for e in errors)
+
+
+_CATALOGS: dict[str, MappingCatalog] = {}
+
+
+def _catalog_with_metadata(tmp_path_factory: Any, path: str) -> MappingCatalog:
+    if path not in _CATALOGS:
+        directory = tmp_path_factory.mktemp("mappings")
+        shutil.copytree(ROOT / "mappings", directory, dirs_exist_ok=True)
+        pyxis = directory / "pyxis/order.yaml"
+        text = pyxis.read_text(encoding="utf-8")
+        text = text.replace(
+            "      web_session: {path: order.attributes.webSession}",
+            f"      web_session: {{path: order.attributes.webSession}}\n      probe: {{path: '$.probe.{path}'}}",
+        )
+        pyxis.write_text(text, encoding="utf-8")
+        _CATALOGS[path] = MappingCatalog.load(directory)
+    return _CATALOGS[path]
+
+
+@pytest.fixture
+def mappings(tmp_path: Path) -> Path:
+    target = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", target)
+    return target
+
+
+def test_steward_text_cannot_become_code(mappings: Path) -> None:
+    """Quotes, braces and newlines in keys and constants stay data in the generated function."""
+    pyxis = mappings / "pyxis/order.yaml"
+    text = pyxis.read_text(encoding="utf-8")
+    hostile = "x'}); import os; os.system('boom') #{"
+    text = text.replace(
+        "      web_session: {path: order.attributes.webSession}",
+        "      web_session: {path: order.attributes.webSession}\n"
+        f'      "{hostile}": {{const: "{hostile}\\n\\"{{x}}"}}',
+    )
+    pyxis.write_text(text, encoding="utf-8")
+    catalog = MappingCatalog.load(mappings)
+    adapter = AdapterRegistry.default().create("pyxis", catalog)
+    body = (ROOT / "contracts/samples/pyxis/01_es_in_store_created.json").read_bytes()
+    order = adapter.translate(body).mapped.order
+    assert order.system_metadata[hostile] == f'{hostile}\n"{{x}}'
+    source = catalog.get("pyxis").generated_source
+    assert not any(line.lstrip().startswith(("import", "os.")) for line in source.splitlines())
+
+
+def test_generated_source_is_kept_and_shows_in_tracebacks() -> None:
+    mapping = MappingCatalog.load(ROOT / "mappings").get("pyxis")
+    assert mapping.generated_source.startswith("def produce(root):")
+    # A walk shared by several fields is done once per payload.
+    assert mapping.generated_source.count("root.get('order')") == 1
+
+
+def test_a_failing_condition_is_reported_not_raised(mappings: Path) -> None:
+    pyxis = mappings / "pyxis/order.yaml"
+    text = pyxis.read_text(encoding="utf-8")
+    text = text.replace(
+        "  notes: {path: order.notes}",
+        "  notes:\n    path: order.notes\n    when: {expr: 'qty > 1', with: {qty: {path: order.notes}}}",
+    )
+    pyxis.write_text(text, encoding="utf-8")
+    adapter = AdapterRegistry.default().create("pyxis", MappingCatalog.load(mappings))
+    body = (ROOT / "contracts/samples/pyxis/01_es_in_store_created.json").read_bytes()
+    with pytest.raises(MappingError) as info:
+        adapter.translate(body)
+    [error] = info.value.errors
+    assert error.target == "notes"
+    assert error.rule.startswith("the condition cannot be read:")
