@@ -1,9 +1,9 @@
 """A hand-written Pyxis → canonical mapper: the baseline the declarative engine is measured against.
 
 It does what ``mappings/pyxis/order.yaml`` says, in plain Python, with the same decoder, the same
-crosswalk tables (loaded once) and the same canonical validation, so that the benchmark compares
-only "interpret a compiled mapping" against "run hand-written code". A test checks that both give
-the same order for every Pyxis golden sample.
+crosswalk tables (loaded once), the same phone normalisation and the same canonical validation, so
+that the benchmark compares only "interpret a compiled mapping" against "run hand-written code".
+A test checks that both give the same order for every Pyxis golden sample.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
-
 from adapters.decoding import decode_json
 from canonical import ServiceOrder
+from saleshub.mapping.coercions import to_phone
 
 _SPACES = re.compile(r"\s+")
 
@@ -57,8 +56,7 @@ class HandwrittenPyxisMapper:
         address = order.get("serviceAddress") or {}
         phone = customer.get("phone")
         if phone:
-            number = phonenumbers.parse(phone, country)
-            phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            phone = to_phone(phone, country)
         slot = order.get("requestedSlot") or {}
         totals = order.get("totals") or {}
         status = (

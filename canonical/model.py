@@ -112,11 +112,15 @@ class Money(_Canonical):
     def _check_currency_and_scale(self) -> Self:
         if self.currency not in CURRENCY_CODES:
             raise ValueError(f"currency {self.currency!r} is not an ISO 4217 code")
+        digits = currency_minor_digits(self.currency)
+        # Fast path, taken by nearly every amount: finite (an int exponent), already at the
+        # currency's scale, within range. Anything else gets the full checks below.
+        if self.amount.as_tuple().exponent == -digits and abs(self.amount) < _MAX_AMOUNT:
+            return self
         if not self.amount.is_finite():
             raise ValueError(f"amount {self.amount} is not a finite number")
         if abs(self.amount) >= _MAX_AMOUNT:
             raise ValueError(f"amount {self.amount} is out of range (at most 15 integer digits)")
-        digits = currency_minor_digits(self.currency)
         quantized = self.amount.quantize(Decimal(1).scaleb(-digits))
         if self.amount != quantized:
             raise ValueError(

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -141,14 +142,24 @@ def to_datetime(value: Any, source_zone: tzinfo | None, fmt: str | None) -> date
 
 def to_phone(value: Any, region: str | None) -> str:
     """An E.164 phone number; local numbers are read as numbers of ``region`` (ISO country)."""
-    text = to_text(value).strip()
+    e164, problem = _e164(to_text(value).strip(), region)
+    if problem is not None:
+        raise CoercionError(problem)
+    return e164
+
+
+@lru_cache(maxsize=16_384)
+def _e164(text: str, region: str | None) -> tuple[str, str | None]:
+    # libphonenumber's checks cost ~40 µs, most of a Pyxis order's mapping time, and a phone comes
+    # back with each update and cancellation of its order and with the customer's next order.
+    # Bounded: a few MB at most. Failures are cached as their reason.
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        raise CoercionError(f"is not a phone number (read as a number of {region or 'no country'})") from None
+        return "", f"is not a phone number (read as a number of {region or 'no country'})"
     if not phonenumbers.is_valid_number(number):
-        raise CoercionError(f"is not a valid phone number for {region or 'its country code'}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return "", f"is not a valid phone number for {region or 'its country code'}"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
 def _strip_leading_zeros(text: str) -> str:
