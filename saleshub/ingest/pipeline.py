@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, Engine, Text, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -252,20 +252,23 @@ class IngestPipeline:
         self, conn: Connection, round_: list[tuple[int, InboundEvent, ProcessedEvent, float, str]]
     ) -> list[tuple[int, IngestResult]]:
         ids = {index: uuid.uuid4() for index, *_ in round_}
-        claimed = set(
-            conn.execute(
-                _CLAIM_KEYS,
-                [
-                    {
-                        "source_system": event.system,
-                        "idempotency_key": key,
-                        "event_id": ids[index],
-                        "received_at": event.received_at,
-                    }
-                    for index, event, _, _, key in round_
-                ],
-            ).scalars()
+        conn.execute(
+            _CLAIM_KEYS,
+            [
+                {
+                    "source_system": event.system,
+                    "idempotency_key": key,
+                    "event_id": ids[index],
+                    "received_at": event.received_at,
+                }
+                for index, event, _, _, key in round_
+            ],
         )
+        owners = conn.execute(
+            _KEY_OWNERS,
+            {"systems": [event.system for _, event, *_ in round_], "keys": [key for *_, key in round_]},
+        ).scalars()
+        claimed = set(owners) & set(ids.values())
         done: list[tuple[int, IngestResult]] = []
         to_write = []
         for index, event, processed, started, key in round_:
@@ -344,8 +347,20 @@ class IngestPipeline:
         )
 
 
-_CLAIM_KEYS = (
-    insert(integration_event_keys).on_conflict_do_nothing().returning(integration_event_keys.c.event_id)
+# No RETURNING, for the same reason as the order insert (saleshub.store.orders): a key is ours when
+# its stored event id is the fresh one we tried to claim it with.
+_CLAIM_KEYS = insert(integration_event_keys).on_conflict_do_nothing()
+_WANTED = (
+    func.unnest(bindparam("systems", type_=ARRAY(Text)), bindparam("keys", type_=ARRAY(Text)))
+    .table_valued("source_system", "idempotency_key")
+    .render_derived()
+)
+# A join on the key pairs (each an index probe), not `= ANY(...)` tests that a scan repeats per row.
+_KEY_OWNERS = select(integration_event_keys.c.event_id).join_from(
+    _WANTED,
+    integration_event_keys,
+    (integration_event_keys.c.source_system == _WANTED.c.source_system)
+    & (integration_event_keys.c.idempotency_key == _WANTED.c.idempotency_key),
 )
 
 

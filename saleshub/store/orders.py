@@ -26,8 +26,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 
 from canonical.enums import OrderStatus
 from canonical.model import ServiceOrder
@@ -104,15 +104,26 @@ def _version_row(
 
 
 _C = service_orders.c
-_INSERT_NEW = (
-    insert(service_orders)
-    .on_conflict_do_nothing()  # hub_order_id derives from the unique pair: either conflict is the same order
-    .returning(_C.hub_order_id)
-)
-_LOCK_STORED = (
-    select(_C.hub_order_id, _C.version_no, _C.status, _C.fingerprint, _C.source_version, _C.source_updated_at)
-    .where(_C.hub_order_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_C.hub_order_id)  # one lock order for every writer: no deadlocks between batches
+# Without RETURNING, a list of rows goes through psycopg's pipelined executemany: one short
+# statement parsed once. RETURNING would need one multi-row VALUES statement with 19 parameters
+# per row, whose client-side building and parsing cost more than PostgreSQL's whole insert.
+# hub_order_id derives from the unique pair, so either conflict is the same order.
+_INSERT_NEW = insert(service_orders).on_conflict_do_nothing()
+# Every order of the call, inserted just now or stored before, locked in one order for every writer
+# (no deadlocks between batches). A row whose last_event_id is this call's event was inserted by it:
+# event ids are fresh, so no other writer can have stored one.
+_LOCK_ALL = (
+    select(
+        _C.hub_order_id,
+        _C.version_no,
+        _C.status,
+        _C.fingerprint,
+        _C.source_version,
+        _C.source_updated_at,
+        _C.last_event_id,
+    )
+    .where(_C.hub_order_id == any_(bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
+    .order_by(_C.hub_order_id)
     .with_for_update()
 )
 # Executed with a list of parameter dicts: SQLAlchemy derives the SET clause from their keys.
@@ -135,9 +146,11 @@ def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]
         prepared.append((order, event_id, _columns(order, mapped, order.fingerprint())))
     if len({order.hub_order_id for order, _, _ in prepared}) != len(prepared):
         raise ValueError("write_orders needs distinct orders per call")
-    inserted: set[uuid.UUID] = set()
-    if prepared:
-        rows = [
+    if not prepared:
+        return []
+    conn.execute(
+        _INSERT_NEW,
+        [
             {
                 "hub_order_id": order.hub_order_id,
                 "source_system": order.source_system,
@@ -147,21 +160,23 @@ def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]
                 **row,
             }
             for order, event_id, row in prepared
-        ]
-        inserted = set(conn.execute(_INSERT_NEW, rows).scalars())
-    existing = [order.hub_order_id for order, _, _ in prepared if order.hub_order_id not in inserted]
-    stored = {r.hub_order_id: r for r in conn.execute(_LOCK_STORED, {"ids": existing})} if existing else {}
+        ],
+    )
+    stored = {
+        r.hub_order_id: r
+        for r in conn.execute(_LOCK_ALL, {"ids": [order.hub_order_id for order, _, _ in prepared]})
+    }
     results: list[OrderWrite] = []
     versions: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     version_only: list[dict[str, Any]] = []
     for order, event_id, row in prepared:
         order_id = order.hub_order_id
-        if order_id in inserted:
+        current = stored[order_id]
+        if current.last_event_id == event_id:
             versions.append(_version_row(order_id, 1, event_id, row))
             results.append(OrderWrite(OrderOutcome.CREATED, order_id, 1))
             continue
-        current = stored[order_id]
         if is_stale(
             order.source_version, order.source_updated_at, current.source_version, current.source_updated_at
         ):
