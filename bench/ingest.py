@@ -209,10 +209,11 @@ def report(name: str, bad: int, latencies: list[float], seconds: float) -> float
 
 def replay_rate(data_dir: Path) -> tuple[int, float]:
     from saleshub.ingest.replay import Replayer, ReplaySelection, select_events
-    from saleshub.runtime import HubRuntime
+    from saleshub.runtime import HubRuntime, tune_collector
     from saleshub.settings import Settings
 
     hub = HubRuntime.open(Settings(data_dir=data_dir, mappings_dir=ROOT / "mappings"))
+    tune_collector()  # as `saleshub events replay` and `saleshub kafka consume` do
     try:
         with hub.database.engine.connect() as conn:
             keys = select_events(conn, ReplaySelection(open_only=False, system="pyxis"))

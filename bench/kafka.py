@@ -48,7 +48,7 @@ from saleshub.events.relay import OutboxRelay, cloudevents_headers  # noqa: E402
 from saleshub.events.schemas import EventSchemas  # noqa: E402
 from saleshub.kafka.clients import consumer_config, ensure_topics, producer_config  # noqa: E402
 from saleshub.kafka.consumer import OrderEventConsumer  # noqa: E402
-from saleshub.runtime import HubRuntime  # noqa: E402
+from saleshub.runtime import HubRuntime, tune_collector  # noqa: E402
 from saleshub.settings import Settings  # noqa: E402
 from saleshub.store.embedded import EmbeddedPostgres  # noqa: E402
 from saleshub.store.migrate import upgrade  # noqa: E402
@@ -262,6 +262,7 @@ def main() -> None:
         engine.dispose()
         settings = Settings(database_url=url, kafka_bootstrap_servers=broker.bootstrap, db_pool_size=4)  # type: ignore[arg-type]
         hub = HubRuntime.open(settings)
+        tune_collector()  # as `saleshub events replay` and `saleshub kafka consume` do
         ensure_topics(settings, [EventKind.ORDER_RECEIVED.topic, "bench.raw.order_received"])
         print(f"building {args.events:,} outbox rows …", flush=True)
         rows = outbox_rows(hub, args.events)

@@ -8,6 +8,7 @@ and the secret store.
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from saleshub.store.database import Database, open_database
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
 
-__all__ = ["HubRuntime"]
+__all__ = ["HubRuntime", "tune_collector"]
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +65,16 @@ class HubRuntime:
     def close(self) -> None:
         """Release the database (and the embedded server's hold)."""
         self.database.close()
+
+
+def tune_collector() -> None:
+    """Tune CPython's garbage collector for a long-running hub process (worker, consumer, replay).
+
+    What was built at start (modules, mappings and their generated code, schemas, crosswalks) is
+    moved out of the collector's sight, and the youngest generation is collected every 20,000
+    allocations instead of 700: a batch of mapped orders allocates hundreds of thousands of
+    short-lived objects, and every collection walks all that survived. Worth about a tenth of a
+    batch's write time. Only for processes that run the hub: frozen objects are never collected.
+    """
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from saleshub.api.responses import EventReceipt, Health, Readiness
 from saleshub.api.webhooks import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, receive
 from saleshub.ingest.batching import BatchWriter
-from saleshub.runtime import HubRuntime
+from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.settings import Settings
 from saleshub.store.migrate import current_revision, head_revision
 
@@ -38,6 +38,8 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
             if runtime is not None
             else await run_in_threadpool(HubRuntime.open, settings or Settings())
         )
+        if runtime is None:  # a server worker process of its own
+            tune_collector()
         writer = BatchWriter(hub.pipeline)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer

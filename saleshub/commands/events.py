@@ -15,7 +15,7 @@ from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.ingest.replay import Replayer, ReplaySelection, select_events
-from saleshub.runtime import HubRuntime
+from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.settings import Settings
 from saleshub.store import queries
 from saleshub.store.queries import AnyRow
@@ -120,6 +120,7 @@ def replay(
         hub = HubRuntime.open(Settings())
     except SalesHubError as exc:
         raise fail(str(exc)) from None
+    tune_collector()
     try:
         with hub.database.engine.connect() as conn:
             keys = select_events(conn, selection)

@@ -21,7 +21,7 @@ from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.kafka.clients import ensure_topics
 from saleshub.kafka.services import KafkaServices, build_relay, outbound_topics
-from saleshub.runtime import HubRuntime
+from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.settings import Settings
 
 __all__ = ["kafka_app"]
@@ -36,9 +36,11 @@ def _hub() -> HubRuntime:
     if not settings.kafka_bootstrap_servers:
         raise fail("Kafka is not configured: set SALESHUB_KAFKA_BOOTSTRAP_SERVERS")
     try:
-        return HubRuntime.open(settings)
+        hub = HubRuntime.open(settings)
     except SalesHubError as exc:
         raise fail(str(exc)) from None
+    tune_collector()
+    return hub
 
 
 def _wait_for_signal() -> None:

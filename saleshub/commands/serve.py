@@ -25,7 +25,7 @@ from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, SalesHubError
 from saleshub.events.outbox import Backlog, backlog
 from saleshub.kafka.services import KafkaServices
-from saleshub.runtime import HubRuntime
+from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.settings import Settings
 from saleshub.store import queries
 from saleshub.store.migrate import current_revision, head_revision
@@ -86,6 +86,7 @@ def serve(
     except SalesHubError as exc:
         raise fail(str(exc)) from None
     _announce(hub, host, port, workers)
+    tune_collector()
     kafka = KafkaServices.start(hub) if settings.kafka_bootstrap_servers else None
     options = {
         "host": host,

@@ -150,3 +150,18 @@ class TestFingerprint:
         data = order_data()
         data["lines"][0]["unit_price"]["amount"] = "2490.01"
         assert ServiceOrder.model_validate(data).fingerprint() != base.fingerprint()
+
+
+def test_fingerprint_values_are_pinned() -> None:
+    """Stored orders keep their fingerprints: an implementation change must not change a value.
+
+    A deliberate change of the normalisation needs a data migration that recomputes the stored
+    fingerprints; otherwise every stored order would look changed at its next event.
+    """
+    from adapters.registry import AdapterRegistry
+    from saleshub.mapping.catalog import MappingCatalog
+
+    root = Path(__file__).resolve().parents[2]
+    adapter = AdapterRegistry.default().create("pyxis", MappingCatalog.load(root / "mappings"))
+    body = (root / "contracts/samples/pyxis/01_es_in_store_created.json").read_bytes()
+    assert adapter.translate(body).mapped.order.fingerprint() == 3824637058999206950
