@@ -1,9 +1,9 @@
 """The running hub's parts, built once per process from the settings.
 
 ``HubRuntime.open(settings)`` loads and checks every mapping (a broken mapping stops the start with
-every problem listed), opens the database (embedded when no URL is set), optionally migrates it and
-creates the event partitions, and wires the ingestion pipeline (with its outbox), the event schemas
-and the secret store.
+every problem listed), opens the database (embedded when no URL is set), optionally migrates it,
+creates the event partitions and checks that every adapter's system is registered, and wires the
+ingestion pipeline (with its outbox), the event schemas and the secret store.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ import gc
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import Connection, select
+
 from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
+from saleshub.errors import ConfigurationError
 from saleshub.events.outbox import Outbox
 from saleshub.events.schemas import EventSchemas
 from saleshub.ingest.pipeline import IngestPipeline
@@ -23,6 +26,7 @@ from saleshub.settings import Settings
 from saleshub.store.database import Database, open_database
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
+from saleshub.store.tables import sales_systems
 
 __all__ = ["HubRuntime", "tune_collector"]
 
@@ -55,6 +59,7 @@ class HubRuntime:
                 upgrade(database.engine)
                 with database.engine.begin() as connection:
                     ensure_partitions(connection)
+                    _check_systems_registered(connection, adapters)
         except Exception:
             database.close()
             raise
@@ -65,6 +70,18 @@ class HubRuntime:
     def close(self) -> None:
         """Release the database (and the embedded server's hold)."""
         self.database.close()
+
+
+def _check_systems_registered(connection: Connection, adapters: dict[str, SourceAdapter]) -> None:
+    # The event and order tables name their system without a foreign key (migration 0003), so a
+    # system is checked here, once, instead of on every row.
+    known = set(connection.execute(select(sales_systems.c.code)).scalars())
+    missing = sorted(set(adapters) - known)
+    if missing:
+        raise ConfigurationError(
+            f"adapters without a row in sales_systems: {', '.join(missing)}; a sales system is "
+            "registered as a row (code, name, countries served) before the hub takes its events"
+        )
 
 
 def tune_collector() -> None:

@@ -17,8 +17,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, DateTime, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import aliased
 
 from saleshub.ingest.pipeline import InboundEvent, IngestPipeline
@@ -58,8 +60,26 @@ class ReplaySummary:
         return sum(self.statuses.values())
 
 
-_SUPERSEDE = update(integration_events).where(
-    _E.event_id == bindparam("b_id"), _E.received_at == bindparam("b_received")
+def _keys(*extra: tuple[str, Any]) -> Any:
+    """The rows of parallel array parameters ``ids``, ``received`` (and ``extra``) as a table.
+
+    Statements join it instead of testing ``(event_id, received_at) IN (…)`` or running one statement
+    per event: one short statement whatever the batch size, each key an index probe.
+    """
+    arrays = [
+        bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
+        bindparam("received", type_=ARRAY(DateTime(timezone=True))),
+        *(bindparam(name, type_=ARRAY(kind)) for name, kind in extra),
+    ]
+    names = ["event_id", "received_at", *(name for name, _ in extra)]
+    return func.unnest(*arrays).table_valued(*names).render_derived()
+
+
+_SUPERSEDING = _keys(("superseded_by", UUID(as_uuid=True)))
+_SUPERSEDE = (
+    update(integration_events)
+    .where(_E.event_id == _SUPERSEDING.c.event_id, _E.received_at == _SUPERSEDING.c.received_at)
+    .values(superseded_by=_SUPERSEDING.c.superseded_by)
 )
 
 
@@ -112,6 +132,7 @@ class Replayer:
     def _load(conn: Connection, batch: Sequence[tuple[uuid.UUID, datetime]]) -> list[AnyRow]:
         # The body of a replay lives with its original: join the original when replay_of is set.
         original = aliased(integration_events)
+        wanted = _keys()
         query = (
             select(
                 _E.event_id,
@@ -121,11 +142,16 @@ class Replayer:
                 _E.replay_of,
                 func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
             )
+            .select_from(wanted)
+            .join(
+                integration_events,
+                (_E.event_id == wanted.c.event_id) & (_E.received_at == wanted.c.received_at),
+            )
             .outerjoin(original, original.c.event_id == _E.replay_of)
-            .where(tuple_(_E.event_id, _E.received_at).in_(list(batch)))
             .order_by(_E.received_at, _E.event_id)
         )
-        return list(conn.execute(query))
+        ids, received = zip(*batch, strict=True) if batch else ((), ())
+        return list(conn.execute(query, {"ids": list(ids), "received": list(received)}))
 
     def _replay_batch(self, batch: Sequence[tuple[uuid.UUID, datetime]], summary: ReplaySummary) -> None:
         with self.engine.connect() as conn:
@@ -155,10 +181,11 @@ class Replayer:
             if results:
                 conn.execute(
                     _SUPERSEDE,
-                    [
-                        {"b_id": event_id, "b_received": received_at, "superseded_by": result.event_id}
-                        for (event_id, received_at, *_), result in zip(work, results, strict=True)
-                    ],
+                    {
+                        "ids": [event_id for event_id, *_ in work],
+                        "received": [received_at for _, received_at, *_ in work],
+                        "superseded_by": [result.event_id for result in results],
+                    },
                 )
         for result in results:
             summary.statuses[result.status.value] += 1

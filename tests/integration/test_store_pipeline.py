@@ -10,17 +10,20 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 
+from saleshub.errors import ConfigurationError
 from saleshub.impact import mapping_impact
 from saleshub.ingest.pipeline import InboundEvent, Status
 from saleshub.ingest.replay import Replayer, ReplaySelection, select_events
 from saleshub.runtime import HubRuntime
+from saleshub.settings import Settings
 from saleshub.store import queries
 from saleshub.store.migrate import include_name, include_object
 from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
 from saleshub.store.tables import integration_events, metadata, service_order_versions, service_orders
 from saleshub.synthetic import pyxis_event
+from tests.conftest import MAPPINGS
 from tests.integration.conftest import open_hub
 
 pytestmark = pytest.mark.integration
@@ -45,6 +48,18 @@ def test_schema_matches_the_table_metadata(hub: HubRuntime) -> None:
             metadata,
         )
     assert differences == []
+
+
+def test_start_refuses_an_adapter_whose_system_is_not_registered(db_url: str) -> None:
+    """The event and order tables carry no foreign key to sales_systems; the start checks instead."""
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM business_unit_sales_systems WHERE system_code = 'erp'"))
+        conn.execute(text("DELETE FROM sales_systems WHERE code = 'erp'"))
+    engine.dispose()
+    settings = Settings(database_url=db_url, mappings_dir=MAPPINGS)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="adapters without a row in sales_systems: erp"):
+        HubRuntime.open(settings, migrate=True)
 
 
 def test_reference_data_is_seeded(hub: HubRuntime) -> None:
