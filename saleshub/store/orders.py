@@ -88,21 +88,6 @@ def _columns(order: ServiceOrder, mapped: MappedOrder, fingerprint: int) -> dict
     }
 
 
-def _version_row(
-    order_id: uuid.UUID, version: int, event_id: uuid.UUID, row: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "hub_order_id": order_id,
-        "version_no": version,
-        "event_id": event_id,
-        "status": row["status"],
-        "content": row["content"],
-        "fingerprint": row["fingerprint"],
-        "source_version": row["source_version"],
-        "mapping": row["mapping"],
-    }
-
-
 _C = service_orders.c
 # Without RETURNING, a list of rows goes through psycopg's pipelined executemany: one short
 # statement parsed once. RETURNING would need one multi-row VALUES statement with 19 parameters
@@ -131,6 +116,40 @@ _UPDATE_CHANGED = (
     service_orders.update().where(_C.hub_order_id == bindparam("b_id")).values(updated_at=func.now())
 )
 _UPDATE_VERSION_ONLY = service_orders.update().where(_C.hub_order_id == bindparam("b_id"))
+# A new version is the order row as just written, copied inside PostgreSQL: the canonical JSON is
+# neither sent nor parsed a second time.
+_NEW = (
+    func.unnest(
+        bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
+        bindparam("events", type_=ARRAY(UUID(as_uuid=True))),
+    )
+    .table_valued("hub_order_id", "event_id")
+    .render_derived()
+)
+_RECORD_VERSIONS = insert(service_order_versions).from_select(
+    [
+        "hub_order_id",
+        "version_no",
+        "event_id",
+        "status",
+        "content",
+        "fingerprint",
+        "source_version",
+        "mapping",
+    ],
+    select(
+        _C.hub_order_id,
+        _C.version_no,
+        _NEW.c.event_id,
+        _C.status,
+        _C.content,
+        _C.fingerprint,
+        _C.source_version,
+        _C.mapping,
+    )
+    .select_from(_NEW)
+    .join(service_orders, _C.hub_order_id == _NEW.c.hub_order_id),
+)
 
 
 def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]]) -> list[OrderWrite]:
@@ -167,14 +186,14 @@ def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]
         for r in conn.execute(_LOCK_ALL, {"ids": [order.hub_order_id for order, _, _ in prepared]})
     }
     results: list[OrderWrite] = []
-    versions: list[dict[str, Any]] = []
+    versions: list[tuple[uuid.UUID, uuid.UUID]] = []  # (order, event) of each new version
     changed: list[dict[str, Any]] = []
     version_only: list[dict[str, Any]] = []
     for order, event_id, row in prepared:
         order_id = order.hub_order_id
         current = stored[order_id]
         if current.last_event_id == event_id:
-            versions.append(_version_row(order_id, 1, event_id, row))
+            versions.append((order_id, event_id))
             results.append(OrderWrite(OrderOutcome.CREATED, order_id, 1))
             continue
         if is_stale(
@@ -194,7 +213,7 @@ def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]
         else:
             version = current.version_no + 1
             changed.append({"b_id": order_id, "version_no": version, "last_event_id": event_id, **row})
-            versions.append(_version_row(order_id, version, event_id, row))
+            versions.append((order_id, event_id))
             cancels = row["status"] == OrderStatus.CANCELLED and current.status != OrderStatus.CANCELLED
             outcome = OrderOutcome.CANCELLED if cancels else OrderOutcome.UPDATED
             results.append(OrderWrite(outcome, order_id, version))
@@ -203,5 +222,8 @@ def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]
     if version_only:
         conn.execute(_UPDATE_VERSION_ONLY, version_only)
     if versions:
-        conn.execute(insert(service_order_versions), versions)
+        conn.execute(
+            _RECORD_VERSIONS,
+            {"ids": [order_id for order_id, _ in versions], "events": [event for _, event in versions]},
+        )
     return results
