@@ -95,9 +95,9 @@ def _handler_for(kind: type) -> Callable[[Any], Normalised]:
     if issubclass(kind, BaseModel):
         names = tuple(kind.model_fields)
         return lambda value: [_normalise(getattr(value, name)) for name in names]
-    for base, handler in list(_HANDLERS.items()):
-        if issubclass(kind, base) and base is not bool:
-            return handler
+    for base in (str, int, Decimal, datetime, dict, list):  # subclasses of the plain types
+        if issubclass(kind, base):
+            return _HANDLERS[base]
     raise TypeError(f"cannot fingerprint a {kind.__name__}")
 
 

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Text, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import Connection, Engine, Text, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -42,6 +42,7 @@ from saleshub.errors import (
 )
 from saleshub.events.outbox import Outbox
 from saleshub.mapping.engine import CompiledMapping, MappedOrder
+from saleshub.store.arrays import array_rows
 from saleshub.store.orders import OrderOutcome, write_orders
 from saleshub.store.tables import integration_event_keys, integration_events
 
@@ -266,7 +267,10 @@ class IngestPipeline:
         )
         owners = conn.execute(
             _KEY_OWNERS,
-            {"systems": [event.system for _, event, *_ in round_], "keys": [key for *_, key in round_]},
+            {
+                "source_system_array": [event.system for _, event, *_ in round_],
+                "idempotency_key_array": [key for *_, key in round_],
+            },
         ).scalars()
         claimed = set(owners) & set(ids.values())
         done: list[tuple[int, IngestResult]] = []
@@ -350,11 +354,7 @@ class IngestPipeline:
 # No RETURNING, for the same reason as the order insert (saleshub.store.orders): a key is ours when
 # its stored event id is the fresh one we tried to claim it with.
 _CLAIM_KEYS = insert(integration_event_keys).on_conflict_do_nothing()
-_WANTED = (
-    func.unnest(bindparam("systems", type_=ARRAY(Text)), bindparam("keys", type_=ARRAY(Text)))
-    .table_valued("source_system", "idempotency_key")
-    .render_derived()
-)
+_WANTED = array_rows(("source_system", Text()), ("idempotency_key", Text()))
 # A join on the key pairs (each an index probe), not `= ANY(...)` tests that a scan repeats per row.
 _KEY_OWNERS = select(integration_event_keys.c.event_id).join_from(
     _WANTED,

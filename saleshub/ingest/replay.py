@@ -17,13 +17,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, DateTime, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import Connection, DateTime, func, select, update
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import aliased
 
 from saleshub.ingest.pipeline import InboundEvent, IngestPipeline
+from saleshub.store.arrays import array_rows
 from saleshub.store.queries import AnyRow
 from saleshub.store.tables import integration_events
 
@@ -60,22 +60,8 @@ class ReplaySummary:
         return sum(self.statuses.values())
 
 
-def _keys(*extra: tuple[str, Any]) -> Any:
-    """The rows of parallel array parameters ``ids``, ``received`` (and ``extra``) as a table.
-
-    Statements join it instead of testing ``(event_id, received_at) IN (…)`` or running one statement
-    per event: one short statement whatever the batch size, each key an index probe.
-    """
-    arrays = [
-        bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
-        bindparam("received", type_=ARRAY(DateTime(timezone=True))),
-        *(bindparam(name, type_=ARRAY(kind)) for name, kind in extra),
-    ]
-    names = ["event_id", "received_at", *(name for name, _ in extra)]
-    return func.unnest(*arrays).table_valued(*names).render_derived()
-
-
-_SUPERSEDING = _keys(("superseded_by", UUID(as_uuid=True)))
+_EVENT_KEYS = (("event_id", UUID(as_uuid=True)), ("received_at", DateTime(timezone=True)))
+_SUPERSEDING = array_rows(*_EVENT_KEYS, ("superseded_by", UUID(as_uuid=True)))
 _SUPERSEDE = (
     update(integration_events)
     .where(_E.event_id == _SUPERSEDING.c.event_id, _E.received_at == _SUPERSEDING.c.received_at)
@@ -132,7 +118,7 @@ class Replayer:
     def _load(conn: Connection, batch: Sequence[tuple[uuid.UUID, datetime]]) -> list[AnyRow]:
         # The body of a replay lives with its original: join the original when replay_of is set.
         original = aliased(integration_events)
-        wanted = _keys()
+        wanted = array_rows(*_EVENT_KEYS)
         query = (
             select(
                 _E.event_id,
@@ -150,8 +136,8 @@ class Replayer:
             .outerjoin(original, original.c.event_id == _E.replay_of)
             .order_by(_E.received_at, _E.event_id)
         )
-        ids, received = zip(*batch, strict=True) if batch else ((), ())
-        return list(conn.execute(query, {"ids": list(ids), "received": list(received)}))
+        params = {"event_id_array": [key[0] for key in batch], "received_at_array": [key[1] for key in batch]}
+        return list(conn.execute(query, params))
 
     def _replay_batch(self, batch: Sequence[tuple[uuid.UUID, datetime]], summary: ReplaySummary) -> None:
         with self.engine.connect() as conn:
@@ -182,9 +168,9 @@ class Replayer:
                 conn.execute(
                     _SUPERSEDE,
                     {
-                        "ids": [event_id for event_id, *_ in work],
-                        "received": [received_at for _, received_at, *_ in work],
-                        "superseded_by": [result.event_id for result in results],
+                        "event_id_array": [event_id for event_id, *_ in work],
+                        "received_at_array": [received_at for _, received_at, *_ in work],
+                        "superseded_by_array": [result.event_id for result in results],
                     },
                 )
         for result in results:

@@ -135,6 +135,10 @@ class _Writer:
         self.namespace[name] = obj
         return name
 
+    def as_text(self, depth: int, target: str, value: str) -> None:
+        """``target = value`` as text (JSON numbers and booleans spelled out, as ``to_text`` does)."""
+        self.line(depth, f"{target} = {value} if type({value}) is str else _to_text({value})")
+
     def literal(self, value: Any) -> str:
         if value is None or type(value) in (str, int, bool):
             return repr(value)
@@ -223,7 +227,7 @@ class _Writer:
                 d += 1
             if node.convert is co.to_text:
                 if not is_text:
-                    self.line(d, f"{value} = {value} if type({value}) is str else _to_text({value})")
+                    self.as_text(d, value, value)
             elif node.convert is not None:
                 self.line(d, f"{value} = {self.ref(node.convert, '_conv')}({value})")
             elif node.combine is not None:
@@ -246,7 +250,7 @@ class _Writer:
         """The text transforms; True when there were any (the value is then text)."""
         if not node.transforms:
             return False
-        self.line(depth, f"{value} = {value} if type({value}) is str else _to_text({value})")
+        self.as_text(depth, value, value)
         for name in node.transforms:
             if name in _INLINE_TRANSFORMS:
                 self.line(depth, f"{value} = {value}.{_INLINE_TRANSFORMS[name]}()")
@@ -265,7 +269,7 @@ class _Writer:
         if is_text:
             self.line(depth, f"{code} = {value}")
         else:
-            self.line(depth, f"{code} = {value} if type({value}) is str else _to_text({value})")
+            self.as_text(depth, code, value)
         self.line(depth, f"{value} = {self.ref(lookup.table.get, '_get')}({code})")
         self.line(depth, f"if {value} is None:")
         if lookup.policy == "pass_through":
@@ -423,20 +427,17 @@ def generate(root: CompiledObject, label: str) -> GeneratedMapping:
     """Generate and compile the function that maps one decoded document with ``root``."""
     writer = _Writer()
     ctx = _Context("root", "1", _Prefix(), _Prefix())
-    body_start = len(writer.lines)
     out = writer.object(root, ctx, 1)
-    body = writer.lines[body_start:]
     lines = [
         "def produce(root):",
         f"{_INDENT}run = _Run()",
         f"{_INDENT}fail = run.fail",
-        *body,
+        *writer.lines,
         f"{_INDENT}return ({out} or {{}}), run.errors",
     ]
     source = "\n".join(lines) + "\n"
     filename = f"<mapping {label}>"
     # Registered so that a traceback through the generated code shows its lines.
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    namespace = dict(writer.namespace)
-    exec(compile(source, filename, "exec"), namespace)  # our own template, see the module docstring
-    return GeneratedMapping(namespace["produce"], source)
+    exec(compile(source, filename, "exec"), writer.namespace)  # our own template: see the docstring
+    return GeneratedMapping(writer.namespace["produce"], source)

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from canonical.enums import OrderStatus
 from canonical.model import ServiceOrder
 from saleshub.mapping.engine import MappedOrder
+from saleshub.store.arrays import array_rows
 from saleshub.store.database import EncodedJSON
 from saleshub.store.tables import service_order_versions, service_orders
 
@@ -118,14 +119,7 @@ _UPDATE_CHANGED = (
 _UPDATE_VERSION_ONLY = service_orders.update().where(_C.hub_order_id == bindparam("b_id"))
 # A new version is the order row as just written, copied inside PostgreSQL: the canonical JSON is
 # neither sent nor parsed a second time.
-_NEW = (
-    func.unnest(
-        bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
-        bindparam("events", type_=ARRAY(UUID(as_uuid=True))),
-    )
-    .table_valued("hub_order_id", "event_id")
-    .render_derived()
-)
+_NEW = array_rows(("hub_order_id", UUID(as_uuid=True)), ("event_id", UUID(as_uuid=True)))
 _RECORD_VERSIONS = insert(service_order_versions).from_select(
     [
         "hub_order_id",
@@ -224,6 +218,9 @@ def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]
     if versions:
         conn.execute(
             _RECORD_VERSIONS,
-            {"ids": [order_id for order_id, _ in versions], "events": [event for _, event in versions]},
+            {
+                "hub_order_id_array": [order_id for order_id, _ in versions],
+                "event_id_array": [event_id for _, event_id in versions],
+            },
         )
     return results

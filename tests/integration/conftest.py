@@ -7,8 +7,11 @@ it (``CREATE DATABASE … TEMPLATE``, a fraction of a second), so tests never se
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -30,7 +33,7 @@ from saleshub.settings import Settings
 from saleshub.store.embedded import EmbeddedPostgres
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
-from tests.conftest import MAPPINGS
+from tests.conftest import MAPPINGS, ROOT
 from tests.support.schema_registry import SchemaRegistryServer
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker
 
@@ -172,6 +175,31 @@ def outbox_pending(hub: HubRuntime) -> int:
     """Outbox rows not yet acknowledged by Kafka."""
     with hub.database.engine.connect() as conn:
         return backlog(conn).pending
+
+
+def start_kafka_command(
+    command: str, db_url: str, tmp_path: Path, settings: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """``saleshub kafka <command>`` as a process of its own (so a test can SIGKILL it).
+
+    ``settings`` are ``SALESHUB_*`` variables besides the database; stderr goes to
+    ``<tmp_path>/<command>.log`` for a failing test to show.
+    """
+    env = {
+        **os.environ,
+        "SALESHUB_DATABASE_URL": db_url,
+        "SALESHUB_DATA_DIR": str(tmp_path / "data"),
+        "SALESHUB_LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    with (tmp_path / f"{command}.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "saleshub", "kafka", command],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

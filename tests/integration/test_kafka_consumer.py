@@ -4,10 +4,9 @@ offset commit processes its records again without creating a duplicate order."""
 
 from __future__ import annotations
 
-import os
+import json
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -22,12 +21,11 @@ from saleshub.runtime import HubRuntime
 from saleshub.settings import Settings
 from saleshub.store.tables import integration_events, service_orders
 from saleshub.synthetic import pyxis_event
-from tests.integration.conftest import open_hub, wait_until
+from tests.integration.conftest import open_hub, start_kafka_command, wait_until
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "pyxis.sales.order_events"
 DEAD_LETTERS = "integration.sales.dead_letter"
 
@@ -106,23 +104,12 @@ def start_consumer(
     db_url: str, broker: TansuBroker, tmp_path: Path, commit_interval_ms: int
 ) -> subprocess.Popen[bytes]:
     consumer_config = {**CONSUMER_TIMINGS, "auto.commit.interval.ms": commit_interval_ms}
-    env = {
-        **os.environ,
-        "SALESHUB_DATABASE_URL": db_url,
+    settings = {
         "SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.direct_bootstrap,
         "SALESHUB_KAFKA_PYXIS_TOPIC": TOPIC,
-        "SALESHUB_KAFKA_CONSUMER_CONFIG": __import__("json").dumps(consumer_config),
-        "SALESHUB_DATA_DIR": str(tmp_path / "data"),
-        "SALESHUB_LOG_LEVEL": "WARNING",
+        "SALESHUB_KAFKA_CONSUMER_CONFIG": json.dumps(consumer_config),
     }
-    with (tmp_path / "consumer.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "saleshub", "kafka", "consume"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    return start_kafka_command("consume", db_url, tmp_path, settings)
 
 
 @pytest.mark.slow

@@ -6,10 +6,8 @@ published CloudEvents ids must equal the set of committed ones.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,12 +20,11 @@ from saleshub.kafka.services import build_relay
 from saleshub.runtime import HubRuntime
 from saleshub.store.tables import event_outbox
 from saleshub.synthetic import pyxis_event
-from tests.integration.conftest import outbox_pending, record_batch, wait_until
+from tests.integration.conftest import outbox_pending, record_batch, start_kafka_command, wait_until
 from tests.support.tansu import TansuBroker, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 BURST = 5000
 
 
@@ -82,22 +79,8 @@ def test_broker_down_for_30_seconds_during_a_burst_of_5000_orders(
 
 
 def start_relay(db_url: str, broker: TansuBroker, tmp_path: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SALESHUB_DATABASE_URL": db_url,
-        "SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-        "SALESHUB_RELAY_BATCH_SIZE": "200",
-        "SALESHUB_DATA_DIR": str(tmp_path / "data"),
-        "SALESHUB_LOG_LEVEL": "WARNING",
-    }
-    with (tmp_path / "relay.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "saleshub", "kafka", "relay"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    settings = {"SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "SALESHUB_RELAY_BATCH_SIZE": "200"}
+    return start_kafka_command("relay", db_url, tmp_path, settings)
 
 
 def test_relay_killed_mid_burst_and_restarted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import linecache
 import shutil
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,13 @@ def test_steward_text_cannot_become_code(mappings: Path) -> None:
     assert not any(line.lstrip().startswith(("import", "os.")) for line in source.splitlines())
 
 
-def test_generated_source_is_kept_and_shows_in_tracebacks() -> None:
+def test_generated_source_is_kept_walks_a_shared_prefix_once_and_shows_in_tracebacks() -> None:
     mapping = MappingCatalog.load(ROOT / "mappings").get("pyxis")
     assert mapping.generated_source.startswith("def produce(root):")
     # A walk shared by several fields is done once per payload.
     assert mapping.generated_source.count("root.get('order')") == 1
+    # Registered with linecache, so a traceback through the generated function shows its lines.
+    assert linecache.getline(f"<mapping {mapping.identity.label}>", 1) == "def produce(root):\n"
 
 
 def test_a_failing_condition_is_reported_not_raised(mappings: Path) -> None:
