@@ -206,7 +206,9 @@ class OrderLine(_Canonical):
     product_code: Code
     source_product_code: Code
     description: Text | None = None
-    quantity: Annotated[ExactDecimal, Field(gt=0, max_digits=12, decimal_places=3)]
+    # The constraints come before the float check: so pydantic-core applies them natively on the
+    # decimal; wrapped around a Python validator they would run as three Python calls (~4 µs a line).
+    quantity: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3), BeforeValidator(_refuse_float)]
     unit_of_measure: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,8}$")] = "EA"
     unit_price: Money
 
@@ -276,13 +278,20 @@ class ServiceOrder(_Canonical):
     def _check_order_rules(self) -> Self:
         if not self.lines and self.status is not OrderStatus.CANCELLED:
             raise ValueError("an order needs at least one line unless it is CANCELLED")
-        numbers = [line.line_number for line in self.lines]
-        if len(set(numbers)) != len(numbers):
-            raise ValueError(f"line numbers repeat: {sorted(numbers)}")
+        numbers = {line.line_number for line in self.lines}
+        if len(numbers) != len(self.lines):
+            raise ValueError(f"line numbers repeat: {sorted(line.line_number for line in self.lines)}")
         currency = self.totals.gross_amount.currency
-        for money_name, money in self._money_fields():
-            if money.currency != currency:
-                raise ValueError(f"{money_name} is in {money.currency} but the order total is in {currency}")
+        # One set of the currencies first: naming each amount is only needed to explain a mismatch.
+        totals = self.totals
+        currencies = {line.unit_price.currency for line in self.lines}
+        currencies.update(m.currency for m in (totals.net_amount, totals.tax_amount) if m is not None)
+        if currencies - {currency}:
+            for money_name, money in self._money_fields():
+                if money.currency != currency:
+                    raise ValueError(
+                        f"{money_name} is in {money.currency} but the order total is in {currency}"
+                    )
         return self
 
     def _money_fields(self) -> list[tuple[str, Money]]:

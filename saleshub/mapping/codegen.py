@@ -41,7 +41,7 @@ from saleshub.mapping.nodes import (
     Read,
     Run,
 )
-from saleshub.mapping.paths import DottedJsonPath
+from saleshub.mapping.paths import ChildXmlPath, DottedJsonPath, child_index, first_attribute
 
 __all__ = ["GeneratedMapping", "generate"]
 
@@ -120,6 +120,8 @@ class _Writer:
             "_CoercionError": co.CoercionError,
             "_UNREAD": _Unread,
             "_Reported": _Reported,
+            "_child_index": child_index,
+            "_first_attribute": first_attribute,
         }
         self.counter = 0
 
@@ -377,6 +379,9 @@ class _Writer:
             base = "root" if read.path.from_root else ctx.item
             self.line(depth, f"{raw} = {self.walk(base, read.path.keys, ctx, depth)}")
             return False
+        if isinstance(read, PathRead) and isinstance(read.path, ChildXmlPath):
+            self.xml_read(read.path, raw, ctx, depth)
+            return False
         if isinstance(read, PathRead):
             call = f"{self.ref(read.path, '_path')}.scalar({ctx.item}, root)"
         else:
@@ -410,8 +415,46 @@ class _Writer:
             current = cached
         return current
 
+    def xml_elements(self, base: str, tags: tuple[str, ...], ctx: _Context, depth: int) -> str:
+        """The variable holding the elements ``tags`` reach from ``base``; shared prefixes once."""
+        current = f"({base},)"
+        for n in range(1, len(tags) + 1):
+            key = (base, "<elements>", *tags[:n])
+            cached = ctx.walks.get(key)
+            if cached is None:
+                cached = self.fresh("x")
+                children = f"p.iterchildren({tags[n - 1]!r})"
+                self.line(depth, f"{cached} = [c for p in {current} for c in {children}]")
+                ctx.walks[key] = cached
+            current = cached
+        return current
+
+    def xml_read(self, path: ChildXmlPath, raw: str, ctx: _Context, depth: int) -> None:
+        """``raw`` = the value of ``path``; element texts come from a child index built once."""
+        if path.attribute is not None:
+            if path.tags:
+                elements = self.xml_elements(ctx.item, path.tags, ctx, depth)
+                self.line(depth, f"{raw} = _first_attribute({elements}, {path.attribute!r})")
+            else:
+                self.line(depth, f"{raw} = {ctx.item}.get({path.attribute!r})")
+            return
+        parents, tag = path.tags[:-1], path.tags[-1]
+        key = (ctx.item, "<index>", *parents)
+        index = ctx.walks.get(key)
+        if index is None:
+            index = self.fresh("ix")
+            self.line(depth, f"{index} = _child_index({self.xml_elements(ctx.item, parents, ctx, depth)})")
+            ctx.walks[key] = index
+        element = self.fresh("el")
+        self.line(depth, f"{element} = {index}.get({tag!r})")
+        self.line(depth, f"{raw} = None if {element} is None else {element}.text")
+
     def items(self, node: CompiledList, elements: str, ctx: _Context, depth: int) -> None:
         path = node.each
+        if isinstance(path, ChildXmlPath) and path.attribute is None:
+            found = self.xml_elements(ctx.item, path.tags, ctx, depth)
+            self.line(depth, f"{elements} = {found}")
+            return
         if isinstance(path, DottedJsonPath):
             base = "root" if path.from_root else ctx.item
             found = self.walk(base, path.keys, ctx, depth)

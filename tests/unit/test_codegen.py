@@ -11,11 +11,12 @@ import jmespath
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from adapters.registry import AdapterRegistry
 from saleshub.errors import MappingError
 from saleshub.mapping.catalog import MappingCatalog
-from saleshub.mapping.paths import DottedJsonPath, compile_path
+from saleshub.mapping.paths import ChildXmlPath, DottedJsonPath, PathError, _xml_value, compile_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,3 +127,101 @@ def test_a_failing_condition_is_reported_not_raised(mappings: Path) -> None:
     [error] = info.value.errors
     assert error.target == "notes"
     assert error.rule.startswith("the condition cannot be read:")
+
+
+# -- XML: child-step paths read from child indexes, with exactly XPath's meaning ------------------
+
+_NS = {"t": "urn:tempo:serviceorder:2"}
+_TAGS = ["a", "b", "t:a", "t:b"]
+
+
+def _clark(name: str) -> str:
+    prefix, _, local = name.rpartition(":")
+    return f"{{{_NS[prefix]}}}{local}" if prefix else local
+
+
+@st.composite
+def _xml_trees(draw: st.DrawFn, depth: int = 0) -> etree._Element:
+    element = etree.Element(_clark(draw(st.sampled_from(_TAGS))))
+    for name in draw(st.lists(st.sampled_from(["x", "y"]), unique=True, max_size=2)):
+        element.set(name, draw(st.text("pq ", max_size=2)))
+    element.text = draw(st.none() | st.text("pq ", max_size=2))
+    if depth < 3:
+        for child in draw(st.lists(_xml_trees(depth + 1), max_size=3)):
+            element.append(child)
+            child.tail = draw(st.none() | st.just("tail"))
+    return element
+
+
+_xml_paths = (
+    st.tuples(st.lists(st.sampled_from(_TAGS), max_size=3), st.none() | st.sampled_from(["x", "y"]))
+    .filter(lambda parts: parts[0] or parts[1])
+    .map(lambda parts: "/".join([*parts[0], *([f"@{parts[1]}"] if parts[1] else [])]))
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(tree=_xml_trees(), path=_xml_paths)
+def test_child_xml_paths_mean_exactly_what_xpath_means(tree: etree._Element, path: str) -> None:
+    compiled = compile_path(path, "xml", _NS)
+    assert isinstance(compiled, ChildXmlPath), path
+    xpath = etree.XPath(path, namespaces=_NS, smart_strings=False)
+    found = xpath(tree)
+    assert compiled.scalar(tree, tree) == _xml_value(found)
+    if compiled.attribute is None:
+        assert compiled.items(tree, tree) == found
+
+
+def test_other_xpaths_still_use_the_xpath_engine() -> None:
+    for path in ("/t:a", "t:a[2]", "t:a/text()", "string(t:a)", "t:a//t:b", "*", "u:a"):
+        assert not isinstance(_compiled_or_error(path), ChildXmlPath), path
+
+
+def _compiled_or_error(path: str) -> object:
+    try:
+        return compile_path(path, "xml", _NS)
+    except PathError as exc:
+        return exc
+
+
+def _all_xml_paths() -> list[str]:
+    prefixes: list[list[str]] = [[]]
+    for _ in range(3):
+        prefixes += [
+            [*prefix, tag] for prefix in prefixes if len(prefix) == len(prefixes[-1]) for tag in _TAGS
+        ]
+    elements = ["/".join(prefix) for prefix in prefixes if prefix]
+    attributes = ["/".join([*prefix, f"@{name}"]) for prefix in prefixes if len(prefix) < 3 for name in "xy"]
+    return elements + attributes
+
+
+_PROBES = _all_xml_paths()
+
+
+@pytest.fixture(scope="module")
+def tempo_with_probes(tmp_path_factory: Any) -> Any:
+    """The Tempo mapping plus one system_metadata probe for every child path up to three steps."""
+    directory = tmp_path_factory.mktemp("mappings")
+    shutil.copytree(ROOT / "mappings", directory, dirs_exist_ok=True)
+    tempo = directory / "tempo/order.yaml"
+    text = tempo.read_text(encoding="utf-8")
+    anchor = "      tax_id: {path: t:Order/t:Customer/t:TaxId}"
+    assert anchor in text
+    probes = "".join(f"\n      probe{n}: {{path: '{path}'}}" for n, path in enumerate(_PROBES))
+    tempo.write_text(text.replace(anchor, anchor + probes), encoding="utf-8")
+    return MappingCatalog.load(directory).get("tempo")
+
+
+@settings(max_examples=150, deadline=None)
+@given(tree=_xml_trees())
+def test_generated_xml_reads_mean_exactly_what_xpath_means(
+    tempo_with_probes: Any, tree: etree._Element
+) -> None:
+    # The probes read from the message root, whose child plays the probed document.
+    message = etree.Element("{urn:tempo:serviceorder:2}ServiceOrderMessage")
+    message.append(tree)
+    data, _ = tempo_with_probes.produce(message)
+    metadata = data.get("system_metadata", {})
+    for n, path in enumerate(_PROBES):
+        expected = _xml_value(etree.XPath(path, namespaces=_NS, smart_strings=False)(message))
+        assert metadata.get(f"probe{n}") == (expected if expected and expected.strip() else None), path
