@@ -9,6 +9,11 @@ the most common. They are kept as ``DottedJsonPath``, which the code generator t
 walk with exactly JMESPath's meaning (a missing key, an index out of range or a value of the wrong
 kind gives ``null``), skipping the JMESPath interpreter, which is several times slower per call.
 
+Other JMESPath expressions built only from fields, indexes, pipes, ``@``, literals and filters with
+``==``/``!=`` (``totals[?TotalCode == 'NET'].TotalAmount | [0]``) are compiled once into nested
+Python closures that do what JMESPath's tree interpreter does, node for node, without its per-node
+dispatch; anything else (functions, wildcards, slices, ordering comparisons …) runs on JMESPath.
+
 Likewise, XPaths made only of child steps with an optional final attribute (``t:Order/t:Customer``,
 ``t:Order/t:Customer/@type``, ``@sequence``) are kept as ``ChildXmlPath``: the code generator reads
 them from per-element child indexes built once per payload, with exactly XPath's meaning (the first
@@ -19,11 +24,12 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import jmespath
 import jmespath.exceptions
+import jmespath.visitor
 from lxml import etree
 from typing_extensions import override
 
@@ -93,6 +99,107 @@ class DottedJsonPath(SourcePath):
             else:
                 return None
         return current
+
+    @override
+    def items(self, item: Any, root: Any) -> list[Any] | None:
+        found = self.scalar(item, root)
+        if found is None:
+            return []
+        return found if isinstance(found, list) else None
+
+
+Evaluate = Callable[[Any], Any]
+# JMESPath's own equality (0/1 never equal false/true), so a compiled filter compares exactly alike.
+_EQUALITY: dict[str, Callable[[Any, Any], bool]] = {
+    name: jmespath.visitor.TreeInterpreter.COMPARATOR_FUNC[name] for name in ("eq", "ne")
+}
+
+
+def _is_false(value: Any) -> bool:
+    # JMESPath's falsiness, spelled as in its interpreter: '', [], {}, null and false.
+    return value in ("", [], {}) or value is None or value is False
+
+
+def _chain(steps: list[Evaluate]) -> Evaluate:
+    def chain(value: Any) -> Any:
+        for step in steps:
+            value = step(value)
+        return value
+
+    return chain
+
+
+def _field(name: str) -> Evaluate:
+    return lambda value: value.get(name) if type(value) is dict else None
+
+
+def _index(position: int) -> Evaluate:
+    def index(value: Any) -> Any:
+        if not isinstance(value, list):
+            return None
+        try:
+            return value[position]
+        except IndexError:
+            return None
+
+    return index
+
+
+def _filter(base: Evaluate, keep: Evaluate, then: Evaluate) -> Evaluate:
+    def projection(value: Any) -> Any:
+        found = base(value)
+        if not isinstance(found, list):
+            return None
+        return [
+            result
+            for element in found
+            if not _is_false(keep(element)) and (result := then(element)) is not None
+        ]
+
+    return projection
+
+
+def _comparison(compare: Callable[[Any, Any], bool], left: Evaluate, right: Evaluate) -> Evaluate:
+    return lambda value: compare(left(value), right(value))
+
+
+def _closure(node: Mapping[str, Any]) -> Evaluate | None:
+    """``node`` (a JMESPath AST) as a closure, or ``None`` if it uses anything not covered here."""
+    kind, children = node["type"], node.get("children", [])
+    if kind == "field":
+        return _field(node["value"])
+    if kind == "index":
+        return _index(node["value"])
+    if kind in ("identity", "current"):
+        return lambda value: value
+    if kind == "literal":
+        constant = node["value"]
+        return lambda value: constant
+    if not all(isinstance(child, dict) for child in children):
+        return None  # a slice: its children are numbers
+    parts = [_closure(child) for child in children]
+    if any(part is None for part in parts):
+        return None
+    steps = [part for part in parts if part is not None]
+    if kind in ("subexpression", "index_expression", "pipe"):
+        return _chain(steps)
+    if kind == "filter_projection":
+        return _filter(steps[0], steps[2], steps[1])
+    if kind == "comparator" and node["value"] in _EQUALITY:
+        return _comparison(_EQUALITY[node["value"]], steps[0], steps[1])
+    return None
+
+
+class _CompiledJmesPath(SourcePath):
+    __slots__ = ("evaluate",)
+
+    def __init__(self, text: str, from_root: bool, evaluate: Evaluate) -> None:
+        super().__init__(text, from_root)
+        self.evaluate = evaluate
+
+    @override
+    def scalar(self, item: Any, root: Any) -> Any:
+        return self.evaluate(root if self.from_root else item)
 
     @override
     def items(self, item: Any, root: Any) -> list[Any] | None:
@@ -242,6 +349,10 @@ def compile_path(text: str, fmt: Literal["json", "xml"], namespaces: dict[str, s
         )
         return DottedJsonPath(text, from_root, steps)
     try:
-        return _JmesPath(text, from_root, jmespath.compile(body))
+        compiled = jmespath.compile(body)
     except jmespath.exceptions.JMESPathError as exc:
         raise PathError(f"not a valid JMESPath expression: {exc}") from None
+    evaluate = _closure(compiled.parsed)
+    if evaluate is not None:
+        return _CompiledJmesPath(text, from_root, evaluate)
+    return _JmesPath(text, from_root, compiled)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import linecache
 import shutil
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import jmespath
+import jmespath.exceptions
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -56,6 +58,52 @@ def test_generated_walks_mean_exactly_what_jmespath_means(
     else:
         assert got is None
         assert any(e.target == "system_metadata.probe" for e in errors)
+
+
+_literals = st.sampled_from(["`true`", "`false`", "`0`", "`1`", "`null`", "'a'", '`"b"`', "`[]`"])
+_conditions = st.builds(
+    lambda left, op, right: f"{left} {op} {right}",
+    st.sampled_from(["a", "b", "@", "a.b"]),
+    st.sampled_from(["==", "!="]),
+    _literals | st.sampled_from(["b", "c"]),
+) | st.sampled_from(["a", "b", "@"])  # a bare value filters by JMESPath's truthiness
+_expressions = st.recursive(
+    st.sampled_from(["a", "b", "c", "@"]),
+    lambda inner: st.one_of(
+        st.builds(lambda e, k: f"{e}.{k}", inner, keys),
+        st.builds(lambda e, i: f"{e}[{i}]", inner, st.integers(-2, 2)),
+        st.builds(lambda e, c: f"{e}[?{c}]", inner, _conditions),
+        st.builds(lambda e, c, k: f"{e}[?{c}].{k}", inner, _conditions, keys),
+        st.builds(lambda e, f: f"{e} | {f}", inner, inner),
+        st.builds(lambda e, i: f"{e} | [{i}]", inner, st.integers(-1, 1)),
+    ),
+    max_leaves=5,
+)
+_filter_documents = st.recursive(
+    st.none() | st.booleans() | st.integers(-1, 2) | st.sampled_from([Decimal("1.0"), "a", "b", ""]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=14,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(document=_filter_documents, expression=_expressions)
+@example(document={"a": [{"b": 0}, {"b": ""}, {"b": True}]}, expression="a[?b]")  # 0 is true in JMESPath
+@example(document={"a": [{"b": 1}, {"b": True}]}, expression="a[?b == `true`]")  # and 1 is not true
+def test_compiled_jmespath_filters_mean_exactly_what_jmespath_means(document: Any, expression: str) -> None:
+    try:
+        expected = jmespath.search(expression, document)
+    except jmespath.exceptions.JMESPathError:
+        return  # not an expression the generator meant; JMESPath refuses it
+    compiled = compile_path(expression, "json", {})
+    assert type(compiled).__name__ in {"_CompiledJmesPath", "DottedJsonPath"}, expression
+    assert compiled.scalar(document, document) == expected
+    assert type(compiled.scalar(document, document)) is type(expected)
+
+
+def test_other_jmespath_expressions_still_run_on_jmespath() -> None:
+    for expression in ("a[*].b", "length(a)", "a[?b > `1`]", "a[0:2]", "a[]", "{x: a}", "a || b"):
+        assert type(compile_path(expression, "json", {})).__name__ == "_JmesPath", expression
 
 
 _CATALOGS: dict[str, MappingCatalog] = {}
