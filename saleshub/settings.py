@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         default="INFO", description="log level of the hub and uvicorn"
     )
     access_log: bool = Field(default=False, description="uvicorn's per-request access log")
+    write_linger_ms: float = Field(
+        default=3.0,
+        ge=0,
+        le=50,
+        description="under concurrent load, how long the webhook writer waits to fill a batch",
+    )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="Retry-After sent with 503 when the database is down"
     )

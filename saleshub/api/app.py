@@ -40,7 +40,7 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         )
         if runtime is None:  # a server worker process of its own
             tune_collector()
-        writer = BatchWriter(hub.pipeline)
+        writer = BatchWriter(hub.pipeline, linger=hub.settings.write_linger_ms / 1000)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer
         try:

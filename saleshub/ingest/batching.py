@@ -6,6 +6,15 @@ writes it with ``IngestPipeline.record_many`` in **one** transaction (a few set-
 and resolves every waiting handler only after that commit. Under load, many events share one
 commit and one set of round trips; when idle, a lone event is written at once.
 
+A transaction costs about the same for 2 events as for 20 (its statements, round trips and commit
+are fixed costs), and under load the queue is often nearly empty at the moment the writer looks: the
+handlers whose events were just committed are answering their clients, whose next events are still
+being mapped. So, like Kafka's ``linger.ms``, while events keep coming (the previous batch had more
+than one, or this one arrived within ``linger`` of the last write) the writer waits up to ``linger``
+seconds for the batch to fill. An event after a quiet spell is written at once. Measured with 32
+connections on 2 cores: batches of ~5 events became batches of ~14, and fewer statements and
+wake-ups per event raised the hub's rate (README, Benchmarks).
+
 If a batch fails for a reason other than the database being down, its events are retried one by
 one, so one bad event cannot fail its neighbours. When the database is down, every waiting handler
 gets ``RetriableError`` (the webhook answers 503 and nothing was written).
@@ -17,6 +26,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 from saleshub.ingest.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent, as_retriable
@@ -35,23 +45,31 @@ class _Item:
     loop: asyncio.AbstractEventLoop
 
 
-def _resolve(item: _Item, result: IngestResult | BaseException) -> None:
-    def settle() -> None:
-        if item.future.done():  # the caller went away (client disconnected); the write stands
-            return
-        if isinstance(result, BaseException):
-            item.future.set_exception(result)
-        else:
-            item.future.set_result(result)
+def _resolve(outcomes: list[tuple[_Item, IngestResult | BaseException]]) -> None:
+    """Settle the callers' futures, with one wake-up of each event loop for the whole batch."""
 
-    item.loop.call_soon_threadsafe(settle)
+    def settle(pairs: list[tuple[_Item, IngestResult | BaseException]]) -> None:
+        for item, result in pairs:
+            if item.future.done():  # the caller went away (client disconnected); the write stands
+                continue
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
+
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, IngestResult | BaseException]]] = {}
+    for item, result in outcomes:
+        by_loop.setdefault(item.loop, []).append((item, result))
+    for loop, pairs in by_loop.items():
+        # Each call_soon_threadsafe writes to the loop's wake-up pipe: once per batch, not per event.
+        loop.call_soon_threadsafe(settle, pairs)
 
 
 class BatchWriter:
     """A writer thread that records events for async callers, one transaction per batch."""
 
-    def __init__(self, pipeline: IngestPipeline, max_batch: int = 128) -> None:
-        self.pipeline, self.max_batch = pipeline, max_batch
+    def __init__(self, pipeline: IngestPipeline, max_batch: int = 128, linger: float = 0.003) -> None:
+        self.pipeline, self.max_batch, self.linger = pipeline, max_batch, linger
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="saleshub-writer", daemon=True)
 
@@ -72,15 +90,23 @@ class BatchWriter:
         return await future
 
     def _run(self) -> None:
+        busy = False  # whether the previous batch had more than one event
         while True:
+            idle_since = time.monotonic()
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
             stopping = False
+            now = time.monotonic()
+            # Events keep coming (the last batch had company, or this one came within the linger
+            # time): wait for the batch to fill. After a quiet spell, write at once.
+            keeps_coming = busy or now - idle_since < self.linger
+            deadline = now + self.linger if keeps_coming else now
             while len(batch) < self.max_batch:
+                wait = deadline - time.monotonic()
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
@@ -88,6 +114,7 @@ class BatchWriter:
                     break
                 batch.append(item)
             self._write(batch)
+            busy = len(batch) > 1
             if stopping:
                 return
 
@@ -107,8 +134,6 @@ class BatchWriter:
             if retriable is None:
                 log.exception("recording a %s event failed", batch[0].event.system)
             error: BaseException = retriable or exc
-            for item in batch:
-                _resolve(item, error)
+            _resolve([(item, error) for item in batch])
             return
-        for item, result in zip(batch, results, strict=True):
-            _resolve(item, result)
+        _resolve(list(zip(batch, results, strict=True)))
