@@ -7,6 +7,8 @@ One run measures, side by side:
   and p50/p99 latency;
 * **empty endpoint**: the same stack (FastAPI + uvicorn, same workers, same client) answering a
   handler that reads the body and returns 202 — the ceiling; the ratio hub / empty is printed;
+* **hub, closed loop, linger 3 ms**: the same with the webhook writer's group-commit linger on
+  (``SALESHUB_WRITE_LINGER_MS=3``; off by default), for comparison;
 * **hub, open loop at --rate/s**: requests started on a fixed schedule, latency measured from the
   scheduled time (so queueing counts), p50/p99;
 * **replay**: every stored event re-run through the mappings (in-process), events/s.
@@ -154,7 +156,9 @@ def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("server not ready within 120 s")
 
 
-def start_hub(port: int, workers: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_hub(
+    port: int, workers: int, data_dir: Path, linger_ms: float | None = None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "SALESHUB_DATABASE_URL"}
     env |= {
         "SALESHUB_DATA_DIR": str(data_dir),
@@ -163,6 +167,8 @@ def start_hub(port: int, workers: int, data_dir: Path) -> subprocess.Popen[bytes
         "SALESHUB_LOG_LEVEL": "WARNING",
         "SALESHUB_WEBHOOK_SECRET_PYXIS": SECRET,
     }
+    if linger_ms is not None:
+        env["SALESHUB_WRITE_LINGER_MS"] = str(linger_ms)
     process = subprocess.Popen(
         [sys.executable, "-m", "saleshub", "serve"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
     )
@@ -236,6 +242,8 @@ def main() -> None:
     print(f"building {budget:,} signed requests …", flush=True)
     requests = build_requests(0, budget)
     open_requests = build_requests(budget, int(args.rate * args.seconds))
+    # Each hub is warmed up (as the empty endpoint is) with orders of its own, kept out of the runs.
+    warm_up = build_requests(budget + len(open_requests), 500)
     workdir = Path(tempfile.mkdtemp(prefix="saleshub-bench-"))
     port = 18080
     try:
@@ -250,8 +258,20 @@ def main() -> None:
             )
         finally:
             stop(empty)
+        # The group-commit linger (off by default) at 3 ms, so the run shows what it is worth.
+        lingering = start_hub(port + 2, args.workers, workdir / "hub-linger", linger_ms=3)
+        try:
+            asyncio.run(closed_loop(port + 2, warm_up, args.connections, 2))
+            report(
+                "hub, closed loop, linger 3 ms",
+                *asyncio.run(closed_loop(port + 2, requests, args.connections, args.seconds)),
+                args.seconds,
+            )
+        finally:
+            stop(lingering)
         hub = start_hub(port, args.workers, workdir / "hub")
         try:
+            asyncio.run(closed_loop(port, warm_up, args.connections, 2))
             hub_rate = report(
                 "hub, closed loop",
                 *asyncio.run(closed_loop(port, requests, args.connections, args.seconds)),

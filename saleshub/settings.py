@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(default=False, description="uvicorn's per-request access log")
     write_linger_ms: float = Field(
-        default=3.0,
+        default=0.0,
         ge=0,
         le=50,
         description="under concurrent load, how long the webhook writer waits to fill a batch",

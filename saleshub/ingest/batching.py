@@ -7,13 +7,12 @@ and resolves every waiting handler only after that commit. Under load, many even
 commit and one set of round trips; when idle, a lone event is written at once.
 
 A transaction costs about the same for 2 events as for 20 (its statements, round trips and commit
-are fixed costs), and under load the queue is often nearly empty at the moment the writer looks: the
-handlers whose events were just committed are answering their clients, whose next events are still
-being mapped. So, like Kafka's ``linger.ms``, while events keep coming (the previous batch had more
-than one, or this one arrived within ``linger`` of the last write) the writer waits up to ``linger``
-seconds for the batch to fill. An event after a quiet spell is written at once. Measured with 32
-connections on 2 cores: batches of ~5 events became batches of ~14, and fewer statements and
-wake-ups per event raised the hub's rate (README, Benchmarks).
+are fixed costs), and under load the queue is often nearly empty at the moment the writer looks. So,
+like Kafka's ``linger.ms``, the writer can wait (``linger`` seconds, ``SALESHUB_WRITE_LINGER_MS``)
+for a batch to fill while events keep coming: the previous batch had more than one event, or this
+one arrived within ``linger`` of the last write. An event after a quiet spell is written at once.
+It is off by default: with 3 ms, batches grew from ~5 to ~14 events, but the measured effect on
+throughput is not settled (README, Benchmarks).
 
 If a batch fails for a reason other than the database being down, its events are retried one by
 one, so one bad event cannot fail its neighbours. When the database is down, every waiting handler
@@ -68,7 +67,7 @@ def _resolve(outcomes: list[tuple[_Item, IngestResult | BaseException]]) -> None
 class BatchWriter:
     """A writer thread that records events for async callers, one transaction per batch."""
 
-    def __init__(self, pipeline: IngestPipeline, max_batch: int = 128, linger: float = 0.003) -> None:
+    def __init__(self, pipeline: IngestPipeline, max_batch: int = 128, linger: float = 0.0) -> None:
         self.pipeline, self.max_batch, self.linger = pipeline, max_batch, linger
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="saleshub-writer", daemon=True)

@@ -73,7 +73,20 @@ class SourcePath(ABC):
         """The repeated elements at this path; ``None`` when the path holds a non-list value."""
 
 
-class DottedJsonPath(SourcePath):
+class _JsonPath(SourcePath):
+    """A JSON path: its repeated elements are the list it selects (none when it selects null)."""
+
+    __slots__ = ()
+
+    @override
+    def items(self, item: Any, root: Any) -> list[Any] | None:
+        found = self.scalar(item, root)
+        if found is None:
+            return []
+        return found if isinstance(found, list) else None
+
+
+class DottedJsonPath(_JsonPath):
     """A JMESPath made of plain keys and list indexes: ``a.b.c``, ``shipTo[0].city``.
 
     ``keys`` holds the steps: a ``str`` selects a key of an object, an ``int`` an element of a list
@@ -99,13 +112,6 @@ class DottedJsonPath(SourcePath):
             else:
                 return None
         return current
-
-    @override
-    def items(self, item: Any, root: Any) -> list[Any] | None:
-        found = self.scalar(item, root)
-        if found is None:
-            return []
-        return found if isinstance(found, list) else None
 
 
 Evaluate = Callable[[Any], Any]
@@ -190,7 +196,7 @@ def _closure(node: Mapping[str, Any]) -> Evaluate | None:
     return None
 
 
-class _CompiledJmesPath(SourcePath):
+class _CompiledJmesPath(_JsonPath):
     __slots__ = ("evaluate",)
 
     def __init__(self, text: str, from_root: bool, evaluate: Evaluate) -> None:
@@ -201,15 +207,8 @@ class _CompiledJmesPath(SourcePath):
     def scalar(self, item: Any, root: Any) -> Any:
         return self.evaluate(root if self.from_root else item)
 
-    @override
-    def items(self, item: Any, root: Any) -> list[Any] | None:
-        found = self.scalar(item, root)
-        if found is None:
-            return []
-        return found if isinstance(found, list) else None
 
-
-class _JmesPath(SourcePath):
+class _JmesPath(_JsonPath):
     __slots__ = ("compiled",)
 
     def __init__(self, text: str, from_root: bool, compiled: Any) -> None:
@@ -219,13 +218,6 @@ class _JmesPath(SourcePath):
     @override
     def scalar(self, item: Any, root: Any) -> Any:
         return self.compiled.search(root if self.from_root else item)
-
-    @override
-    def items(self, item: Any, root: Any) -> list[Any] | None:
-        found = self.scalar(item, root)
-        if found is None:
-            return []
-        return found if isinstance(found, list) else None
 
 
 def _xml_value(found: Any) -> Any:
