@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         le=50,
         description="under concurrent load, how long the webhook writer waits to fill a batch",
     )
+    thread_switch_interval_ms: float = Field(
+        default=0.5,
+        gt=0,
+        le=100,
+        description="how long a thread of a server worker may hold the GIL while another waits",
+    )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="Retry-After sent with 503 when the database is down"
     )

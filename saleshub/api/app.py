@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from saleshub.api.responses import EventReceipt, Health, Readiness
 from saleshub.api.webhooks import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, receive
 from saleshub.ingest.batching import BatchWriter
-from saleshub.runtime import HubRuntime, tune_collector
+from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
 from saleshub.settings import Settings
 from saleshub.store.migrate import current_revision, head_revision
 
@@ -40,6 +40,7 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         )
         if runtime is None:  # a server worker process of its own
             tune_collector()
+            tune_thread_switching(hub.settings.thread_switch_interval_ms)
         writer = BatchWriter(hub.pipeline, linger=hub.settings.write_linger_ms / 1000)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer

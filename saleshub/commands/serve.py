@@ -25,7 +25,7 @@ from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, SalesHubError
 from saleshub.events.outbox import Backlog, backlog
 from saleshub.kafka.services import KafkaServices
-from saleshub.runtime import HubRuntime, tune_collector
+from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
 from saleshub.settings import Settings
 from saleshub.store import queries
 from saleshub.store.migrate import current_revision, head_revision
@@ -87,6 +87,7 @@ def serve(
         raise fail(str(exc)) from None
     _announce(hub, host, port, workers)
     tune_collector()
+    tune_thread_switching(settings.thread_switch_interval_ms)
     kafka = KafkaServices.start(hub) if settings.kafka_bootstrap_servers else None
     options = {
         "host": host,
