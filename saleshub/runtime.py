@@ -106,6 +106,6 @@ def tune_thread_switching(interval_ms: float) -> None:
     writer needs the GIL back, and with the default it can wait up to 5 ms for the loop to let go,
     so a batch's round trips queue behind the loop's work. A shorter interval hands the GIL over
     sooner. Measured gain is small against this machine's noise: in 14 paired runs 0.5 ms beat 5 ms
-    11 times, by about 5% on average (README, Benchmarks).
+    11 times, by about 7% on average (README, Benchmarks).
     """
     sys.setswitchinterval(interval_ms / 1000)
