@@ -41,7 +41,13 @@ from saleshub.mapping.nodes import (
     Read,
     Run,
 )
-from saleshub.mapping.paths import ChildXmlPath, DottedJsonPath, child_index, first_attribute
+from saleshub.mapping.paths import (
+    ChildXmlPath,
+    DottedJsonPath,
+    child_elements,
+    child_index,
+    first_attribute,
+)
 
 __all__ = ["GeneratedMapping", "generate"]
 
@@ -120,6 +126,7 @@ class _Writer:
             "_CoercionError": co.CoercionError,
             "_UNREAD": _Unread,
             "_Reported": _Reported,
+            "_child_elements": child_elements,
             "_child_index": child_index,
             "_first_attribute": first_attribute,
         }
@@ -423,8 +430,7 @@ class _Writer:
             cached = ctx.walks.get(key)
             if cached is None:
                 cached = self.fresh("x")
-                children = f"p.iterchildren({tags[n - 1]!r})"
-                self.line(depth, f"{cached} = [c for p in {current} for c in {children}]")
+                self.line(depth, f"{cached} = _child_elements({current}, {tags[n - 1]!r})")
                 ctx.walks[key] = cached
             current = cached
         return current

@@ -38,6 +38,7 @@ __all__ = [
     "DottedJsonPath",
     "PathError",
     "SourcePath",
+    "child_elements",
     "child_index",
     "compile_path",
     "first_attribute",
@@ -237,6 +238,12 @@ def _xml_value(found: Any) -> Any:
     return found
 
 
+def child_elements(parents: Sequence[Any], tag: str) -> list[Any]:
+    """The children of ``parents`` with ``tag``, in document order."""
+    # Parents at one depth have disjoint subtrees, so concatenating their children keeps the order.
+    return [child for parent in parents for child in parent.iterchildren(tag)]
+
+
 def child_index(parents: Sequence[Any]) -> dict[Any, Any]:
     """The first child element of each tag among the children of ``parents``, in document order."""
     # Built backwards so that the first child of a tag is the one left in the dictionary.
@@ -271,8 +278,7 @@ class ChildXmlPath(SourcePath):
         """The elements the element steps reach from ``item``, in document order."""
         found = [item]
         for tag in self.tags:
-            # Parents at one depth have disjoint subtrees, so this keeps document order.
-            found = [child for parent in found for child in parent.iterchildren(tag)]
+            found = child_elements(found, tag)
         return found
 
     @override
