@@ -7,10 +7,6 @@ One run measures, side by side:
   and p50/p99 latency;
 * **empty endpoint**: the same stack (FastAPI + uvicorn, same workers, same client) answering a
   handler that reads the body and returns 202 — the ceiling; the ratio hub / empty is printed;
-* **hub, closed loop, linger 3 ms**: the same with the webhook writer's group-commit linger on
-  (``SALESHUB_WRITE_LINGER_MS=3``; off by default), for comparison;
-* **hub, closed loop, switch 5 ms**: the same with CPython's own GIL switch interval instead of the
-  hub's 0.5 ms (``SALESHUB_THREAD_SWITCH_INTERVAL_MS=5``), for comparison;
 * **hub, open loop at --rate/s**: requests started on a fixed schedule, latency measured from the
   scheduled time (so queueing counts), p50/p99;
 * **replay**: every stored event re-run through the mappings (in-process), events/s;
@@ -23,6 +19,13 @@ signed requests: a general client (httpx) costs more CPU per request than the se
 this 2-core machine, and the generator's cost must stay small and identical for both servers.
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--connections 32] [--workers 2] [--rate 500]
+
+Single runs on a 2-core VM swing by ±20%, more than most settings are worth. ``--compare
+SETTING=VALUE --pairs N`` measures only that: N pairs of hub starts, closed loop, the default and
+the variant, the order swapped from pair to pair (so warming up favours neither), and prints each
+pair, how many the variant won and both means.
+
+    .venv/bin/python bench/ingest.py --compare SALESHUB_THREAD_SWITCH_INTERVAL_MS=5 --pairs 8
 """
 
 from __future__ import annotations
@@ -264,6 +267,40 @@ def replay_floor(count: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
+def compare(variant: dict[str, str], pairs: int, port: int, args: argparse.Namespace) -> None:
+    """Paired closed-loop runs of the default hub and ``variant`` (see the module docstring)."""
+    workdir = Path(tempfile.mkdtemp(prefix="saleshub-bench-"))
+    try:
+        _compare(variant, pairs, port, workdir, args)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _compare(variant: dict[str, str], pairs: int, port: int, workdir: Path, args: argparse.Namespace) -> None:
+    requests = build_requests(0, int(args.seconds * 10_000))
+    warm_up = build_requests(len(requests), 500)
+    label = " ".join(f"{k}={v}" for k, v in variant.items())
+    print(f"default against the variant {label}, {pairs} pairs\n")
+    rates: dict[str, list[float]] = {"default": [], "variant": []}
+    for pair in range(pairs):
+        order = [("default", {}), ("variant", variant)]
+        for name, settings in order if pair % 2 == 0 else order[::-1]:
+            port += 1
+            hub = start_hub(port, args.workers, workdir / f"pair-{port}", settings)
+            try:
+                asyncio.run(closed_loop(port, warm_up, args.connections, 2))
+                bad, latencies = asyncio.run(closed_loop(port, requests, args.connections, args.seconds))
+            finally:
+                stop(hub)
+            rates[name].append(report(f"pair {pair + 1}, {name}", bad, latencies, args.seconds))
+    wins = sum(v > d for d, v in zip(rates["default"], rates["variant"], strict=True))
+    mean = {name: sum(values) / len(values) for name, values in rates.items()}
+    print(
+        f"\n{label} won {wins} of {pairs} pairs; mean {mean['variant']:,.0f}/s "
+        f"against the default's {mean['default']:,.0f}/s ({mean['variant'] / mean['default'] - 1:+.0%})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -272,7 +309,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--compare", metavar="SETTING=VALUE", action="append", default=[])
+    parser.add_argument("--pairs", type=int, default=8)
     args = parser.parse_args()
+    if args.compare:
+        compare(dict(item.split("=", 1) for item in args.compare), args.pairs, 18200, args)
+        return
     budget = int(args.seconds * 10_000)  # more than either server can take, so no run is capped
     print(f"building {budget:,} signed requests …", flush=True)
     requests = build_requests(0, budget)
@@ -293,22 +335,6 @@ def main() -> None:
             )
         finally:
             stop(empty)
-        # Settings whose worth the run shows beside the default (see the module docstring).
-        variants = [
-            ("linger 3 ms", {"SALESHUB_WRITE_LINGER_MS": "3"}),
-            ("switch 5 ms", {"SALESHUB_THREAD_SWITCH_INTERVAL_MS": "5"}),
-        ]
-        for offset, (label, variant) in enumerate(variants, start=2):
-            other = start_hub(port + offset, args.workers, workdir / f"hub-{offset}", variant)
-            try:
-                asyncio.run(closed_loop(port + offset, warm_up, args.connections, 2))
-                report(
-                    f"hub, closed loop, {label}",
-                    *asyncio.run(closed_loop(port + offset, requests, args.connections, args.seconds)),
-                    args.seconds,
-                )
-            finally:
-                stop(other)
         hub = start_hub(port, args.workers, workdir / "hub")
         try:
             asyncio.run(closed_loop(port, warm_up, args.connections, 2))

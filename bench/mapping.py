@@ -79,19 +79,21 @@ def main() -> None:
     catalog = MappingCatalog.load(ROOT / "mappings")
     registry = AdapterRegistry.default()
     handwritten = HandwrittenPyxisMapper(ROOT / "mappings/crosswalks")
-    adapters = {system: registry.create(system, catalog) for system in ("pyxis", "tempo", "erp")}
+    systems = ("pyxis", "tempo", "erp")
+    adapters = {system: registry.create(system, catalog) for system in systems}
+    payloads = {system: bodies(system) for system in systems}
     runs: dict[str, tuple[Callable[[bytes], object], list[bytes]]] = {
-        "pyxis (engine)": (adapters["pyxis"].translate, bodies("pyxis")),
-        "pyxis (hand-written)": (handwritten.map, bodies("pyxis")),
-        "tempo (engine)": (adapters["tempo"].translate, bodies("tempo")),
-        "erp (engine)": (adapters["erp"].translate, bodies("erp")),
+        "pyxis (engine)": (adapters["pyxis"].translate, payloads["pyxis"]),
+        "pyxis (hand-written)": (handwritten.map, payloads["pyxis"]),
+        "tempo (engine)": (adapters["tempo"].translate, payloads["tempo"]),
+        "erp (engine)": (adapters["erp"].translate, payloads["erp"]),
     }
     for system in ("pyxis", "tempo"):
-        runs[f"{system} (floor)"] = (floor(adapters[system], bodies(system)), bodies(system))
+        runs[f"{system} (floor)"] = (floor(adapters[system], payloads[system]), payloads[system])
     best = dict.fromkeys(runs, 0.0)
     for _ in range(args.rounds):
-        for name, (work, payloads) in runs.items():
-            best[name] = max(best[name], rate(work, payloads, args.seconds))
+        for name, (work, samples) in runs.items():
+            best[name] = max(best[name], rate(work, samples, args.seconds))
 
     print(f"{'run':<24}{'orders/s':>12}  target")
     for name, value in best.items():

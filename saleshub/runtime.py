@@ -105,7 +105,7 @@ def tune_thread_switching(interval_ms: float) -> None:
     batch writer, which makes several database round trips per batch. After each round trip the
     writer needs the GIL back, and with the default it can wait up to 5 ms for the loop to let go,
     so a batch's round trips queue behind the loop's work. A shorter interval hands the GIL over
-    sooner. Measured gain is small against this machine's noise: in 14 paired runs 0.5 ms beat 5 ms
-    11 times, by about 7% on average (README, Benchmarks).
+    sooner. The gain is small (a few per cent); ``bench/ingest.py --compare
+    SALESHUB_THREAD_SWITCH_INTERVAL_MS=5`` measures it in paired runs (README, Benchmarks).
     """
     sys.setswitchinterval(interval_ms / 1000)
