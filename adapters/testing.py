@@ -27,8 +27,8 @@ from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
 from canonical.enums import EventType, OrderStatus
 from saleshub.errors import DataError, DecodeError
-from saleshub.goldens import GoldenCase, discover, run_case
 from saleshub.mapping.catalog import MappingCatalog
+from saleshub.stewards.goldens import GoldenCase, discover, run_case
 
 __all__ = ["AdapterContract"]
 

@@ -221,9 +221,9 @@ def report(name: str, bad: int, latencies: list[float], seconds: float) -> float
 
 
 def replay_rate(data_dir: Path) -> tuple[int, float]:
-    from saleshub.ingest.replay import Replayer, ReplaySelection, select_events
+    from saleshub.platform.settings import Settings
+    from saleshub.receive.replay import Replayer, ReplaySelection, select_events
     from saleshub.runtime import HubRuntime, tune_collector
-    from saleshub.settings import Settings
 
     hub = HubRuntime.open(Settings(data_dir=data_dir, mappings_dir=ROOT / "mappings"))
     tune_collector()  # as `saleshub events replay` and `saleshub kafka consume` do
@@ -243,8 +243,8 @@ def replay_floor(count: int, seconds: float) -> float:
 
     from adapters.registry import AdapterRegistry
     from canonical.events import EventKind
-    from saleshub.events.outbox import Outbox
     from saleshub.mapping.catalog import MappingCatalog
+    from saleshub.publish.outbox import Outbox
 
     adapter = AdapterRegistry.default().create("pyxis", MappingCatalog.load(ROOT / "mappings"))
     outbox = Outbox()

@@ -42,14 +42,14 @@ from confluent_kafka import Consumer, Producer  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from canonical.events import EventKind  # noqa: E402
-from saleshub.events.framing import SingleObjectFraming  # noqa: E402
-from saleshub.events.outbox import Outbox  # noqa: E402
-from saleshub.events.relay import OutboxRelay, cloudevents_headers  # noqa: E402
-from saleshub.events.schemas import EventSchemas  # noqa: E402
-from saleshub.kafka.clients import consumer_config, ensure_topics, producer_config  # noqa: E402
-from saleshub.kafka.consumer import OrderEventConsumer  # noqa: E402
+from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config  # noqa: E402
+from saleshub.platform.settings import Settings  # noqa: E402
+from saleshub.publish.framing import SingleObjectFraming  # noqa: E402
+from saleshub.publish.outbox import Outbox  # noqa: E402
+from saleshub.publish.relay import OutboxRelay, cloudevents_headers  # noqa: E402
+from saleshub.publish.schemas import EventSchemas  # noqa: E402
+from saleshub.receive.kafka_consumer import OrderEventConsumer  # noqa: E402
 from saleshub.runtime import HubRuntime, tune_collector  # noqa: E402
-from saleshub.settings import Settings  # noqa: E402
 from saleshub.store.embedded import EmbeddedPostgres  # noqa: E402
 from saleshub.store.migrate import upgrade  # noqa: E402
 from saleshub.store.partitions import ensure_partitions  # noqa: E402

@@ -28,8 +28,8 @@ from adapters.base import SourceAdapter  # noqa: E402
 from adapters.registry import AdapterRegistry  # noqa: E402
 from bench.handwritten_pyxis import HandwrittenPyxisMapper  # noqa: E402
 from canonical.model import ServiceOrder  # noqa: E402
-from saleshub.goldens import discover  # noqa: E402
 from saleshub.mapping.catalog import MappingCatalog  # noqa: E402
+from saleshub.stewards.goldens import discover  # noqa: E402
 
 TARGETS = {"pyxis": 20_000, "tempo": 10_000}
 

@@ -27,11 +27,11 @@ from saleshub.commands.orders import orders_app
 from saleshub.commands.serve import serve, status
 from saleshub.console import err, out
 from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
-from saleshub.goldens import CaseResult, discover, render, run_case
-from saleshub.impact import ImpactReport, mapping_impact
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.schema import mapping_file_schema
-from saleshub.settings import Settings
+from saleshub.platform.settings import Settings
+from saleshub.stewards.goldens import CaseResult, discover, render, run_case
+from saleshub.stewards.impact import ImpactReport, mapping_impact
 
 __all__ = ["app"]
 
@@ -256,7 +256,7 @@ def openapi(
     output: Annotated[Path | None, typer.Option(help="write to this file instead of standard output")] = None,
 ) -> None:
     """Print the OpenAPI document of the webhook and health endpoints (kept in contracts/openapi.json)."""
-    from saleshub.api.app import create_app
+    from saleshub.receive.app import create_app
 
     text = json.dumps(create_app().openapi(), indent=2, ensure_ascii=False) + "\n"
     if output is None:

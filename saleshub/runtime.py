@@ -18,12 +18,12 @@ from sqlalchemy import Connection, select
 from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
 from saleshub.errors import ConfigurationError
-from saleshub.events.outbox import Outbox
-from saleshub.events.schemas import EventSchemas
-from saleshub.ingest.pipeline import IngestPipeline
 from saleshub.mapping.catalog import MappingCatalog
-from saleshub.secrets import SecretStore, secret_store_from_settings
-from saleshub.settings import Settings
+from saleshub.platform.secrets import SecretStore, secret_store_from_settings
+from saleshub.platform.settings import Settings
+from saleshub.process.pipeline import IngestPipeline
+from saleshub.publish.outbox import Outbox
+from saleshub.publish.schemas import EventSchemas
 from saleshub.store.database import Database, open_database
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions

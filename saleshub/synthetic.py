@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from saleshub.ingest.signatures import sign
+from saleshub.receive.signatures import sign
 
 __all__ = ["pyxis_event", "signed_headers"]
 

@@ -11,7 +11,7 @@ import typer
 
 from saleshub.console import err
 from saleshub.errors import SalesHubError
-from saleshub.settings import Settings
+from saleshub.platform.settings import Settings
 from saleshub.store.database import Database, open_database
 
 __all__ = ["database", "fail", "parse_time", "parse_uuid"]

@@ -14,9 +14,9 @@ from rich.table import Table
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.console import out
 from saleshub.errors import SalesHubError
-from saleshub.ingest.replay import Replayer, ReplaySelection, select_events
+from saleshub.platform.settings import Settings
+from saleshub.receive.replay import Replayer, ReplaySelection, select_events
 from saleshub.runtime import HubRuntime, tune_collector
-from saleshub.settings import Settings
 from saleshub.store import queries
 from saleshub.store.queries import AnyRow
 

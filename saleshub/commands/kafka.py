@@ -19,10 +19,10 @@ from confluent_kafka import KafkaException
 from saleshub.commands.common import fail
 from saleshub.console import out
 from saleshub.errors import SalesHubError
-from saleshub.kafka.clients import ensure_topics
-from saleshub.kafka.services import KafkaServices, build_relay, outbound_topics
+from saleshub.platform.kafka_clients import ensure_topics
+from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
-from saleshub.settings import Settings
+from saleshub.services import KafkaServices, build_relay, outbound_topics
 
 __all__ = ["kafka_app"]
 

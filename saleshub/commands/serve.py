@@ -23,10 +23,10 @@ from rich.table import Table
 from saleshub.commands.common import database, fail
 from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, SalesHubError
-from saleshub.events.outbox import Backlog, backlog
-from saleshub.kafka.services import KafkaServices
+from saleshub.platform.settings import Settings
+from saleshub.publish.outbox import Backlog, backlog
 from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
-from saleshub.settings import Settings
+from saleshub.services import KafkaServices
 from saleshub.store import queries
 from saleshub.store.migrate import current_revision, head_revision
 from saleshub.store.partitions import list_partitions
@@ -97,7 +97,7 @@ def serve(
     }
     try:
         if workers == 1:
-            from saleshub.api.app import create_app
+            from saleshub.receive.app import create_app
 
             uvicorn.run(create_app(hub), **options)  # type: ignore[arg-type]
         else:
@@ -106,7 +106,7 @@ def serve(
                 hide_password=False
             )
             uvicorn.run(
-                "saleshub.api.app:app_from_environment",
+                "saleshub.receive.app:app_from_environment",
                 factory=True,
                 workers=workers,
                 **options,  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from saleshub.errors import ConfigurationError
-from saleshub.settings import Settings
+from saleshub.platform.settings import Settings
 from saleshub.store.embedded import EmbeddedPostgres
 
 __all__ = ["Database", "EncodedJSON", "open_database"]

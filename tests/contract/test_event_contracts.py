@@ -21,9 +21,9 @@ from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibi
 
 from adapters.registry import AdapterRegistry
 from canonical.events import EventKind, event_schema
-from saleshub.events.outbox import Outbox
-from saleshub.events.schemas import EventSchemas, WriterSchema
 from saleshub.mapping.catalog import MappingCatalog
+from saleshub.publish.outbox import Outbox
+from saleshub.publish.schemas import EventSchemas, WriterSchema
 from tests.conftest import MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,12 +24,12 @@ import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from saleshub.api.app import create_app
-from saleshub.events.outbox import backlog
-from saleshub.ingest.pipeline import InboundEvent
+from saleshub.platform.secrets import EnvSecretStore
+from saleshub.platform.settings import Settings
+from saleshub.process.pipeline import InboundEvent
+from saleshub.publish.outbox import backlog
+from saleshub.receive.app import create_app
 from saleshub.runtime import HubRuntime
-from saleshub.secrets import EnvSecretStore
-from saleshub.settings import Settings
 from saleshub.store.embedded import EmbeddedPostgres
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions

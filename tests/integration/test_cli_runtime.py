@@ -9,7 +9,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from saleshub.cli import app
-from saleshub.ingest.pipeline import InboundEvent
+from saleshub.process.pipeline import InboundEvent
 from saleshub.runtime import HubRuntime
 from saleshub.store.migrate import head_revision
 from saleshub.synthetic import pyxis_event

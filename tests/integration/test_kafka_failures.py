@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 
 from canonical.events import EventKind
-from saleshub.kafka.services import build_relay
 from saleshub.runtime import HubRuntime
+from saleshub.services import build_relay
 from saleshub.store.tables import event_outbox
 from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import outbox_pending, record_batch, start_kafka_command, wait_until

@@ -20,12 +20,12 @@ from confluent_kafka import Message, Producer
 from sqlalchemy import func, select
 
 from canonical.events import EventKind
-from saleshub.events.framing import unframe
-from saleshub.events.outbox import backlog
-from saleshub.events.schemas import WriterSchema
-from saleshub.ingest.pipeline import InboundEvent, Status
-from saleshub.kafka.services import build_relay
+from saleshub.process.pipeline import InboundEvent, Status
+from saleshub.publish.framing import unframe
+from saleshub.publish.outbox import backlog
+from saleshub.publish.schemas import WriterSchema
 from saleshub.runtime import HubRuntime
+from saleshub.services import build_relay
 from saleshub.store.tables import event_outbox, integration_events
 from saleshub.synthetic import pyxis_event, signed_headers
 from tests.integration.conftest import (

@@ -13,11 +13,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, func, select, text
 
 from saleshub.errors import ConfigurationError
-from saleshub.impact import mapping_impact
-from saleshub.ingest.pipeline import InboundEvent, Status
-from saleshub.ingest.replay import Replayer, ReplaySelection, select_events
+from saleshub.platform.settings import Settings
+from saleshub.process.pipeline import InboundEvent, Status
+from saleshub.receive.replay import Replayer, ReplaySelection, select_events
 from saleshub.runtime import HubRuntime
-from saleshub.settings import Settings
+from saleshub.stewards.impact import mapping_impact
 from saleshub.store import queries
 from saleshub.store.migrate import include_name, include_object
 from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies

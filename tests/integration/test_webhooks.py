@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from saleshub.api.app import create_app
+from saleshub.receive.app import create_app
 from saleshub.runtime import HubRuntime
 from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import SAMPLES

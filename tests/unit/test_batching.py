@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from saleshub.ingest.batching import BatchWriter
-from saleshub.ingest.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent, Status
+from saleshub.process.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent, Status
+from saleshub.receive.batching import BatchWriter
 
 
 class _RecordingPipeline:

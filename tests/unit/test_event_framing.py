@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canonical.events import EventKind
-from saleshub.events.framing import SINGLE_OBJECT_MARKER, SingleObjectFraming, unframe
-from saleshub.events.relay import cloudevents_headers
-from saleshub.events.schemas import EventSchemas
+from saleshub.publish.framing import SINGLE_OBJECT_MARKER, SingleObjectFraming, unframe
+from saleshub.publish.relay import cloudevents_headers
+from saleshub.publish.schemas import EventSchemas
 
 
 def test_single_object_encoding_is_marker_fingerprint_body() -> None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
+from saleshub.platform.settings import Settings
 from saleshub.runtime import tune_thread_switching
-from saleshub.settings import Settings
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from canonical.events import EventKind
-from saleshub.events.framing import Framing, RegistryFraming, SingleObjectFraming
-from saleshub.events.relay import OutboxRelay
-from saleshub.kafka.clients import consumer_config, ensure_topics, producer_config
-from saleshub.kafka.consumer import OrderEventConsumer
+from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config
+from saleshub.platform.settings import Settings
+from saleshub.publish.framing import Framing, RegistryFraming, SingleObjectFraming
+from saleshub.publish.relay import OutboxRelay
+from saleshub.receive.kafka_consumer import OrderEventConsumer
 from saleshub.runtime import HubRuntime
-from saleshub.settings import Settings
 
 __all__ = ["KafkaServices", "build_consumer", "build_relay", "framing_from_settings", "outbound_topics"]
 

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from saleshub.errors import ConfigurationError
-from saleshub.settings import Settings
+from saleshub.platform.settings import Settings
 
 __all__ = ["admin_config", "consumer_config", "ensure_topics", "producer_config"]
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, DateTime, func, select, update
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import aliased
 
-from saleshub.ingest.pipeline import InboundEvent, IngestPipeline
+from saleshub.process.pipeline import InboundEvent, IngestPipeline
 from saleshub.store.arrays import array_rows
 from saleshub.store.queries import AnyRow
 from saleshub.store.tables import integration_events

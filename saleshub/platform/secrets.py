@@ -21,8 +21,8 @@ import yaml
 from typing_extensions import override
 
 from saleshub.errors import ConfigurationError
-from saleshub.ingest.signatures import decode_secret
-from saleshub.settings import Settings
+from saleshub.platform.settings import Settings
+from saleshub.receive.signatures import decode_secret
 
 __all__ = ["EnvSecretStore", "FileSecretStore", "SecretStore", "secret_store_from_settings"]
 

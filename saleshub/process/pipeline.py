@@ -8,7 +8,7 @@
 2. in **one** transaction: claim the idempotency key (a repeated key returns the original event and
    writes nothing), store the order by the rules of ``saleshub.store.orders``, record the event
    with its exact raw bytes, its status and the mapping that handled it, and put the canonical event
-   it causes in the outbox (``saleshub.events.outbox``) for the Kafka relay.
+   it causes in the outbox (``saleshub.publish.outbox``) for the Kafka relay.
 
 So a caller that sees a result knows the event is durably committed; a caller that sees an
 exception (the database is down) knows nothing was written and may retry the same event.
@@ -40,8 +40,8 @@ from saleshub.errors import (
     MappingError,
     RetriableError,
 )
-from saleshub.events.outbox import Outbox
 from saleshub.mapping.engine import CompiledMapping, MappedOrder
+from saleshub.publish.outbox import Outbox
 from saleshub.store.arrays import array_rows
 from saleshub.store.orders import OrderOutcome, write_orders
 from saleshub.store.tables import integration_event_keys, integration_events

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from saleshub.errors import RetriableError
-from saleshub.ingest.pipeline import (
+from saleshub.process.pipeline import (
     InboundEvent,
     IngestPipeline,
     IngestResult,

@@ -1,6 +1,6 @@
 """The ASGI application: ``POST /webhooks/{system}``, ``GET /health/live``, ``GET /health/ready``.
 
-The webhook logic lives in ``saleshub.api.webhooks``. Trailing slashes are not redirected: a 307
+The webhook logic lives in ``saleshub.receive.webhooks``. Trailing slashes are not redirected: a 307
 would make a sender re-POST elsewhere, so ``/webhooks/pyxis/`` is simply a 404.
 """
 
@@ -14,11 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from saleshub.api.responses import EventReceipt, Health, Readiness
-from saleshub.api.webhooks import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, receive
-from saleshub.ingest.batching import BatchWriter
+from saleshub.platform.settings import Settings
+from saleshub.receive.batching import BatchWriter
+from saleshub.receive.responses import EventReceipt, Health, Readiness
+from saleshub.receive.webhooks import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, receive
 from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
-from saleshub.settings import Settings
 from saleshub.store.migrate import current_revision, head_revision
 
 __all__ = ["app_from_environment", "create_app"]

@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from saleshub.ingest.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent, as_retriable
+from saleshub.process.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent, as_retriable
 
 __all__ = ["BatchWriter"]
 

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, delete, func, select, text
 from canonical.avro import order_to_avro
 from canonical.events import EventKind
 from canonical.model import ServiceOrder
-from saleshub.events.schemas import EventSchemas
+from saleshub.publish.schemas import EventSchemas
 from saleshub.store.tables import OUTBOX_LANES, event_outbox
 
 __all__ = ["Backlog", "Outbox", "backlog", "lane_of", "order_key", "purge_published"]

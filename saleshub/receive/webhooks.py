@@ -24,11 +24,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from saleshub.api.responses import EventReceipt, Problem
 from saleshub.errors import RetriableError
-from saleshub.ingest.batching import BatchWriter
-from saleshub.ingest.pipeline import InboundEvent, IngestResult, Stage
-from saleshub.ingest.signatures import SignatureError, verify
+from saleshub.process.pipeline import InboundEvent, IngestResult, Stage
+from saleshub.receive.batching import BatchWriter
+from saleshub.receive.responses import EventReceipt, Problem
+from saleshub.receive.signatures import SignatureError, verify
 from saleshub.runtime import HubRuntime
 
 __all__ = ["PROBLEM", "WEBHOOK_OPENAPI", "WEBHOOK_RESPONSES", "problem", "receive"]

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from saleshub.events.schemas import WriterSchema
+from saleshub.publish.schemas import WriterSchema
 
 __all__ = [
     "REGISTRY_MAGIC",

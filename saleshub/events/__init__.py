@@ -1,1 +1,0 @@
-"""Outbound canonical events: Avro writer schemas, wire framing, the transactional outbox and its relay."""

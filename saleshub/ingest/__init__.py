@@ -1,1 +1,0 @@
-"""Ingestion: the pipeline every transport feeds, and the transports (webhooks)."""

@@ -1,0 +1,1 @@
+"""Platform: settings, the secret store and telemetry, the ports through which the hub meets its host."""

@@ -1,0 +1,1 @@
+"""Process: map recorded events into canonical orders and store them with their outbox events."""

@@ -1,0 +1,1 @@
+"""Publish: canonical event encoding, the transactional outbox rows and the Kafka relay."""

@@ -1,0 +1,1 @@
+"""Receive: the transports that take events in (webhooks, the Kafka consumer, replay) and record them."""
