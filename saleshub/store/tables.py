@@ -11,6 +11,9 @@ Three groups:
   one row per accepted change);
 * the audit trail (``sales_system_integration_events``, partitioned by month on ``received_at``, and
   ``integration_event_keys``, the global idempotency index a partitioned table cannot carry itself);
+* the processing queue (``event_queue``: recorded events waiting for a processor;
+  ``processor_lanes``: the ``PROCESSOR_LANES`` row locks by which processors share the work while
+  keeping each order's events in the order received);
 * the transactional outbox (``event_outbox``: one row per canonical event to publish, written in the
   ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` row locks by which relay processes
   share the work while keeping each message key's events in order).
@@ -49,15 +52,18 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 __all__ = [
     "EVENT_STATUSES",
     "OUTBOX_LANES",
+    "PROCESSOR_LANES",
     "TRANSPORTS",
     "business_unit_sales_systems",
     "business_units",
     "countries",
     "event_outbox",
+    "event_queue",
     "integration_event_keys",
     "integration_events",
     "metadata",
     "outbox_lanes",
+    "processor_lanes",
     "sales_channel_configurations",
     "sales_systems",
     "service_order_versions",
@@ -68,6 +74,7 @@ __all__ = [
 EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed")
 TRANSPORTS = ("webhook", "poll", "kafka", "replay")
 OUTBOX_LANES = 64  # a message key always hashes to the same lane: crc32(key) % OUTBOX_LANES
+PROCESSOR_LANES = 64  # an order's events always hash to the same lane: crc32(system:order key) % lanes
 
 metadata = MetaData(
     naming_convention={
@@ -222,6 +229,7 @@ integration_events = Table(
     Column("body_size", Integer, nullable=False),
     Column("idempotency_key", Text, nullable=False),
     Column("source_event_key", Text, nullable=True, comment="the source's own event id"),
+    Column("order_key", Text, nullable=True, comment="the source's order reference, at intake"),
     Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("status", String(16), nullable=False),
     Column("errors", JSONB, nullable=True),
@@ -295,4 +303,26 @@ outbox_lanes = Table(
     metadata,
     Column("lane", SmallInteger, primary_key=True, autoincrement=False),
     comment="one row per lane; a relay holds a lane's row lock while it publishes that lane",
+)
+
+event_queue = Table(
+    "event_queue",
+    metadata,
+    Column("queue_id", BigInteger, Identity(always=True), primary_key=True, comment="processing order"),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source_system", String(32), nullable=False),
+    Column("lane", SmallInteger, nullable=False, comment="crc32(system:order key) % lanes"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    _now(),
+    CheckConstraint(f"lane >= 0 AND lane < {PROCESSOR_LANES}", name="lane"),
+    Index("ix_event_queue_lane", "lane", "queue_id"),
+    comment="recorded events waiting for a processor; a row goes when its event is processed",
+)
+
+processor_lanes = Table(
+    "processor_lanes",
+    metadata,
+    Column("lane", SmallInteger, primary_key=True, autoincrement=False),
+    comment="one row per lane; a processor holds a lane's row lock while it processes that lane",
 )
