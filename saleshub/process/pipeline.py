@@ -28,8 +28,6 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Text, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from adapters.base import EventInfo, SourceAdapter
 from canonical.events import EventKind
@@ -38,11 +36,11 @@ from saleshub.errors import (
     DataError,
     DecodeError,
     MappingError,
-    RetriableError,
 )
 from saleshub.mapping.engine import CompiledMapping, MappedOrder
 from saleshub.publish.outbox import Outbox
 from saleshub.store.arrays import array_rows
+from saleshub.store.failures import as_retriable
 from saleshub.store.orders import OrderOutcome, write_orders
 from saleshub.store.tables import integration_event_keys, integration_events
 
@@ -54,7 +52,6 @@ __all__ = [
     "Stage",
     "Status",
     "Transport",
-    "as_retriable",
 ]
 
 log = logging.getLogger(__name__)
@@ -395,19 +392,3 @@ def _event_row(
         "processing_ms": round((time.perf_counter() - started) * 1000, 3),
         "replay_of": event.replay_of,
     }
-
-
-def as_retriable(exc: BaseException) -> RetriableError | None:
-    """``exc`` as a ``RetriableError`` if it means the database is unavailable, else ``None``."""
-    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_unavailable(exc)):
-        return RetriableError(f"the database is unavailable: {exc.orig or exc}")
-    if isinstance(exc, PoolTimeoutError):
-        return RetriableError(f"no database connection free within the pool timeout: {exc}")
-    return None
-
-
-def _is_unavailable(exc: DBAPIError) -> bool:
-    # OperationalError covers a refused, dropped or shut-down connection; SQLSTATE class 57
-    # (operator intervention, e.g. admin shutdown) and 08 (connection exception) say the same.
-    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    return isinstance(exc, OperationalError) or sqlstate[:2] in ("08", "57")

@@ -38,9 +38,9 @@ from sqlalchemy import Engine, Row, text
 
 from canonical.events import EventKind
 from saleshub.errors import RetriableError
-from saleshub.process.pipeline import as_retriable
 from saleshub.publish.framing import Framing
 from saleshub.publish.schemas import EventSchemas
+from saleshub.store.failures import as_retriable
 from saleshub.store.tables import OUTBOX_LANES
 
 __all__ = ["BrokerUnavailableError", "OutboxRelay", "RelayRound", "RelayStalledError", "cloudevents_headers"]

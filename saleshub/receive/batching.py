@@ -28,7 +28,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from saleshub.process.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent, as_retriable
+from saleshub.process.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent
+from saleshub.store.failures import as_retriable
 
 __all__ = ["BatchWriter"]
 

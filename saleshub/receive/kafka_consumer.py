@@ -30,8 +30,8 @@ from saleshub.process.pipeline import (
     IngestResult,
     ProcessedEvent,
     Status,
-    as_retriable,
 )
+from saleshub.store.failures import as_retriable
 
 __all__ = ["ConsumeRound", "OrderEventConsumer", "dead_letter_headers"]
 

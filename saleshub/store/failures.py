@@ -1,0 +1,50 @@
+"""Database failures translated into the hub's error tree, in one place for every caller.
+
+SQLAlchemy and psycopg raise their own exceptions; above the store nothing should need to know them
+(as httpx maps httpcore's errors in its transport). ``as_retriable`` says whether an exception means
+"the database is unavailable" (a refused, dropped or shut-down connection, an exhausted pool), and
+``database_errors`` re-raises such an exception as ``RetriableError`` for the ``with`` block it
+guards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from saleshub.errors import RetriableError
+
+__all__ = ["as_retriable", "database_errors"]
+
+
+def as_retriable(exc: BaseException) -> RetriableError | None:
+    """``exc`` as a ``RetriableError`` if it means the database is unavailable, else ``None``."""
+    if isinstance(exc, RetriableError):
+        return exc
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_unavailable(exc)):
+        return RetriableError(f"the database is unavailable: {exc.orig or exc}")
+    if isinstance(exc, PoolTimeoutError):
+        return RetriableError(f"no database connection free within the pool timeout: {exc}")
+    return None
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Re-raise an unavailable-database error of the block as ``RetriableError``; others unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        retriable = as_retriable(exc)
+        if retriable is not None and retriable is not exc:
+            raise retriable from exc
+        raise
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    # OperationalError covers a refused, dropped or shut-down connection; SQLSTATE class 57
+    # (operator intervention, e.g. admin shutdown) and 08 (connection exception) say the same.
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return isinstance(exc, OperationalError) or sqlstate[:2] in ("08", "57")
