@@ -3,7 +3,8 @@
 An adapter knows its transport details, never the field mapping (that lives in ``mappings/``):
 
 * ``decode`` turns body bytes into a document (JSON value or XML element), safely;
-* ``classify`` reads the event type, idempotency key and source version from the document;
+* ``classify`` reads the event type, idempotency key, source version and the order's reference from
+  the document (cheap: intake runs it for every event before recording it);
 * ``mapping_name`` picks the mapping file (``order`` unless overridden).
 
 ``translate`` runs the whole chain and only ever raises ``DataError`` subclasses for bad input, so a
@@ -29,12 +30,18 @@ _SYSTEM_CODE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 
 @dataclass(frozen=True, slots=True)
 class EventInfo:
-    """What an inbound event is: its type, its idempotency key and the order's source version."""
+    """What an inbound event is: its type, idempotency key, the order's source version and reference.
+
+    ``order_key`` is the source's own reference of the order (the value the mapping reads as
+    ``external_order_id``), learned at intake so an order's events are processed one after another;
+    ``None`` when the body does not carry it where the adapter looks (the mapping then decides).
+    """
 
     event_type: EventType
     idempotency_key: str
     source_version: int | None
     mapping_name: str = "order"
+    order_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from saleshub.commands.db import db_app
 from saleshub.commands.events import events_app
 from saleshub.commands.kafka import kafka_app
 from saleshub.commands.orders import orders_app
+from saleshub.commands.process import process
 from saleshub.commands.serve import serve, status
 from saleshub.console import err, out
 from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
@@ -51,6 +52,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(kafka_app, name="kafka")
 app.command("serve")(serve)
 app.command("status")(status)
+app.command("process")(process)
 
 
 MappingsDir = Annotated[

@@ -3,7 +3,8 @@
 ``HubRuntime.open(settings)`` loads and checks every mapping (a broken mapping stops the start with
 every problem listed), opens the database (embedded when no URL is set), optionally migrates it,
 creates the event partitions and checks that every adapter's system is registered, and wires the
-ingestion pipeline (with its outbox), the event schemas and the secret store.
+recorder every transport uses, the processors' factory, the outbox, the event schemas, the secret
+store and the telemetry port.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from saleshub.errors import ConfigurationError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.platform.secrets import SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
-from saleshub.process.pipeline import IngestPipeline
+from saleshub.platform.telemetry import NoTelemetry, Telemetry
+from saleshub.process.processor import Processor
 from saleshub.publish.outbox import Outbox
 from saleshub.publish.schemas import EventSchemas
+from saleshub.receive.recorder import Recorder
 from saleshub.store.database import Database, open_database
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
@@ -36,15 +39,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class HubRuntime:
-    """Settings, mappings, adapters, database, pipeline and secrets of one hub process."""
+    """Settings, mappings, adapters, database, recorder, outbox, secrets and telemetry of one process."""
 
     settings: Settings
     catalog: MappingCatalog
     adapters: dict[str, SourceAdapter]
     database: Database
-    pipeline: IngestPipeline
+    recorder: Recorder
+    outbox: Outbox
     secrets: SecretStore
     schemas: EventSchemas
+    telemetry: Telemetry
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = False) -> HubRuntime:
@@ -65,8 +70,13 @@ class HubRuntime:
             database.close()
             raise
         log.info("hub using %s; %d mappings loaded", database.description, len(catalog))
-        pipeline = IngestPipeline(database.engine, adapters, Outbox(schemas))
-        return cls(settings, catalog, adapters, database, pipeline, secrets, schemas)
+        outbox = Outbox(schemas)
+        recorder = Recorder(database.engine, outbox)
+        return cls(settings, catalog, adapters, database, recorder, outbox, secrets, schemas, NoTelemetry())
+
+    def processor(self) -> Processor:
+        """A new processor of recorded events (each processing thread or process has its own)."""
+        return Processor(self.database.engine, self.adapters, self.outbox, telemetry=self.telemetry)
 
     def close(self) -> None:
         """Release the database (and the embedded server's hold)."""

@@ -1,8 +1,8 @@
-"""The Kafka side of a running hub: the outbox relay and the inbound consumer, built from the settings.
+"""The background work of a running hub: processors, outbox relays and the inbound consumer.
 
-``saleshub serve`` starts both as background threads when ``kafka_bootstrap_servers`` is set;
-``saleshub kafka relay`` and ``saleshub kafka consume`` run one of them alone, so an operator can run
-several relay or consumer processes beside the web workers.
+``saleshub serve`` starts the processors, and the relays and the consumer when Kafka is configured,
+as threads beside the web workers; ``saleshub process``, ``saleshub kafka relay`` and ``saleshub
+kafka consume`` run one kind alone, so an operator can scale each in processes of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from saleshub.publish.relay import OutboxRelay
 from saleshub.receive.kafka_consumer import OrderEventConsumer
 from saleshub.runtime import HubRuntime
 
-__all__ = ["KafkaServices", "build_consumer", "build_relay", "framing_from_settings", "outbound_topics"]
+__all__ = ["Services", "build_consumer", "build_relay", "framing_from_settings", "outbound_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def build_consumer(hub: HubRuntime) -> OrderEventConsumer | None:
     if not settings.kafka_pyxis_topic:
         return None
     return OrderEventConsumer(
-        hub.pipeline,
+        hub.recorder,
+        hub.adapters,
         Consumer(consumer_config(settings)),
         Producer(producer_config(settings, "saleshub-dead-letters")),
         system="pyxis",
@@ -75,8 +76,8 @@ def build_consumer(hub: HubRuntime) -> OrderEventConsumer | None:
 
 
 @dataclass
-class KafkaServices:
-    """Background threads running the relays (``relay_threads``) and the consumer until ``stop``."""
+class Services:
+    """Background threads running processors, relays (``relay_threads``) and the consumer until ``stop``."""
 
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -84,10 +85,15 @@ class KafkaServices:
     consumer: OrderEventConsumer | None = None
 
     @classmethod
-    def start(cls, hub: HubRuntime, *, relay: bool = True, consumer: bool = True) -> KafkaServices:
-        """Create the topics if missing and start the requested parts."""
-        _create_topics(hub.settings)
+    def start(
+        cls, hub: HubRuntime, *, processors: int = 0, relay: bool = False, consumer: bool = False
+    ) -> Services:
+        """Start the requested parts (creating the Kafka topics first if a Kafka part is asked for)."""
         services = cls()
+        for number in range(processors):
+            services._spawn(f"processor-{number}", hub.processor().run)
+        if relay or consumer:
+            _create_topics(hub.settings)
         if relay:
             for number in range(hub.settings.relay_threads):
                 publisher = build_relay(hub)

@@ -53,4 +53,6 @@ class ErpAdapter(SourceAdapter):
             event_type = EventType.CREATED
         else:
             event_type = EventType.UPDATED
-        return EventInfo(event_type, f"{key.strip()}@{updated.strip()}", revision)
+        number = document.get("OrderNumber")
+        order_key = number.strip() or None if isinstance(number, str) else None
+        return EventInfo(event_type, f"{key.strip()}@{updated.strip()}", revision, order_key=order_key)

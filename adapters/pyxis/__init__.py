@@ -50,4 +50,6 @@ class PyxisAdapter(SourceAdapter):
         revision = order.get("revision")
         if revision is not None and (type(revision) is not int or revision < 0):
             raise self.fail(f"order.revision must be a whole number ≥ 0; got {revision!r}")
-        return EventInfo(_EVENT_TYPES[kind], event_id.strip(), revision)
+        order_id = order.get("orderId")
+        order_key = order_id.strip() or None if isinstance(order_id, str) else None
+        return EventInfo(_EVENT_TYPES[kind], event_id.strip(), revision, order_key=order_key)

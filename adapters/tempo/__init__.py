@@ -48,4 +48,10 @@ class TempoAdapter(SourceAdapter):
         sequence = (document.get("sequence") or "").strip()
         if sequence and not (sequence.isdigit() and len(sequence) <= 18):
             raise self.fail(f"attribute sequence must be a whole number; got {sequence!r}")
-        return EventInfo(_ACTIONS[action], message_id, int(sequence) if sequence else None)
+        number = document.findtext(f"{{{TEMPO_NAMESPACE}}}Order/{{{TEMPO_NAMESPACE}}}OrderNumber")
+        return EventInfo(
+            _ACTIONS[action],
+            message_id,
+            int(sequence) if sequence else None,
+            order_key=(number or "").strip() or None,
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ from saleshub.errors import SalesHubError
 from saleshub.platform.settings import Settings
 from saleshub.store.database import Database, open_database
 
-__all__ = ["database", "fail", "parse_time", "parse_uuid"]
+__all__ = ["database", "fail", "parse_time", "parse_uuid", "wait_for_signal"]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -55,3 +57,12 @@ def parse_time(value: str | None, what: str) -> datetime | None:
     except ValueError:
         raise fail(f"{what} must be an ISO 8601 date or time like 2026-11-01T08:00; got {value!r}") from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):  # a timed wait, so the main thread keeps receiving signals
+        pass

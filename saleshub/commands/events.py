@@ -107,7 +107,7 @@ def replay(
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
-    """Re-run stored events through the current mappings (default: every open quarantined one)."""
+    """Map stored events again with the current mappings (default: every open quarantined one)."""
     selection = ReplaySelection(
         event_id=parse_uuid(event_id, "--event") if event_id else None,
         system=system,
@@ -122,9 +122,8 @@ def replay(
         raise fail(str(exc)) from None
     tune_collector()
     try:
-        with hub.database.engine.connect() as conn:
-            keys = select_events(conn, selection)
-        replayer = Replayer(hub.pipeline)
+        keys = select_events(hub.database.engine, selection)
+        replayer = Replayer(hub.recorder, hub.adapters, hub.processor())
         with Progress(console=out, transient=True) as progress:
             task = progress.add_task("replaying", total=len(keys))
             summary = replayer.replay(keys, lambda n: progress.advance(task, n))

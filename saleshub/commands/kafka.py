@@ -8,21 +8,19 @@ a backlog by hand, or create the topics ahead of time.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 import typer
 from confluent_kafka import KafkaException
 
-from saleshub.commands.common import fail
+from saleshub.commands.common import fail, wait_for_signal
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.platform.kafka_clients import ensure_topics
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
-from saleshub.services import KafkaServices, build_relay, outbound_topics
+from saleshub.services import Services, build_relay, outbound_topics
 
 __all__ = ["kafka_app"]
 
@@ -43,14 +41,6 @@ def _hub() -> HubRuntime:
     return hub
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5):  # a timed wait, so the main thread keeps receiving signals
-        pass
-
-
 @kafka_app.command("relay")
 def relay(
     drain: Annotated[bool, typer.Option("--drain", help="publish the backlog, then exit")] = False,
@@ -61,10 +51,10 @@ def relay(
         if drain:
             _drain(hub)
             return
-        services = KafkaServices.start(hub, consumer=False)
+        services = Services.start(hub, relay=True)
         servers = hub.settings.kafka_bootstrap_servers
         out.print(f"outbox relay ({len(services.relays)} threads) publishing to {servers}; Ctrl+C stops")
-        _wait_for_signal()
+        wait_for_signal()
         services.stop()
     finally:
         hub.close()
@@ -88,14 +78,17 @@ def _drain(hub: HubRuntime) -> None:
 
 @kafka_app.command("consume")
 def consume() -> None:
-    """Consume the Pyxis order-event topic into the hub until stopped (a consumer-group member)."""
+    """Consume the Pyxis order-event topic into the hub until stopped (a consumer-group member).
+
+    The consumer records; run processors (`saleshub serve` or `saleshub process`) to map the events.
+    """
     hub = _hub()
     try:
         if not hub.settings.kafka_pyxis_topic:
             raise fail("no topic to consume: set SALESHUB_KAFKA_PYXIS_TOPIC")
-        services = KafkaServices.start(hub, relay=False)
+        services = Services.start(hub, consumer=True)
         out.print(f"consuming {hub.settings.kafka_pyxis_topic} as group {hub.settings.kafka_consumer_group}")
-        _wait_for_signal()
+        wait_for_signal()
         services.stop()
     finally:
         hub.close()

@@ -26,7 +26,7 @@ from saleshub.errors import ConfigurationError, SalesHubError
 from saleshub.platform.settings import Settings
 from saleshub.publish.outbox import Backlog, backlog
 from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
-from saleshub.services import KafkaServices
+from saleshub.services import Services
 from saleshub.store import queries
 from saleshub.store.migrate import current_revision, head_revision
 from saleshub.store.partitions import list_partitions
@@ -88,7 +88,8 @@ def serve(
     _announce(hub, host, port, workers)
     tune_collector()
     tune_thread_switching(settings.thread_switch_interval_ms)
-    kafka = KafkaServices.start(hub) if settings.kafka_bootstrap_servers else None
+    kafka_on = bool(settings.kafka_bootstrap_servers)
+    background = Services.start(hub, processors=1, relay=kafka_on, consumer=kafka_on)
     options = {
         "host": host,
         "port": port,
@@ -112,8 +113,7 @@ def serve(
                 **options,  # type: ignore[arg-type]
             )
     finally:
-        if kafka is not None:
-            kafka.stop()
+        background.stop()
         hub.close()
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from saleshub.platform.settings import Settings
-from saleshub.receive.batching import BatchWriter
+from saleshub.receive.batching import GroupCommit
 from saleshub.receive.responses import EventReceipt, Health, Readiness
 from saleshub.receive.webhooks import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, receive
 from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def create_app(runtime: HubRuntime | None = None, settings: Settings | None = None) -> FastAPI:
     """The application; opens its own runtime from ``settings`` at start-up when none is given."""
     state: dict[str, HubRuntime] = {}
-    writers: dict[str, BatchWriter] = {}
+    writers: dict[str, GroupCommit] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -41,7 +41,7 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         if runtime is None:  # a server worker process of its own
             tune_collector()
             tune_thread_switching(hub.settings.thread_switch_interval_ms)
-        writer = BatchWriter(hub.pipeline, linger=hub.settings.write_linger_ms / 1000)
+        writer = GroupCommit(hub.recorder)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer
         try:

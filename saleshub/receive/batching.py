@@ -1,20 +1,12 @@
 """Group commit for the webhook path: one writer thread records queued events a batch at a time.
 
-Webhook handlers decode and map on the event loop, then hand the processed event to the
-``BatchWriter`` and await its result. The writer drains whatever is queued (up to ``max_batch``),
-writes it with ``IngestPipeline.record_many`` in **one** transaction (a few set-based statements),
-and resolves every waiting handler only after that commit. Under load, many events share one
-commit and one set of round trips; when idle, a lone event is written at once.
+Webhook handlers check, decode and classify on the event loop (``saleshub.receive.intake``), then
+hand the admitted event to the ``GroupCommit`` and await its receipt. The writer thread drains
+whatever is queued (up to ``max_batch``), records it with ``Recorder.record_many`` in **one**
+transaction (a few set-based statements), and resolves every waiting handler only after that
+commit. Under load many events share one commit; when idle, a lone event is written at once.
 
-A transaction costs about the same for 2 events as for 20 (its statements, round trips and commit
-are fixed costs), and under load the queue is often nearly empty at the moment the writer looks. So,
-like Kafka's ``linger.ms``, the writer can wait (``linger`` seconds, ``SALESHUB_WRITE_LINGER_MS``)
-for a batch to fill while events keep coming: the previous batch had more than one event, or this
-one arrived within ``linger`` of the last write. An event after a quiet spell is written at once.
-It is off by default: with 3 ms, batches grew from ~5 to ~14 events, but the measured effect on
-throughput is not settled (README, Benchmarks).
-
-If a batch fails for a reason other than the database being down, its events are retried one by
+If a batch fails for a reason other than the database being down, its events are recorded one by
 one, so one bad event cannot fail its neighbours. When the database is down, every waiting handler
 gets ``RetriableError`` (the webhook answers 503 and nothing was written).
 """
@@ -25,13 +17,13 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 from dataclasses import dataclass
 
-from saleshub.process.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent
-from saleshub.store.failures import as_retriable
+from saleshub.errors import RetriableError
+from saleshub.receive.intake import Admission, InboundEvent
+from saleshub.receive.recorder import Receipt, Recorder
 
-__all__ = ["BatchWriter"]
+__all__ = ["GroupCommit"]
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +31,15 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Item:
     event: InboundEvent
-    processed: ProcessedEvent
-    started: float
-    future: asyncio.Future[IngestResult]
+    admission: Admission
+    future: asyncio.Future[Receipt]
     loop: asyncio.AbstractEventLoop
 
 
-def _resolve(outcomes: list[tuple[_Item, IngestResult | BaseException]]) -> None:
+def _resolve(outcomes: list[tuple[_Item, Receipt | BaseException]]) -> None:
     """Settle the callers' futures, with one wake-up of each event loop for the whole batch."""
 
-    def settle(pairs: list[tuple[_Item, IngestResult | BaseException]]) -> None:
+    def settle(pairs: list[tuple[_Item, Receipt | BaseException]]) -> None:
         for item, result in pairs:
             if item.future.done():  # the caller went away (client disconnected); the write stands
                 continue
@@ -57,7 +48,7 @@ def _resolve(outcomes: list[tuple[_Item, IngestResult | BaseException]]) -> None
             else:
                 item.future.set_result(result)
 
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, IngestResult | BaseException]]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, Receipt | BaseException]]] = {}
     for item, result in outcomes:
         by_loop.setdefault(item.loop, []).append((item, result))
     for loop, pairs in by_loop.items():
@@ -65,13 +56,13 @@ def _resolve(outcomes: list[tuple[_Item, IngestResult | BaseException]]) -> None
         loop.call_soon_threadsafe(settle, pairs)
 
 
-class BatchWriter:
+class GroupCommit:
     """A writer thread that records events for async callers, one transaction per batch."""
 
-    def __init__(self, pipeline: IngestPipeline, max_batch: int = 128, linger: float = 0.0) -> None:
-        self.pipeline, self.max_batch, self.linger = pipeline, max_batch, linger
+    def __init__(self, recorder: Recorder, max_batch: int = 128) -> None:
+        self.recorder, self.max_batch = recorder, max_batch
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="saleshub-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="saleshub-recorder", daemon=True)
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -82,31 +73,23 @@ class BatchWriter:
         self._queue.put(None)
         self._thread.join()
 
-    async def submit(self, event: InboundEvent, processed: ProcessedEvent, started: float) -> IngestResult:
+    async def submit(self, event: InboundEvent, admission: Admission) -> Receipt:
         """Record ``event``; returns after its transaction committed (or raises ``RetriableError``)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[IngestResult] = loop.create_future()
-        self._queue.put(_Item(event, processed, started, future, loop))
+        future: asyncio.Future[Receipt] = loop.create_future()
+        self._queue.put(_Item(event, admission, future, loop))
         return await future
 
     def _run(self) -> None:
-        busy = False  # whether the previous batch had more than one event
         while True:
-            idle_since = time.monotonic()
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
             stopping = False
-            now = time.monotonic()
-            # Events keep coming (the last batch had company, or this one came within the linger
-            # time): wait for the batch to fill. After a quiet spell, write at once.
-            keeps_coming = busy or now - idle_since < self.linger
-            deadline = now + self.linger if keeps_coming else now
             while len(batch) < self.max_batch:
-                wait = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
@@ -114,26 +97,22 @@ class BatchWriter:
                     break
                 batch.append(item)
             self._write(batch)
-            busy = len(batch) > 1
             if stopping:
                 return
 
     def _write(self, batch: list[_Item]) -> None:
         try:
-            with self.pipeline.engine.begin() as conn:
-                results = self.pipeline.record_many(
-                    conn, [(item.event, item.processed, item.started) for item in batch]
-                )
-        except Exception as exc:  # every waiting caller must hear of it; the cause decides how
-            retriable = as_retriable(exc)
-            if retriable is None and len(batch) > 1:
-                log.warning("a batch of %d events failed (%s); writing them one by one", len(batch), exc)
+            receipts = self.recorder.record_batch([(item.event, item.admission) for item in batch])
+        except RetriableError as exc:
+            _resolve([(item, exc) for item in batch])
+            return
+        except Exception as exc:  # every waiting caller must hear of it
+            if len(batch) > 1:
+                log.warning("a batch of %d events failed (%s); recording them one by one", len(batch), exc)
                 for item in batch:
                     self._write([item])
                 return
-            if retriable is None:
-                log.exception("recording a %s event failed", batch[0].event.system)
-            error: BaseException = retriable or exc
-            _resolve([(item, error) for item in batch])
+            log.exception("recording a %s event failed", batch[0].event.system)
+            _resolve([(batch[0], exc)])
             return
-        _resolve(list(zip(batch, results, strict=True)))
+        _resolve(list(zip(batch, receipts, strict=True)))

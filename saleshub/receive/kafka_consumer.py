@@ -1,37 +1,35 @@
-"""The inbound consumer: a source system's order-event topic (Pyxis: JSON records) into the pipeline.
+"""The inbound consumer: a source system's order-event topic (Pyxis: JSON records), recorded.
 
-Each round takes up to ``batch_size`` records, processes them like any inbound event (decode,
-classify, map) and records them in **one** database transaction through the same pipeline as the
-webhooks. Only after that commit are the offsets stored (``enable.auto.offset.store=false``; the
-client's auto-commit then commits what was stored), so a consumer killed before its commit gets the
-same records again, and the pipeline's idempotency key (the source's event id, else the body's
-hash) makes the second pass write no duplicate.
+Each round takes up to ``batch_size`` records, admits them like any inbound event (decode and
+classify, ``saleshub.receive.intake``) and records them in **one** database transaction through the
+same recorder as the webhooks; a processor maps them afterwards. Only after that commit are the
+offsets stored (``enable.auto.offset.store=false``; the client's auto-commit then commits what was
+stored), so a consumer killed before its commit gets the same records again, and the idempotency
+key (the source's event id, else the body's hash) makes the second pass write nothing.
 
-A record that cannot be decoded or mapped is recorded and quarantined like a bad webhook, then
+A record that cannot be decoded or classified is recorded and quarantined like a bad webhook, then
 forwarded to the dead-letter topic with the error in ``saleshub.error.*`` headers; its offset is
-stored with the others, so a poison record never blocks its partition. If the database is down the
-round's partitions are rewound to its first records and retried after a pause: nothing is skipped.
+stored with the others, so a poison record never blocks its partition. (A record that decodes but
+fails its mapping is quarantined later by the processor and announced as an ``order_rejected``
+event, like every rejected event.) If the database is down the round's partitions are rewound to
+its first records and retried after a pause: nothing is skipped.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from saleshub.errors import RetriableError
-from saleshub.process.pipeline import (
-    InboundEvent,
-    IngestPipeline,
-    IngestResult,
-    ProcessedEvent,
-    Status,
-)
-from saleshub.store.failures import as_retriable
+from adapters.base import SourceAdapter
+from saleshub.errors import RetriableError, UnknownAdapterError
+from saleshub.receive.intake import Admission, InboundEvent, admit
+from saleshub.receive.recorder import Receipt, Recorder
+from saleshub.store.events import Status
 
 __all__ = ["ConsumeRound", "OrderEventConsumer", "dead_letter_headers"]
 
@@ -58,7 +56,7 @@ def _headers(message: Message) -> Headers:
     return list(raw.items()) if isinstance(raw, dict) else list(raw)
 
 
-def dead_letter_headers(message: Message, result: IngestResult) -> Headers:
+def dead_letter_headers(message: Message, result: Receipt) -> Headers:
     """The original record's headers plus where it came from and why the hub rejected it."""
     errors = result.errors or {}
     extra = {
@@ -86,7 +84,8 @@ class OrderEventConsumer:
 
     def __init__(
         self,
-        pipeline: IngestPipeline,
+        recorder: Recorder,
+        adapters: Mapping[str, SourceAdapter],
         consumer: Consumer,
         dead_letters: Producer,
         *,
@@ -95,10 +94,10 @@ class OrderEventConsumer:
         dead_letter_topic: str,
         batch_size: int = 500,
     ) -> None:
-        adapter = pipeline.adapter(system)
+        adapter = adapters.get(system)
         if adapter is None:
-            raise ValueError(f"no adapter for system {system!r}")
-        self.pipeline, self.adapter = pipeline, adapter
+            raise UnknownAdapterError(system, sorted(adapters))
+        self.recorder, self.adapter = recorder, adapter
         self.consumer, self.dead_letters = consumer, dead_letters
         self.system, self.topic, self.dead_letter_topic = system, topic, dead_letter_topic
         self.batch_size = batch_size
@@ -128,25 +127,14 @@ class OrderEventConsumer:
                 log.warning("Kafka consumer: %s", error)
         return messages
 
-    def _process(self, messages: list[Message]) -> list[tuple[InboundEvent, ProcessedEvent, float]]:
-        started = time.perf_counter()
+    def _admit(self, messages: list[Message]) -> list[tuple[InboundEvent, Admission]]:
         items = []
         for message in messages:
             event = self._event(message)
-            items.append((event, self.pipeline.process(event, self.adapter), started))
+            items.append((event, admit(event, self.adapter)))
         return items
 
-    def _record(self, items: list[tuple[InboundEvent, ProcessedEvent, float]]) -> list[IngestResult]:
-        try:
-            with self.pipeline.engine.begin() as conn:
-                return self.pipeline.record_many(conn, items)
-        except Exception as exc:
-            retriable = as_retriable(exc)
-            if retriable is not None:
-                raise retriable from exc
-            raise
-
-    def _acknowledge(self, messages: list[Message], results: list[IngestResult]) -> ConsumeRound:
+    def _acknowledge(self, messages: list[Message], results: list[Receipt]) -> ConsumeRound:
         """Dead-letter the rejected records, then store the offsets after every record of the batch."""
         rejected = [(m, r) for m, r in zip(messages, results, strict=True) if r.status in _REJECTED]
         if rejected:
@@ -164,12 +152,12 @@ class OrderEventConsumer:
         if not messages:
             return ConsumeRound()
         try:
-            return self._acknowledge(messages, self._record(self._process(messages)))
+            return self._acknowledge(messages, self.recorder.record_batch(self._admit(messages)))
         except Exception:
             self._rewind(messages)
             raise
 
-    def _dead_letter(self, rejected: list[tuple[Message, IngestResult]]) -> None:
+    def _dead_letter(self, rejected: list[tuple[Message, Receipt]]) -> None:
         failures: list[str] = []
 
         def on_delivery(error: KafkaError | None, _message: Message) -> None:

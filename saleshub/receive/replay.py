@@ -1,12 +1,14 @@
-"""Replay: re-run stored events through the current mappings, in batches, recording each re-run.
+"""Replay: stored events taken in again, so the processor maps them through the current mappings.
 
 A replay is a new integration event (transport ``replay``) whose ``replay_of`` names the original
 (always the first event, also when a replay is replayed again) and whose raw body is not copied: it
-stays with the original. The original gets ``superseded_by`` set, so "all open quarantined events"
-shrinks as problems are fixed, while its own status and errors stay as they were for the audit.
+stays with the original. It is recorded like any inbound event (``accepted`` and queued) and the
+original gets ``superseded_by`` in the same transaction, so "all open quarantined events" shrinks
+as problems are fixed, while the original's own status and errors stay as they were for the audit.
 
-Mapping runs outside the transaction; each batch is written in one transaction, so a database
-failure leaves the batch's originals un-superseded and the same command can simply be run again.
+``Replayer.replay`` records the selected events in batches, then lets a processor work the queue
+and waits until every replay has its final status, which the summary counts. A database failure
+leaves the batch's originals un-superseded; the same command can simply be run again.
 """
 
 from __future__ import annotations
@@ -14,23 +16,21 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, DateTime, func, select, update
-from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.orm import aliased
+from sqlalchemy import Engine
 
-from saleshub.process.pipeline import InboundEvent, IngestPipeline
-from saleshub.store.arrays import array_rows
-from saleshub.store.queries import AnyRow
-from saleshub.store.tables import integration_events
+from adapters.base import SourceAdapter
+from saleshub.process.processor import Processor
+from saleshub.receive.intake import InboundEvent, admit
+from saleshub.receive.recorder import Recorder
+from saleshub.store import events as store
+from saleshub.store.events import Status
+from saleshub.store.failures import database_errors
 
 __all__ = ["ReplaySelection", "ReplaySummary", "Replayer", "select_events"]
-
-_E = integration_events.c
-_OPEN_STATUSES = ("quarantined", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +60,18 @@ class ReplaySummary:
         return sum(self.statuses.values())
 
 
-_EVENT_KEYS = (("event_id", UUID(as_uuid=True)), ("received_at", DateTime(timezone=True)))
-_SUPERSEDING = array_rows(*_EVENT_KEYS, ("superseded_by", UUID(as_uuid=True)))
-_SUPERSEDE = (
-    update(integration_events)
-    .where(_E.event_id == _SUPERSEDING.c.event_id, _E.received_at == _SUPERSEDING.c.received_at)
-    .values(superseded_by=_SUPERSEDING.c.superseded_by)
-)
-
-
-def select_events(conn: Connection, selection: ReplaySelection) -> list[tuple[uuid.UUID, datetime]]:
+def select_events(engine: Engine, selection: ReplaySelection) -> list[tuple[uuid.UUID, datetime]]:
     """The ``(event_id, received_at)`` keys of the selected events, oldest first."""
-    query = select(_E.event_id, _E.received_at).order_by(_E.received_at, _E.event_id)
-    if selection.event_id is not None:
-        query = query.where(_E.event_id == selection.event_id)
-    else:
-        if selection.open_only:
-            query = query.where(_E.status.in_(_OPEN_STATUSES), _E.superseded_by.is_(None))
-        if selection.system is not None:
-            query = query.where(_E.source_system == selection.system)
-        if selection.since is not None:
-            query = query.where(_E.received_at >= selection.since)
-        if selection.until is not None:
-            query = query.where(_E.received_at < selection.until)
-    if selection.limit is not None:
-        query = query.limit(selection.limit)
-    return [(row.event_id, row.received_at) for row in conn.execute(query)]
+    with database_errors(), engine.connect() as conn:
+        return store.select_event_keys(
+            conn,
+            event_id=selection.event_id,
+            system=selection.system,
+            since=selection.since,
+            until=selection.until,
+            open_only=selection.open_only,
+            limit=selection.limit,
+        )
 
 
 def _chunks(
@@ -96,10 +82,19 @@ def _chunks(
 
 
 class Replayer:
-    """Replays selected events through ``pipeline`` (and so through its current mappings)."""
+    """Records replays of stored events and waits for the processor to map them."""
 
-    def __init__(self, pipeline: IngestPipeline, batch_size: int = 500) -> None:
-        self.pipeline, self.engine, self.batch_size = pipeline, pipeline.engine, batch_size
+    def __init__(
+        self,
+        recorder: Recorder,
+        adapters: Mapping[str, SourceAdapter],
+        processor: Processor,
+        batch_size: int = 500,
+        wait_seconds: float = 300.0,
+    ) -> None:
+        self.recorder, self.adapters, self.processor = recorder, dict(adapters), processor
+        self.engine = recorder.engine
+        self.batch_size, self.wait_seconds = batch_size, wait_seconds
 
     def replay(
         self, keys: Sequence[tuple[uuid.UUID, datetime]], progress: Callable[[int], None] | None = None
@@ -108,70 +103,57 @@ class Replayer:
         summary = ReplaySummary(selected=len(keys))
         started = time.perf_counter()
         for batch in _chunks(keys, self.batch_size):
-            self._replay_batch(batch, summary)
+            replays = self._record_batch(batch, summary)
+            for status in self._wait_for(replays):
+                summary.statuses[status.value] += 1
             if progress is not None:
                 progress(len(batch))
         summary.seconds = time.perf_counter() - started
         return summary
 
-    @staticmethod
-    def _load(conn: Connection, batch: Sequence[tuple[uuid.UUID, datetime]]) -> list[AnyRow]:
-        # The body of a replay lives with its original: join the original when replay_of is set.
-        original = aliased(integration_events)
-        wanted = array_rows(*_EVENT_KEYS)
-        query = (
-            select(
-                _E.event_id,
-                _E.received_at,
-                _E.source_system,
-                _E.content_type,
-                _E.replay_of,
-                func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
-            )
-            .select_from(wanted)
-            .join(
-                integration_events,
-                (_E.event_id == wanted.c.event_id) & (_E.received_at == wanted.c.received_at),
-            )
-            .outerjoin(original, original.c.event_id == _E.replay_of)
-            .order_by(_E.received_at, _E.event_id)
-        )
-        params = {"event_id_array": [key[0] for key in batch], "received_at_array": [key[1] for key in batch]}
-        return list(conn.execute(query, params))
-
-    def _replay_batch(self, batch: Sequence[tuple[uuid.UUID, datetime]], summary: ReplaySummary) -> None:
-        with self.engine.connect() as conn:
-            rows = self._load(conn, batch)
-        work = []
-        for row in rows:
-            adapter = self.pipeline.adapter(row.source_system)
+    def _record_batch(
+        self, batch: Sequence[tuple[uuid.UUID, datetime]], summary: ReplaySummary
+    ) -> list[uuid.UUID]:
+        with database_errors(), self.engine.connect() as conn:
+            stored = store.stored_events(conn, batch)
+        items, originals = [], []
+        for row in stored:
+            adapter = self.adapters.get(row.system)
             if row.body is None or adapter is None:
                 summary.missing_body += 1
                 continue
-            root: uuid.UUID = row.replay_of or row.event_id
-            inbound = InboundEvent(
-                system=row.source_system,
+            root = row.replay_of or row.event_id
+            event = InboundEvent(
+                system=row.system,
                 transport="replay",
-                body=bytes(row.body),
+                body=row.body,
                 content_type=row.content_type,
                 idempotency_key=f"replay:{root}:{uuid.uuid4()}",
                 replay_of=root,
             )
-            begun = time.perf_counter()
-            processed = self.pipeline.process(inbound, adapter)
-            work.append((row.event_id, row.received_at, inbound, processed, begun))
-        with self.engine.begin() as conn:
-            results = self.pipeline.record_many(
-                conn, [(inbound, processed, begun) for _, _, inbound, processed, begun in work]
+            items.append((event, admit(event, adapter)))
+            originals.append(row)
+        if not items:
+            return []
+        with database_errors(), self.engine.begin() as conn:
+            receipts = self.recorder.record_many(conn, items)
+            store.supersede(
+                conn,
+                [
+                    (row.event_id, row.received_at, receipt.event_id)
+                    for row, receipt in zip(originals, receipts, strict=True)
+                ],
             )
-            if results:
-                conn.execute(
-                    _SUPERSEDE,
-                    {
-                        "event_id_array": [event_id for event_id, *_ in work],
-                        "received_at_array": [received_at for _, received_at, *_ in work],
-                        "superseded_by_array": [result.event_id for result in results],
-                    },
-                )
-        for result in results:
-            summary.statuses[result.status.value] += 1
+        return [receipt.event_id for receipt in receipts]
+
+    def _wait_for(self, event_ids: list[uuid.UUID]) -> list[Status]:
+        """Process the queue until these events have their final status (another processor may help)."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            self.processor.drain(timeout=max(1.0, deadline - time.monotonic()))
+            with database_errors(), self.engine.connect() as conn:
+                outcomes = store.event_outcomes(conn, event_ids)
+            statuses = [outcomes[event_id].status for event_id in event_ids if event_id in outcomes]
+            if Status.ACCEPTED not in statuses or time.monotonic() > deadline:
+                return statuses
+            time.sleep(0.2)  # lanes held by another processor: it finishes them shortly

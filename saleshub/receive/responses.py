@@ -15,15 +15,18 @@ __all__ = ["EventReceipt", "Health", "Problem", "Readiness"]
 
 
 class EventReceipt(BaseModel):
-    """The answer to an accepted webhook: the event as recorded and what it did to the order."""
+    """The answer to an accepted webhook: the event as recorded (and, on a repeat, as it stands now)."""
 
     event_id: uuid.UUID = Field(
         description="the hub's id of the recorded event (of the original on a repeat)"
     )
-    status: str = Field(description="mapped, duplicate, stale, quarantined or failed")
+    status: str = Field(
+        description="accepted (recorded, waiting for the processor); on a repeat the original's status "
+        "now: accepted, mapped, duplicate, stale, quarantined or failed"
+    )
     repeated: bool = Field(description="true when this webhook-id was received before; nothing was written")
-    hub_order_id: uuid.UUID | None = None
-    order_version: int | None = None
+    hub_order_id: uuid.UUID | None = Field(default=None, description="on a repeat, once processed")
+    order_version: int | None = Field(default=None, description="on a repeat, once processed")
     errors: dict[str, Any] | None = Field(default=None, description="why the event was quarantined")
 
 

@@ -7,12 +7,13 @@ Answers, in the order they are checked:
 * 401 missing, malformed, stale or wrong Standard Webhooks signature (nothing recorded: the sender
   is not proven);
 * from here the event is recorded: 415 content type the system does not send, 422 body that cannot
-  be decoded or classified (both quarantined), 202 accepted (mapped, duplicate content, stale, or
-  quarantined by the mapping), 200 the ``webhook-id`` was already received (the original event id);
+  be decoded or classified (both quarantined), 202 accepted (recorded; a processor maps it
+  shortly), 200 the ``webhook-id`` was already received (the original event, as it stands now);
 * 503 with ``Retry-After`` when the database cannot commit: nothing was written, resend.
 
 Every 2xx/415/422 answer is sent only after the transaction that recorded the event committed
-(``BatchWriter``: concurrent events share one transaction, group commit).
+(``GroupCommit``: concurrent events share one transaction). Mapping happens after the answer, in
+the processor, so a mapping's cost or failure never makes a webhook slow or fail.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from saleshub.errors import RetriableError
-from saleshub.process.pipeline import InboundEvent, IngestResult, Stage
-from saleshub.receive.batching import BatchWriter
+from saleshub.receive.batching import GroupCommit
+from saleshub.receive.intake import InboundEvent, admit
+from saleshub.receive.recorder import Receipt
 from saleshub.receive.responses import EventReceipt, Problem
 from saleshub.receive.signatures import SignatureError, verify
 from saleshub.runtime import HubRuntime
+from saleshub.store.events import Stage
 
 __all__ = ["PROBLEM", "WEBHOOK_OPENAPI", "WEBHOOK_RESPONSES", "problem", "receive"]
 
@@ -82,7 +85,7 @@ WEBHOOK_OPENAPI: dict[str, Any] = {
 
 WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": EventReceipt, "description": "this webhook-id was received before; nothing written"},
-    202: {"model": EventReceipt, "description": "recorded and processed (see status)"},
+    202: {"model": EventReceipt, "description": "recorded; the processor maps it shortly"},
     401: _problem_schema("signature headers missing, malformed, out of tolerance or not matching"),
     404: _problem_schema("unknown sales system"),
     413: _problem_schema("body larger than the configured limit"),
@@ -113,7 +116,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _receipt(result: IngestResult, status: int) -> JSONResponse:
+def _receipt(result: Receipt, status: int) -> JSONResponse:
     body = EventReceipt(
         event_id=result.event_id,
         status=result.status.value,
@@ -125,7 +128,7 @@ def _receipt(result: IngestResult, status: int) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def _answer(result: IngestResult) -> JSONResponse:
+def _answer(result: Receipt) -> JSONResponse:
     if result.repeated:
         return _receipt(result, 200)
     message = str((result.errors or {}).get("message", ""))
@@ -133,15 +136,15 @@ def _answer(result: IngestResult) -> JSONResponse:
         return problem(
             415, "Unsupported content type", message, event_id=result.event_id, errors=result.errors
         )
-    if result.rejected_input:
+    if result.refused:
         return problem(422, "Unprocessable body", message, event_id=result.event_id, errors=result.errors)
     return _receipt(result, 202)
 
 
-async def receive(hub: HubRuntime, writer: BatchWriter, system: str, request: Request) -> JSONResponse:
+async def receive(hub: HubRuntime, writer: GroupCommit, system: str, request: Request) -> JSONResponse:
     """Handle ``POST /webhooks/{system}`` (see the module docstring for the answers)."""
     settings = hub.settings
-    adapter = hub.pipeline.adapter(system)
+    adapter = hub.adapters.get(system)
     if adapter is None:
         known = ", ".join(sorted(hub.adapters))
         return problem(404, "Unknown sales system", f"no sales system {system!r}; known: {known}")
@@ -168,10 +171,9 @@ async def receive(hub: HubRuntime, writer: BatchWriter, system: str, request: Re
         idempotency_key=webhook_id,
         headers={name: headers[name] for name in _RECORDED_HEADERS if name in headers},
     )
-    started = time.perf_counter()
-    processed = hub.pipeline.process(event, adapter)  # CPU only: decode, classify, map
+    admission = admit(event, adapter)  # CPU only: content type, decode, classify
     try:
-        result = await writer.submit(event, processed, started)
+        result = await writer.submit(event, admission)
     except RetriableError as exc:
         log.warning("webhook from %s not recorded, database unavailable: %s", system, exc)
         response = problem(503, "Database unavailable", "the event was not recorded; resend it later")

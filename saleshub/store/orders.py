@@ -31,12 +31,12 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 
 from canonical.enums import OrderStatus
 from canonical.model import ServiceOrder
-from saleshub.mapping.engine import MappedOrder
+from saleshub.errors import FatalError
 from saleshub.store.arrays import array_rows
 from saleshub.store.database import EncodedJSON
 from saleshub.store.tables import service_order_versions, service_orders
 
-__all__ = ["OrderOutcome", "OrderWrite", "is_stale", "write_orders"]
+__all__ = ["NewOrder", "OrderOutcome", "OrderWrite", "is_stale", "write_orders"]
 
 
 class OrderOutcome(StrEnum):
@@ -47,6 +47,16 @@ class OrderOutcome(StrEnum):
     CANCELLED = "cancelled"
     DUPLICATE = "duplicate"
     STALE = "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """A canonical order to store: the event that brought it and the mapping revision that made it."""
+
+    order: ServiceOrder
+    event_id: uuid.UUID
+    mapping: str  # label system/name@revision#hash
+    mapping_hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +82,8 @@ def is_stale(
     return False
 
 
-def _columns(order: ServiceOrder, mapped: MappedOrder, fingerprint: int) -> dict[str, Any]:
+def _columns(item: NewOrder, fingerprint: int) -> dict[str, Any]:
+    order = item.order
     return {
         "country_code": order.country_code,
         "bu_code": order.bu_code,
@@ -84,8 +95,8 @@ def _columns(order: ServiceOrder, mapped: MappedOrder, fingerprint: int) -> dict
         "fingerprint": fingerprint,
         "source_version": order.source_version,
         "source_updated_at": order.source_updated_at,
-        "mapping": mapped.mapping.label,
-        "mapping_hash": mapped.mapping.content_hash,
+        "mapping": item.mapping,
+        "mapping_hash": item.mapping_hash,
     }
 
 
@@ -146,19 +157,18 @@ _RECORD_VERSIONS = insert(service_order_versions).from_select(
 )
 
 
-def write_orders(conn: Connection, items: Sequence[tuple[MappedOrder, uuid.UUID]]) -> list[OrderWrite]:
-    """Apply each ``(mapped order, event id)`` by the rules above, in ``conn``'s transaction.
+def write_orders(conn: Connection, items: Sequence[NewOrder]) -> list[OrderWrite]:
+    """Apply each new order by the rules above, in ``conn``'s transaction.
 
     Set-based: a handful of statements per call whatever its size, so a batch of events costs a few
     round trips. The orders of one call must be distinct (the caller splits repeats into the next
     call, where they see this call's result).
     """
     prepared = []
-    for mapped, event_id in items:
-        order = mapped.order
-        prepared.append((order, event_id, _columns(order, mapped, order.fingerprint())))
+    for item in items:
+        prepared.append((item.order, item.event_id, _columns(item, item.order.fingerprint())))
     if len({order.hub_order_id for order, _, _ in prepared}) != len(prepared):
-        raise ValueError("write_orders needs distinct orders per call")
+        raise FatalError("write_orders needs distinct orders per call (the caller splits repeats)")
     if not prepared:
         return []
     conn.execute(

@@ -26,11 +26,13 @@ from sqlalchemy.engine import make_url
 
 from saleshub.platform.secrets import EnvSecretStore
 from saleshub.platform.settings import Settings
-from saleshub.process.pipeline import InboundEvent
 from saleshub.publish.outbox import backlog
 from saleshub.receive.app import create_app
+from saleshub.receive.intake import InboundEvent, admit
+from saleshub.receive.recorder import Receipt
 from saleshub.runtime import HubRuntime
 from saleshub.store.embedded import EmbeddedPostgres
+from saleshub.store.events import Status, event_outcomes
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
 from tests.conftest import MAPPINGS, ROOT
@@ -161,14 +163,36 @@ def schema_registry() -> Iterator[str]:
 
 
 def record_batch(hub: HubRuntime, bodies: list[bytes], system: str = "pyxis") -> None:
-    """Process ``bodies`` and record them in one transaction, as a webhook batch would be."""
+    """Record ``bodies`` in one transaction, as a webhook batch would be, and process them."""
     adapter = hub.adapters[system]
     items = []
     for body in bodies:
         event = InboundEvent(system, "webhook", body, "application/json")
-        items.append((event, hub.pipeline.process(event, adapter), time.perf_counter()))
-    with hub.database.engine.begin() as conn:
-        hub.pipeline.record_many(conn, items)
+        items.append((event, admit(event, adapter)))
+    hub.recorder.record_batch(items)
+    hub.processor().drain()
+
+
+def ingest(hub: HubRuntime, event: InboundEvent, timeout: float = 30.0) -> Receipt:
+    """Record ``event``, process the queue, and return the event's final state (as a receipt)."""
+    receipt = hub.recorder.record(event, admit(event, hub.adapters[event.system]))
+    deadline = time.monotonic() + timeout
+    while True:
+        hub.processor().drain()
+        with hub.database.engine.connect() as conn:
+            outcome = event_outcomes(conn, [receipt.event_id])[receipt.event_id]
+        if outcome.status is not Status.ACCEPTED or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # its lane is held by another processor: it finishes shortly
+    return Receipt(
+        outcome.event_id,
+        outcome.status,
+        repeated=receipt.repeated,
+        stage=outcome.stage,
+        errors=outcome.errors,
+        hub_order_id=outcome.hub_order_id,
+        order_version_no=outcome.order_version_no,
+    )
 
 
 def outbox_pending(hub: HubRuntime) -> int:

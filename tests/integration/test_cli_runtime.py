@@ -9,11 +9,12 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from saleshub.cli import app
-from saleshub.process.pipeline import InboundEvent
+from saleshub.receive.intake import InboundEvent
 from saleshub.runtime import HubRuntime
 from saleshub.store.migrate import head_revision
 from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import free_port
+from tests.integration.conftest import ingest as ingest_event
 from tests.support.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ def run(db_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 
 def ingest(hub: HubRuntime, body: bytes) -> object:
-    return hub.pipeline.ingest(InboundEvent("pyxis", "webhook", body, "application/json"))
+    return ingest_event(hub, InboundEvent("pyxis", "webhook", body, "application/json"))
 
 
 def kiosk(number: int) -> bytes:
@@ -47,9 +48,9 @@ def test_status_events_orders(run: CliRunner, hub: HubRuntime) -> None:
     listed = run.invoke(app, ["events", "list", "--status", "quarantined"])
     assert listed.exit_code == 0 and "sales_channel" in listed.output and "KIOSK" not in listed.output
 
-    shown = run.invoke(app, ["events", "show", str(mapped.event_id)])  # type: ignore[attr-defined]
+    shown = run.invoke(app, ["events", "show", str(mapped.event_id)])
     assert shown.exit_code == 0 and '"status": "mapped"' in shown.output
-    body = run.invoke(app, ["events", "show", str(mapped.event_id), "--body"])  # type: ignore[attr-defined]
+    body = run.invoke(app, ["events", "show", str(mapped.event_id), "--body"])
     assert body.stdout_bytes == pyxis_event(1)
 
     order = run.invoke(app, ["orders", "show", "pyxis:PX-SYN-000000001"])

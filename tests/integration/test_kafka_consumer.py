@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from saleshub.platform.kafka_clients import ensure_topics
 from saleshub.platform.settings import Settings
-from saleshub.process.pipeline import Status
 from saleshub.runtime import HubRuntime
 from saleshub.services import build_consumer
+from saleshub.store.events import Status
 from saleshub.store.tables import integration_events, service_orders
 from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import open_hub, start_kafka_command, wait_until

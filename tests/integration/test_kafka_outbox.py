@@ -20,12 +20,13 @@ from confluent_kafka import Message, Producer
 from sqlalchemy import func, select
 
 from canonical.events import EventKind
-from saleshub.process.pipeline import InboundEvent, Status
 from saleshub.publish.framing import unframe
 from saleshub.publish.outbox import backlog
 from saleshub.publish.schemas import WriterSchema
+from saleshub.receive.intake import InboundEvent
 from saleshub.runtime import HubRuntime
 from saleshub.services import build_relay
+from saleshub.store.events import Status
 from saleshub.store.tables import event_outbox, integration_events
 from saleshub.synthetic import pyxis_event, signed_headers
 from tests.integration.conftest import (
@@ -36,6 +37,7 @@ from tests.integration.conftest import (
     record_batch,
     wait_until,
 )
+from tests.integration.conftest import ingest as ingest_event
 from tests.integration.test_crash_recovery import start_hub
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
@@ -51,7 +53,7 @@ def committed(kind: EventKind, version: int = 1) -> WriterSchema:
 
 
 def ingest(hub: HubRuntime, body: bytes, key: str | None = None) -> None:
-    hub.pipeline.ingest(InboundEvent("pyxis", "webhook", body, "application/json", idempotency_key=key))
+    ingest_event(hub, InboundEvent("pyxis", "webhook", body, "application/json", idempotency_key=key))
 
 
 def decode(message: Message) -> tuple[EventKind, dict[str, object], dict[str, str]]:

@@ -14,24 +14,26 @@ from sqlalchemy import create_engine, func, select, text
 
 from saleshub.errors import ConfigurationError
 from saleshub.platform.settings import Settings
-from saleshub.process.pipeline import InboundEvent, Status
+from saleshub.receive.intake import InboundEvent
+from saleshub.receive.recorder import Receipt
 from saleshub.receive.replay import Replayer, ReplaySelection, select_events
 from saleshub.runtime import HubRuntime
 from saleshub.stewards.impact import mapping_impact
 from saleshub.store import queries
+from saleshub.store.events import Status
 from saleshub.store.migrate import include_name, include_object
 from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
 from saleshub.store.tables import integration_events, metadata, service_order_versions, service_orders
 from saleshub.synthetic import pyxis_event
 from tests.conftest import MAPPINGS
-from tests.integration.conftest import open_hub
+from tests.integration.conftest import ingest, open_hub
 
 pytestmark = pytest.mark.integration
 
 
-def send(hub: HubRuntime, body: bytes, key: str | None = None, **kwargs: object) -> object:
+def send(hub: HubRuntime, body: bytes, key: str | None = None, **kwargs: object) -> Receipt:
     event = InboundEvent("pyxis", "webhook", body, "application/json", idempotency_key=key, **kwargs)  # type: ignore[arg-type]
-    return hub.pipeline.ingest(event)
+    return ingest(hub, event)
 
 
 def count(hub: HubRuntime, table: object) -> int:
@@ -76,19 +78,19 @@ def test_reference_data_is_seeded(hub: HubRuntime) -> None:
 
 def test_create_duplicate_update_stale_cancel(hub: HubRuntime) -> None:
     created = send(hub, pyxis_event(1, revision=1))
-    assert (created.status, created.order_version_no) == (Status.MAPPED, 1)  # type: ignore[attr-defined]
+    assert (created.status, created.order_version_no) == (Status.MAPPED, 1)
 
     again = send(hub, pyxis_event(1, revision=1), key="another-delivery")
-    assert (again.status, again.order_version_no) == (Status.DUPLICATE, 1)  # type: ignore[attr-defined]
+    assert (again.status, again.order_version_no) == (Status.DUPLICATE, 1)
 
     updated = send(hub, pyxis_event(1, revision=3, event_type="order.updated", notes="Portal 2"))
-    assert (updated.status, updated.order_version_no) == (Status.MAPPED, 2)  # type: ignore[attr-defined]
+    assert (updated.status, updated.order_version_no) == (Status.MAPPED, 2)
 
     stale = send(hub, pyxis_event(1, revision=2, event_type="order.updated", notes="older news"))
-    assert (stale.status, stale.order_version_no) == (Status.STALE, 2)  # type: ignore[attr-defined]
+    assert (stale.status, stale.order_version_no) == (Status.STALE, 2)
 
     cancelled = send(hub, pyxis_event(1, revision=4, event_type="order.cancelled", notes="Portal 2"))
-    assert (cancelled.status, cancelled.order_version_no) == (Status.MAPPED, 3)  # type: ignore[attr-defined]
+    assert (cancelled.status, cancelled.order_version_no) == (Status.MAPPED, 3)
 
     with hub.database.engine.connect() as conn:
         order = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000000001")
@@ -107,25 +109,25 @@ def test_create_duplicate_update_stale_cancel(hub: HubRuntime) -> None:
 def test_duplicate_with_newer_revision_still_makes_older_updates_stale(hub: HubRuntime) -> None:
     send(hub, pyxis_event(2, revision=1))
     same_content = send(hub, pyxis_event(2, revision=5, event_type="order.updated"))
-    assert same_content.status is Status.DUPLICATE  # type: ignore[attr-defined]
+    assert same_content.status is Status.DUPLICATE
     older = send(hub, pyxis_event(2, revision=3, event_type="order.updated", notes="in between"))
-    assert older.status is Status.STALE  # type: ignore[attr-defined]
+    assert older.status is Status.STALE
 
 
 def test_repeated_idempotency_key_returns_the_original_and_writes_nothing(hub: HubRuntime) -> None:
     first = send(hub, pyxis_event(3), key="wh-1")
     before = count(hub, integration_events)
     second = send(hub, pyxis_event(3, notes="changed body, same key"), key="wh-1")
-    assert second.repeated and second.event_id == first.event_id  # type: ignore[attr-defined]
+    assert second.repeated and second.event_id == first.event_id
     assert count(hub, integration_events) == before
 
 
 def test_raw_body_is_kept_byte_for_byte(hub: HubRuntime) -> None:
     body = b'{"eventId": "a", "eventId": "b", "x": "\\u0000"}\r\n'
     result = send(hub, body, key="dup-keys")
-    assert result.status is Status.QUARANTINED  # type: ignore[attr-defined]
+    assert result.status is Status.QUARANTINED
     with hub.database.engine.connect() as conn:
-        stored = queries.event(conn, result.event_id)  # type: ignore[attr-defined]
+        stored = queries.event(conn, result.event_id)
     assert stored is not None
     assert bytes(stored.raw_body) == body
     assert stored.errors["stage"] == "decode"
@@ -135,8 +137,8 @@ def test_raw_body_is_kept_byte_for_byte(hub: HubRuntime) -> None:
 def test_mapping_failure_is_quarantined_with_field_errors(hub: HubRuntime) -> None:
     body = pyxis_event(4).replace(b'"channel": "STORE"', b'"channel": "KIOSK"')
     result = send(hub, body)
-    assert result.status is Status.QUARANTINED  # type: ignore[attr-defined]
-    fields = result.errors["fields"]  # type: ignore[attr-defined]
+    assert result.status is Status.QUARANTINED
+    fields = result.errors["fields"]
     assert fields[0]["target"] == "sales_channel"
     assert fields[0]["source"] == "order.channel"
     assert fields[0]["value"] == "'KIOSK'"
@@ -146,42 +148,40 @@ def test_mapping_failure_is_quarantined_with_field_errors(hub: HubRuntime) -> No
 def test_replay_after_a_mapping_fix(hub: HubRuntime, db_url: str, fixed_mappings: Path) -> None:
     kiosk = [pyxis_event(n).replace(b'"channel": "STORE"', b'"channel": "KIOSK"') for n in range(10, 15)]
     originals = [send(hub, body) for body in kiosk]
-    assert {r.status for r in originals} == {Status.QUARANTINED}  # type: ignore[attr-defined]
+    assert {r.status for r in originals} == {Status.QUARANTINED}
 
     fixed = open_hub(db_url, fixed_mappings)
     try:
-        with fixed.database.engine.connect() as conn:
-            keys = select_events(conn, ReplaySelection(system="pyxis"))
+        keys = select_events(fixed.database.engine, ReplaySelection(system="pyxis"))
         assert len(keys) == 5
-        summary = Replayer(fixed.pipeline, batch_size=2).replay(keys)
+        summary = Replayer(fixed.recorder, fixed.adapters, fixed.processor(), batch_size=2).replay(keys)
         assert summary.statuses == {"mapped": 5}
+        assert select_events(fixed.database.engine, ReplaySelection()) == []  # nothing open any more
         with fixed.database.engine.connect() as conn:
-            assert select_events(conn, ReplaySelection()) == []  # nothing open any more
             replays = queries.events(conn, status="mapped")
-            original = queries.event(conn, originals[0].event_id)  # type: ignore[attr-defined]
+            original = queries.event(conn, originals[0].event_id)
             stored = conn.execute(select(service_orders.c.sales_channel)).scalars().all()
     finally:
         fixed.close()
     assert {r.transport for r in replays} == {"replay"}
-    assert {r.replay_of for r in replays} == {o.event_id for o in originals}  # type: ignore[attr-defined]
+    assert {r.replay_of for r in replays} == {o.event_id for o in originals}
     assert original is not None and original.status == "quarantined" and original.superseded_by is not None
     assert stored == ["IN_STORE"] * 5
 
 
 def test_replaying_a_replay_reads_the_original_body(hub: HubRuntime) -> None:
     first = send(hub, pyxis_event(20))
-    replayer = Replayer(hub.pipeline)
-    with hub.database.engine.connect() as conn:
-        keys = select_events(conn, ReplaySelection(event_id=first.event_id))  # type: ignore[attr-defined]
+    replayer = Replayer(hub.recorder, hub.adapters, hub.processor())
+    keys = select_events(hub.database.engine, ReplaySelection(event_id=first.event_id))
     replayer.replay(keys)
     with hub.database.engine.connect() as conn:
         replay = queries.events(conn, status="duplicate")[0]
-        keys = select_events(conn, ReplaySelection(event_id=replay.event_id))
+    keys = select_events(hub.database.engine, ReplaySelection(event_id=replay.event_id))
     summary = replayer.replay(keys)
     assert summary.statuses == {"duplicate": 1}
     with hub.database.engine.connect() as conn:
         latest = queries.events(conn, limit=1)[0]
-    assert latest.replay_of == first.event_id  # type: ignore[attr-defined]
+    assert latest.replay_of == first.event_id
 
 
 def test_impact_of_a_candidate_mapping(hub: HubRuntime, fixed_mappings: Path, tmp_path: Path) -> None:
@@ -213,7 +213,7 @@ def test_concurrent_updates_of_one_order_get_contiguous_versions(hub: HubRuntime
     ]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda body: send(hub, body), bodies))
-    mapped = [r for r in results if r.status is Status.MAPPED]  # type: ignore[attr-defined]
+    mapped = [r for r in results if r.status is Status.MAPPED]
     with hub.database.engine.connect() as conn:
         versions = (
             conn.execute(select(service_order_versions.c.version_no).order_by("version_no")).scalars().all()

@@ -1,90 +1,98 @@
-"""The webhook writer's group commit: a lone event goes at once, events that keep coming share a batch.
+"""The webhook path's group commit: concurrent events share one transaction, spaced ones go alone.
 
-The database side of ``record_many`` is covered against PostgreSQL in the integration tests; here a
-recording stand-in for the pipeline shows only how the writer forms its batches in time.
+The database side of recording is covered against PostgreSQL in the integration tests; here a
+stand-in recorder shows only how the writer thread forms its batches and settles its callers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import cast
 
-from saleshub.process.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent, Status
-from saleshub.receive.batching import BatchWriter
+import pytest
+
+from saleshub.errors import RetriableError
+from saleshub.receive.batching import GroupCommit
+from saleshub.receive.intake import Admission, InboundEvent
+from saleshub.receive.recorder import Receipt, Recorder
+from saleshub.store.events import Status
 
 
-class _RecordingPipeline:
-    """Accepts every event and remembers the size of each transaction."""
+class _StandInRecorder:
+    """Accepts every event and remembers the size of each transaction; can be made slow or down."""
 
     def __init__(self) -> None:
         self.batches: list[int] = []
-        self.engine = self
+        self.gate = threading.Event()
+        self.gate.set()
+        self.down = False
 
-    @contextlib.contextmanager
-    def begin(self) -> Iterator[None]:
-        yield None
-
-    def record_many(self, conn: object, items: Sequence[tuple[Any, ...]]) -> list[IngestResult]:
+    def record_batch(self, items: Sequence[tuple[InboundEvent, Admission]]) -> list[Receipt]:
+        self.gate.wait(5)
+        if self.down:
+            raise RetriableError("the database is unavailable: stand-in")
         self.batches.append(len(items))
-        return [IngestResult(uuid.uuid4(), Status.MAPPED) for _ in items]
+        return [Receipt(uuid.uuid4(), Status.ACCEPTED) for _ in items]
 
 
 def _event() -> InboundEvent:
     return InboundEvent("pyxis", "webhook", b"{}", "application/json")
 
 
-async def _submit_spaced(writer: BatchWriter, count: int, gap: float) -> list[float]:
-    async def one(delay: float) -> float:
+async def _submit(writer: GroupCommit, count: int, gap: float) -> list[Receipt]:
+    async def one(delay: float) -> Receipt:
         await asyncio.sleep(delay)
-        started = time.perf_counter()
-        await writer.submit(_event(), ProcessedEvent(), started)
-        return time.perf_counter() - started
+        return await writer.submit(_event(), Admission())
 
     return list(await asyncio.gather(*(one(n * gap) for n in range(count))))
 
 
-def _writer(linger: float) -> tuple[BatchWriter, _RecordingPipeline]:
-    pipeline = _RecordingPipeline()
-    writer = BatchWriter(cast(IngestPipeline, pipeline), linger=linger)
+def _writer() -> tuple[GroupCommit, _StandInRecorder]:
+    recorder = _StandInRecorder()
+    writer = GroupCommit(cast(Recorder, recorder))
     writer.start()
-    return writer, pipeline
+    return writer, recorder
 
 
-def test_a_lone_event_after_a_quiet_spell_is_written_at_once() -> None:
-    writer, pipeline = _writer(linger=0.4)
+def test_each_spaced_event_is_its_own_transaction() -> None:
+    writer, recorder = _writer()
     try:
-        time.sleep(0.5)  # quiet for longer than the linger
-        [waited] = asyncio.run(_submit_spaced(writer, 1, 0))
+        receipts = asyncio.run(_submit(writer, 5, 0.05))
     finally:
         writer.stop()
-    assert pipeline.batches == [1]
-    assert waited < 0.2  # not held back for the linger
+    assert recorder.batches == [1, 1, 1, 1, 1]
+    assert len({receipt.event_id for receipt in receipts}) == 5
 
 
-def test_events_that_keep_coming_share_one_transaction() -> None:
-    writer, pipeline = _writer(linger=0.5)
+def test_events_waiting_behind_a_commit_share_the_next_one() -> None:
+    writer, recorder = _writer()
+    recorder.gate.clear()  # the first commit is slow: the others queue behind it
+
+    async def scenario() -> list[Receipt]:
+        first = asyncio.ensure_future(writer.submit(_event(), Admission()))
+        await asyncio.sleep(0.1)
+        rest = [asyncio.ensure_future(writer.submit(_event(), Admission())) for _ in range(9)]
+        await asyncio.sleep(0.1)
+        recorder.gate.set()
+        return [await first, *[await one for one in rest]]
+
     try:
-        time.sleep(0.6)
-        asyncio.run(_submit_spaced(writer, 1, 0))  # after a quiet spell: written alone
-        time.sleep(0.6)
-        # Eight events 20 ms apart: from the second on, each comes within the linger of the last
-        # write, so the writer waits for the rest instead of committing them one by one.
-        asyncio.run(_submit_spaced(writer, 8, 0.02))
+        receipts = asyncio.run(scenario())
     finally:
         writer.stop()
-    assert pipeline.batches[0] == 1
-    assert len(pipeline.batches) <= 3, pipeline.batches
-    assert sum(pipeline.batches) == 9
+    assert recorder.batches == [1, 9]
+    assert all(receipt.status is Status.ACCEPTED for receipt in receipts)
 
 
-def test_without_linger_each_spaced_event_is_its_own_transaction() -> None:
-    writer, pipeline = _writer(linger=0.0)
+def test_a_database_outage_reaches_every_waiting_caller() -> None:
+    writer, recorder = _writer()
+    recorder.down = True
     try:
-        asyncio.run(_submit_spaced(writer, 5, 0.02))
+        with pytest.raises(RetriableError):
+            asyncio.run(_submit(writer, 3, 0))
     finally:
         writer.stop()
-    assert pipeline.batches == [1, 1, 1, 1, 1]
+    assert recorder.batches == []

@@ -1,0 +1,184 @@
+"""Recording: the one write every transport makes — the raw event, committed before any answer.
+
+``Recorder.record_many(conn, items)`` writes admitted events in the caller's transaction:
+
+* it claims each event's idempotency key; a key seen before writes nothing and answers with the
+  original event as it stands now (``repeated``);
+* it stores the exact raw bytes with the event's keys, status ``accepted``, and queues the event
+  for a processor (lane of the order's reference), waking the processors on commit;
+* an event whose body intake refused (wrong content type, undecodable, unclassifiable) is stored
+  ``quarantined`` with its error and not queued, and its ``order_rejected`` event goes to the
+  outbox in the same transaction.
+
+So a transport that sees a receipt knows the event is durably recorded (a 2xx means exactly that);
+one that sees ``RetriableError`` knows nothing was written and may retry the same event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from saleshub.publish.outbox import Outbox
+from saleshub.receive.intake import Admission, InboundEvent
+from saleshub.store import events as store
+from saleshub.store.events import EventOutcome, Stage, Status
+from saleshub.store.failures import database_errors
+
+__all__ = ["Receipt", "Recorder"]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What recording one event did. ``repeated``: the key was seen before and nothing was written."""
+
+    event_id: uuid.UUID
+    status: Status
+    repeated: bool = False
+    stage: Stage | None = None
+    errors: dict[str, Any] | None = None
+    hub_order_id: uuid.UUID | None = None
+    order_version_no: int | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Whether intake refused the body (wrong type, undecodable, unclassifiable)."""
+        return self.stage in (Stage.CONTENT_TYPE, Stage.DECODE, Stage.CLASSIFY)
+
+    @classmethod
+    def of_repeat(cls, outcome: EventOutcome) -> Receipt:
+        """The receipt of a repeated key: the original event as it stands now."""
+        return cls(
+            outcome.event_id,
+            outcome.status,
+            repeated=True,
+            stage=outcome.stage,
+            errors=outcome.errors,
+            hub_order_id=outcome.hub_order_id,
+            order_version_no=outcome.order_version_no,
+        )
+
+
+Item = tuple[InboundEvent, Admission]
+
+
+class Recorder:
+    """Records admitted events (see the module docstring)."""
+
+    def __init__(self, engine: Engine, outbox: Outbox) -> None:
+        self.engine = engine
+        self.outbox = outbox
+
+    def record(self, event: InboundEvent, admission: Admission) -> Receipt:
+        """Record one event in a transaction of its own; raises ``RetriableError`` if the database is down."""
+        return self.record_batch([(event, admission)])[0]
+
+    def record_batch(self, items: Sequence[Item]) -> list[Receipt]:
+        """Record events in one transaction of their own (group commit); one receipt each, in order."""
+        with database_errors(), self.engine.begin() as conn:
+            return self.record_many(conn, items)
+
+    def record_many(self, conn: Connection, items: Sequence[Item]) -> list[Receipt]:
+        """Record events in ``conn``'s transaction, in their order; one receipt each.
+
+        Events are written in rounds in which no idempotency key repeats, so a repeat within one
+        batch is answered with the first event, as it would be across batches.
+        """
+        receipts: dict[int, Receipt] = {}
+        pending = list(enumerate(items))
+        queued = False
+        while pending:
+            round_: list[tuple[int, InboundEvent, Admission, str]] = []
+            later: list[tuple[int, Item]] = []
+            seen: set[tuple[str, str]] = set()
+            for index, (event, admission) in pending:
+                key = admission.idempotency_key(event)
+                if (event.system, key) in seen or later:
+                    later.append((index, (event, admission)))
+                    continue
+                seen.add((event.system, key))
+                round_.append((index, event, admission, key))
+            written, queued_now = self._record_round(conn, round_)
+            receipts.update(written)
+            queued = queued or queued_now
+            pending = later
+        if queued:
+            store.notify_processors(conn)
+        return [receipts[index] for index in range(len(items))]
+
+    def _record_round(
+        self, conn: Connection, round_: list[tuple[int, InboundEvent, Admission, str]]
+    ) -> tuple[dict[int, Receipt], bool]:
+        ids = {index: uuid.uuid4() for index, *_ in round_}
+        claimed = store.claim_keys(
+            conn, [(event.system, key, ids[index], event.received_at) for index, event, _, key in round_]
+        )
+        receipts: dict[int, Receipt] = {}
+        rows: list[dict[str, Any]] = []
+        queue: list[tuple[uuid.UUID, Any, str, int]] = []
+        rejections: list[dict[str, Any]] = []
+        for index, event, admission, key in round_:
+            event_id = ids[index]
+            if event_id not in claimed:
+                receipts[index] = Receipt.of_repeat(store.repeated_events(conn, event.system, key))
+                continue
+            if admission.info is None:
+                status = Status.FAILED if admission.stage is Stage.INTERNAL else Status.QUARANTINED
+                receipt = Receipt(event_id, status, stage=admission.stage, errors=admission.errors)
+                rejections.append(self._rejection(event, receipt))
+            else:
+                receipt = Receipt(event_id, Status.ACCEPTED)
+                order_key = admission.info.order_key or key
+                queue.append(
+                    (event_id, event.received_at, event.system, store.lane_of(event.system, order_key))
+                )
+            rows.append(_event_row(event, admission, receipt, key))
+            receipts[index] = receipt
+        store.insert_events(conn, rows)
+        store.enqueue(conn, queue)
+        self.outbox.write(conn, rejections)
+        return receipts, bool(queue)
+
+    def _rejection(self, event: InboundEvent, receipt: Receipt) -> dict[str, Any]:
+        return self.outbox.rejection_row(
+            event_id=receipt.event_id,
+            occurred_at=event.received_at,
+            system=event.system,
+            transport=event.transport,
+            status=receipt.status.value,
+            errors=receipt.errors or {},
+            event_type=None,
+            mapping=None,
+        )
+
+
+def _event_row(event: InboundEvent, admission: Admission, receipt: Receipt, key: str) -> dict[str, Any]:
+    info = admission.info
+    return {
+        "event_id": receipt.event_id,
+        "received_at": event.received_at,
+        "source_system": event.system,
+        "transport": event.transport,
+        "event_type": info.event_type.value if info else None,
+        "content_type": event.content_type,
+        "raw_body": None if event.replay_of else event.body,
+        "body_sha256": hashlib.sha256(event.body).digest(),
+        "body_size": len(event.body),
+        "idempotency_key": key,
+        "source_event_key": info.idempotency_key if info else None,
+        "order_key": info.order_key if info else None,
+        "headers": dict(event.headers),
+        "status": receipt.status.value,
+        "errors": receipt.errors,
+        "mapping": None,
+        "mapping_hash": None,
+        "hub_order_id": None,
+        "order_version_no": None,
+        "processing_ms": None,
+        "replay_of": event.replay_of,
+    }

@@ -1,0 +1,484 @@
+"""The audit trail's writes: recording raw events, the processing queue, and each event's outcome.
+
+Two moments of an event's life write here:
+
+* **record** (every transport, in one transaction per batch): ``claim_keys`` claims the idempotency
+  keys (a repeated key is answered with the original event, ``repeated_events``), ``insert_events``
+  stores the raw event with status ``accepted`` (or ``quarantined`` when intake refused the body),
+  ``enqueue`` puts accepted events on the processing queue and ``notify_processors`` wakes the
+  processors when the transaction commits (PostgreSQL ``NOTIFY``);
+* **process** (a processor, one transaction per batch): ``claim_lanes`` locks some lanes
+  (``FOR UPDATE SKIP LOCKED``, so several processors never share a lane), ``queued_events`` reads
+  their events in the order received, ``finish_events`` sets each event's final status and
+  ``dequeue`` removes the queue rows.
+
+An order's events share a lane (``lane_of``), so they are processed one after another in the order
+they were queued.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Double,
+    Integer,
+    Text,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy.orm import aliased
+
+from saleshub.errors import ClassificationError, DecodeError, MappingError
+from saleshub.store.arrays import array_rows
+from saleshub.store.tables import (
+    PROCESSOR_LANES,
+    event_queue,
+    integration_event_keys,
+    integration_events,
+)
+
+__all__ = [
+    "CHANNEL",
+    "EventOutcome",
+    "QueuedEvent",
+    "Stage",
+    "Status",
+    "StoredEvent",
+    "Transport",
+    "claim_keys",
+    "claim_lanes",
+    "count_attempt",
+    "dequeue",
+    "enqueue",
+    "error_record",
+    "event_outcomes",
+    "finish_events",
+    "insert_events",
+    "lane_of",
+    "notify_processors",
+    "queue_depth",
+    "queued_events",
+    "repeated_events",
+    "select_event_keys",
+    "stored_events",
+    "supersede",
+]
+
+#: The ``LISTEN``/``NOTIFY`` channel on which recording wakes the processors.
+CHANNEL = "saleshub_events"
+
+Transport = Literal["webhook", "poll", "kafka", "replay"]
+
+
+class Status(StrEnum):
+    """An integration event's status in the audit trail."""
+
+    ACCEPTED = "accepted"
+    MAPPED = "mapped"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    QUARANTINED = "quarantined"
+    FAILED = "failed"
+
+
+class Stage(StrEnum):
+    """Where an event stopped, for quarantined and failed events."""
+
+    CONTENT_TYPE = "content_type"
+    DECODE = "decode"
+    CLASSIFY = "classify"
+    MAPPING = "mapping"
+    INTERNAL = "internal"
+
+
+_STAGES = frozenset(stage.value for stage in Stage)
+
+
+def error_record(stage: Stage, exc: BaseException) -> dict[str, Any]:
+    """The JSON error record of an event stopped at ``stage`` by ``exc`` (the ``errors`` column)."""
+    record: dict[str, Any] = {"stage": stage.value, "error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, DecodeError):
+        record["message"] = exc.reason
+        if exc.position:
+            record["position"] = exc.position
+    elif isinstance(exc, ClassificationError):
+        record["message"] = exc.reason
+    elif isinstance(exc, MappingError):
+        record["message"] = f"{len(exc.errors)} field error(s) in mapping {exc.mapping}"
+        record["fields"] = [error.as_dict() for error in exc.errors]
+    return record
+
+
+def lane_of(system: str, order_key: str) -> int:
+    """The processing lane of an order (stable across processes and versions)."""
+    return zlib.crc32(f"{system}:{order_key}".encode()) % PROCESSOR_LANES
+
+
+_K = integration_event_keys.c
+_E = integration_events.c
+_Q = event_queue.c
+
+# No RETURNING, for the same reason as the order insert (saleshub.store.orders): a key is ours when
+# its stored event id is the fresh one we tried to claim it with.
+_CLAIM_KEYS = insert(integration_event_keys).on_conflict_do_nothing()
+_WANTED = array_rows(("source_system", Text()), ("idempotency_key", Text()))
+# A join on the key pairs (each an index probe), not `= ANY(...)` tests that a scan repeats per row.
+_KEY_OWNERS = select(_K.event_id).join_from(
+    _WANTED,
+    integration_event_keys,
+    (_K.source_system == _WANTED.c.source_system) & (_K.idempotency_key == _WANTED.c.idempotency_key),
+)
+
+
+def claim_keys(conn: Connection, claims: Sequence[tuple[str, str, uuid.UUID, datetime]]) -> set[uuid.UUID]:
+    """Claim ``(system, key, event id, received at)`` idempotency keys; the event ids that got theirs."""
+    if not claims:
+        return set()
+    conn.execute(
+        _CLAIM_KEYS,
+        [
+            {"source_system": system, "idempotency_key": key, "event_id": event_id, "received_at": at}
+            for system, key, event_id, at in claims
+        ],
+    )
+    owners = conn.execute(
+        _KEY_OWNERS,
+        {
+            "source_system_array": [system for system, *_ in claims],
+            "idempotency_key_array": [key for _, key, *_ in claims],
+        },
+    ).scalars()
+    return set(owners) & {event_id for *_, event_id, _ in claims}
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """An event's state as stored: its status and, once processed, what it did to its order."""
+
+    event_id: uuid.UUID
+    status: Status
+    stage: Stage | None = None
+    errors: dict[str, Any] | None = None
+    hub_order_id: uuid.UUID | None = None
+    order_version_no: int | None = None
+
+
+_OUTCOME_COLUMNS = (_E.event_id, _E.status, _E.errors, _E.hub_order_id, _E.order_version_no)
+
+
+def _outcome(row: Any) -> EventOutcome:
+    errors = row.errors
+    stage = errors.get("stage") if isinstance(errors, dict) else None
+    return EventOutcome(
+        row.event_id,
+        Status(row.status),
+        stage=Stage(stage) if isinstance(stage, str) and stage in _STAGES else None,
+        errors=errors,
+        hub_order_id=row.hub_order_id,
+        order_version_no=row.order_version_no,
+    )
+
+
+def repeated_events(conn: Connection, system: str, key: str) -> EventOutcome:
+    """The event that holds ``(system, key)``, as it stands now."""
+    row = conn.execute(
+        select(*_OUTCOME_COLUMNS)
+        .join_from(
+            integration_event_keys,
+            integration_events,
+            (_E.event_id == _K.event_id) & (_E.received_at == _K.received_at),
+        )
+        .where(_K.source_system == system, _K.idempotency_key == key)
+    ).one()
+    return _outcome(row)
+
+
+def event_outcomes(conn: Connection, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, EventOutcome]:
+    """The stored state of these events, by id (events not found are left out)."""
+    if not event_ids:
+        return {}
+    rows = conn.execute(select(*_OUTCOME_COLUMNS).where(_E.event_id.in_(list(event_ids))))
+    return {row.event_id: _outcome(row) for row in rows}
+
+
+def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Store raw event rows (columns of ``sales_system_integration_events``)."""
+    if rows:
+        conn.execute(integration_events.insert(), list(rows))
+
+
+def enqueue(conn: Connection, rows: Sequence[tuple[uuid.UUID, datetime, str, int]]) -> None:
+    """Queue ``(event id, received at, system, lane)`` for processing, in this order."""
+    if rows:
+        conn.execute(
+            event_queue.insert(),
+            [
+                {"event_id": event_id, "received_at": at, "source_system": system, "lane": lane}
+                for event_id, at, system, lane in rows
+            ],
+        )
+
+
+def notify_processors(conn: Connection) -> None:
+    """Wake the listening processors when this transaction commits (one notification per commit)."""
+    conn.execute(text(f"NOTIFY {CHANNEL}"))
+
+
+_CLAIM_LANES = text(
+    "SELECT lane FROM processor_lanes ORDER BY (lane + :shift) % :lanes FOR UPDATE SKIP LOCKED LIMIT :count"
+)
+
+
+def claim_lanes(conn: Connection, shift: int, count: int) -> list[int]:
+    """Lock up to ``count`` free lanes for this transaction, starting the search at ``shift``."""
+    return list(
+        conn.execute(_CLAIM_LANES, {"shift": shift, "lanes": PROCESSOR_LANES, "count": count}).scalars()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """A recorded event waiting to be processed, with its body (a replay's comes from its original)."""
+
+    queue_id: int
+    attempts: int
+    event_id: uuid.UUID
+    received_at: datetime
+    system: str
+    transport: str
+    content_type: str | None
+    body: bytes | None
+    replay_of: uuid.UUID | None
+
+
+def queued_events(conn: Connection, lanes: Sequence[int], limit: int) -> list[QueuedEvent]:
+    """The oldest queued events of ``lanes`` (which the caller has locked), in the order queued."""
+    original = aliased(integration_events)
+    query = (
+        select(
+            _Q.queue_id,
+            _Q.attempts,
+            _E.event_id,
+            _E.received_at,
+            _E.source_system,
+            _E.transport,
+            _E.content_type,
+            _E.replay_of,
+            func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
+        )
+        .select_from(event_queue)
+        .join(integration_events, (_E.event_id == _Q.event_id) & (_E.received_at == _Q.received_at))
+        .outerjoin(original, original.c.event_id == _E.replay_of)
+        .where(_Q.lane.in_(list(lanes)))
+        .order_by(_Q.queue_id)
+        .limit(limit)
+    )
+    return [
+        QueuedEvent(
+            row.queue_id,
+            row.attempts,
+            row.event_id,
+            row.received_at,
+            row.source_system,
+            row.transport,
+            row.content_type,
+            None if row.body is None else bytes(row.body),
+            row.replay_of,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+_FINISHED = array_rows(
+    ("event_id", UUID(as_uuid=True)),
+    ("received_at", DateTime(timezone=True)),
+    ("status", Text()),
+    ("event_type", Text()),
+    ("errors", JSONB()),
+    ("mapping", Text()),
+    ("mapping_hash", Text()),
+    ("hub_order_id", UUID(as_uuid=True)),
+    ("order_version_no", Integer()),
+    ("processing_ms", Double()),
+)
+_FINISH = (
+    update(integration_events)
+    .where(_E.event_id == _FINISHED.c.event_id, _E.received_at == _FINISHED.c.received_at)
+    .values(
+        status=_FINISHED.c.status,
+        event_type=func.coalesce(_FINISHED.c.event_type, _E.event_type),
+        errors=_FINISHED.c.errors,
+        mapping=_FINISHED.c.mapping,
+        mapping_hash=_FINISHED.c.mapping_hash,
+        hub_order_id=_FINISHED.c.hub_order_id,
+        order_version_no=_FINISHED.c.order_version_no,
+        processing_ms=_FINISHED.c.processing_ms,
+    )
+)
+_FINISH_KEYS = (
+    "event_id",
+    "received_at",
+    "status",
+    "event_type",
+    "errors",
+    "mapping",
+    "mapping_hash",
+    "hub_order_id",
+    "order_version_no",
+    "processing_ms",
+)
+
+
+def finish_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Set each processed event's final columns (``_FINISH_KEYS``), one statement for the batch."""
+    if rows:
+        conn.execute(_FINISH, {f"{key}_array": [row[key] for row in rows] for key in _FINISH_KEYS})
+
+
+_DEQUEUE_IDS = array_rows(("queue_id", BigInteger()))
+
+
+def dequeue(conn: Connection, queue_ids: Sequence[int]) -> None:
+    """Remove processed events from the queue."""
+    if queue_ids:
+        conn.execute(
+            delete(event_queue).where(_Q.queue_id.in_(select(_DEQUEUE_IDS.c.queue_id))),
+            {"queue_id_array": list(queue_ids)},
+        )
+
+
+def count_attempt(conn: Connection, queue_ids: Sequence[int]) -> None:
+    """Count a failed processing attempt on these queue rows."""
+    if queue_ids:
+        conn.execute(
+            update(event_queue).where(_Q.queue_id.in_(list(queue_ids))).values(attempts=_Q.attempts + 1)
+        )
+
+
+def queue_depth(conn: Connection) -> tuple[int, datetime | None]:
+    """How many events wait for a processor, and when the oldest was queued."""
+    count, oldest = conn.execute(select(func.count(), func.min(_Q.created_at))).one()
+    return int(count), oldest
+
+
+_OPEN_STATUSES = (Status.QUARANTINED.value, Status.FAILED.value)
+
+
+def select_event_keys(
+    conn: Connection,
+    *,
+    event_id: uuid.UUID | None = None,
+    system: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    open_only: bool = True,
+    limit: int | None = None,
+) -> list[tuple[uuid.UUID, datetime]]:
+    """The ``(event_id, received_at)`` keys of the matching events, oldest first.
+
+    ``open_only``: quarantined or failed events not yet superseded by a replay. ``event_id`` alone
+    selects that one event, whatever its status.
+    """
+    query = select(_E.event_id, _E.received_at).order_by(_E.received_at, _E.event_id)
+    if event_id is not None:
+        query = query.where(_E.event_id == event_id)
+    else:
+        if open_only:
+            query = query.where(_E.status.in_(_OPEN_STATUSES), _E.superseded_by.is_(None))
+        if system is not None:
+            query = query.where(_E.source_system == system)
+        if since is not None:
+            query = query.where(_E.received_at >= since)
+        if until is not None:
+            query = query.where(_E.received_at < until)
+    if limit is not None:
+        query = query.limit(limit)
+    return [(row.event_id, row.received_at) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A stored event's body and what is needed to take it in again (a replay's body is its original's)."""
+
+    event_id: uuid.UUID
+    received_at: datetime
+    system: str
+    content_type: str | None
+    replay_of: uuid.UUID | None
+    body: bytes | None
+
+
+_EVENT_KEYS = array_rows(("event_id", UUID(as_uuid=True)), ("received_at", DateTime(timezone=True)))
+
+
+def stored_events(conn: Connection, keys: Sequence[tuple[uuid.UUID, datetime]]) -> list[StoredEvent]:
+    """The events with these ``(event_id, received_at)`` keys, oldest first."""
+    original = aliased(integration_events)
+    query = (
+        select(
+            _E.event_id,
+            _E.received_at,
+            _E.source_system,
+            _E.content_type,
+            _E.replay_of,
+            func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
+        )
+        .select_from(_EVENT_KEYS)
+        .join(
+            integration_events,
+            (_E.event_id == _EVENT_KEYS.c.event_id) & (_E.received_at == _EVENT_KEYS.c.received_at),
+        )
+        .outerjoin(original, original.c.event_id == _E.replay_of)
+        .order_by(_E.received_at, _E.event_id)
+    )
+    params = {"event_id_array": [key[0] for key in keys], "received_at_array": [key[1] for key in keys]}
+    return [
+        StoredEvent(
+            row.event_id,
+            row.received_at,
+            row.source_system,
+            row.content_type,
+            row.replay_of,
+            None if row.body is None else bytes(row.body),
+        )
+        for row in conn.execute(query, params)
+    ]
+
+
+_SUPERSEDING = array_rows(
+    ("event_id", UUID(as_uuid=True)),
+    ("received_at", DateTime(timezone=True)),
+    ("superseded_by", UUID(as_uuid=True)),
+)
+_SUPERSEDE = (
+    update(integration_events)
+    .where(_E.event_id == _SUPERSEDING.c.event_id, _E.received_at == _SUPERSEDING.c.received_at)
+    .values(superseded_by=_SUPERSEDING.c.superseded_by)
+)
+
+
+def supersede(conn: Connection, pairs: Sequence[tuple[uuid.UUID, datetime, uuid.UUID]]) -> None:
+    """Mark ``(event id, received at)`` as re-run by the replay event named third."""
+    if pairs:
+        conn.execute(
+            _SUPERSEDE,
+            {
+                "event_id_array": [event_id for event_id, _, _ in pairs],
+                "received_at_array": [at for _, at, _ in pairs],
+                "superseded_by_array": [by for _, _, by in pairs],
+            },
+        )
