@@ -31,8 +31,9 @@ from saleshub.receive.app import create_app
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.receive.recorder import Receipt
 from saleshub.runtime import HubRuntime
+from saleshub.services import Services
 from saleshub.store.embedded import EmbeddedPostgres
-from saleshub.store.events import Status, event_outcomes
+from saleshub.store.events import EventOutcome, Status, event_outcomes
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
 from tests.conftest import MAPPINGS, ROOT
@@ -96,9 +97,11 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """uvicorn serving an app in a background thread, on a free loopback port."""
+    """uvicorn serving an app in a background thread, on a free loopback port, with a processor."""
 
     def __init__(self, hub: HubRuntime) -> None:
+        self.hub = hub
+        self.services: Services | None = None
         self.port = free_port()
         config = uvicorn.Config(create_app(hub), host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
@@ -106,6 +109,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LiveServer:
+        self.services = Services.start(self.hub, processors=1)
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -117,6 +121,8 @@ class LiveServer:
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        if self.services is not None:
+            self.services.stop()
 
 
 @pytest.fixture
@@ -171,6 +177,20 @@ def record_batch(hub: HubRuntime, bodies: list[bytes], system: str = "pyxis") ->
         items.append((event, admit(event, adapter)))
     hub.recorder.record_batch(items)
     hub.processor().drain()
+
+
+def processed(hub: HubRuntime, event_id: uuid.UUID | str, timeout: float = 30.0) -> EventOutcome:
+    """The event's state once a processor has processed it (fails after ``timeout`` seconds)."""
+    wanted = uuid.UUID(str(event_id))
+    deadline = time.monotonic() + timeout
+    while True:
+        with hub.database.engine.connect() as conn:
+            outcome = event_outcomes(conn, [wanted])[wanted]
+        if outcome.status is not Status.ACCEPTED:
+            return outcome
+        if time.monotonic() > deadline:
+            raise AssertionError(f"event {wanted} was not processed within {timeout} s")
+        time.sleep(0.05)
 
 
 def ingest(hub: HubRuntime, event: InboundEvent, timeout: float = 30.0) -> Receipt:

@@ -14,7 +14,7 @@ from saleshub.receive.app import create_app
 from saleshub.runtime import HubRuntime
 from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import SAMPLES
-from tests.integration.conftest import SECRET, LiveServer, open_hub
+from tests.integration.conftest import SECRET, LiveServer, open_hub, processed
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +29,18 @@ def post(
     )
 
 
-def test_accepted_then_repeated(server: httpx.Client) -> None:
+def test_accepted_then_processed_then_repeated(server: httpx.Client, hub: HubRuntime) -> None:
     body = pyxis_event(1)
     first = post(server, body, "msg_1")
     assert first.status_code == 202, first.text
     receipt = first.json()
-    assert receipt["status"] == "mapped" and receipt["repeated"] is False and receipt["order_version"] == 1
+    assert receipt["status"] == "accepted" and receipt["repeated"] is False
+    assert processed(hub, receipt["event_id"]).status == "mapped"
     again = post(server, body, "msg_1")
     assert again.status_code == 200
-    assert again.json()["event_id"] == receipt["event_id"] and again.json()["repeated"] is True
+    repeat = again.json()
+    assert repeat["event_id"] == receipt["event_id"] and repeat["repeated"] is True
+    assert repeat["status"] == "mapped" and repeat["order_version"] == 1
 
 
 @pytest.mark.parametrize(
@@ -152,7 +155,7 @@ def test_iso_8859_1_xml_is_decoded_and_mapped(server: httpx.Client, hub: HubRunt
     assert "ü".encode("latin-1") in body
     response = post(server, body, "tempo-latin1", system="tempo", content_type="application/xml")
     assert response.status_code == 202, response.text
-    assert response.json()["status"] == "mapped"
+    assert processed(hub, response.json()["event_id"]).status == "mapped"
     with hub.database.engine.connect() as conn:
         notes = conn.exec_driver_sql("SELECT content->>'notes' FROM service_orders").scalar_one()
     assert notes == "Café Müller, Straße 5"
