@@ -77,6 +77,7 @@ def test_records_become_orders_and_poison_records_are_dead_lettered_without_bloc
         thread.join(30)
         consumer.close()
     try:
+        hub.processor().drain()
         assert count(hub, service_orders) == 200
         assert count(hub, integration_events, integration_events.c.transport == "kafka") == 203
         assert count(hub, integration_events, integration_events.c.status == Status.QUARANTINED.value) == 3
@@ -142,6 +143,7 @@ def test_a_consumer_killed_before_its_commit_reprocesses_without_duplicates(
         finally:
             second.terminate()
             second.wait(30)
+        hub.processor().drain()
         assert count(hub, service_orders) == 300
         assert count(hub, integration_events) == 300, "the second pass recognised every record"
     finally:
