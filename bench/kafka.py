@@ -188,7 +188,8 @@ def consumer_rate(hub: HubRuntime, broker: TansuBroker, count: int) -> float:
         update={"kafka_pyxis_topic": topic, "kafka_consumer_config": CONSUMER_TIMINGS}
     )
     consumer = OrderEventConsumer(
-        hub.pipeline,
+        hub.recorder,
+        hub.adapters,
         Consumer(consumer_config(settings)),
         Producer(producer_config(settings, "bench-dead-letters")),
         system="pyxis",

@@ -14,7 +14,7 @@ import logging
 import sys
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
@@ -27,10 +27,10 @@ from saleshub.process.processor import Processor
 from saleshub.publish.outbox import Outbox
 from saleshub.publish.schemas import EventSchemas
 from saleshub.receive.recorder import Recorder
+from saleshub.store import queries
 from saleshub.store.database import Database, open_database
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
-from saleshub.store.tables import sales_systems
 
 __all__ = ["HubRuntime", "tune_collector", "tune_thread_switching"]
 
@@ -86,7 +86,7 @@ class HubRuntime:
 def _check_systems_registered(connection: Connection, adapters: dict[str, SourceAdapter]) -> None:
     # The event and order tables name their system without a foreign key (migration 0003), so a
     # system is checked here, once, instead of on every row.
-    known = set(connection.execute(select(sales_systems.c.code)).scalars())
+    known = queries.registered_systems(connection)
     missing = sorted(set(adapters) - known)
     if missing:
         raise ConfigurationError(

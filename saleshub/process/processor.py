@@ -39,8 +39,8 @@ from saleshub.process.mapping_step import Processed, map_event
 from saleshub.process.writing import OutcomeWriter
 from saleshub.publish.outbox import Outbox
 from saleshub.store import events as store
+from saleshub.store.events import PROCESSOR_LANES
 from saleshub.store.failures import as_retriable, database_errors
-from saleshub.store.tables import PROCESSOR_LANES
 
 __all__ = ["ProcessRound", "Processor"]
 

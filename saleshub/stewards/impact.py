@@ -12,12 +12,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from adapters.base import SourceAdapter
 from saleshub.errors import DataError, FieldError, MappingError, generic_target
 from saleshub.mapping.engine import MappedOrder
-from saleshub.store.tables import integration_events
+from saleshub.store import queries
 
 __all__ = ["FieldChange", "ImpactReport", "flatten", "mapping_impact"]
 
@@ -91,19 +91,12 @@ def mapping_impact(
 ) -> ImpactReport:
     """Compare ``current`` and ``candidate`` adapters over the last ``last`` original events."""
     report = ImpactReport(current.system)
-    e = integration_events.c
-    rows = conn.execute(
-        select(e.raw_body)
-        .where(e.source_system == current.system, e.replay_of.is_(None))
-        .order_by(e.received_at.desc())
-        .limit(last)
-    )
-    for (body,) in rows:
+    for body in queries.recent_bodies(conn, current.system, last):
         report.events += 1
         if body is None:
             report.missing_body += 1
             continue
-        before, after = _map(current, bytes(body)), _map(candidate, bytes(body))
+        before, after = _map(current, body), _map(candidate, body)
         if isinstance(before, MappedOrder):
             report.current_mapping = before.mapping.label
         if isinstance(after, MappedOrder):

@@ -53,6 +53,7 @@ from saleshub.store.tables import (
 
 __all__ = [
     "CHANNEL",
+    "PROCESSOR_LANES",
     "EventOutcome",
     "QueuedEvent",
     "Stage",
@@ -327,6 +328,7 @@ _FINISH = (
         hub_order_id=_FINISHED.c.hub_order_id,
         order_version_no=_FINISHED.c.order_version_no,
         processing_ms=_FINISHED.c.processing_ms,
+        processed_at=func.clock_timestamp(),
     )
 )
 _FINISH_KEYS = (

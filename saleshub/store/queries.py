@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 
 from sqlalchemy import Connection, Row, func, select, text
 
-from saleshub.store.tables import integration_events, service_order_versions, service_orders
+from saleshub.store.tables import integration_events, sales_systems, service_order_versions, service_orders
 
 __all__ = [
     "AnyRow",
@@ -25,6 +25,8 @@ __all__ = [
     "open_problem_count",
     "order_events",
     "order_versions",
+    "recent_bodies",
+    "registered_systems",
 ]
 
 #: A result row of any shape (columns by attribute).
@@ -115,6 +117,25 @@ def order_versions(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[AnyRow
 def order_events(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[AnyRow]:
     """Every event that concerned an order (mapped, duplicate or stale), oldest first."""
     return list(reversed(events(conn, hub_order_id=hub_order_id, limit=10_000)))
+
+
+def recent_bodies(conn: Connection, system: str, last: int) -> list[bytes | None]:
+    """The raw bodies of a system's last ``last`` original events (not replays), newest first.
+
+    ``None`` where retention has purged the body.
+    """
+    rows = conn.execute(
+        select(_E.raw_body)
+        .where(_E.source_system == system, _E.replay_of.is_(None))
+        .order_by(_E.received_at.desc())
+        .limit(last)
+    ).scalars()
+    return [None if body is None else bytes(body) for body in rows]
+
+
+def registered_systems(conn: Connection) -> set[str]:
+    """The codes of the sales systems registered in ``sales_systems``."""
+    return set(conn.execute(select(sales_systems.c.code)).scalars())
 
 
 def open_problem_count(conn: Connection) -> int:

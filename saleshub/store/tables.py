@@ -238,6 +238,7 @@ integration_events = Table(
     Column("hub_order_id", UUID(as_uuid=True), nullable=True),
     Column("order_version_no", Integer, nullable=True),
     Column("processing_ms", Double, nullable=True),
+    Column("processed_at", DateTime(timezone=True), nullable=True, comment="when a processor finished it"),
     Column("replay_of", UUID(as_uuid=True), nullable=True, comment="the event this one re-ran"),
     Column("superseded_by", UUID(as_uuid=True), nullable=True, comment="the replay that re-ran this one"),
     Column("raw_body_purged_at", DateTime(timezone=True), nullable=True),

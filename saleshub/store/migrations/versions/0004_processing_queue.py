@@ -31,6 +31,12 @@ def upgrade() -> None:
         "sales_system_integration_events",
         sa.Column("order_key", sa.Text(), nullable=True, comment="the source's order reference, at intake"),
     )
+    op.add_column(
+        "sales_system_integration_events",
+        sa.Column(
+            "processed_at", sa.DateTime(timezone=True), nullable=True, comment="when a processor finished it"
+        ),
+    )
     op.create_table(
         "event_queue",
         sa.Column(
@@ -61,4 +67,5 @@ def downgrade() -> None:
     op.drop_table("processor_lanes")
     op.drop_index("ix_event_queue_lane", table_name="event_queue")
     op.drop_table("event_queue")
+    op.drop_column("sales_system_integration_events", "processed_at")
     op.drop_column("sales_system_integration_events", "order_key")
