@@ -28,6 +28,7 @@ from saleshub.publish.outbox import Backlog, backlog
 from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
 from saleshub.services import Services
 from saleshub.store import queries
+from saleshub.store.events import queue_depth
 from saleshub.store.migrate import current_revision, head_revision
 from saleshub.store.partitions import list_partitions
 
@@ -140,6 +141,7 @@ def status() -> None:
             stray = queries.default_partition_rows(conn)
             partitions = list_partitions(conn, count_rows=False)
             waiting = backlog(conn)
+            queued, oldest_queued = queue_depth(conn)
     table = Table("system", "status", "events (24 h)", title="Events of the last 24 hours")
     for (system, event_status), count in sorted(counts.items()):
         table.add_row(system, event_status, str(count))
@@ -150,7 +152,20 @@ def status() -> None:
         out.print(f"event partitions: {partitions[0].month:%Y-%m} … {partitions[-1].month:%Y-%m}")
     if stray:
         out.print(f"[yellow]{stray} events in the DEFAULT partition: run `saleshub db upgrade`[/yellow]")
+    _print_queue(queued, oldest_queued)
     _print_backlog(settings, waiting)
+
+
+def _print_queue(queued: int, oldest: datetime | None) -> None:
+    if queued == 0:
+        out.print("[green]processing: nothing waiting[/green]")
+        return
+    age = datetime.now(UTC) - oldest if oldest else timedelta(0)
+    colour = "yellow" if age < timedelta(minutes=1) else "red"
+    out.print(
+        f"[{colour}]processing: {queued} recorded events waiting, oldest {_age(age)} old "
+        f"(run `saleshub serve` or `saleshub process`)[/{colour}]"
+    )
 
 
 def _print_backlog(settings: Settings, waiting: Backlog) -> None:

@@ -44,6 +44,7 @@ def test_status_events_orders(run: CliRunner, hub: HubRuntime) -> None:
     # No Kafka configured: the order and the rejection wait in the outbox, and status says so.
     assert "outbox: 2 events waiting" in status.output
     assert "Kafka: not configured" in status.output
+    assert "processing: nothing waiting" in status.output
 
     listed = run.invoke(app, ["events", "list", "--status", "quarantined"])
     assert listed.exit_code == 0 and "sales_channel" in listed.output and "KIOSK" not in listed.output
