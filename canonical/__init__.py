@@ -15,6 +15,7 @@ from canonical.model import (
     ServiceWindow,
     Totals,
     hub_order_id_for,
+    is_personal_field,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "ServiceWindow",
     "Totals",
     "hub_order_id_for",
+    "is_personal_field",
 ]

@@ -43,6 +43,7 @@ __all__ = [
     "ServiceWindow",
     "Totals",
     "hub_order_id_for",
+    "is_personal_field",
 ]
 
 #: Namespace of the deterministic hub order ids (UUIDv5 of ``"{source_system}:{external_order_id}"``).
@@ -61,6 +62,12 @@ PERSONAL_DATA_FIELDS: frozenset[str] = frozenset(
         "service_address.line2",
     }
 )
+
+
+def is_personal_field(target: str) -> bool:
+    """Whether a canonical field path (``customer.email``, ``lines[2].notes``) holds personal data."""
+    return ".".join(part.split("[", 1)[0] for part in target.split(".")) in PERSONAL_DATA_FIELDS
+
 
 _MAX_AMOUNT = Decimal(10) ** 15
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")

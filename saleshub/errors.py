@@ -15,14 +15,14 @@
 
 Messages say what went wrong, where, and what was expected. They never contain a secret, and values of
 personal-data fields are masked in ``str()`` (the structured attributes keep them for local tools).
+
+This module is a leaf: it imports nothing of the hub's, so any part can raise these errors cheaply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from canonical.model import PERSONAL_DATA_FIELDS
 
 __all__ = [
     "ClassificationError",
@@ -132,11 +132,8 @@ class FieldError:
     rule: str
     value: object = field(default=None)
     has_value: bool = True
-
-    @property
-    def personal(self) -> bool:
-        """Whether the value belongs to a personal-data field and must not be shown in logs."""
-        return generic_target(self.target) in PERSONAL_DATA_FIELDS
+    #: The value belongs to a personal-data field (``canonical.is_personal_field``): never shown.
+    personal: bool = False
 
     def shown_value(self) -> str:
         """The offending value as it may appear in a message (masked if personal data)."""

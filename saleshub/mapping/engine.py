@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from canonical.model import ServiceOrder
+from canonical.model import ServiceOrder, is_personal_field
 from saleshub.errors import FieldError, MappingError, generic_target
 from saleshub.mapping.codegen import generate
 from saleshub.mapping.nodes import CompiledObject
@@ -123,5 +123,9 @@ class CompiledMapping:
             value = error.get("input") if has_value else None
             if isinstance(value, dict | list):
                 has_value, value = False, None
-            found.append(FieldError(target, self._source_for(target), rule, value, has_value))
+            found.append(
+                FieldError(
+                    target, self._source_for(target), rule, value, has_value, is_personal_field(target)
+                )
+            )
         return found

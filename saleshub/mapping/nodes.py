@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from canonical.model import is_personal_field
 from saleshub.errors import FieldError
 from saleshub.mapping.expressions import CompiledExpression
 from saleshub.mapping.paths import SourcePath
@@ -50,7 +51,7 @@ class Run:
 
     def fail(self, target: str, source: str, rule: str, value: Any = None, has_value: bool = True) -> None:
         """Record one field error and carry on."""
-        self.errors.append(FieldError(target, source, rule, value, has_value))
+        self.errors.append(FieldError(target, source, rule, value, has_value, is_personal_field(target)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from adapters.base import SourceAdapter
+from canonical.model import is_personal_field
 from saleshub.errors import DataError, FieldError, MappingError, generic_target
 from saleshub.mapping.engine import MappedOrder
 from saleshub.store import queries
@@ -70,7 +71,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _shown(target: str, value: Any) -> str:
     # FieldError owns the masking and shortening rules for values shown to people.
-    return FieldError(target, "", "", value).shown_value()
+    return FieldError(target, "", "", value, personal=is_personal_field(target)).shown_value()
 
 
 def _map(adapter: SourceAdapter, body: bytes) -> MappedOrder | DataError:
