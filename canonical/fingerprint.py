@@ -31,7 +31,7 @@ from canonical.model import Money, OrderLine
 if TYPE_CHECKING:
     from canonical.model import ServiceOrder
 
-__all__ = ["FINGERPRINT_EXCLUDED_FIELDS", "normalised_content", "order_fingerprint"]
+__all__ = ["FINGERPRINT_EXCLUDED_FIELDS", "Normalised", "normalised_content", "order_fingerprint"]
 
 FINGERPRINT_EXCLUDED_FIELDS: frozenset[str] = frozenset(
     {"hub_order_id", "source_version", "source_updated_at"}

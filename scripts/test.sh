@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy --strict"; .venv/bin/mypy
+echo "== import contracts"; .venv/bin/lint-imports
 echo "== saleshub mappings validate"; .venv/bin/saleshub mappings validate
 echo "== saleshub mappings test"; .venv/bin/saleshub mappings test
 echo "== pytest"; .venv/bin/pytest "$@"

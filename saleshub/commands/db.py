@@ -13,7 +13,7 @@ from saleshub.publish.outbox import purge_published
 from saleshub.store.migrate import current_revision, head_revision, upgrade
 from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
 
-__all__ = ["db_app"]
+__all__ = ["db_app", "db_partitions", "db_retention", "db_upgrade"]
 
 db_app = typer.Typer(help="Database schema, partitions and retention.", no_args_is_help=True)
 

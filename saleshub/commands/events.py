@@ -20,7 +20,7 @@ from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.store import queries
 from saleshub.store.queries import AnyRow
 
-__all__ = ["events_app", "events_table", "first_error"]
+__all__ = ["events_app", "events_table", "first_error", "list_events", "replay", "show_event"]
 
 events_app = typer.Typer(help="Recorded integration events: list, show, replay.", no_args_is_help=True)
 

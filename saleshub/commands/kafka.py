@@ -22,7 +22,7 @@ from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import Services, build_relay, outbound_topics
 
-__all__ = ["kafka_app"]
+__all__ = ["consume", "kafka_app", "relay", "topics"]
 
 kafka_app = typer.Typer(help="Publish the outbox to Kafka, consume order events, create topics.")
 

@@ -13,7 +13,7 @@ from saleshub.commands.events import events_table
 from saleshub.console import out
 from saleshub.store import queries
 
-__all__ = ["orders_app"]
+__all__ = ["orders_app", "show_order"]
 
 orders_app = typer.Typer(help="Canonical orders in the store.", no_args_is_help=True)
 

@@ -49,7 +49,7 @@ from saleshub.mapping.paths import (
     first_attribute,
 )
 
-__all__ = ["GeneratedMapping", "generate"]
+__all__ = ["GeneratedMapping", "ProduceFunction", "generate"]
 
 ProduceFunction = Callable[[Any], tuple[dict[str, Any], list[FieldError]]]
 

@@ -56,7 +56,7 @@ from saleshub.mapping.spec import (
 )
 from saleshub.mapping.yaml_source import Located, dotted_key
 
-__all__ = ["SET_BY_HUB", "CompiledTree", "Crosswalks", "compile_mapping"]
+__all__ = ["SET_BY_HUB", "CompiledTree", "Crosswalks", "SpecPath", "compile_mapping"]
 
 #: Canonical fields that the hub fills in itself; a mapping must not set them.
 SET_BY_HUB = frozenset({"hub_order_id", "source_system"})

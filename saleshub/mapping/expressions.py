@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["FUNCTIONS", "CompiledExpression", "ExpressionError", "compile_expression"]
+__all__ = ["FUNCTIONS", "CompiledExpression", "Env", "Evaluator", "ExpressionError", "compile_expression"]
 
 Env = Mapping[str, Any]
 Evaluator = Callable[[Env], Any]

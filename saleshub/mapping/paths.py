@@ -36,6 +36,7 @@ from typing_extensions import override
 __all__ = [
     "ChildXmlPath",
     "DottedJsonPath",
+    "Evaluate",
     "PathError",
     "SourcePath",
     "child_elements",

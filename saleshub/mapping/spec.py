@@ -32,8 +32,11 @@ __all__ = [
     "MappingFile",
     "Node",
     "ObjectNode",
+    "Scalar",
     "SourceSpec",
+    "Transform",
     "ValueNode",
+    "ValueType",
 ]
 
 FORMAT_VERSION = 1

@@ -14,7 +14,7 @@ import yaml
 
 from saleshub.errors import LoadIssue
 
-__all__ = ["Located", "dotted_key", "load_located_yaml"]
+__all__ = ["Located", "Path", "dotted_key", "load_located_yaml"]
 
 Path = tuple[str | int, ...]
 

@@ -31,7 +31,7 @@ from saleshub.receive.intake import Admission, InboundEvent, admit
 from saleshub.receive.recorder import Receipt, Recorder
 from saleshub.store.events import Status
 
-__all__ = ["ConsumeRound", "OrderEventConsumer", "dead_letter_headers"]
+__all__ = ["ConsumeRound", "Headers", "OrderEventConsumer", "dead_letter_headers"]
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from saleshub.store import events as store
 from saleshub.store.events import EventOutcome, Stage, Status
 from saleshub.store.failures import database_errors
 
-__all__ = ["Receipt", "Recorder"]
+__all__ = ["Item", "Receipt", "Recorder"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from adapters.base import SourceAdapter
 from saleshub.errors import RetriableError
+from saleshub.platform.secrets import SecretStore
+from saleshub.platform.settings import Settings
 from saleshub.receive.batching import GroupCommit
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.receive.recorder import Receipt
 from saleshub.receive.responses import EventReceipt, Problem
 from saleshub.receive.signatures import SignatureError, verify
-from saleshub.runtime import HubRuntime
 from saleshub.store.events import Stage
 
-__all__ = ["PROBLEM", "WEBHOOK_OPENAPI", "WEBHOOK_RESPONSES", "problem", "receive"]
+__all__ = ["PROBLEM", "WEBHOOK_OPENAPI", "WEBHOOK_RESPONSES", "WebhookHub", "problem", "receive"]
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,15 @@ def _answer(result: Receipt) -> JSONResponse:
     return _receipt(result, 202)
 
 
-async def receive(hub: HubRuntime, writer: GroupCommit, system: str, request: Request) -> JSONResponse:
+class WebhookHub(Protocol):
+    """What the webhook endpoint needs of the running hub (``HubRuntime`` has it)."""
+
+    settings: Settings
+    adapters: dict[str, SourceAdapter]
+    secrets: SecretStore
+
+
+async def receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Request) -> JSONResponse:
     """Handle ``POST /webhooks/{system}`` (see the module docstring for the answers)."""
     settings = hub.settings
     adapter = hub.adapters.get(system)

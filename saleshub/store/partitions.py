@@ -17,7 +17,14 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, text
 
-__all__ = ["PartitionInfo", "ensure_partitions", "list_partitions", "month_start", "purge_raw_bodies"]
+__all__ = [
+    "PARENT",
+    "PartitionInfo",
+    "ensure_partitions",
+    "list_partitions",
+    "month_start",
+    "purge_raw_bodies",
+]
 
 PARENT = "sales_system_integration_events"
 _NAME = re.compile(rf"^{PARENT}_(\d{{4}})(\d{{2}})$")
