@@ -16,8 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from saleshub.platform.settings import Settings
 from saleshub.receive.batching import GroupCommit
+from saleshub.receive.openapi import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, install_openapi
 from saleshub.receive.responses import EventReceipt, Health, Readiness
-from saleshub.receive.webhooks import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, receive
+from saleshub.receive.webhooks import problem, receive
 from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
 from saleshub.store.migrate import current_revision, head_revision
 
@@ -58,6 +59,16 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         redirect_slashes=False,
         lifespan=lifespan,
     )
+
+    install_openapi(app)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # A bug of the hub: a problem document, and the connection closed cleanly (the client is
+        # told, instead of finding a reset on its next request). The trace is logged by the server.
+        response = problem(500, "Internal error", "the hub failed to handle this request; it is logged")
+        response.headers["Connection"] = "close"
+        return response
 
     @app.post(
         "/webhooks/{system}",

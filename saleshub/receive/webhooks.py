@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any, Protocol
 
 from fastapi import Request
@@ -30,17 +31,17 @@ from saleshub.errors import RetriableError
 from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import Settings
 from saleshub.receive.batching import GroupCommit
-from saleshub.receive.intake import InboundEvent, admit
+from saleshub.receive.intake import Admission, InboundEvent, admit
+from saleshub.receive.openapi import PROBLEM
 from saleshub.receive.recorder import Receipt
 from saleshub.receive.responses import EventReceipt, Problem
 from saleshub.receive.signatures import SignatureError, verify
-from saleshub.store.events import Stage
+from saleshub.store.events import Stage, error_record
 
-__all__ = ["PROBLEM", "WEBHOOK_OPENAPI", "WEBHOOK_RESPONSES", "WebhookHub", "problem", "receive"]
+__all__ = ["PROBLEM", "WebhookHub", "problem", "receive"]
 
 log = logging.getLogger(__name__)
 
-PROBLEM = "application/problem+json"
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _RECORDED_HEADERS = ("webhook-id", "webhook-timestamp", "user-agent")
 
@@ -51,53 +52,6 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
         mode="json", exclude_none=True
     )
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
-
-
-def _problem_schema(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-
-
-WEBHOOK_OPENAPI: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": name,
-            "in": "header",
-            "required": False,
-            "description": description,
-            "schema": {"type": "string"},
-        }
-        for name, description in (
-            ("webhook-id", "unique message id; a repeat is answered 200 with the original event id"),
-            ("webhook-timestamp", "seconds since the Unix epoch; must be within the tolerance"),
-            ("webhook-signature", "space-separated v1,<base64 HMAC-SHA256 of id.timestamp.body>"),
-        )
-    ],
-    "requestBody": {
-        "required": True,
-        "description": "the source system's payload, exactly as it sends it",
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/xml": {"schema": {"type": "string"}},
-        },
-    },
-}
-
-WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": EventReceipt, "description": "this webhook-id was received before; nothing written"},
-    202: {"model": EventReceipt, "description": "recorded; the processor maps it shortly"},
-    401: _problem_schema("signature headers missing, malformed, out of tolerance or not matching"),
-    404: _problem_schema("unknown sales system"),
-    413: _problem_schema("body larger than the configured limit"),
-    415: _problem_schema("content type not sent by this system (recorded, quarantined)"),
-    422: _problem_schema("body cannot be decoded or classified (recorded, quarantined)"),
-    503: {
-        **_problem_schema("the database is unavailable; nothing was written; resend later"),
-        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
-    },
-}
 
 
 class _TooLargeError(Exception):
@@ -183,10 +137,35 @@ async def receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Re
     )
     admission = admit(event, adapter)  # CPU only: content type, decode, classify
     try:
-        result = await writer.submit(event, admission)
+        try:
+            result = await writer.submit(event, admission)
+        except RetriableError:
+            raise
+        except Exception as exc:  # a bug or a value the database refuses: keep the event as failed
+            result = await _record_as_failed(writer, event, exc)
     except RetriableError as exc:
         log.warning("webhook from %s not recorded, database unavailable: %s", system, exc)
         response = problem(503, "Database unavailable", "the event was not recorded; resend it later")
         response.headers["Retry-After"] = str(settings.retry_after_seconds)
         return response
     return _answer(result)
+
+
+async def _record_as_failed(writer: GroupCommit, event: InboundEvent, exc: Exception) -> Receipt:
+    """Record ``event`` as failed with ``exc`` after its normal recording failed; raises if that fails too.
+
+    Only the exact body (bytes, always storable) and the error are kept: the headers and content
+    type, which may hold what the database refused, are left out.
+    """
+    log.error(
+        "a %s webhook could not be recorded (%s: %s); recording it as failed",
+        event.system,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+    errors = {**error_record(Stage.INTERNAL, exc), "at_stage": "record"}
+    kept = replace(event, headers={}, content_type=None)
+    result = await writer.submit(kept, Admission(stage=Stage.INTERNAL, errors=errors))
+    log.error("the %s webhook was recorded as failed event %s", event.system, result.event_id)
+    return result

@@ -111,7 +111,7 @@ _STAGES = frozenset(stage.value for stage in Stage)
 
 def error_record(stage: Stage, exc: BaseException) -> dict[str, Any]:
     """The JSON error record of an event stopped at ``stage`` by ``exc`` (the ``errors`` column)."""
-    record: dict[str, Any] = {"stage": stage.value, "error": type(exc).__name__, "message": str(exc)}
+    record: dict[str, Any] = {"stage": stage.value, "error": type(exc).__name__, "message": _first_line(exc)}
     if isinstance(exc, DecodeError):
         record["message"] = exc.reason
         if exc.position:
@@ -122,6 +122,17 @@ def error_record(stage: Stage, exc: BaseException) -> dict[str, Any]:
         record["message"] = f"{len(exc.errors)} field error(s) in mapping {exc.mapping}"
         record["fields"] = [error.as_dict() for error in exc.errors]
     return record
+
+
+def _first_line(exc: BaseException) -> str:
+    # A database error's text goes on with the statement and its parameters (order content, perhaps
+    # personal data): only its first line is kept, without what text columns cannot hold.
+    try:
+        text_ = str(exc)
+    except Exception:  # a message that cannot even be formatted still names its type
+        text_ = f"{type(exc).__name__} (its message could not be formatted)"
+    first = text_.splitlines()[0] if text_ else ""
+    return first.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:500]
 
 
 def lane_of(system: str, order_key: str) -> int:

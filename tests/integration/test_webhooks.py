@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import unicodedata
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from saleshub.receive.app import create_app
 from saleshub.runtime import HubRuntime
 from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import SAMPLES
-from tests.integration.conftest import SECRET, LiveServer, open_hub, processed
+from tests.integration.conftest import SECRET, LiveServer, free_port, open_hub, processed
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +195,50 @@ def test_openapi_document_matches_the_app(hub: HubRuntime) -> None:
     assert create_app(hub).openapi() == committed, (
         "run `saleshub api openapi --output contracts/openapi.json`"
     )
+
+
+def test_an_error_of_the_hub_is_a_problem_document_that_closes_the_connection(hub: HubRuntime) -> None:
+    app = create_app(hub)
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        with httpx.Client(base_url=f"http://127.0.0.1:{config.port}") as client:
+            response = client.get("/broken")
+            assert response.status_code == 500
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers["connection"] == "close"
+            assert response.json()["title"] == "Internal error"
+            assert client.get("/health/live").status_code == 200  # a new connection, not a reset
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_an_event_the_database_refuses_to_record_is_kept_as_failed(
+    server: httpx.Client, hub: HubRuntime
+) -> None:
+    with hub.database.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "ALTER TABLE sales_system_integration_events ADD CONSTRAINT test_refuses "
+            "CHECK (content_type IS NULL OR content_type NOT LIKE '%%refuse-me%%')"
+        )
+    body = pyxis_event(9)
+    response = post(server, body, "refused", content_type="application/json; refuse-me=1")
+    assert response.status_code == 202, response.text
+    receipt = response.json()
+    assert receipt["status"] == "failed" and "test_refuses" in receipt["errors"]["message"]
+    with hub.database.engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT raw_body, status FROM sales_system_integration_events WHERE event_id = %(id)s",
+            {"id": receipt["event_id"]},
+        ).one()
+    assert bytes(stored.raw_body) == body and stored.status == "failed"
