@@ -25,7 +25,7 @@ SETTING=VALUE --pairs N`` measures only that: N pairs of hub starts, closed loop
 the variant, the order swapped from pair to pair (so warming up favours neither), and prints each
 pair, how many the variant won and both means.
 
-    .venv/bin/python bench/ingest.py --compare SALESHUB_THREAD_SWITCH_INTERVAL_MS=5 --pairs 8
+    .venv/bin/python bench/ingest.py --compare SALESHUB_DATABASE__POOL_SIZE=4 --pairs 8
 """
 
 from __future__ import annotations
@@ -167,13 +167,13 @@ def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
 def start_hub(
     port: int, workers: int, data_dir: Path, settings: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "SALESHUB_DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items() if k != "SALESHUB_DATABASE__URL"}
     env |= {
-        "SALESHUB_DATA_DIR": str(data_dir),
-        "SALESHUB_PORT": str(port),
-        "SALESHUB_WORKERS": str(workers),
+        "SALESHUB_DATABASE__DATA_DIR": str(data_dir),
+        "SALESHUB_WEB__PORT": str(port),
+        "SALESHUB_WEB__WORKERS": str(workers),
         "SALESHUB_LOG_LEVEL": "WARNING",
-        "SALESHUB_WEBHOOK_SECRET_PYXIS": SECRET,
+        "SALESHUB_SECRET_WEBHOOK_PYXIS": SECRET,
     }
     env |= settings or {}
     process = subprocess.Popen(
@@ -225,7 +225,7 @@ def replay_rate(data_dir: Path) -> tuple[int, float]:
     from saleshub.receive.replay import Replayer, ReplaySelection, select_events
     from saleshub.runtime import HubRuntime, tune_collector
 
-    hub = HubRuntime.open(Settings(data_dir=data_dir, mappings_dir=ROOT / "mappings"))
+    hub = HubRuntime.open(Settings(database={"data_dir": data_dir}, mappings_dir=ROOT / "mappings"))  # type: ignore[arg-type]
     tune_collector()  # as `saleshub events replay` and `saleshub kafka consume` do
     try:
         with hub.database.engine.connect() as conn:

@@ -3,15 +3,14 @@
 ``HubRuntime.open(settings)`` loads and checks every mapping (a broken mapping stops the start with
 every problem listed), opens the database (embedded when no URL is set), optionally migrates it,
 creates the event partitions and checks that every adapter's system is registered, and wires the
-ingestion pipeline (with its outbox), the event schemas and the secret store.
+ingestion pipeline (with its outbox), the event schemas, the secret store and the telemetry.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
@@ -21,6 +20,7 @@ from saleshub.errors import ConfigurationError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.platform.secrets import SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
+from saleshub.platform.telemetry import NoTelemetry, Telemetry, telemetry_from_settings
 from saleshub.process.pipeline import IngestPipeline
 from saleshub.publish.outbox import Outbox
 from saleshub.publish.schemas import EventSchemas
@@ -29,14 +29,14 @@ from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
 from saleshub.store.tables import sales_systems
 
-__all__ = ["HubRuntime", "tune_collector", "tune_thread_switching"]
+__all__ = ["HubRuntime", "tune_collector"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class HubRuntime:
-    """Settings, mappings, adapters, database, pipeline and secrets of one hub process."""
+    """Settings, mappings, adapters, database, pipeline, secrets and telemetry of one hub process."""
 
     settings: Settings
     catalog: MappingCatalog
@@ -45,16 +45,19 @@ class HubRuntime:
     pipeline: IngestPipeline
     secrets: SecretStore
     schemas: EventSchemas
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = False) -> HubRuntime:
         """Build every part; with ``migrate`` also bring the schema and partitions up to date."""
         catalog = MappingCatalog.load(settings.mappings_dir)
         registry = AdapterRegistry.default()
-        adapters = {name: registry.create(name, catalog) for name in registry.names()}
+        limit = settings.web.max_body_bytes
+        adapters = {name: registry.create(name, catalog, max_body_bytes=limit) for name in registry.names()}
         secrets = secret_store_from_settings(settings)
+        telemetry = telemetry_from_settings(settings)
         schemas = EventSchemas.load(settings.contracts_dir)
-        database = open_database(settings)
+        database = open_database(settings, secrets)
         try:
             if migrate:
                 upgrade(database.engine)
@@ -66,7 +69,7 @@ class HubRuntime:
             raise
         log.info("hub using %s; %d mappings loaded", database.description, len(catalog))
         pipeline = IngestPipeline(database.engine, adapters, Outbox(schemas))
-        return cls(settings, catalog, adapters, database, pipeline, secrets, schemas)
+        return cls(settings, catalog, adapters, database, pipeline, secrets, schemas, telemetry)
 
     def close(self) -> None:
         """Release the database (and the embedded server's hold)."""
@@ -93,19 +96,8 @@ def tune_collector() -> None:
     allocations instead of 700: a batch of mapped orders allocates hundreds of thousands of
     short-lived objects, and every collection walks all that survived. Worth about a tenth of a
     batch's write time. Only for processes that run the hub: frozen objects are never collected.
+    Called once per process, at its entry: by each long-running command after its runtime is
+    built, and by the factory of each web worker process.
     """
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
-
-
-def tune_thread_switching(interval_ms: float) -> None:
-    """Set how long a thread may hold CPython's GIL while another waits for it (default 5 ms).
-
-    A webhook worker runs two busy threads: the event loop (HTTP, signatures, mapping) and the
-    batch writer, which makes several database round trips per batch. After each round trip the
-    writer needs the GIL back, and with the default it can wait up to 5 ms for the loop to let go,
-    so a batch's round trips queue behind the loop's work. A shorter interval hands the GIL over
-    sooner. The gain is small (a few per cent); ``bench/ingest.py --compare
-    SALESHUB_THREAD_SWITCH_INTERVAL_MS=5`` measures it in paired runs (README, Benchmarks).
-    """
-    sys.setswitchinterval(interval_ms / 1000)

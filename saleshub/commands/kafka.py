@@ -20,6 +20,7 @@ from saleshub.commands.common import fail
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.platform.kafka_clients import ensure_topics
+from saleshub.platform.secrets import secret_store_from_settings
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import KafkaServices, build_relay, outbound_topics
@@ -33,8 +34,8 @@ def _hub() -> HubRuntime:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    if not settings.kafka_bootstrap_servers:
-        raise fail("Kafka is not configured: set SALESHUB_KAFKA_BOOTSTRAP_SERVERS")
+    if not settings.kafka.bootstrap_servers:
+        raise fail("Kafka is not configured: set SALESHUB_KAFKA__BOOTSTRAP_SERVERS")
     try:
         hub = HubRuntime.open(settings)
     except SalesHubError as exc:
@@ -62,7 +63,7 @@ def relay(
             _drain(hub)
             return
         services = KafkaServices.start(hub, consumer=False)
-        servers = hub.settings.kafka_bootstrap_servers
+        servers = hub.settings.kafka.bootstrap_servers
         out.print(f"outbox relay ({len(services.relays)} threads) publishing to {servers}; Ctrl+C stops")
         _wait_for_signal()
         services.stop()
@@ -71,13 +72,13 @@ def relay(
 
 
 def _drain(hub: HubRuntime) -> None:
-    publishers = [build_relay(hub) for _ in range(hub.settings.relay_threads)]
+    publishers = [build_relay(hub) for _ in range(hub.settings.relay.threads)]
     try:
         with ThreadPoolExecutor(len(publishers)) as pool:
             published = sum(pool.map(lambda publisher: publisher.drain(timeout=3600), publishers))
     except SalesHubError as exc:
         raise fail(
-            f"the outbox was not drained to {hub.settings.kafka_bootstrap_servers}: {exc}. "
+            f"the outbox was not drained to {hub.settings.kafka.bootstrap_servers}: {exc}. "
             "Nothing is lost: the events wait in the outbox (`saleshub status` shows the backlog)."
         ) from None
     finally:
@@ -88,13 +89,18 @@ def _drain(hub: HubRuntime) -> None:
 
 @kafka_app.command("consume")
 def consume() -> None:
-    """Consume the Pyxis order-event topic into the hub until stopped (a consumer-group member)."""
+    """Consume each system's order-event topic into the hub until stopped (a consumer-group member)."""
     hub = _hub()
     try:
-        if not hub.settings.kafka_pyxis_topic:
-            raise fail("no topic to consume: set SALESHUB_KAFKA_PYXIS_TOPIC")
-        services = KafkaServices.start(hub, relay=False)
-        out.print(f"consuming {hub.settings.kafka_pyxis_topic} as group {hub.settings.kafka_consumer_group}")
+        kafka = hub.settings.kafka
+        if not kafka.inbound_topics:
+            raise fail('no topic to consume: set SALESHUB_KAFKA__INBOUND_TOPICS=\'{"pyxis": "topic"}\'')
+        try:
+            services = KafkaServices.start(hub, relay=False)
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+        topics = ", ".join(f"{topic} ({system})" for system, topic in sorted(kafka.inbound_topics.items()))
+        out.print(f"consuming {topics} as group {kafka.consumer_group}")
         _wait_for_signal()
         services.stop()
     finally:
@@ -105,12 +111,14 @@ def consume() -> None:
 def topics() -> None:
     """Create the hub's outbound topics and the dead-letter topic where missing."""
     settings = Settings()
-    if not settings.kafka_bootstrap_servers:
-        raise fail("Kafka is not configured: set SALESHUB_KAFKA_BOOTSTRAP_SERVERS")
+    if not settings.kafka.bootstrap_servers:
+        raise fail("Kafka is not configured: set SALESHUB_KAFKA__BOOTSTRAP_SERVERS")
     wanted = outbound_topics(settings)
     try:
-        created = ensure_topics(settings, wanted)
+        created = ensure_topics(settings, secret_store_from_settings(settings), wanted)
     except KafkaException as exc:
-        raise fail(f"{settings.kafka_bootstrap_servers}: {exc}") from None
+        raise fail(f"{settings.kafka.bootstrap_servers}: {exc}") from None
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
     for topic in wanted:
         out.print(f"{topic}: {'created' if topic in created else 'exists'}")

@@ -18,10 +18,10 @@ from saleshub.platform.settings import Settings
 from saleshub.receive.batching import BatchWriter
 from saleshub.receive.responses import EventReceipt, Health, Readiness
 from saleshub.receive.webhooks import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, receive
-from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
+from saleshub.runtime import HubRuntime
 from saleshub.store.migrate import current_revision, head_revision
 
-__all__ = ["app_from_environment", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,7 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
             if runtime is not None
             else await run_in_threadpool(HubRuntime.open, settings or Settings())
         )
-        if runtime is None:  # a server worker process of its own
-            tune_collector()
-            tune_thread_switching(hub.settings.thread_switch_interval_ms)
-        writer = BatchWriter(hub.pipeline, linger=hub.settings.write_linger_ms / 1000)
+        writer = BatchWriter(hub.pipeline)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer
         try:
@@ -104,8 +101,3 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         return JSONResponse(readiness.model_dump(), status_code=200 if readiness.status == "ok" else 503)
 
     return app
-
-
-def app_from_environment() -> FastAPI:
-    """Factory for ``uvicorn --factory``: each worker opens its runtime from the environment."""
-    return create_app()

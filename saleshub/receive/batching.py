@@ -4,15 +4,8 @@ Webhook handlers decode and map on the event loop, then hand the processed event
 ``BatchWriter`` and await its result. The writer drains whatever is queued (up to ``max_batch``),
 writes it with ``IngestPipeline.record_many`` in **one** transaction (a few set-based statements),
 and resolves every waiting handler only after that commit. Under load, many events share one
-commit and one set of round trips; when idle, a lone event is written at once.
-
-A transaction costs about the same for 2 events as for 20 (its statements, round trips and commit
-are fixed costs), and under load the queue is often nearly empty at the moment the writer looks. So,
-like Kafka's ``linger.ms``, the writer can wait (``linger`` seconds, ``SALESHUB_WRITE_LINGER_MS``)
-for a batch to fill while events keep coming: the previous batch had more than one event, or this
-one arrived within ``linger`` of the last write. An event after a quiet spell is written at once.
-It is off by default: with 3 ms, batches grew from ~5 to ~14 events, but the measured effect on
-throughput is not settled (README, Benchmarks).
+commit and one set of round trips; when idle, a lone event is written at once. The writer never
+waits for a batch to fill: a linger was measured and its effect lay within this machine's noise.
 
 If a batch fails for a reason other than the database being down, its events are retried one by
 one, so one bad event cannot fail its neighbours. When the database is down, every waiting handler
@@ -25,7 +18,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 from dataclasses import dataclass
 
 from saleshub.process.pipeline import InboundEvent, IngestPipeline, IngestResult, ProcessedEvent
@@ -68,8 +60,8 @@ def _resolve(outcomes: list[tuple[_Item, IngestResult | BaseException]]) -> None
 class BatchWriter:
     """A writer thread that records events for async callers, one transaction per batch."""
 
-    def __init__(self, pipeline: IngestPipeline, max_batch: int = 128, linger: float = 0.0) -> None:
-        self.pipeline, self.max_batch, self.linger = pipeline, max_batch, linger
+    def __init__(self, pipeline: IngestPipeline, max_batch: int = 128) -> None:
+        self.pipeline, self.max_batch = pipeline, max_batch
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="saleshub-writer", daemon=True)
 
@@ -90,23 +82,15 @@ class BatchWriter:
         return await future
 
     def _run(self) -> None:
-        busy = False  # whether the previous batch had more than one event
         while True:
-            idle_since = time.monotonic()
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
             stopping = False
-            now = time.monotonic()
-            # Events keep coming (the last batch had company, or this one came within the linger
-            # time): wait for the batch to fill. After a quiet spell, write at once.
-            keeps_coming = busy or now - idle_since < self.linger
-            deadline = now + self.linger if keeps_coming else now
             while len(batch) < self.max_batch:
-                wait = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
@@ -114,7 +98,6 @@ class BatchWriter:
                     break
                 batch.append(item)
             self._write(batch)
-            busy = len(batch) > 1
             if stopping:
                 return
 

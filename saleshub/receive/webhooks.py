@@ -9,7 +9,8 @@ Answers, in the order they are checked:
 * from here the event is recorded: 415 content type the system does not send, 422 body that cannot
   be decoded or classified (both quarantined), 202 accepted (mapped, duplicate content, stale, or
   quarantined by the mapping), 200 the ``webhook-id`` was already received (the original event id);
-* 503 with ``Retry-After`` when the database cannot commit: nothing was written, resend.
+* 503 with ``Retry-After`` when the database cannot commit or the secret store cannot be read:
+  nothing was written, resend.
 
 Every 2xx/415/422 answer is sent only after the transaction that recorded the event committed
 (``BatchWriter``: concurrent events share one transaction, group commit).
@@ -24,7 +25,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from saleshub.errors import RetriableError
+from saleshub.errors import RetriableError, SecretStoreError
 from saleshub.process.pipeline import InboundEvent, IngestResult, Stage
 from saleshub.receive.batching import BatchWriter
 from saleshub.receive.responses import EventReceipt, Problem
@@ -89,7 +90,9 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: _problem_schema("content type not sent by this system (recorded, quarantined)"),
     422: _problem_schema("body cannot be decoded or classified (recorded, quarantined)"),
     503: {
-        **_problem_schema("the database is unavailable; nothing was written; resend later"),
+        **_problem_schema(
+            "the database or the secret store is unavailable; nothing was written; resend later"
+        ),
         "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
     },
 }
@@ -140,7 +143,7 @@ def _answer(result: IngestResult) -> JSONResponse:
 
 async def receive(hub: HubRuntime, writer: BatchWriter, system: str, request: Request) -> JSONResponse:
     """Handle ``POST /webhooks/{system}`` (see the module docstring for the answers)."""
-    settings = hub.settings
+    settings = hub.settings.web
     adapter = hub.pipeline.adapter(system)
     if adapter is None:
         known = ", ".join(sorted(hub.adapters))
@@ -151,8 +154,13 @@ async def receive(hub: HubRuntime, writer: BatchWriter, system: str, request: Re
         return problem(413, "Body too large", str(exc))
     headers = request.headers
     try:
+        keys = hub.secrets.webhook_keys(system)
+    except SecretStoreError as exc:
+        log.error("webhook from %s not recorded, secret store unavailable: %s", system, exc)
+        return _unavailable("Secret store unavailable", settings.retry_after_seconds)
+    try:
         webhook_id = verify(
-            hub.secrets.webhook_keys(system),
+            keys,
             {name: headers[name] for name in _SIGNATURE_HEADERS if name in headers},
             body,
             now=time.time(),
@@ -174,7 +182,11 @@ async def receive(hub: HubRuntime, writer: BatchWriter, system: str, request: Re
         result = await writer.submit(event, processed, started)
     except RetriableError as exc:
         log.warning("webhook from %s not recorded, database unavailable: %s", system, exc)
-        response = problem(503, "Database unavailable", "the event was not recorded; resend it later")
-        response.headers["Retry-After"] = str(settings.retry_after_seconds)
-        return response
+        return _unavailable("Database unavailable", settings.retry_after_seconds)
     return _answer(result)
+
+
+def _unavailable(title: str, retry_after: int) -> JSONResponse:
+    response = problem(503, title, "the event was not recorded; resend it later")
+    response.headers["Retry-After"] = str(retry_after)
+    return response

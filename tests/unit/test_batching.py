@@ -1,4 +1,4 @@
-"""The webhook writer's group commit: a lone event goes at once, events that keep coming share a batch.
+"""The webhook writer's group commit: a lone event goes at once, events queued meanwhile share a batch.
 
 The database side of ``record_many`` is covered against PostgreSQL in the integration tests; here a
 recording stand-in for the pipeline shows only how the writer forms its batches in time.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -20,9 +21,10 @@ from saleshub.receive.batching import BatchWriter
 class _RecordingPipeline:
     """Accepts every event and remembers the size of each transaction."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: threading.Event | None = None) -> None:
         self.batches: list[int] = []
         self.engine = self
+        self.gate = gate  # the first transaction waits for it
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[None]:
@@ -30,6 +32,8 @@ class _RecordingPipeline:
 
     def record_many(self, conn: object, items: Sequence[tuple[Any, ...]]) -> list[IngestResult]:
         self.batches.append(len(items))
+        if self.gate is not None and len(self.batches) == 1:
+            self.gate.wait(5)
         return [IngestResult(uuid.uuid4(), Status.MAPPED) for _ in items]
 
 
@@ -47,42 +51,37 @@ async def _submit_spaced(writer: BatchWriter, count: int, gap: float) -> list[fl
     return list(await asyncio.gather(*(one(n * gap) for n in range(count))))
 
 
-def _writer(linger: float) -> tuple[BatchWriter, _RecordingPipeline]:
-    pipeline = _RecordingPipeline()
-    writer = BatchWriter(cast(IngestPipeline, pipeline), linger=linger)
+def _writer(gate: threading.Event | None = None) -> tuple[BatchWriter, _RecordingPipeline]:
+    pipeline = _RecordingPipeline(gate)
+    writer = BatchWriter(cast(IngestPipeline, pipeline))
     writer.start()
     return writer, pipeline
 
 
-def test_a_lone_event_after_a_quiet_spell_is_written_at_once() -> None:
-    writer, pipeline = _writer(linger=0.4)
+def test_a_lone_event_is_written_at_once() -> None:
+    writer, pipeline = _writer()
     try:
-        time.sleep(0.5)  # quiet for longer than the linger
         [waited] = asyncio.run(_submit_spaced(writer, 1, 0))
     finally:
         writer.stop()
     assert pipeline.batches == [1]
-    assert waited < 0.2  # not held back for the linger
+    assert waited < 0.2
 
 
-def test_events_that_keep_coming_share_one_transaction() -> None:
-    writer, pipeline = _writer(linger=0.5)
+def test_events_queued_while_a_batch_is_written_share_the_next_transaction() -> None:
+    gate = threading.Event()
+    writer, pipeline = _writer(gate)
     try:
-        time.sleep(0.6)
-        asyncio.run(_submit_spaced(writer, 1, 0))  # after a quiet spell: written alone
-        time.sleep(0.6)
-        # Eight events 20 ms apart: from the second on, each comes within the linger of the last
-        # write, so the writer waits for the rest instead of committing them one by one.
+        # The first event's transaction is held open until the other seven are queued behind it.
+        threading.Timer(0.3, gate.set).start()
         asyncio.run(_submit_spaced(writer, 8, 0.02))
     finally:
         writer.stop()
-    assert pipeline.batches[0] == 1
-    assert len(pipeline.batches) <= 3, pipeline.batches
-    assert sum(pipeline.batches) == 9
+    assert pipeline.batches == [1, 7]
 
 
-def test_without_linger_each_spaced_event_is_its_own_transaction() -> None:
-    writer, pipeline = _writer(linger=0.0)
+def test_spaced_events_are_not_held_back_to_fill_a_batch() -> None:
+    writer, pipeline = _writer()
     try:
         asyncio.run(_submit_spaced(writer, 5, 0.02))
     finally:
