@@ -87,7 +87,6 @@ class EmbeddedPostgres:
         pgserver = _import_pgserver()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.pgdata.mkdir(exist_ok=True)
             with pgserver.PostgresServer._lock:
                 prune_stale_handles(self.pgdata)
             # "stop": the server stops when the last process using it lets go.
