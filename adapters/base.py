@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from adapters.decoding import DEFAULT_MAX_BODY_BYTES
 from canonical.enums import EventType
 from saleshub.errors import ClassificationError
 from saleshub.mapping.catalog import MappingCatalog
@@ -57,10 +58,12 @@ class SourceAdapter(ABC):
 
     system: ClassVar[str]
     media_types: ClassVar[frozenset[str]]
-    max_body_bytes: ClassVar[int] = 1024 * 1024
 
-    def __init__(self, catalog: MappingCatalog) -> None:
+    def __init__(self, catalog: MappingCatalog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.catalog = catalog
+        #: The largest body ``decode`` accepts: the hub passes its one configured limit
+        #: (``web.max_body_bytes``), the same the webhook endpoint answers 413 above.
+        self.max_body_bytes = max_body_bytes
 
     @classmethod
     def check_definition(cls) -> None:

@@ -23,6 +23,8 @@ from saleshub.errors import DecodeError
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "decode_json", "decode_xml"]
 
+#: The one default of the body-size limit; the hub passes its configured ``web.max_body_bytes``
+#: to every adapter, which passes it here.
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 

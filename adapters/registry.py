@@ -15,6 +15,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from adapters.base import SourceAdapter
+from adapters.decoding import DEFAULT_MAX_BODY_BYTES
 from adapters.erp import ErpAdapter
 from adapters.pyxis import PyxisAdapter
 from adapters.tempo import TempoAdapter
@@ -84,6 +85,8 @@ class AdapterRegistry:
             raise UnknownAdapterError(name, self.names())
         return found
 
-    def create(self, name: str, catalog: MappingCatalog) -> SourceAdapter:
-        """An adapter instance for ``name`` using ``catalog``'s mappings."""
-        return self.adapter_class(name)(catalog)
+    def create(
+        self, name: str, catalog: MappingCatalog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    ) -> SourceAdapter:
+        """An adapter instance for ``name`` using ``catalog``'s mappings and the body-size limit."""
+        return self.adapter_class(name)(catalog, max_body_bytes=max_body_bytes)

@@ -29,7 +29,7 @@ SETTING=VALUE --pairs N`` measures only that: N pairs of hub starts, closed loop
 the variant, the order swapped from pair to pair (so warming up favours neither), and prints each
 pair, how many the variant won and both means.
 
-    .venv/bin/python bench/ingest.py --compare SALESHUB_DB_POOL_SIZE=4 --pairs 8
+    .venv/bin/python bench/ingest.py --compare SALESHUB_DATABASE__POOL_SIZE=4 --pairs 8
 """
 
 from __future__ import annotations
@@ -171,13 +171,13 @@ def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
 def start_hub(
     port: int, workers: int, data_dir: Path, settings: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "SALESHUB_DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items() if k != "SALESHUB_DATABASE__URL"}
     env |= {
-        "SALESHUB_DATA_DIR": str(data_dir),
-        "SALESHUB_PORT": str(port),
-        "SALESHUB_WORKERS": str(workers),
+        "SALESHUB_DATABASE__DATA_DIR": str(data_dir),
+        "SALESHUB_WEB__PORT": str(port),
+        "SALESHUB_WEB__WORKERS": str(workers),
         "SALESHUB_LOG_LEVEL": "WARNING",
-        "SALESHUB_WEBHOOK_SECRET_PYXIS": SECRET,
+        "SALESHUB_SECRET_WEBHOOK_PYXIS": SECRET,
     }
     env |= settings or {}
     process = subprocess.Popen(
@@ -230,7 +230,8 @@ def processor_rate(data_dir: Path, backlog: int) -> tuple[int, float]:
     from saleshub.receive.intake import InboundEvent, admit
     from saleshub.runtime import HubRuntime, tune_collector
 
-    hub = HubRuntime.open(Settings(data_dir=data_dir, mappings_dir=ROOT / "mappings"), migrate=True)
+    settings = Settings(database={"data_dir": data_dir}, mappings_dir=ROOT / "mappings")  # type: ignore[arg-type]
+    hub = HubRuntime.open(settings, migrate=True)
     tune_collector()  # as `saleshub process` does
     try:
         adapter = hub.adapters["pyxis"]
@@ -255,7 +256,7 @@ def commit_latency(data_dir: Path, first: int, count: int) -> tuple[int, float, 
     from saleshub.platform.settings import Settings
     from saleshub.store.database import open_database
 
-    database = open_database(Settings(data_dir=data_dir))
+    database = open_database(Settings(database={"data_dir": data_dir}))  # type: ignore[arg-type]
     try:
         with database.engine.connect() as conn:
             row = conn.execute(

@@ -43,6 +43,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from canonical.events import EventKind  # noqa: E402
 from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config  # noqa: E402
+from saleshub.platform.secrets import EnvSecretStore  # noqa: E402
 from saleshub.platform.settings import Settings  # noqa: E402
 from saleshub.publish.framing import SingleObjectFraming  # noqa: E402
 from saleshub.publish.outbox import Outbox  # noqa: E402
@@ -56,6 +57,8 @@ from saleshub.store.partitions import ensure_partitions  # noqa: E402
 from saleshub.store.tables import event_outbox, service_orders  # noqa: E402
 from saleshub.synthetic import pyxis_event  # noqa: E402
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker  # noqa: E402
+
+NO_SECRETS = EnvSecretStore({})  # the bench's broker needs no SASL credentials
 
 
 def outbox_rows(hub: HubRuntime, count: int) -> list[dict[str, object]]:
@@ -94,7 +97,7 @@ def raw_produce(settings: Settings, rows: list[dict[str, object]], topic: str) -
                 cloudevents_headers(row, framing.dataschema(topic, schema)),
             )
         )
-    producer = Producer(producer_config(settings, "bench-raw"))
+    producer = Producer(producer_config(settings, NO_SECRETS, "bench-raw"))
     delivered = 0
 
     def on_delivery(error: object, _message: object) -> None:
@@ -127,10 +130,10 @@ def relay_rate(hub: HubRuntime, rows: list[dict[str, object]], threads: int) -> 
     relays = [
         OutboxRelay(
             engine,
-            lambda: Producer(producer_config(hub.settings)),
+            lambda: Producer(producer_config(hub.settings, hub.secrets)),
             SingleObjectFraming(),
             hub.schemas,
-            batch_size=hub.settings.relay_batch_size,
+            batch_size=hub.settings.relay.batch_size,
         )
         for _ in range(threads)
     ]
@@ -182,19 +185,18 @@ def rate_until_stored(stored: Callable[[], int], count: int) -> float:
 
 def consumer_rate(hub: HubRuntime, broker: TansuBroker, count: int) -> float:
     topic = "pyxis.sales.order_events"
-    ensure_topics(hub.settings, [topic])
+    ensure_topics(hub.settings, hub.secrets, [topic])
     produce_pyxis_records(broker, topic, 1_000_000, count)
-    settings = hub.settings.model_copy(
-        update={"kafka_pyxis_topic": topic, "kafka_consumer_config": CONSUMER_TIMINGS}
-    )
+    kafka = hub.settings.kafka.model_copy(update={"consumer_config": CONSUMER_TIMINGS})
+    settings = hub.settings.model_copy(update={"kafka": kafka})
     consumer = OrderEventConsumer(
         hub.recorder,
         hub.adapters,
-        Consumer(consumer_config(settings)),
-        Producer(producer_config(settings, "bench-dead-letters")),
+        Consumer(consumer_config(settings, hub.secrets)),
+        Producer(producer_config(settings, hub.secrets, "bench-dead-letters")),
         system="pyxis",
         topic=topic,
-        dead_letter_topic=settings.kafka_dead_letter_topic,
+        dead_letter_topic=settings.kafka.dead_letter_topic,
     )
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stop,))
@@ -210,15 +212,15 @@ def consumer_rate(hub: HubRuntime, broker: TansuBroker, count: int) -> float:
 def group_rate(hub: HubRuntime, broker: TansuBroker, count: int, processes: int) -> float:
     """``processes`` × ``saleshub kafka consume`` in one consumer group, records produced once all joined."""
     topic = "pyxis.sales.order_events.group"
-    settings = hub.settings.model_copy(update={"kafka_topic_partitions": 6})
-    ensure_topics(settings, [topic])
+    kafka = hub.settings.kafka.model_copy(update={"topic_partitions": 6})
+    ensure_topics(hub.settings.model_copy(update={"kafka": kafka}), hub.secrets, [topic])
     env = {
         **os.environ,
-        "SALESHUB_DATABASE_URL": hub.database.engine.url.render_as_string(hide_password=False),
-        "SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-        "SALESHUB_KAFKA_PYXIS_TOPIC": topic,
-        "SALESHUB_KAFKA_CONSUMER_GROUP": "bench-group",
-        "SALESHUB_KAFKA_CONSUMER_CONFIG": json.dumps(CONSUMER_TIMINGS),
+        "SALESHUB_DATABASE__URL": hub.database.url.get_secret_value(),
+        "SALESHUB_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap,
+        "SALESHUB_KAFKA__INBOUND_TOPICS": json.dumps({"pyxis": topic}),
+        "SALESHUB_KAFKA__CONSUMER_GROUP": "bench-group",
+        "SALESHUB_KAFKA__CONSUMER_CONFIG": json.dumps(CONSUMER_TIMINGS),
         "SALESHUB_LOG_LEVEL": "WARNING",
     }
     workers = [
@@ -261,10 +263,13 @@ def main() -> None:
         with engine.begin() as conn:
             ensure_partitions(conn)
         engine.dispose()
-        settings = Settings(database_url=url, kafka_bootstrap_servers=broker.bootstrap, db_pool_size=4)  # type: ignore[arg-type]
+        settings = Settings(
+            database={"url": url, "pool_size": 4},  # type: ignore[arg-type]
+            kafka={"bootstrap_servers": broker.bootstrap},  # type: ignore[arg-type]
+        )
         hub = HubRuntime.open(settings)
         tune_collector()  # as `saleshub events replay` and `saleshub kafka consume` do
-        ensure_topics(settings, [EventKind.ORDER_RECEIVED.topic, "bench.raw.order_received"])
+        ensure_topics(settings, NO_SECRETS, [EventKind.ORDER_RECEIVED.topic, "bench.raw.order_received"])
         print(f"building {args.events:,} outbox rows …", flush=True)
         rows = outbox_rows(hub, args.events)
         size = sum(len(row["payload"]) for row in rows) / len(rows)  # type: ignore[arg-type]

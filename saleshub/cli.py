@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from adapters.registry import AdapterRegistry
-from saleshub.commands.common import database, fail
+from saleshub.commands.common import database, fail, install_stop_handlers
 from saleshub.commands.db import db_app
 from saleshub.commands.events import events_app
 from saleshub.commands.kafka import kafka_app
@@ -53,6 +53,12 @@ app.add_typer(kafka_app, name="kafka")
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("process")(process)
+
+
+@app.callback()
+def main() -> None:
+    """Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP."""
+    install_stop_handlers()
 
 
 MappingsDir = Annotated[
@@ -163,12 +169,16 @@ def preview(
 ) -> None:
     """Show the canonical order one payload becomes, or every error that stops it."""
     catalog = _catalog(directory)
+    limit = Settings().web.max_body_bytes
     try:
-        adapter = AdapterRegistry.default().create(system, catalog)
+        adapter = AdapterRegistry.default().create(system, catalog, max_body_bytes=limit)
     except SalesHubError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    body = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    try:
+        body = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
     try:
         translation = adapter.translate(body)
     except MappingError as exc:
@@ -239,9 +249,10 @@ def impact(
     deployed = _catalog(None)
     candidate = _catalog(mapping)
     registry = AdapterRegistry.default()
+    limit = Settings().web.max_body_bytes
     try:
-        current_adapter = registry.create(system, deployed)
-        candidate_adapter = registry.create(system, candidate)
+        current_adapter = registry.create(system, deployed, max_body_bytes=limit)
+        candidate_adapter = registry.create(system, candidate, max_body_bytes=limit)
     except SalesHubError as exc:
         raise fail(str(exc), 2) from None
     with database() as db, db.engine.connect() as conn:

@@ -5,7 +5,9 @@
     SalesHubError
     ├── ConfigurationError          fix a file or setting, then restart / re-run
     │   ├── MappingLoadError        a mapping file or crosswalk is wrong (all issues, with file:line)
-    │   └── UnknownAdapterError     no adapter of that name (lists the known ones)
+    │   ├── UnknownAdapterError     no adapter of that name (lists the known ones)
+    │   ├── MissingSecretError      a named secret the configuration needs is not in the secret store
+    │   └── SecretStoreError        the secret store cannot be read (file gone, bad YAML, bad secret)
     ├── DataError                   this payload cannot be processed; keep it, quarantine it
     │   ├── DecodeError             the body is not well-formed JSON/XML, too big, or unsafe
     │   ├── ClassificationError     the body is well-formed but lacks what identifies the event
@@ -34,8 +36,10 @@ __all__ = [
     "LoadIssue",
     "MappingError",
     "MappingLoadError",
+    "MissingSecretError",
     "RetriableError",
     "SalesHubError",
+    "SecretStoreError",
     "UnknownAdapterError",
     "generic_target",
 ]
@@ -93,6 +97,21 @@ class UnknownAdapterError(ConfigurationError):
     def __init__(self, name: str, known: Sequence[str]) -> None:
         self.name, self.known = name, tuple(known)
         super().__init__(f"no adapter for system {name!r}; known systems: {', '.join(known)}")
+
+
+class MissingSecretError(ConfigurationError):
+    """A named secret (``database/credentials``, ``kafka/sasl`` …) is not in the secret store."""
+
+    def __init__(self, name: str, where: str) -> None:
+        self.name = name
+        super().__init__(f"secret {name!r} is not configured; set it in {where}")
+
+
+class SecretStoreError(ConfigurationError):
+    """The secret store cannot be read: its file is missing or malformed, or a secret is invalid.
+
+    The message names the secret and the place, never the secret's value.
+    """
 
 
 class DecodeError(DataError):

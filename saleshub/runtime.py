@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
@@ -22,7 +21,7 @@ from saleshub.errors import ConfigurationError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.platform.secrets import SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
-from saleshub.platform.telemetry import NoTelemetry, Telemetry
+from saleshub.platform.telemetry import NoTelemetry, Telemetry, telemetry_from_settings
 from saleshub.process.processor import Processor
 from saleshub.publish.outbox import Outbox
 from saleshub.publish.schemas import EventSchemas
@@ -32,7 +31,7 @@ from saleshub.store.database import Database, open_database
 from saleshub.store.migrate import upgrade
 from saleshub.store.partitions import ensure_partitions
 
-__all__ = ["HubRuntime", "tune_collector", "tune_thread_switching"]
+__all__ = ["HubRuntime", "tune_collector"]
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +48,19 @@ class HubRuntime:
     outbox: Outbox
     secrets: SecretStore
     schemas: EventSchemas
-    telemetry: Telemetry
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = False) -> HubRuntime:
         """Build every part; with ``migrate`` also bring the schema and partitions up to date."""
         catalog = MappingCatalog.load(settings.mappings_dir)
         registry = AdapterRegistry.default()
-        adapters = {name: registry.create(name, catalog) for name in registry.names()}
+        limit = settings.web.max_body_bytes
+        adapters = {name: registry.create(name, catalog, max_body_bytes=limit) for name in registry.names()}
         secrets = secret_store_from_settings(settings)
+        telemetry = telemetry_from_settings(settings)
         schemas = EventSchemas.load(settings.contracts_dir)
-        database = open_database(settings)
+        database = open_database(settings, secrets)
         try:
             if migrate:
                 upgrade(database.engine)
@@ -72,11 +73,17 @@ class HubRuntime:
         log.info("hub using %s; %d mappings loaded", database.description, len(catalog))
         outbox = Outbox(schemas)
         recorder = Recorder(database.engine, outbox)
-        return cls(settings, catalog, adapters, database, recorder, outbox, secrets, schemas, NoTelemetry())
+        return cls(settings, catalog, adapters, database, recorder, outbox, secrets, schemas, telemetry)
 
     def processor(self) -> Processor:
         """A new processor of recorded events (each processing thread or process has its own)."""
-        return Processor(self.database.engine, self.adapters, self.outbox, telemetry=self.telemetry)
+        return Processor(
+            self.database.engine,
+            self.adapters,
+            self.outbox,
+            batch_size=self.settings.processor.batch_size,
+            telemetry=self.telemetry,
+        )
 
     def close(self) -> None:
         """Release the database (and the embedded server's hold)."""
@@ -103,19 +110,8 @@ def tune_collector() -> None:
     allocations instead of 700: a batch of mapped orders allocates hundreds of thousands of
     short-lived objects, and every collection walks all that survived. Worth about a tenth of a
     batch's write time. Only for processes that run the hub: frozen objects are never collected.
+    Called once per process, at its entry: by each long-running command after its runtime is
+    built, and by the factory of each web worker process.
     """
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
-
-
-def tune_thread_switching(interval_ms: float) -> None:
-    """Set how long a thread may hold CPython's GIL while another waits for it (default 5 ms).
-
-    A webhook worker runs two busy threads: the event loop (HTTP, signatures, mapping) and the
-    batch writer, which makes several database round trips per batch. After each round trip the
-    writer needs the GIL back, and with the default it can wait up to 5 ms for the loop to let go,
-    so a batch's round trips queue behind the loop's work. A shorter interval hands the GIL over
-    sooner. The gain is small (a few per cent); ``bench/ingest.py --compare
-    SALESHUB_THREAD_SWITCH_INTERVAL_MS=5`` measures it in paired runs (README, Benchmarks).
-    """
-    sys.setswitchinterval(interval_ms / 1000)

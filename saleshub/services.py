@@ -7,6 +7,7 @@ kafka consume`` run one kind alone, so an operator can scale each in processes o
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -15,33 +16,35 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from canonical.events import EventKind
+from saleshub.errors import ConfigurationError
 from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config
+from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import Settings
 from saleshub.publish.framing import Framing, RegistryFraming, SingleObjectFraming
 from saleshub.publish.relay import OutboxRelay
 from saleshub.receive.kafka_consumer import OrderEventConsumer
 from saleshub.runtime import HubRuntime
 
-__all__ = ["Services", "build_consumer", "build_relay", "framing_from_settings", "outbound_topics"]
+__all__ = ["Services", "build_consumers", "build_relay", "framing_from_settings", "outbound_topics"]
 
 log = logging.getLogger(__name__)
 
 
 def framing_from_settings(settings: Settings) -> Framing:
     """Registry framing when a registry URL is set, Avro single-object encoding otherwise."""
-    if settings.kafka_schema_registry_url:
-        return RegistryFraming(settings.kafka_schema_registry_url)
+    if settings.kafka.schema_registry_url:
+        return RegistryFraming(settings.kafka.schema_registry_url)
     return SingleObjectFraming()
 
 
 def outbound_topics(settings: Settings) -> list[str]:
     """Every topic the hub writes: the four event topics and the dead-letter topic."""
-    return [kind.topic for kind in EventKind] + [settings.kafka_dead_letter_topic]
+    return [kind.topic for kind in EventKind] + [settings.kafka.dead_letter_topic]
 
 
-def _create_topics(settings: Settings) -> None:
+def _create_topics(settings: Settings, secrets: SecretStore) -> None:
     try:
-        ensure_topics(settings, outbound_topics(settings))
+        ensure_topics(settings, secrets, outbound_topics(settings))
     except KafkaException as exc:  # the broker may be down: the relay waits for it anyway
         log.warning("could not check the Kafka topics (%s); they are created on first use if allowed", exc)
 
@@ -51,38 +54,45 @@ def build_relay(hub: HubRuntime) -> OutboxRelay:
     settings = hub.settings
     return OutboxRelay(
         hub.database.engine,
-        lambda: Producer(producer_config(settings)),
+        lambda: Producer(producer_config(settings, hub.secrets)),
         framing_from_settings(settings),
         hub.schemas,
-        batch_size=settings.relay_batch_size,
-        probe_timeout=min(5.0, settings.relay_message_timeout_ms / 1000),
+        batch_size=settings.relay.batch_size,
+        probe_timeout=min(5.0, settings.relay.message_timeout_ms / 1000),
     )
 
 
-def build_consumer(hub: HubRuntime) -> OrderEventConsumer | None:
-    """The Pyxis order-event consumer, or ``None`` when no topic is configured."""
+def build_consumers(hub: HubRuntime) -> list[OrderEventConsumer]:
+    """One order-event consumer per system of ``kafka.inbound_topics`` (none when it is empty)."""
     settings = hub.settings
-    if not settings.kafka_pyxis_topic:
-        return None
-    return OrderEventConsumer(
-        hub.recorder,
-        hub.adapters,
-        Consumer(consumer_config(settings)),
-        Producer(producer_config(settings, "saleshub-dead-letters")),
-        system="pyxis",
-        topic=settings.kafka_pyxis_topic,
-        dead_letter_topic=settings.kafka_dead_letter_topic,
-    )
+    unknown = sorted(set(settings.kafka.inbound_topics) - set(hub.adapters))
+    if unknown:
+        raise ConfigurationError(
+            f"SALESHUB_KAFKA__INBOUND_TOPICS names {', '.join(unknown)}, which no adapter handles; "
+            f"known systems: {', '.join(sorted(hub.adapters))}"
+        )
+    return [
+        OrderEventConsumer(
+            hub.recorder,
+            hub.adapters,
+            Consumer(consumer_config(settings, hub.secrets, f"saleshub-consumer-{system}")),
+            Producer(producer_config(settings, hub.secrets, f"saleshub-dead-letters-{system}")),
+            system=system,
+            topic=topic,
+            dead_letter_topic=settings.kafka.dead_letter_topic,
+        )
+        for system, topic in sorted(settings.kafka.inbound_topics.items())
+    ]
 
 
 @dataclass
 class Services:
-    """Background threads running processors, relays (``relay_threads``) and the consumer until ``stop``."""
+    """Background threads running processors, relays (``relay.threads``) and consumers until ``stop``."""
 
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     relays: list[OutboxRelay] = field(default_factory=list)
-    consumer: OrderEventConsumer | None = None
+    consumers: list[OrderEventConsumer] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -91,18 +101,21 @@ class Services:
         """Start the requested parts (creating the Kafka topics first if a Kafka part is asked for)."""
         services = cls()
         for number in range(processors):
-            services._spawn(f"processor-{number}", hub.processor().run)
+            run = functools.partial(
+                hub.processor().run, idle_seconds=hub.settings.processor.idle_poll_seconds
+            )
+            services._spawn(f"processor-{number}", run)
         if relay or consumer:
-            _create_topics(hub.settings)
+            _create_topics(hub.settings, hub.secrets)
         if relay:
-            for number in range(hub.settings.relay_threads):
+            for number in range(hub.settings.relay.threads):
                 publisher = build_relay(hub)
                 services.relays.append(publisher)
                 services._spawn(f"outbox-relay-{number}", publisher.run)
         if consumer:
-            services.consumer = build_consumer(hub)
-            if services.consumer is not None:
-                services._spawn("kafka-consumer", services.consumer.run)
+            services.consumers = build_consumers(hub)
+            for inbound in services.consumers:
+                services._spawn(f"kafka-consumer-{inbound.system}", inbound.run)
         return services
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
@@ -117,5 +130,5 @@ class Services:
             thread.join(timeout)
         for publisher in self.relays:
             publisher.close()
-        if self.consumer is not None:
-            self.consumer.close()
+        for inbound in self.consumers:
+            inbound.close()

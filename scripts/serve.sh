@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The hub's main job on a fresh machine: install, then `saleshub serve` on an embedded PostgreSQL
-# (data in .saleshub/postgres) unless SALESHUB_DATABASE_URL is set. With no webhook secret
+# (data in .saleshub/postgres) unless SALESHUB_DATABASE__URL is set. With no webhook secret
 # configured, a local secrets file with one random secret per system is made once
 # (.saleshub/secrets.yaml, mode 600) so signed webhooks work at once; share it with the senders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if [ -z "${SALESHUB_SECRETS_BACKEND:-}" ] && ! env | grep -q '^SALESHUB_WEBHOOK_SECRET_'; then
-  export SALESHUB_SECRETS_BACKEND=file SALESHUB_SECRETS_FILE=.saleshub/secrets.yaml
+if [ -z "${SALESHUB_SECRETS__BACKEND:-}" ] && ! env | grep -q '^SALESHUB_SECRET_WEBHOOK_'; then
+  export SALESHUB_SECRETS__BACKEND=file SALESHUB_SECRETS__FILE=.saleshub/secrets.yaml
   if [ ! -f .saleshub/secrets.yaml ]; then
     mkdir -p .saleshub
     (umask 077 && .venv/bin/python -c '
 import base64, secrets
-print("webhook_secrets:")
+print("webhook:")
 for system in ("pyxis", "tempo", "erp"):
     print(f"  {system}: [whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}]")
 ' > .saleshub/secrets.yaml)

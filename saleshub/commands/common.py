@@ -1,4 +1,4 @@
-"""What the runtime commands share: settings, opening the database, parsing ids and times."""
+"""What the runtime commands share: stop signals, opening the database, parsing ids and times."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import FrameType
 
 import typer
 
@@ -16,7 +17,39 @@ from saleshub.errors import SalesHubError
 from saleshub.platform.settings import Settings
 from saleshub.store.database import Database, open_database
 
-__all__ = ["database", "fail", "parse_time", "parse_uuid", "wait_for_signal"]
+__all__ = [
+    "StopSignal",
+    "database",
+    "fail",
+    "install_stop_handlers",
+    "parse_time",
+    "parse_uuid",
+    "wait_for_signal",
+]
+
+
+class StopSignal(SystemExit):
+    """SIGTERM or SIGINT arrived: unwind (``finally`` blocks, ``atexit``) and exit 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(128 + signum)
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise StopSignal(signum)
+
+
+def install_stop_handlers() -> None:
+    """Make SIGTERM and SIGINT unwind the command like an exception instead of killing it.
+
+    Python's default for SIGTERM ends the process at once: no ``finally``, no ``atexit``, so the
+    embedded PostgreSQL is never released. Commands that serve until stopped catch ``StopSignal``
+    and exit 0; a one-shot command exits 128 + the signal number after its cleanup.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _raise_stop)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -18,6 +18,7 @@ from saleshub.commands.common import fail, wait_for_signal
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.platform.kafka_clients import ensure_topics
+from saleshub.platform.secrets import secret_store_from_settings
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import Services, build_relay, outbound_topics
@@ -31,8 +32,8 @@ def _hub() -> HubRuntime:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    if not settings.kafka_bootstrap_servers:
-        raise fail("Kafka is not configured: set SALESHUB_KAFKA_BOOTSTRAP_SERVERS")
+    if not settings.kafka.bootstrap_servers:
+        raise fail("Kafka is not configured: set SALESHUB_KAFKA__BOOTSTRAP_SERVERS")
     try:
         hub = HubRuntime.open(settings)
     except SalesHubError as exc:
@@ -52,7 +53,7 @@ def relay(
             _drain(hub)
             return
         services = Services.start(hub, relay=True)
-        servers = hub.settings.kafka_bootstrap_servers
+        servers = hub.settings.kafka.bootstrap_servers
         out.print(f"outbox relay ({len(services.relays)} threads) publishing to {servers}; Ctrl+C stops")
         wait_for_signal()
         services.stop()
@@ -61,13 +62,13 @@ def relay(
 
 
 def _drain(hub: HubRuntime) -> None:
-    publishers = [build_relay(hub) for _ in range(hub.settings.relay_threads)]
+    publishers = [build_relay(hub) for _ in range(hub.settings.relay.threads)]
     try:
         with ThreadPoolExecutor(len(publishers)) as pool:
             published = sum(pool.map(lambda publisher: publisher.drain(timeout=3600), publishers))
     except SalesHubError as exc:
         raise fail(
-            f"the outbox was not drained to {hub.settings.kafka_bootstrap_servers}: {exc}. "
+            f"the outbox was not drained to {hub.settings.kafka.bootstrap_servers}: {exc}. "
             "Nothing is lost: the events wait in the outbox (`saleshub status` shows the backlog)."
         ) from None
     finally:
@@ -78,16 +79,21 @@ def _drain(hub: HubRuntime) -> None:
 
 @kafka_app.command("consume")
 def consume() -> None:
-    """Consume the Pyxis order-event topic into the hub until stopped (a consumer-group member).
+    """Consume each system's order-event topic into the hub until stopped (a consumer-group member).
 
-    The consumer records; run processors (`saleshub serve` or `saleshub process`) to map the events.
+    The consumers record; processors (`saleshub serve` or `saleshub process`) map the events.
     """
     hub = _hub()
     try:
-        if not hub.settings.kafka_pyxis_topic:
-            raise fail("no topic to consume: set SALESHUB_KAFKA_PYXIS_TOPIC")
-        services = Services.start(hub, consumer=True)
-        out.print(f"consuming {hub.settings.kafka_pyxis_topic} as group {hub.settings.kafka_consumer_group}")
+        kafka = hub.settings.kafka
+        if not kafka.inbound_topics:
+            raise fail('no topic to consume: set SALESHUB_KAFKA__INBOUND_TOPICS=\'{"pyxis": "topic"}\'')
+        try:
+            services = Services.start(hub, consumer=True)
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+        topics = ", ".join(f"{topic} ({system})" for system, topic in sorted(kafka.inbound_topics.items()))
+        out.print(f"consuming {topics} as group {kafka.consumer_group}")
         wait_for_signal()
         services.stop()
     finally:
@@ -98,12 +104,14 @@ def consume() -> None:
 def topics() -> None:
     """Create the hub's outbound topics and the dead-letter topic where missing."""
     settings = Settings()
-    if not settings.kafka_bootstrap_servers:
-        raise fail("Kafka is not configured: set SALESHUB_KAFKA_BOOTSTRAP_SERVERS")
+    if not settings.kafka.bootstrap_servers:
+        raise fail("Kafka is not configured: set SALESHUB_KAFKA__BOOTSTRAP_SERVERS")
     wanted = outbound_topics(settings)
     try:
-        created = ensure_topics(settings, wanted)
+        created = ensure_topics(settings, secret_store_from_settings(settings), wanted)
     except KafkaException as exc:
-        raise fail(f"{settings.kafka_bootstrap_servers}: {exc}") from None
+        raise fail(f"{settings.kafka.bootstrap_servers}: {exc}") from None
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
     for topic in wanted:
         out.print(f"{topic}: {'created' if topic in created else 'exists'}")

@@ -4,31 +4,36 @@
 no URL is configured), migrates it, creates the event partitions, says what it runs on and which
 systems have webhook secrets, starts the outbox relay and the Pyxis topic consumer when Kafka is
 configured (in this process, beside the web workers), then serves HTTP with uvicorn. With several
-workers each worker process opens its own pool on the same database (the embedded server's URL is
-handed to them). Without Kafka, canonical events are kept in the outbox, and both ``serve`` and
-``status`` say so.
+workers each worker process opens its own pool on the same database: the resolved settings travel
+to them with uvicorn's configuration (``saleshub.commands.workers``), not through the environment.
+SIGTERM or SIGINT stops it cleanly (exit 0): the server drains, the Kafka threads stop and the
+embedded PostgreSQL is released. Without Kafka, canonical events are kept in the outbox, and both
+``serve`` and ``status`` say so.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 import uvicorn
 from rich.table import Table
+from uvicorn.supervisors import Multiprocess
 
-from saleshub.commands.common import database, fail
+from saleshub.commands.common import StopSignal, database, fail
+from saleshub.commands.workers import WorkerConfig, worker_settings
 from saleshub.console import err, out
-from saleshub.errors import ConfigurationError, SalesHubError
+from saleshub.errors import ConfigurationError, RetriableError, SalesHubError
+from saleshub.platform.secrets import EnvSecretStore
 from saleshub.platform.settings import Settings
 from saleshub.publish.outbox import Backlog, backlog
-from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
+from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import Services
 from saleshub.store import queries
 from saleshub.store.events import queue_depth
+from saleshub.store.failures import database_errors
 from saleshub.store.migrate import current_revision, head_revision
 from saleshub.store.partitions import list_partitions
 
@@ -48,74 +53,85 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
         else:
             err.print(
                 f"[yellow]webhooks for {system} are refused (401): no secret; set "
-                f"SALESHUB_WEBHOOK_SECRET_{system.upper()}[/yellow]"
+                f"{EnvSecretStore.variable(f'webhook/{system}')} or the secrets file[/yellow]"
             )
-    settings = hub.settings
-    if settings.kafka_bootstrap_servers:
-        framing = "schema registry" if settings.kafka_schema_registry_url else "Avro single-object encoding"
-        out.print(f"Kafka: publishing to {settings.kafka_bootstrap_servers} ({framing})")
-        if settings.kafka_pyxis_topic:
-            out.print(
-                f"Kafka: consuming {settings.kafka_pyxis_topic} as group {settings.kafka_consumer_group}"
-            )
+    kafka = hub.settings.kafka
+    if kafka.bootstrap_servers:
+        framing = "schema registry" if kafka.schema_registry_url else "Avro single-object encoding"
+        out.print(f"Kafka: publishing to {kafka.bootstrap_servers} ({framing})")
+        for system, topic in sorted(kafka.inbound_topics.items()):
+            out.print(f"Kafka: consuming {topic} ({system}) as group {kafka.consumer_group}")
     else:
         err.print(_NO_KAFKA)
     out.print(f"serving with {workers} worker(s); Ctrl+C stops")
 
 
 _NO_KAFKA = (
-    "[yellow]Kafka: not configured (SALESHUB_KAFKA_BOOTSTRAP_SERVERS); canonical events are kept in "
+    "[yellow]Kafka: not configured (SALESHUB_KAFKA__BOOTSTRAP_SERVERS); canonical events are kept in "
     "the outbox and published once Kafka is configured[/yellow]"
 )
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="listen address [default: SALESHUB_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="listen port [default: SALESHUB_PORT]")] = None,
-    workers: Annotated[int | None, typer.Option(help="worker processes [default: SALESHUB_WORKERS]")] = None,
+    host: Annotated[str | None, typer.Option(help="listen address [default: SALESHUB_WEB__HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port [default: SALESHUB_WEB__PORT]")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="worker processes [default: SALESHUB_WEB__WORKERS]")
+    ] = None,
 ) -> None:
     """Run the hub: migrate, then receive webhooks (embedded PostgreSQL unless a URL is set)."""
     settings = Settings()
-    host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
+    web = settings.web
+    host, port, workers = host or web.host, port or web.port, workers or web.workers
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # pgserver logs every initdb/pg_ctl command line at INFO and Alembic logs each readiness probe's
     # revision check; neither helps an operator, both drown what does.
     for chatty in ("pgserver", "alembic.runtime.migration"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
-        hub = HubRuntime.open(settings, migrate=True)
+        with database_errors():
+            hub = HubRuntime.open(settings, migrate=True)
+    except RetriableError as exc:  # psycopg's reason spans lines; an operator needs one
+        raise fail(" ".join(str(exc).split())) from None
     except SalesHubError as exc:
         raise fail(str(exc)) from None
-    _announce(hub, host, port, workers)
-    tune_collector()
-    tune_thread_switching(settings.thread_switch_interval_ms)
-    kafka_on = bool(settings.kafka_bootstrap_servers)
-    background = Services.start(hub, processors=1, relay=kafka_on, consumer=kafka_on)
-    options = {
+    try:
+        _announce(hub, host, port, workers)
+        tune_collector()
+        kafka_on = bool(settings.kafka.bootstrap_servers)
+        background = Services.start(
+            hub, processors=settings.processor.threads, relay=kafka_on, consumer=kafka_on
+        )
+        try:
+            _serve_http(hub, host, port, workers)
+        finally:
+            background.stop()
+    finally:
+        hub.close()
+
+
+def _serve_http(hub: HubRuntime, host: str, port: int, workers: int) -> None:
+    options: dict[str, object] = {
         "host": host,
         "port": port,
-        "access_log": settings.access_log,
-        "log_level": settings.log_level.lower(),
+        "access_log": hub.settings.web.access_log,
+        "log_level": hub.settings.log_level.lower(),
     }
-    try:
-        if workers == 1:
-            from saleshub.receive.app import create_app
+    if workers > 1:
+        # The workers get the resolved database URL inside their configuration, not the environment.
+        handed = worker_settings(hub.settings, hub.database.url)
+        config: uvicorn.Config = WorkerConfig(handed, workers=workers, **options)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()  # stops on SIGTERM/SIGINT
+        return
+    from saleshub.receive.app import create_app
 
-            uvicorn.run(create_app(hub), **options)  # type: ignore[arg-type]
-        else:
-            # Workers are separate processes: they read the (embedded) database URL from the environment.
-            os.environ["SALESHUB_DATABASE_URL"] = hub.database.engine.url.render_as_string(
-                hide_password=False
-            )
-            uvicorn.run(
-                "saleshub.receive.app:app_from_environment",
-                factory=True,
-                workers=workers,
-                **options,  # type: ignore[arg-type]
-            )
-    finally:
-        background.stop()
-        hub.close()
+    server = uvicorn.Server(uvicorn.Config(create_app(hub), **options))  # type: ignore[arg-type]
+    try:
+        server.run()
+    except StopSignal:  # uvicorn shut down gracefully on the signal, then raised it again
+        return
+    if not server.started:
+        raise fail(f"could not serve on {host}:{port} (see the log above)")
 
 
 def status() -> None:
@@ -170,7 +186,7 @@ def _print_queue(queued: int, oldest: datetime | None) -> None:
 
 def _print_backlog(settings: Settings, waiting: Backlog) -> None:
     if waiting.pending == 0:
-        on_kafka = " (every committed event is on Kafka)" if settings.kafka_bootstrap_servers else ""
+        on_kafka = " (every committed event is on Kafka)" if settings.kafka.bootstrap_servers else ""
         out.print(f"[green]outbox: empty{on_kafka}[/green]")
     else:
         age = datetime.now(UTC) - waiting.oldest if waiting.oldest else timedelta(0)
@@ -178,8 +194,8 @@ def _print_backlog(settings: Settings, waiting: Backlog) -> None:
         out.print(f"[{colour}]outbox: {waiting.pending} events waiting, oldest {_age(age)} old[/{colour}]")
         if waiting.last_error:
             out.print(f"[{colour}]outbox: last publication error: {waiting.last_error}[/{colour}]")
-    if settings.kafka_bootstrap_servers:
-        out.print(f"Kafka: {settings.kafka_bootstrap_servers}")
+    if settings.kafka.bootstrap_servers:
+        out.print(f"Kafka: {settings.kafka.bootstrap_servers}")
     else:
         out.print(_NO_KAFKA)
 

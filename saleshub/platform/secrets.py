@@ -1,13 +1,34 @@
-"""The secret store: where webhook secrets (and later other credentials) come from.
+"""The secret store: named secrets for webhooks, the database, Kafka and the source APIs.
 
-``SecretStore`` is the interface; two backends exist now:
+A secret has a name made of ``/``-separated parts:
 
-* ``EnvSecretStore``: ``SALESHUB_WEBHOOK_SECRET_<SYSTEM>`` holds one or more space-separated
-  ``whsec_`` secrets (several during a rotation);
-* ``FileSecretStore``: a YAML file ``{webhook_secrets: {pyxis: [whsec_…, …]}}``, re-read when it
-  changes, so a rotation needs no restart.
+=================================  ==============================================================
+``webhook/<system>``               the system's ``whsec_`` webhook secrets (several during a rotation)
+``database/credentials/username``  user and password set on ``database.url`` (which then needs
+``database/credentials/password``  no password of its own)
+``kafka/sasl/username``            ``sasl.username`` / ``sasl.password`` of every Kafka client
+``kafka/sasl/password``
+``source/<system>/username``       credentials of a polled source API (the ERP …)
+``source/<system>/password``
+=================================  ==============================================================
 
-Secrets are decoded once and cached as key bytes; they are never logged or put in messages.
+``SecretStore`` is the port; two backends exist now (Vault comes next, as a third):
+
+* ``EnvSecretStore``: the name in capitals with ``_`` for ``/``, after ``SALESHUB_SECRET_``:
+  ``SALESHUB_SECRET_WEBHOOK_PYXIS="whsec_… whsec_…"`` (space-separated),
+  ``SALESHUB_SECRET_DATABASE_CREDENTIALS_PASSWORD``, ``SALESHUB_SECRET_KAFKA_SASL_USERNAME`` …;
+* ``FileSecretStore``: a YAML file whose nesting follows the name, re-read when it changes (a
+  rotation needs no restart)::
+
+      webhook:
+        pyxis: [whsec_…, whsec_…]
+      database:
+        credentials: {username: hub, password: …}
+      kafka:
+        sasl: {username: …, password: …}
+
+Values are ``SecretStr``: they show as ``**********`` in any ``repr``, and no message of this module
+contains one.
 """
 
 from __future__ import annotations
@@ -15,96 +36,176 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from pydantic import SecretStr
 from typing_extensions import override
 
-from saleshub.errors import ConfigurationError
+from saleshub.errors import ConfigurationError, MissingSecretError, SecretStoreError
 from saleshub.platform.settings import Settings
 from saleshub.receive.signatures import decode_secret
 
-__all__ = ["EnvSecretStore", "FileSecretStore", "SecretStore", "secret_store_from_settings"]
+__all__ = [
+    "Credentials",
+    "EnvSecretStore",
+    "FileSecretStore",
+    "SecretStore",
+    "secret_store_from_settings",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A user name and its password (the password masked in any ``repr``)."""
+
+    username: str
+    password: SecretStr
 
 
 class SecretStore(ABC):
-    """Gives the webhook secrets of a sales system, as key bytes."""
+    """Named secrets; a backend only says how to read the values of one name."""
+
+    def __init__(self) -> None:
+        self._webhook_keys: dict[str, tuple[tuple[str, ...], list[bytes]]] = {}
 
     @abstractmethod
+    def values(self, name: str) -> tuple[SecretStr, ...]:
+        """Every value stored under ``name`` (empty if none); ``SecretStoreError`` if unreadable."""
+
+    @abstractmethod
+    def where(self, name: str) -> str:
+        """Where an operator sets ``name`` (for messages): a variable, a file and key, a path."""
+
+    def find(self, name: str) -> SecretStr | None:
+        """The secret ``name``, or ``None`` when it is not configured."""
+        found = self.values(name)
+        if len(found) > 1:
+            raise SecretStoreError(f"secret {name!r} in {self.where(name)} must be one value, not a list")
+        return found[0] if found else None
+
+    def get(self, name: str) -> SecretStr:
+        """The secret ``name``; ``MissingSecretError`` says where to set it when it is absent."""
+        found = self.find(name)
+        if found is None:
+            raise MissingSecretError(name, self.where(name))
+        return found
+
+    def credentials(self, name: str) -> Credentials | None:
+        """``<name>/username`` and ``<name>/password`` together, or ``None`` when neither is set."""
+        username, password = self.find(f"{name}/username"), self.find(f"{name}/password")
+        if username is None and password is None:
+            return None
+        if username is None or password is None:
+            missing = f"{name}/username" if username is None else f"{name}/password"
+            raise MissingSecretError(missing, self.where(missing))
+        return Credentials(username.get_secret_value(), password)
+
     def webhook_keys(self, system: str) -> list[bytes]:
-        """Every secret currently valid for ``system`` (empty if none is configured)."""
-
-
-def _decode_all(values: list[str], where: str) -> list[bytes]:
-    keys: list[bytes] = []
-    for index, value in enumerate(values, start=1):
-        try:
-            keys.append(decode_secret(value))
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"{where}, secret {index}: {exc}") from None
-    return keys
-
-
-class EnvSecretStore(SecretStore):
-    """Secrets from ``SALESHUB_WEBHOOK_SECRET_<SYSTEM>`` environment variables."""
-
-    PREFIX = "SALESHUB_WEBHOOK_SECRET_"
-
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = os.environ if environ is None else environ
-        self._decoded: dict[str, tuple[str, list[bytes]]] = {}  # variable → (its value, keys)
-
-    @override
-    def webhook_keys(self, system: str) -> list[bytes]:
-        name = self.PREFIX + system.upper()
-        value = self._environ.get(name, "")
-        cached = self._decoded.get(name)
-        if cached is None or cached[0] != value:
-            cached = (value, _decode_all(value.split(), name))
-            self._decoded[name] = cached
+        """The key bytes of every webhook secret of ``system`` (empty if none is configured)."""
+        name = f"webhook/{system}"
+        raw = tuple(value.get_secret_value() for value in self.values(name))
+        cached = self._webhook_keys.get(name)
+        if cached is None or cached[0] != raw:
+            keys: list[bytes] = []
+            for index, value in enumerate(raw, start=1):
+                try:
+                    keys.append(decode_secret(value))
+                except ConfigurationError as exc:
+                    raise SecretStoreError(f"{self.where(name)}, secret {index}: {exc}") from None
+            cached = (raw, keys)
+            self._webhook_keys[name] = cached
         return list(cached[1])
 
 
-class FileSecretStore(SecretStore):
-    """Secrets from a YAML file, re-read whenever its modification time changes."""
+class EnvSecretStore(SecretStore):
+    """Secrets from ``SALESHUB_SECRET_<NAME>`` environment variables (values space-separated)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._stamp: int | None = None
-        self._keys: dict[str, list[bytes]] = {}
+    PREFIX = "SALESHUB_SECRET_"
 
-    def _load(self) -> None:
-        try:
-            stamp = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            raise ConfigurationError(f"secrets file {self.path} does not exist") from None
-        if stamp == self._stamp:
-            return
-        try:
-            data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigurationError(f"secrets file {self.path} is not valid YAML: {exc}") from None
-        section = data.get("webhook_secrets", {}) if isinstance(data, dict) else None
-        if not isinstance(section, dict):
-            raise ConfigurationError(f"{self.path}: webhook_secrets must map system codes to lists")
-        keys: dict[str, list[bytes]] = {}
-        for system, values in section.items():
-            listed = [values] if isinstance(values, str) else values
-            if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
-                raise ConfigurationError(f"{self.path}: webhook_secrets.{system} must be a list of secrets")
-            keys[str(system)] = _decode_all(listed, f"{self.path}: webhook_secrets.{system}")
-        self._keys, self._stamp = keys, stamp
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self._environ = os.environ if environ is None else environ
+
+    @classmethod
+    def variable(cls, name: str) -> str:
+        """The environment variable of the secret ``name`` (``webhook/pyxis`` → ``…_WEBHOOK_PYXIS``)."""
+        return cls.PREFIX + name.replace("/", "_").upper()
 
     @override
-    def webhook_keys(self, system: str) -> list[bytes]:
-        self._load()
-        return list(self._keys.get(system, []))
+    def values(self, name: str) -> tuple[SecretStr, ...]:
+        return tuple(SecretStr(part) for part in self._environ.get(self.variable(name), "").split())
+
+    @override
+    def where(self, name: str) -> str:
+        return f"the environment variable {self.variable(name)}"
+
+    def __repr__(self) -> str:
+        return "EnvSecretStore()"
+
+
+class FileSecretStore(SecretStore):
+    """Secrets from a YAML file nested like the names, re-read whenever its modification time changes."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self._stamp: int | None = None
+        self._tree: dict[str, object] = {}
+
+    def _load(self) -> dict[str, object]:
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except OSError as exc:
+            raise SecretStoreError(f"secrets file {self.path} cannot be read: {exc.strerror}") from None
+        if stamp == self._stamp:
+            return self._tree
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        except yaml.MarkedYAMLError as exc:
+            # The exception's own text quotes the offending line, which may hold a secret.
+            mark = exc.problem_mark or exc.context_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise SecretStoreError(f"secrets file {self.path} is not valid YAML{where}") from None
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            raise SecretStoreError(f"secrets file {self.path} is not readable UTF-8 YAML") from None
+        if not isinstance(data, dict):
+            raise SecretStoreError(f"secrets file {self.path} must be a mapping (webhook: {{pyxis: […]}})")
+        if "webhook_secrets" in data:
+            raise SecretStoreError(
+                f"secrets file {self.path}: the key webhook_secrets is now called webhook "
+                "(webhook: {pyxis: [whsec_…]})"
+            )
+        self._tree, self._stamp = data, stamp
+        return data
+
+    @override
+    def values(self, name: str) -> tuple[SecretStr, ...]:
+        node: object = self._load()
+        for part in name.split("/"):
+            if not isinstance(node, dict):
+                return ()
+            node = node.get(part)
+        if node is None:
+            return ()
+        listed = node if isinstance(node, list) else [node]
+        if not all(isinstance(value, str | int) for value in listed):
+            raise SecretStoreError(f"{self.where(name)} must be a text value or a list of them")
+        return tuple(SecretStr(str(value)) for value in listed)
+
+    @override
+    def where(self, name: str) -> str:
+        return f"secrets file {self.path}, key {name.replace('/', '.')}"
+
+    def __repr__(self) -> str:
+        return f"FileSecretStore({self.path})"
 
 
 def secret_store_from_settings(settings: Settings) -> SecretStore:
     """The backend the settings choose."""
-    if settings.secrets_backend == "file":
-        if settings.secrets_file is None:
-            raise ConfigurationError("SALESHUB_SECRETS_BACKEND=file needs SALESHUB_SECRETS_FILE")
-        return FileSecretStore(settings.secrets_file)
+    if settings.secrets.backend == "file":
+        if settings.secrets.file is None:
+            raise ConfigurationError("SALESHUB_SECRETS__BACKEND=file needs SALESHUB_SECRETS__FILE")
+        return FileSecretStore(settings.secrets.file)
     return EnvSecretStore()

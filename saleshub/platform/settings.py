@@ -1,20 +1,30 @@
-"""The hub's settings: one pydantic-settings model, read from ``SALESHUB_*`` environment variables.
+"""The hub's settings: one pydantic-settings model with a documented group per part of the hub.
 
-Sources, first wins: constructor arguments, environment variables (``SALESHUB_DATABASE_URL`` …), an
-optional ``.env`` file in the working directory, an optional YAML file named by
-``SALESHUB_CONFIG_FILE`` (keys are the field names below, lower case), then the defaults.
+Sources, first wins: constructor arguments, environment variables, an optional ``.env`` file in the
+working directory, an optional YAML file named by ``SALESHUB_CONFIG_FILE``, then the defaults.
 
-With no ``database_url`` the hub runs an embedded PostgreSQL (the ``pgserver`` package) whose data
-lives under ``data_dir``.
+A field of a group is read from ``SALESHUB_<GROUP>__<FIELD>`` (``SALESHUB_DATABASE__URL``,
+``SALESHUB_WEB__PORT``, ``SALESHUB_KAFKA__INBOUND_TOPICS='{"pyxis": "pyxis.orders"}'``); a group can
+also be given whole as JSON (``SALESHUB_WEB='{"port": 8081}'``). In the YAML file the groups are
+nested mappings (``web: {port: 8081}``). The top-level fields are ``SALESHUB_<FIELD>``.
+
+Secrets are not settings: webhook secrets, database, Kafka SASL and source-API credentials come from
+the secret store (``saleshub.platform.secrets``). A secret that still arrives through a setting
+(a password in ``database.url``, a ``sasl.password`` in ``kafka.client_config``) is held as
+``SecretStr``, so no ``repr`` or log line shows it.
+
+``python -m saleshub.platform.settings`` prints the README's configuration table from this model
+(a test keeps the two equal).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,102 +32,210 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from adapters.decoding import DEFAULT_MAX_BODY_BYTES
 from saleshub.errors import ConfigurationError
 
-__all__ = ["CONFIG_FILE_VARIABLE", "Settings"]
+__all__ = [
+    "CONFIG_FILE_VARIABLE",
+    "ENV_PREFIX",
+    "DatabaseSettings",
+    "KafkaSettings",
+    "PollerSettings",
+    "ProcessorSettings",
+    "RelaySettings",
+    "SecretsSettings",
+    "Settings",
+    "TelemetrySettings",
+    "WebSettings",
+    "is_secret_property",
+    "settings_table",
+]
 
 CONFIG_FILE_VARIABLE = "SALESHUB_CONFIG_FILE"
+ENV_PREFIX = "SALESHUB_"
+
+# librdkafka properties whose values are credentials (their names contain one of these words).
+_SECRET_WORDS = ("password", "secret", "sasl.username", "ssl.key.pem", "token")
 
 
-class Settings(BaseSettings):
-    """Everything an operator can configure; each field is documented in the README."""
+def is_secret_property(name: str) -> bool:
+    """Whether the librdkafka property ``name`` holds a credential (``sasl.password`` …)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
 
-    model_config = SettingsConfigDict(env_prefix="SALESHUB_", env_file=".env", extra="ignore")
 
-    mappings_dir: Path = Field(default=Path("mappings"), description="mapping files and crosswalks")
-    samples_dir: Path = Field(
-        default=Path("contracts/samples"), description="golden sample payloads with expected output"
-    )
-    database_url: SecretStr | None = Field(
+def _mask_secret_properties(value: object) -> object:
+    # Runs before validation, so the plain value never reaches a repr, a log or a validation error.
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: SecretStr(str(item))
+        if is_secret_property(str(key)) and not isinstance(item, SecretStr)
+        else item
+        for key, item in value.items()
+    }
+
+
+# Values stay as given (str, int, bool); credential properties become ``SecretStr``.
+KafkaProperties = Annotated[dict[str, Any], BeforeValidator(_mask_secret_properties)]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Group):
+    """The PostgreSQL the hub keeps its events, orders and outbox in."""
+
+    url: SecretStr | None = Field(
         default=None,
-        description="PostgreSQL URL (postgresql+psycopg://…); unset = embedded PostgreSQL under data_dir",
+        description="`postgresql+psycopg://user@host/db`, best without a password (the secret "
+        "`database/credentials` supplies user and password); unset starts the embedded PostgreSQL",
     )
-    data_dir: Path = Field(default=Path(".saleshub"), description="embedded database and local state")
-    db_pool_size: int = Field(default=16, ge=1, le=200, description="database connections per process")
+    data_dir: Path = Field(
+        default=Path(".saleshub"), description="embedded database (`<data_dir>/postgres`) and local state"
+    )
+    pool_size: int = Field(default=16, ge=1, le=200, description="database connections per process")
+
+
+class WebSettings(_Group):
+    """The webhook server (`saleshub serve`)."""
+
     host: str = Field(default="127.0.0.1", description="address `saleshub serve` listens on")
     port: int = Field(default=8080, ge=1, le=65535, description="port `saleshub serve` listens on")
-    workers: int = Field(default=1, ge=1, le=64, description="web worker processes")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="web worker processes (each gets the resolved settings)"
+    )
     max_body_bytes: int = Field(
-        default=1024 * 1024, ge=1024, description="largest webhook body accepted (413 above)"
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        description="largest body accepted: webhooks over it get 413, and the decoders of every "
+        "transport refuse it",
     )
     webhook_tolerance_seconds: int = Field(
-        default=300, ge=1, description="accepted clock difference of webhook-timestamp"
-    )
-    secrets_backend: Literal["env", "file"] = Field(
-        default="env", description="where webhook secrets come from"
-    )
-    secrets_file: Path | None = Field(
-        default=None, description="YAML file of secrets when secrets_backend=file"
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="log level of the hub and uvicorn"
-    )
-    access_log: bool = Field(default=False, description="uvicorn's per-request access log")
-    write_linger_ms: float = Field(
-        default=0.0,
-        ge=0,
-        le=50,
-        description="under concurrent load, how long the webhook writer waits to fill a batch",
-    )
-    thread_switch_interval_ms: float = Field(
-        default=0.5,
-        gt=0,
-        le=100,
-        description="how long a thread of a server worker may hold the GIL while another waits",
+        default=300, ge=1, description="accepted clock difference of `webhook-timestamp`"
     )
     retry_after_seconds: int = Field(
-        default=5, ge=1, description="Retry-After sent with 503 when the database is down"
+        default=5, ge=1, description="`Retry-After` of a 503 (database or secret store unavailable)"
     )
-    kafka_bootstrap_servers: str | None = Field(
+    access_log: bool = Field(
+        default=False, description="uvicorn's per-request log (the event table is the audit trail)"
+    )
+
+
+class KafkaSettings(_Group):
+    """The Kafka bus: outbound canonical events, inbound order-event topics."""
+
+    bootstrap_servers: str | None = Field(
+        default=None, description="`host:port,…`; unset = Kafka off, canonical events wait in the outbox"
+    )
+    schema_registry_url: str | None = Field(
         default=None,
-        description="Kafka bootstrap servers (host:port,…); unset = Kafka off, events wait in the outbox",
+        description="set: Confluent framing (`00` + schema id), schemas registered under `<topic>-value`; "
+        "unset: Avro single-object encoding (`C3 01` + CRC-64-AVRO fingerprint)",
     )
-    kafka_schema_registry_url: str | None = Field(
-        default=None,
-        description="schema registry URL; set = Confluent framing, unset = Avro single-object encoding",
-    )
-    kafka_client_config: dict[str, Any] = Field(
+    client_config: KafkaProperties = Field(
         default_factory=dict,
-        description="extra librdkafka properties for every Kafka client (JSON), e.g. security.protocol",
+        description="JSON of extra librdkafka properties for every client (`security.protocol`, "
+        "`sasl.mechanism` …); SASL credentials come from the secret `kafka/sasl`",
     )
-    kafka_consumer_config: dict[str, Any] = Field(
-        default_factory=dict, description="extra librdkafka properties for the inbound consumer (JSON)"
+    consumer_config: KafkaProperties = Field(
+        default_factory=dict,
+        description="JSON of extra librdkafka properties for the consumers (`session.timeout.ms` …)",
     )
-    kafka_topic_partitions: int = Field(
-        default=6, ge=1, description="partitions of the outbound topics when the hub creates them"
+    topic_partitions: int = Field(default=6, ge=1, description="partitions of topics the hub creates")
+    inbound_topics: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON `{"system": "topic"}`: one consumer per sales system, each reading its '
+        "system's order-event topic; empty = no consumer",
     )
-    kafka_pyxis_topic: str | None = Field(
-        default=None, description="Pyxis order-event topic to consume; unset = no consumer"
-    )
-    kafka_consumer_group: str = Field(default="saleshub", description="consumer group of the hub's workers")
-    kafka_dead_letter_topic: str = Field(
+    consumer_group: str = Field(default="saleshub", description="consumer group shared by every hub process")
+    dead_letter_topic: str = Field(
         default="integration.sales.dead_letter",
-        description="where inbound records that cannot be decoded or mapped are forwarded",
+        description="where undecodable or unmappable inbound records go",
     )
-    relay_batch_size: int = Field(default=2000, ge=1, description="outbox rows per relay transaction")
-    relay_threads: int = Field(
+
+
+class RelaySettings(_Group):
+    """The outbox relay that publishes committed canonical events to Kafka."""
+
+    batch_size: int = Field(default=2000, ge=1, description="outbox rows per relay transaction")
+    threads: int = Field(
         default=2,
         ge=1,
         le=16,
-        description="relays per process; they share the outbox by lanes, one waits on the broker "
-        "while another reads the database",
+        description="relays per process (`serve`, `kafka relay`); they share the outbox by lanes, one "
+        "waiting on the broker while another reads the database",
     )
-    relay_message_timeout_ms: int = Field(
-        default=30_000, ge=1000, description="how long the relay waits for a broker acknowledgement"
+    message_timeout_ms: int = Field(
+        default=30_000,
+        ge=1000,
+        description="how long a record may wait for the broker before the round counts as failed",
     )
+
+
+class ProcessorSettings(_Group):
+    """The processor that maps recorded events into canonical orders."""
+
+    batch_size: int = Field(default=500, ge=1, description="recorded events per processing transaction")
+    threads: int = Field(default=1, ge=1, le=64, description="processor threads per process")
+    idle_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often an idle processor looks for work without a notification",
+    )
+
+
+class SecretsSettings(_Group):
+    """Where the secret store reads webhook secrets and credentials (see *Secrets*)."""
+
+    backend: Literal["env", "file"] = Field(
+        default="env",
+        description="`env`: `SALESHUB_SECRET_*` variables; `file`: a YAML file re-read on change",
+    )
+    file: Path | None = Field(default=None, description="the YAML file of the `file` backend")
+
+
+class TelemetrySettings(_Group):
+    """Traces and metrics of every stage (receive, record, process, store, publish)."""
+
+    mode: Literal["off", "datadog"] = Field(
+        default="off", description="`off`: no telemetry; `datadog`: reserved for the Datadog backend"
+    )
+
+
+class PollerSettings(_Group):
+    """The pollers of source APIs (the ERP, Tempo); their per-system schedules will live here."""
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure, in one group per part of the hub."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="PostgreSQL")
+    web: WebSettings = Field(default_factory=WebSettings, description="the webhook server")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="the Kafka bus")
+    relay: RelaySettings = Field(default_factory=RelaySettings, description="the outbox relay")
+    processor: ProcessorSettings = Field(default_factory=ProcessorSettings, description="the processor")
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings, description="the secret store")
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings, description="telemetry")
+    pollers: PollerSettings = Field(default_factory=PollerSettings, description="source-API pollers")
+    mappings_dir: Path = Field(default=Path("mappings"), description="mapping files and crosswalks")
+    samples_dir: Path = Field(default=Path("contracts/samples"), description="golden samples")
     contracts_dir: Path = Field(
         default=Path("contracts/avro/events"),
-        description="committed event schema versions, to frame outbox rows written by older versions",
+        description="committed event schema versions (to frame outbox rows written by an older hub)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="`DEBUG` … `ERROR`, for the hub and uvicorn"
     )
 
     @classmethod
@@ -137,3 +255,35 @@ class Settings(BaseSettings):
                 raise ConfigurationError(f"{CONFIG_FILE_VARIABLE}={config_file}: no such file")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        value: Any = field.default_factory()  # type: ignore[call-arg]
+    else:
+        value = field.default
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "`{}`"
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The README's configuration table: one row per setting, from the model's descriptions."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub_name, sub_field in annotation.model_fields.items():
+                variable = f"{ENV_PREFIX}{name.upper()}__{sub_name.upper()}"
+                rows.append(f"| `{variable}` | {_default(sub_field)} | {sub_field.description} |")
+        else:
+            rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {_default(field)} | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

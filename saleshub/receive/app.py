@@ -19,10 +19,10 @@ from saleshub.receive.batching import GroupCommit
 from saleshub.receive.openapi import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, install_openapi
 from saleshub.receive.responses import EventReceipt, Health, Readiness
 from saleshub.receive.webhooks import problem, receive
-from saleshub.runtime import HubRuntime, tune_collector, tune_thread_switching
+from saleshub.runtime import HubRuntime
 from saleshub.store.migrate import current_revision, head_revision
 
-__all__ = ["app_from_environment", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,6 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
             if runtime is not None
             else await run_in_threadpool(HubRuntime.open, settings or Settings())
         )
-        if runtime is None:  # a server worker process of its own
-            tune_collector()
-            tune_thread_switching(hub.settings.thread_switch_interval_ms)
         writer = GroupCommit(hub.recorder)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer
@@ -115,8 +112,3 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         return JSONResponse(readiness.model_dump(), status_code=200 if readiness.status == "ok" else 503)
 
     return app
-
-
-def app_from_environment() -> FastAPI:
-    """Factory for ``uvicorn --factory``: each worker opens its runtime from the environment."""
-    return create_app()

@@ -9,7 +9,8 @@ Answers, in the order they are checked:
 * from here the event is recorded: 415 content type the system does not send, 422 body that cannot
   be decoded or classified (both quarantined), 202 accepted (recorded; a processor maps it
   shortly), 200 the ``webhook-id`` was already received (the original event, as it stands now);
-* 503 with ``Retry-After`` when the database cannot commit: nothing was written, resend.
+* 503 with ``Retry-After`` when the database cannot commit or the secret store cannot be read:
+  nothing was written, resend.
 
 Every 2xx/415/422 answer is sent only after the transaction that recorded the event committed
 (``GroupCommit``: concurrent events share one transaction). Mapping happens after the answer, in
@@ -27,7 +28,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from adapters.base import SourceAdapter
-from saleshub.errors import RetriableError
+from saleshub.errors import RetriableError, SecretStoreError
 from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import Settings
 from saleshub.receive.batching import GroupCommit
@@ -107,7 +108,7 @@ class WebhookHub(Protocol):
 
 async def receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Request) -> JSONResponse:
     """Handle ``POST /webhooks/{system}`` (see the module docstring for the answers)."""
-    settings = hub.settings
+    settings = hub.settings.web
     adapter = hub.adapters.get(system)
     if adapter is None:
         known = ", ".join(sorted(hub.adapters))
@@ -118,8 +119,13 @@ async def receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Re
         return problem(413, "Body too large", str(exc))
     headers = request.headers
     try:
+        keys = hub.secrets.webhook_keys(system)
+    except SecretStoreError as exc:
+        log.error("webhook from %s not recorded, secret store unavailable: %s", system, exc)
+        return _unavailable("Secret store unavailable", settings.retry_after_seconds)
+    try:
         webhook_id = verify(
-            hub.secrets.webhook_keys(system),
+            keys,
             {name: headers[name] for name in _SIGNATURE_HEADERS if name in headers},
             body,
             now=time.time(),
@@ -145,9 +151,7 @@ async def receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Re
             result = await _record_as_failed(writer, event, exc)
     except RetriableError as exc:
         log.warning("webhook from %s not recorded, database unavailable: %s", system, exc)
-        response = problem(503, "Database unavailable", "the event was not recorded; resend it later")
-        response.headers["Retry-After"] = str(settings.retry_after_seconds)
-        return response
+        return _unavailable("Database unavailable", settings.retry_after_seconds)
     return _answer(result)
 
 
@@ -157,15 +161,21 @@ async def _record_as_failed(writer: GroupCommit, event: InboundEvent, exc: Excep
     Only the exact body (bytes, always storable) and the error are kept: the headers and content
     type, which may hold what the database refused, are left out.
     """
+    errors = {**error_record(Stage.INTERNAL, exc), "at_stage": "record"}
     log.error(
         "a %s webhook could not be recorded (%s: %s); recording it as failed",
         event.system,
-        type(exc).__name__,
-        exc,
+        errors["error"],
+        errors["message"],
         exc_info=exc,
     )
-    errors = {**error_record(Stage.INTERNAL, exc), "at_stage": "record"}
     kept = replace(event, headers={}, content_type=None)
     result = await writer.submit(kept, Admission(stage=Stage.INTERNAL, errors=errors))
     log.error("the %s webhook was recorded as failed event %s", event.system, result.event_id)
     return result
+
+
+def _unavailable(title: str, retry_after: int) -> JSONResponse:
+    response = problem(503, title, "the event was not recorded; resend it later")
+    response.headers["Retry-After"] = str(retry_after)
+    return response

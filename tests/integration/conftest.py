@@ -41,7 +41,7 @@ from tests.support.schema_registry import SchemaRegistryServer
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker
 
 SECRET = "whsec_" + base64.b64encode(b"synthetic-test-secret-32-bytes!!").decode()
-SECRETS = {f"SALESHUB_WEBHOOK_SECRET_{system}": SECRET for system in ("PYXIS", "TEMPO", "ERP")}
+SECRETS = {f"SALESHUB_SECRET_WEBHOOK_{system}": SECRET for system in ("PYXIS", "TEMPO", "ERP")}
 TEMPLATE = "saleshub_template"
 
 
@@ -74,9 +74,16 @@ def db_url(pg_base_url: str) -> Iterator[str]:
     admin.dispose()
 
 
-def open_hub(db_url: str, mappings: Path = MAPPINGS, **overrides: object) -> HubRuntime:
-    """A runtime on ``db_url`` with the test secrets (not the process environment)."""
-    settings = Settings(database_url=db_url, mappings_dir=mappings, db_pool_size=8, **overrides)  # type: ignore[arg-type]
+def open_hub(db_url: str, mappings: Path = MAPPINGS, **groups: dict[str, object]) -> HubRuntime:
+    """A runtime on ``db_url`` with the test secrets (not the process environment).
+
+    ``groups`` are settings groups as dicts: ``open_hub(url, web={"max_body_bytes": 2048})``.
+    """
+    settings = Settings(
+        database={"url": db_url, "pool_size": 8},  # type: ignore[arg-type]
+        mappings_dir=mappings,
+        **groups,  # type: ignore[arg-type]
+    )
     hub = HubRuntime.open(settings)
     hub.secrets = EnvSecretStore(SECRETS)
     return hub
@@ -153,9 +160,8 @@ def kafka_hub(db_url: str, broker: TansuBroker) -> Iterator[HubRuntime]:
     """A runtime on its own database, publishing to the test broker."""
     runtime = open_hub(
         db_url,
-        kafka_bootstrap_servers=broker.bootstrap,
-        kafka_consumer_config=CONSUMER_TIMINGS,
-        relay_message_timeout_ms=5000,
+        kafka={"bootstrap_servers": broker.bootstrap, "consumer_config": CONSUMER_TIMINGS},
+        relay={"message_timeout_ms": 5000},
     )
     yield runtime
     runtime.close()
@@ -231,8 +237,8 @@ def start_kafka_command(
     """
     env = {
         **os.environ,
-        "SALESHUB_DATABASE_URL": db_url,
-        "SALESHUB_DATA_DIR": str(tmp_path / "data"),
+        "SALESHUB_DATABASE__URL": db_url,
+        "SALESHUB_DATABASE__DATA_DIR": str(tmp_path / "data"),
         "SALESHUB_LOG_LEVEL": "WARNING",
         **settings,
     }

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def run(db_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("SALESHUB_DATABASE_URL", db_url)
+    monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
     monkeypatch.setenv("COLUMNS", "250")
     return CliRunner()
 
@@ -95,14 +95,14 @@ def test_kafka_commands_publish_the_backlog_and_create_topics(
 ) -> None:
     ingest(hub, pyxis_event(1))
     unconfigured = run.invoke(app, ["kafka", "relay", "--drain"])
-    assert unconfigured.exit_code == 1 and "SALESHUB_KAFKA_BOOTSTRAP_SERVERS" in unconfigured.output
-    monkeypatch.setenv("SALESHUB_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")  # nobody there
-    monkeypatch.setenv("SALESHUB_RELAY_MESSAGE_TIMEOUT_MS", "1000")
+    assert unconfigured.exit_code == 1 and "SALESHUB_KAFKA__BOOTSTRAP_SERVERS" in unconfigured.output
+    monkeypatch.setenv("SALESHUB_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")  # nobody there
+    monkeypatch.setenv("SALESHUB_RELAY__MESSAGE_TIMEOUT_MS", "1000")
     unreachable = run.invoke(app, ["kafka", "relay", "--drain"])
     assert unreachable.exit_code == 1, unreachable.output
     assert "the outbox was not drained" in unreachable.output, unreachable.output
     assert "outbox: 1 events waiting" in run.invoke(app, ["status"]).output
-    monkeypatch.setenv("SALESHUB_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("SALESHUB_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap)
     topics = run.invoke(app, ["kafka", "topics"])
     assert topics.exit_code == 0, topics.output
     assert "integration.sales.order_received: created" in topics.output

@@ -35,9 +35,9 @@ def start_hub(
     env = {
         **os.environ,
         **SECRETS,
-        "SALESHUB_DATABASE_URL": db_url,
-        "SALESHUB_PORT": str(port),
-        "SALESHUB_DATA_DIR": str(data_dir),
+        "SALESHUB_DATABASE__URL": db_url,
+        "SALESHUB_WEB__PORT": str(port),
+        "SALESHUB_DATABASE__DATA_DIR": str(data_dir),
         "SALESHUB_LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }

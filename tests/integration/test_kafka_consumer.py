@@ -15,9 +15,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from sqlalchemy import func, select
 
 from saleshub.platform.kafka_clients import ensure_topics
+from saleshub.platform.secrets import EnvSecretStore
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime
-from saleshub.services import build_consumer
+from saleshub.services import build_consumers
 from saleshub.store.events import Status
 from saleshub.store.tables import integration_events, service_orders
 from saleshub.synthetic import pyxis_event
@@ -45,10 +46,12 @@ def count(hub: HubRuntime, table: object, *where: object) -> int:
 def consumer_hub(db_url: str, broker: TansuBroker) -> HubRuntime:
     return open_hub(
         db_url,
-        kafka_bootstrap_servers=broker.direct_bootstrap,
-        kafka_pyxis_topic=TOPIC,
-        kafka_consumer_config=CONSUMER_TIMINGS,
-        kafka_topic_partitions=3,
+        kafka={
+            "bootstrap_servers": broker.direct_bootstrap,
+            "inbound_topics": {"pyxis": TOPIC},
+            "consumer_config": CONSUMER_TIMINGS,
+            "topic_partitions": 3,
+        },
     )
 
 
@@ -56,7 +59,7 @@ def test_records_become_orders_and_poison_records_are_dead_lettered_without_bloc
     db_url: str, broker: TansuBroker
 ) -> None:
     hub = consumer_hub(db_url, broker)
-    ensure_topics(hub.settings, [TOPIC, DEAD_LETTERS])
+    ensure_topics(hub.settings, hub.secrets, [TOPIC, DEAD_LETTERS])
     good = [(f"ES_PX-SYN-{n:09d}".encode(), pyxis_event(n)) for n in range(200)]
     poison = [
         (b"ES_PX-SYN-000000005", b'{"truncated": '),
@@ -65,8 +68,7 @@ def test_records_become_orders_and_poison_records_are_dead_lettered_without_bloc
     ]
     # Poison records sit between good records of the same keys (so of the same partitions).
     produce(broker, good[:100] + poison + good[100:])
-    consumer = build_consumer(hub)
-    assert consumer is not None
+    [consumer] = build_consumers(hub)
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stop,))
     thread.start()
@@ -92,7 +94,7 @@ def test_records_become_orders_and_poison_records_are_dead_lettered_without_bloc
             assert headers["content-type"] == "application/json"
         # The offsets after every record are committed: nothing is left to consume.
         reader = Consumer(
-            {"bootstrap.servers": broker.direct_bootstrap, "group.id": hub.settings.kafka_consumer_group}
+            {"bootstrap.servers": broker.direct_bootstrap, "group.id": hub.settings.kafka.consumer_group}
         )
         committed = reader.committed([TopicPartition(TOPIC, p) for p in range(3)], timeout=10)
         reader.close()
@@ -106,9 +108,9 @@ def start_consumer(
 ) -> subprocess.Popen[bytes]:
     consumer_config = {**CONSUMER_TIMINGS, "auto.commit.interval.ms": commit_interval_ms}
     settings = {
-        "SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.direct_bootstrap,
-        "SALESHUB_KAFKA_PYXIS_TOPIC": TOPIC,
-        "SALESHUB_KAFKA_CONSUMER_CONFIG": json.dumps(consumer_config),
+        "SALESHUB_KAFKA__BOOTSTRAP_SERVERS": broker.direct_bootstrap,
+        "SALESHUB_KAFKA__INBOUND_TOPICS": json.dumps({"pyxis": TOPIC}),
+        "SALESHUB_KAFKA__CONSUMER_CONFIG": json.dumps(consumer_config),
     }
     return start_kafka_command("consume", db_url, tmp_path, settings)
 
@@ -117,8 +119,8 @@ def start_consumer(
 def test_a_consumer_killed_before_its_commit_reprocesses_without_duplicates(
     db_url: str, broker: TansuBroker, tmp_path: Path
 ) -> None:
-    settings = Settings(kafka_bootstrap_servers=broker.direct_bootstrap, kafka_topic_partitions=3)
-    ensure_topics(settings, [TOPIC])
+    settings = Settings(kafka={"bootstrap_servers": broker.direct_bootstrap, "topic_partitions": 3})  # type: ignore[arg-type]
+    ensure_topics(settings, EnvSecretStore({}), [TOPIC])
     produce(broker, [(f"ES_PX-SYN-{n:09d}".encode(), pyxis_event(n)) for n in range(300)])
     hub = open_hub(db_url)
     try:

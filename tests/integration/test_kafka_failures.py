@@ -79,7 +79,7 @@ def test_broker_down_for_30_seconds_during_a_burst_of_5000_orders(
 
 
 def start_relay(db_url: str, broker: TansuBroker, tmp_path: Path) -> subprocess.Popen[bytes]:
-    settings = {"SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "SALESHUB_RELAY_BATCH_SIZE": "200"}
+    settings = {"SALESHUB_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap, "SALESHUB_RELAY__BATCH_SIZE": "200"}
     return start_kafka_command("relay", db_url, tmp_path, settings)
 
 

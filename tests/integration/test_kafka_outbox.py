@@ -169,7 +169,7 @@ def test_registry_framing_when_a_registry_url_is_set(
     db_url: str, broker: TansuBroker, schema_registry: str
 ) -> None:
     hub = open_hub(
-        db_url, kafka_bootstrap_servers=broker.bootstrap, kafka_schema_registry_url=schema_registry
+        db_url, kafka={"bootstrap_servers": broker.bootstrap, "schema_registry_url": schema_registry}
     )
     try:
         ingest(hub, (SAMPLES / "01_es_in_store_created.json").read_bytes())
@@ -196,9 +196,9 @@ def test_serve_publishes_webhook_orders_and_consumes_the_pyxis_topic(
 ) -> None:
     port = free_port()
     env = {
-        "SALESHUB_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-        "SALESHUB_KAFKA_PYXIS_TOPIC": "pyxis.sales.order_events",
-        "SALESHUB_KAFKA_CONSUMER_CONFIG": json.dumps(CONSUMER_TIMINGS),
+        "SALESHUB_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap,
+        "SALESHUB_KAFKA__INBOUND_TOPICS": json.dumps({"pyxis": "pyxis.sales.order_events"}),
+        "SALESHUB_KAFKA__CONSUMER_CONFIG": json.dumps(CONSUMER_TIMINGS),
     }
     producer = Producer({"bootstrap.servers": broker.direct_bootstrap})
     producer.produce("pyxis.sales.order_events", pyxis_event(2), b"ES_PX-SYN-000000002")

@@ -138,8 +138,8 @@ def test_a_processor_killed_mid_batch_loses_and_repeats_nothing(
     record_only(hub, [pyxis_event(50_000 + n) for n in range(total)])
     env = {
         **os.environ,
-        "SALESHUB_DATABASE_URL": db_url,
-        "SALESHUB_DATA_DIR": str(tmp_path / "data"),
+        "SALESHUB_DATABASE__URL": db_url,
+        "SALESHUB_DATABASE__DATA_DIR": str(tmp_path / "data"),
         "SALESHUB_LOG_LEVEL": "WARNING",
     }
     with (tmp_path / "process.log").open("ab") as log:

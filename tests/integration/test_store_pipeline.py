@@ -59,7 +59,7 @@ def test_start_refuses_an_adapter_whose_system_is_not_registered(db_url: str) ->
         conn.execute(text("DELETE FROM business_unit_sales_systems WHERE system_code = 'erp'"))
         conn.execute(text("DELETE FROM sales_systems WHERE code = 'erp'"))
     engine.dispose()
-    settings = Settings(database_url=db_url, mappings_dir=MAPPINGS)  # type: ignore[arg-type]
+    settings = Settings(database={"url": db_url}, mappings_dir=MAPPINGS)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="adapters without a row in sales_systems: erp"):
         HubRuntime.open(settings, migrate=True)
 
@@ -193,7 +193,7 @@ def test_impact_of_a_candidate_mapping(hub: HubRuntime, fixed_mappings: Path, tm
         products.read_text(encoding="utf-8").replace("SVC-INST-KITCHEN,", "SVC-INST-KITCHEN-V2,"),
         encoding="utf-8",
     )
-    candidate = open_hub(hub.settings.database_url.get_secret_value(), fixed_mappings)  # type: ignore[union-attr]
+    candidate = open_hub(hub.settings.database.url.get_secret_value(), fixed_mappings)  # type: ignore[union-attr]
     try:
         with hub.database.engine.connect() as conn:
             report = mapping_impact(conn, hub.adapters["pyxis"], candidate.adapters["pyxis"], last=100)

@@ -132,7 +132,7 @@ def test_wrong_content_type_gets_415_and_is_recorded(server: httpx.Client) -> No
 
 
 def test_oversize_body_gets_413(db_url: str) -> None:
-    hub = open_hub(db_url, max_body_bytes=2048)
+    hub = open_hub(db_url, web={"max_body_bytes": 2048})
     try:
         with LiveServer(hub) as live, httpx.Client(base_url=live.url) as client:
             response = post(client, b"x" * 4096, "big")
