@@ -27,11 +27,11 @@ from sqlalchemy.engine import make_url
 from saleshub.platform.secrets import EnvSecretStore
 from saleshub.platform.settings import Settings
 from saleshub.process.pipeline import InboundEvent
-from saleshub.publish.outbox import backlog
 from saleshub.receive.app import create_app
 from saleshub.runtime import HubRuntime
 from saleshub.store.embedded import EmbeddedPostgres
 from saleshub.store.migrate import upgrade
+from saleshub.store.outbox import backlog
 from saleshub.store.partitions import ensure_partitions
 from tests.conftest import MAPPINGS, ROOT
 from tests.support.schema_registry import SchemaRegistryServer
