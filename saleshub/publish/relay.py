@@ -7,7 +7,7 @@ went to: each round takes, per key, only the oldest unpublished event (``saleshu
 reads nothing else), and a key's next event becomes eligible when that one is marked published. A
 record that fails (broker down, timed out, fenced producer, unknown schema) is retried in a later
 round and holds back its own key's later events, and only those. So, after dropping repeated
-``ce_id`` s, no event is ever written to Kafka before an earlier version of its order. Kafka itself
+``ce_id`` values, no event is ever written to Kafka before an earlier version of its order. Kafka itself
 orders records only within a partition: a consumer reading several topics can still *read* a later
 version first, which is why every order event carries ``version_no`` and ``previous_version_no``
 (``docs/consuming-order-events.md``).

@@ -3,7 +3,7 @@
 The outage tests publish orders with up to three versions (``order_received``, ``order_updated``,
 ``order_cancelled``: three topics, one key) with two relays while the broker goes away in the middle
 of a round, for 5, 30 and 60 s. Then a consumer reads every order topic back and checks, per key,
-after dropping repeated ``ce_id`` s, that no version was written before an earlier one: across topics
+after dropping repeated ``ce_id`` values, that no version was written before an earlier one: across topics
 by the records' producer timestamps (a record is timestamped when produced, and a retry is a new
 record), within a partition by offset.
 """
