@@ -18,11 +18,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from adapters.decoding import DEFAULT_MAX_BODY_BYTES
 from canonical.enums import EventType
 from saleshub.errors import ClassificationError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.engine import MappedOrder
+from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
 __all__ = ["EventInfo", "SourceAdapter", "Translation"]
 

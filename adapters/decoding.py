@@ -20,12 +20,12 @@ from typing import Any, NoReturn
 from lxml import etree
 
 from saleshub.errors import DecodeError
+from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "decode_json", "decode_xml"]
+__all__ = ["decode_json", "decode_xml"]
 
 #: The one default of the body-size limit; the hub passes its configured ``web.max_body_bytes``
 #: to every adapter, which passes it here.
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 def _check_size(system: str, body: bytes, max_bytes: int) -> None:

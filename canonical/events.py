@@ -12,9 +12,10 @@ order_rejected     ``integration.sales.order_rejected``   an inbound event was q
 =================  ====================================  =====================================
 
 The three order events carry the whole canonical order (``saleshub.canonical.ServiceOrder``) with
-the hub's event id, the order's version number and the mapping that produced it, so a consumer never
-needs to call back. A rejection carries where processing stopped and the field errors, with personal
-values already masked by the mapping engine.
+the hub's event id, the order's version number, the version it follows and the mapping that produced
+it, so a consumer never needs to call back and can check that it applies an order's events in order.
+A rejection carries where processing stopped and the field errors, with personal values already
+masked by the mapping engine.
 
 ``event_schema(kind)`` derives each schema from the canonical model; the committed versions live in
 ``contracts/avro/events/<kind>/v<N>.avsc`` (a test keeps the newest equal to this derivation and each
@@ -78,6 +79,17 @@ def _order_event_fields() -> list[dict[str, Any]]:
         {"name": "version_no", "type": "int", "doc": "The order's version in the hub, from 1."},
         {"name": "mapping", "type": "string", "doc": "The mapping that produced this version."},
         {"name": "order", "type": copy.deepcopy(service_order_schema())},
+        {
+            "name": "previous_version_no",
+            "type": ["null", "int"],
+            "default": None,
+            "doc": (
+                "The version this event follows: version_no - 1, null for version 1 (and when a record "
+                "written with v1, which lacks it, is read). Each version of an order has exactly one "
+                "event, on the topic of its kind: a consumer that has not yet applied this version "
+                "of the order is early and should wait for it (see docs/consuming-order-events.md)."
+            ),
+        },
     ]
 
 

@@ -58,7 +58,8 @@ def build_relay(hub: HubRuntime) -> OutboxRelay:
         framing_from_settings(settings),
         hub.schemas,
         batch_size=settings.relay.batch_size,
-        probe_timeout=min(5.0, settings.relay.message_timeout_ms / 1000),
+        probe_timeout=min(2.0, settings.relay.message_timeout_ms / 1000),
+        delivery_timeout=settings.relay.message_timeout_ms / 1000,
     )
 
 

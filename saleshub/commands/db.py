@@ -9,8 +9,8 @@ from rich.table import Table
 
 from saleshub.commands.common import database, fail
 from saleshub.console import out
-from saleshub.publish.outbox import purge_published
 from saleshub.store.migrate import current_revision, head_revision, upgrade
+from saleshub.store.outbox import purge_published
 from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
 
 __all__ = ["db_app", "db_partitions", "db_retention", "db_upgrade"]

@@ -28,13 +28,13 @@ from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, RetriableError, SalesHubError
 from saleshub.platform.secrets import EnvSecretStore
 from saleshub.platform.settings import Settings
-from saleshub.publish.outbox import Backlog, backlog
 from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import Services
 from saleshub.store import queries
 from saleshub.store.events import queue_depth
 from saleshub.store.failures import database_errors
 from saleshub.store.migrate import current_revision, head_revision
+from saleshub.store.outbox import Backlog, BrokerState, backlog, broker_state
 from saleshub.store.partitions import list_partitions
 
 __all__ = ["serve", "status"]
@@ -158,6 +158,7 @@ def status() -> None:
             partitions = list_partitions(conn, count_rows=False)
             waiting = backlog(conn)
             queued, oldest_queued = queue_depth(conn)
+            broker = broker_state(conn)
     table = Table("system", "status", "events (24 h)", title="Events of the last 24 hours")
     for (system, event_status), count in sorted(counts.items()):
         table.add_row(system, event_status, str(count))
@@ -169,7 +170,7 @@ def status() -> None:
     if stray:
         out.print(f"[yellow]{stray} events in the DEFAULT partition: run `saleshub db upgrade`[/yellow]")
     _print_queue(queued, oldest_queued)
-    _print_backlog(settings, waiting)
+    _print_backlog(settings, waiting, broker)
 
 
 def _print_queue(queued: int, oldest: datetime | None) -> None:
@@ -184,7 +185,7 @@ def _print_queue(queued: int, oldest: datetime | None) -> None:
     )
 
 
-def _print_backlog(settings: Settings, waiting: Backlog) -> None:
+def _print_backlog(settings: Settings, waiting: Backlog, broker: BrokerState) -> None:
     if waiting.pending == 0:
         on_kafka = " (every committed event is on Kafka)" if settings.kafka.bootstrap_servers else ""
         out.print(f"[green]outbox: empty{on_kafka}[/green]")
@@ -194,10 +195,22 @@ def _print_backlog(settings: Settings, waiting: Backlog) -> None:
         out.print(f"[{colour}]outbox: {waiting.pending} events waiting, oldest {_age(age)} old[/{colour}]")
         if waiting.last_error:
             out.print(f"[{colour}]outbox: last publication error: {waiting.last_error}[/{colour}]")
-    if settings.kafka.bootstrap_servers:
-        out.print(f"Kafka: {settings.kafka.bootstrap_servers}")
-    else:
+    if not settings.kafka.bootstrap_servers:
         out.print(_NO_KAFKA)
+        return
+    out.print(f"Kafka: {settings.kafka.bootstrap_servers}")
+    now = datetime.now(UTC)
+    if broker.checked_at is None:
+        out.print("[yellow]Kafka: no relay has probed the broker yet[/yellow]")
+    elif broker.unreachable_since is not None:
+        since = broker.unreachable_since.astimezone(UTC)
+        out.print(
+            f"[red]Kafka: broker unreachable since {since:%Y-%m-%d %H:%M:%S} UTC "
+            f"({_age(now - since)}; last probe {_age(now - broker.checked_at)} ago): "
+            f"{broker.last_error}[/red]"
+        )
+    else:
+        out.print(f"[green]Kafka: broker reachable (last probe {_age(now - broker.checked_at)} ago)[/green]")
 
 
 def _age(age: timedelta) -> str:

@@ -33,6 +33,8 @@ contains one.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -45,15 +47,31 @@ from typing_extensions import override
 
 from saleshub.errors import ConfigurationError, MissingSecretError, SecretStoreError
 from saleshub.platform.settings import Settings
-from saleshub.receive.signatures import decode_secret
 
 __all__ = [
+    "SECRET_PREFIX",
     "Credentials",
     "EnvSecretStore",
     "FileSecretStore",
     "SecretStore",
+    "decode_secret",
     "secret_store_from_settings",
 ]
+
+SECRET_PREFIX = "whsec_"
+
+
+def decode_secret(secret: str) -> bytes:
+    """The key bytes of a ``whsec_<base64>`` secret; ``ConfigurationError`` if it is not one."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ConfigurationError(f"a webhook secret must start with {SECRET_PREFIX!r}")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except binascii.Error:
+        raise ConfigurationError("a webhook secret must be whsec_ followed by base64") from None
+    if len(key) < 24:
+        raise ConfigurationError("a webhook secret must hold at least 24 random bytes")
+    return key
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from adapters.decoding import DEFAULT_MAX_BODY_BYTES
 from saleshub.errors import ConfigurationError
+from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
 __all__ = [
     "CONFIG_FILE_VARIABLE",

@@ -24,6 +24,7 @@ from saleshub.publish.outbox import Outbox
 from saleshub.store import events as store
 from saleshub.store.events import Stage, Status, error_record
 from saleshub.store.orders import NewOrder, OrderOutcome, OrderWrite, write_orders
+from saleshub.store.outbox import write_outbox_rows
 
 __all__ = ["OutcomeWriter"]
 
@@ -102,7 +103,7 @@ class OutcomeWriter:
             finished.append(_finished_row(item, status, written))
             statuses[index] = status
         store.finish_events(conn, finished)
-        self.outbox.write(conn, outbox_rows)
+        write_outbox_rows(conn, outbox_rows)
         store.dequeue(conn, [item.queued.queue_id for _, item in round_])
         return statuses
 
@@ -111,7 +112,7 @@ class OutcomeWriter:
         item.mapped, item.stage = None, Stage.INTERNAL
         item.errors = {**error_record(Stage.INTERNAL, exc), "at_stage": "store"}
         store.finish_events(conn, [_finished_row(item, Status.FAILED, None)])
-        self.outbox.write(conn, [self._rejection(item, Status.FAILED)])
+        write_outbox_rows(conn, [self._rejection(item, Status.FAILED)])
         store.dequeue(conn, [item.queued.queue_id])
 
     @staticmethod

@@ -1,14 +1,20 @@
 """The transactional outbox: canonical events written in the ingestion transaction, for the relay.
 
-``Outbox.rows_for`` turns what one ingestion transaction did into ``event_outbox`` rows: a created
-order → ``order_received``, a changed order → ``order_updated`` (``order_cancelled`` when the change
-cancels it), a quarantined or failed event → ``order_rejected``. Duplicates, stale updates and
-repeated deliveries publish nothing. The Avro body is encoded here, strictly, so a payload that does
-not fit its schema fails the ingestion transaction instead of reaching the relay; the framing, which
-depends on the relay's configuration, is added at publication.
+``Outbox.order_row`` and ``Outbox.rejection_row`` turn what one ingestion transaction did into
+``event_outbox`` rows: a created order → ``order_received``, a changed order → ``order_updated``
+(``order_cancelled`` when the change cancels it), a quarantined or failed event → ``order_rejected``.
+Duplicates, stale updates and repeated deliveries publish nothing. The Avro body is encoded here,
+strictly, so a payload that does not fit its schema fails the ingestion transaction instead of
+reaching the relay; the framing, which depends on the relay's configuration, is added at publication.
 
 Because the rows commit with the order, a committed order always has its event waiting; because the
 order row is locked while its event is written, an order's events get increasing ``outbox_id``.
+Every accepted version of an order produces exactly one event, so an order event's
+``previous_version_no`` (the version it follows, ``None`` for version 1) is ``version_no - 1``: a
+consumer merging the order topics can tell a gap or an overtaking from the record alone.
+
+The rows are built here (Avro body, key, lane); the SQL that writes and reads them is in
+``saleshub.store.outbox``.
 """
 
 from __future__ import annotations
@@ -16,19 +22,16 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy import Connection, delete, func, select, text
 
 from canonical.avro import order_to_avro
 from canonical.events import EventKind
 from canonical.model import ServiceOrder
 from saleshub.publish.schemas import EventSchemas
-from saleshub.store.tables import OUTBOX_LANES, event_outbox
+from saleshub.store.outbox import OUTBOX_LANES
 
-__all__ = ["Backlog", "Outbox", "backlog", "lane_of", "order_key", "purge_published"]
+__all__ = ["Outbox", "lane_of", "order_key"]
 
 
 def order_key(order: ServiceOrder) -> str:
@@ -85,6 +88,7 @@ class Outbox:
             "source_system": order.source_system,
             "hub_order_id": order.hub_order_id,
             "version_no": version_no,
+            "previous_version_no": version_no - 1 if version_no > 1 else None,
             "mapping": mapping,
             "order": order_to_avro(order),
         }
@@ -120,45 +124,3 @@ class Outbox:
             ],
         }
         return self._row(EventKind.ORDER_REJECTED, f"{system}_{event_id}", record, None)
-
-    @staticmethod
-    def write(conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` in ``conn``'s transaction."""
-        if rows:
-            conn.execute(event_outbox.insert(), rows)
-
-
-@dataclass(frozen=True, slots=True)
-class Backlog:
-    """What waits in the outbox: how many rows, the oldest one's creation time, the oldest error."""
-
-    pending: int
-    oldest: datetime | None
-    last_error: str | None
-
-
-def backlog(conn: Connection) -> Backlog:
-    """The outbox backlog (rows not yet acknowledged by Kafka)."""
-    c = event_outbox.c
-    pending, oldest = conn.execute(
-        select(func.count(), func.min(c.created_at)).where(c.published_at.is_(None))
-    ).one()
-    last_error = conn.execute(
-        select(c.last_error)
-        .where(c.published_at.is_(None), c.last_error.is_not(None))
-        .order_by(c.outbox_id)
-        .limit(1)
-    ).scalar()
-    return Backlog(int(pending), oldest, last_error)
-
-
-def purge_published(conn: Connection, *, keep_days: int, dry_run: bool = False) -> int:
-    """Delete outbox rows published more than ``keep_days`` ago (or count them); return how many.
-
-    Only published rows go: the broker holds them, and the audit trail keeps the event itself.
-    """
-    c = event_outbox.c
-    older = c.published_at < func.now() - text(f"interval '{int(keep_days)} days'")
-    if dry_run:
-        return int(conn.execute(select(func.count()).select_from(event_outbox).where(older)).scalar_one())
-    return int(conn.execute(delete(event_outbox).where(older)).rowcount)

@@ -1,25 +1,46 @@
-"""The outbox relay: publishes ``event_outbox`` rows to Kafka and marks them published on acknowledgement.
+"""The outbox relay: publishes ``event_outbox`` rows to Kafka, each order's events in causal order.
 
-One round, in one database transaction:
+**What it guarantees.** An order's events go to several topics (``order_received``,
+``order_updated``, ``order_cancelled``) under one key, ``{country}_{order id}``. The relay produces
+an event only after the broker acknowledged every earlier event of the same key, whatever topic it
+went to: each round takes, per key, only the oldest unpublished event (``saleshub.store.outbox``
+reads nothing else), and a key's next event becomes eligible when that one is marked published. A
+record that fails (broker down, timed out, fenced producer, unknown schema) is retried in a later
+round and holds back its own key's later events, and only those. So, after dropping repeated
+``ce_id`` values, no event is ever written to Kafka before an earlier version of its order. Kafka itself
+orders records only within a partition: a consumer reading several topics can still *read* a later
+version first, which is why every order event carries ``version_no`` and ``previous_version_no``
+(``docs/consuming-order-events.md``).
 
-1. claim a set of **lanes** with ``SELECT … FROM outbox_lanes FOR UPDATE SKIP LOCKED``: a message key
-   always falls in the same lane, and a lane is worked by one relay at a time, so several relay
-   processes share the outbox without publishing the same row twice and without reordering a key;
-2. read those lanes' unpublished rows in ``outbox_id`` order (an order's events are in that order);
-3. produce each row (value framed for the configured registry or single-object encoding, CloudEvents
-   1.0 attributes as ``ce_*`` headers) on an idempotent ``acks=all`` producer and wait for every
-   delivery report;
-4. mark acknowledged rows published (with partition and offset, for the audit trail) and count a
-   failed attempt on the others. Once one of a key's rows failed, that key's later rows are left
-   unpublished too, even if the broker took them: they are sent again after it, so the last record
-   of every key is always its latest event.
+**Why waiting costs nothing in the usual case.** With one pending event per order (the common case:
+an order changes far less often than a round takes), every pending event is its key's oldest, so a
+round produces all of them at once, exactly as before. Only a key with several pending events
+publishes one of them per round. The idempotent ``acks=all`` producer keeps order *within* a
+partition, but a failed record may be followed by an acknowledged later one (no gapless guarantee)
+and nothing orders two topics, so waiting for the acknowledgement is the only sound rule across
+topics; ``max.in.flight`` is left at its default, since no key ever has two records in flight.
 
-A crash between the broker's acknowledgement and the commit publishes the round again on restart:
-delivery is at least once, every record carries its ``ce_id`` for consumers to deduplicate. A broker
-outage fails the rounds (after ``relay_message_timeout_ms``) and the backlog simply waits in the
-outbox; the relay backs off, probes the broker before sending again, and drains the backlog when the
-broker returns. A producer left fenced or in a fatal state (after timed-out messages an idempotent
-producer bumps its epoch, which a broker may refuse) is replaced by a new one.
+**No transaction open while waiting on the broker.** A round is:
+
+1. ``claim_round`` (one short transaction): lease some of the 64 lanes (a key always falls in the same
+   lane; a lease names this relay and expires after ``2 × delivery timeout + 30 s``, so a crashed
+   relay's lanes free themselves) and read their eligible events;
+2. frame each (registry or single-object encoding, CloudEvents 1.0 ``ce_*`` headers) and produce it,
+   then wait for every delivery report, outside any transaction;
+3. ``finish_round`` (one short transaction): mark the acknowledged events published (partition and
+   offset, for the audit trail), count a failed attempt on the others, end the lease.
+
+A crash between the broker's acknowledgement and step 3 publishes those events again: delivery is
+at least once, and every record carries its ``ce_id`` for consumers to deduplicate. A duplicate can
+only come *after* the first copy, never let a later version overtake.
+
+**Outages.** While it waits for reports, backs off or idles, the relay's ``BrokerWatch`` probes the
+broker with a metadata request every second; a probe that gets no answer within a couple of seconds
+records "unreachable since" in the database for ``saleshub status`` and purges the records still
+queued in the producer, so the round ends without waiting out the delivery timeout. The relay then
+backs off, probes before sending again, replaces a producer left fenced or in a fatal state (after
+timed-out messages an idempotent producer bumps its epoch, which a broker may refuse), and drains
+the backlog when the broker returns.
 """
 
 from __future__ import annotations
@@ -28,44 +49,26 @@ import functools
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from sqlalchemy import Engine, Row, text
+from confluent_kafka import KafkaError, Message, Producer
+from sqlalchemy import Engine, Row
 
 from canonical.events import EventKind
 from saleshub.errors import RetriableError
+from saleshub.publish.broker_watch import BrokerWatch
 from saleshub.publish.framing import Framing
 from saleshub.publish.schemas import EventSchemas
 from saleshub.store.failures import as_retriable
-from saleshub.store.tables import OUTBOX_LANES
+from saleshub.store.outbox import OUTBOX_LANES, Delivered, claim_round, finish_round
 
 __all__ = ["BrokerUnavailableError", "OutboxRelay", "RelayRound", "RelayStalledError", "cloudevents_headers"]
 
 log = logging.getLogger(__name__)
-
-_CLAIM_LANES = text(
-    "SELECT lane FROM outbox_lanes ORDER BY (lane + :shift) % :lanes FOR UPDATE SKIP LOCKED LIMIT :count"
-)
-_PENDING = text(
-    "SELECT outbox_id, event_id, kind, topic, message_key, source_system, subject, occurred_at, payload, "
-    "schema_fingerprint FROM event_outbox "
-    "WHERE published_at IS NULL AND lane = ANY(CAST(:lanes AS smallint[])) "
-    "ORDER BY outbox_id LIMIT :limit"
-)
-_MARK_PUBLISHED = text(
-    "UPDATE event_outbox AS o SET published_at = now(), kafka_partition = v.p, kafka_offset = v.o, "
-    "attempts = o.attempts + 1, last_error = NULL "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:partitions AS integer[]), CAST(:offsets AS bigint[])) "
-    "AS v(id, p, o) WHERE o.outbox_id = v.id"
-)
-_MARK_FAILED = text(
-    "UPDATE event_outbox SET attempts = attempts + 1, last_error = :error "
-    "WHERE outbox_id = ANY(CAST(:ids AS bigint[]))"
-)
 
 
 _CE_TYPES = {kind.value: kind.ce_type.encode() for kind in EventKind}
@@ -145,96 +148,106 @@ class OutboxRelay:
         *,
         batch_size: int = 2000,
         lanes_per_claim: int = 16,
-        probe_timeout: float = 5.0,
+        probe_timeout: float = 2.0,
+        delivery_timeout: float = 30.0,
     ) -> None:
         self.engine = engine
+        self.relay_id = uuid.uuid4()
         self._new_producer = producer_factory
         self.producer = producer_factory()
         self._suspect = False  # the last round failed: probe the broker before sending again
-        self.probe_timeout = probe_timeout
+        self.watch = BrokerWatch(engine, probe_timeout=probe_timeout)
         self.framing = framing
         self.schemas = schemas
         self.batch_size = batch_size
         self.lanes_per_claim = min(lanes_per_claim, OUTBOX_LANES)
+        # Every record is reported within the delivery timeout: a lease twice as long never ends
+        # while its relay still waits for reports.
+        self.lease_seconds = 2 * delivery_timeout + 30
         self._shift = 0
 
     def publish_round(self) -> RelayRound:
-        """Claim some lanes, publish their pending rows, record the outcome; one transaction."""
+        """Lease some lanes, publish each key's oldest pending event, record the outcome."""
         result = RelayRound()
-        with self.engine.begin() as conn:
-            lanes = list(
-                conn.execute(
-                    _CLAIM_LANES, {"shift": self._shift, "lanes": OUTBOX_LANES, "count": self.lanes_per_claim}
-                ).scalars()
-            )
-            self._shift = (self._shift + self.lanes_per_claim) % OUTBOX_LANES
-            if not lanes:
-                return result
-            rows = conn.execute(_PENDING, {"lanes": lanes, "limit": self.batch_size}).all()
-            result.read = len(rows)
-            if not rows:
-                return result
-            if self._suspect:
-                self._probe()
-            outcome = self._produce(rows)
-            published: dict[str, list[int]] = {"ids": [], "partitions": [], "offsets": []}
+        if self._suspect:
+            self._probe()
+        claim = claim_round(
+            self.engine,
+            self.relay_id,
+            lanes=self.lanes_per_claim,
+            shift=self._shift,
+            lease_seconds=self.lease_seconds,
+            limit=self.batch_size,
+        )
+        self._shift = (self._shift + self.lanes_per_claim) % OUTBOX_LANES
+        rows = claim.rows
+        result.read = len(rows)
+        if not rows:
+            return result
+        reports = _Reports(len(rows))
+        try:
+            self._produce(rows, reports)
+        finally:  # whatever happened, record what the broker acknowledged and end the lease
+            published: list[Delivered] = []
             failed: list[int] = []
-            blocked: set[str] = set()
-            for row, report in zip(rows, outcome, strict=True):
-                if isinstance(report, tuple) and row.message_key not in blocked:
-                    published["ids"].append(row.outbox_id)
-                    published["partitions"].append(report[0])
-                    published["offsets"].append(report[1])
-                # A row delivered after a failed row of its key stays unpublished: sent again later.
-                elif not isinstance(report, tuple):
-                    blocked.add(row.message_key)
+            for row, report in zip(rows, reports.outcome, strict=True):
+                if isinstance(report, tuple):
+                    published.append(Delivered(row.outbox_id, report[0], report[1]))
+                else:
                     failed.append(row.outbox_id)
                     if report and report not in result.errors:
                         result.errors.append(report)
-            if published["ids"]:
-                conn.execute(_MARK_PUBLISHED, published)
-            if failed:
-                conn.execute(_MARK_FAILED, {"ids": failed, "error": "; ".join(result.errors)[:2000]})
-            result.published, result.failed = len(published["ids"]), len(failed)
+            error = "; ".join(result.errors) or "not sent: the round ended before this record was produced"
+            finish_round(
+                self.engine, self.relay_id, claim.lanes, published=published, failed=failed, error=error
+            )
+        result.published, result.failed = len(published), len(failed)
         self._suspect = bool(failed)
         return result
 
     def _probe(self) -> None:
         """Ask the broker for metadata; raise (failing the round, sending nothing) if it does not answer."""
-        try:
-            self.producer.list_topics(timeout=self.probe_timeout)
-        except KafkaException as exc:
-            raise BrokerUnavailableError(f"the Kafka broker does not answer: {exc}") from exc
+        if not self.watch.probe(self.producer):
+            raise BrokerUnavailableError(self.watch.last_error or "the Kafka broker does not answer")
         self._suspect = False
 
-    def _produce(self, rows: Sequence[Row[Any]]) -> list[tuple[int, int] | str | None]:
-        reports = _Reports(len(rows))
+    def _produce(self, rows: Sequence[Row[Any]], reports: _Reports) -> None:
         producer = self.producer
         framing = self.framing
-        for index, row in enumerate(rows):
-            try:
-                schema = self.schemas.by_id(row.schema_fingerprint)
-            except KeyError as exc:
-                reports.outcome[index] = str(exc.args[0])
-                continue
-            value = framing.frame(row.topic, schema, row.payload)
-            headers = cloudevents_headers(row, framing.dataschema(row.topic, schema))
-            callback = functools.partial(reports.on_delivery, index)
-            while True:
+        try:
+            for index, row in enumerate(rows):
                 try:
-                    producer.produce(
-                        row.topic, value, row.message_key.encode(), headers=headers, on_delivery=callback
-                    )
-                    break
-                except BufferError:  # local queue full: let delivery reports drain it
-                    producer.poll(0.1)
-        # Every produced message gets a report within message.timeout.ms, success or failure.
-        while producer.flush(1.0) > 0:
-            pass
+                    schema = self.schemas.by_id(row.schema_fingerprint)
+                except KeyError as exc:
+                    reports.outcome[index] = str(exc.args[0])
+                    continue
+                value = framing.frame(row.topic, schema, row.payload)
+                headers = cloudevents_headers(row, framing.dataschema(row.topic, schema))
+                callback = functools.partial(reports.on_delivery, index)
+                while True:
+                    try:
+                        producer.produce(
+                            row.topic, value, row.message_key.encode(), headers=headers, on_delivery=callback
+                        )
+                        break
+                    except BufferError:  # local queue full: let delivery reports drain it
+                        producer.poll(0.1)
+        finally:
+            self._await_reports(producer)
         if reports.producer_dead:
             log.warning("outbox relay: the Kafka producer is fenced or failed; starting a new one")
             self.producer = self._new_producer()
-        return reports.outcome
+
+    def _await_reports(self, producer: Producer) -> None:
+        """Wait for every delivery report, probing the broker meanwhile.
+
+        Every produced record is reported within the delivery timeout. When the broker stops
+        answering, the records not yet sent are purged (reported as failed at once) so the round ends
+        in seconds; records already sent wait for their own report.
+        """
+        while producer.flush(0.5) > 0:
+            if self.watch.due() and not self.watch.probe(producer):
+                producer.purge(in_queue=True, in_flight=False, blocking=False)
 
     def sweep(self, stop: threading.Event | None = None) -> RelayRound:
         """Rounds over every lane once (fewer if ``stop`` is set); ends at the first outage error.
@@ -262,21 +275,35 @@ class OutboxRelay:
         return swept
 
     def run(self, stop: threading.Event, idle_seconds: float = 0.2) -> None:
-        """Publish until ``stop`` is set: sweep every lane, sleep when idle, back off on failures."""
+        """Publish until ``stop`` is set: sweep every lane, sleep when idle, back off on failures.
+
+        A sweep that published something is followed by the next at once, even if some of its
+        records failed (they are retried there); one that published nothing and failed backs off.
+        """
         failures = 0
         while not stop.is_set():
             swept = self.sweep(stop)
-            if swept.failed:
+            if swept.failed and not swept.published:
                 failures += 1
                 if failures == 1:
                     log.warning("outbox relay: %d events not published: %s", swept.failed, swept.errors[:3])
-                stop.wait(min(10.0, 0.5 * 2 ** min(failures, 5)))
+                self._pause(stop, min(10.0, 0.5 * 2 ** min(failures, 5)))
                 continue
             if failures:
                 log.info("outbox relay: publishing again after %d failed sweeps", failures)
                 failures = 0
             if swept.read == 0:
-                stop.wait(idle_seconds)
+                self._pause(stop, idle_seconds)
+
+    def _pause(self, stop: threading.Event, seconds: float) -> None:
+        """Wait ``seconds`` (less if ``stop`` is set or the broker answers again), probing it meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if self.watch.due():
+                was_down = self.watch.reachable is False
+                if self.watch.probe(self.producer) and was_down:
+                    return  # the broker is back: no need to sit out the back-off
+            stop.wait(min(left, self.watch.interval))
 
     def drain(self, timeout: float = 60.0) -> int:
         """Publish until the outbox is empty or ``timeout`` passes; return the rows published.

@@ -29,6 +29,7 @@ from saleshub.receive.intake import Admission, InboundEvent
 from saleshub.store import events as store
 from saleshub.store.events import EventOutcome, Stage, Status
 from saleshub.store.failures import database_errors
+from saleshub.store.outbox import write_outbox_rows
 
 __all__ = ["Item", "Receipt", "Recorder"]
 
@@ -141,7 +142,7 @@ class Recorder:
             receipts[index] = receipt
         store.insert_events(conn, rows)
         store.enqueue(conn, queue)
-        self.outbox.write(conn, rejections)
+        write_outbox_rows(conn, rejections)
         return receipts, bool(queue)
 
     def _rejection(self, event: InboundEvent, receipt: Receipt) -> dict[str, Any]:

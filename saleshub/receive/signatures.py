@@ -21,11 +21,11 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 
-from saleshub.errors import ConfigurationError, SalesHubError
+from saleshub.errors import SalesHubError
+from saleshub.platform.secrets import decode_secret
 
-__all__ = ["SECRET_PREFIX", "SignatureError", "decode_secret", "sign", "verify"]
+__all__ = ["SignatureError", "sign", "verify"]
 
-SECRET_PREFIX = "whsec_"
 _ID = re.compile(r"^[\x21-\x7e]{1,255}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _MAX_SIGNATURES = 16
@@ -37,19 +37,6 @@ class SignatureError(SalesHubError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"webhook signature rejected: {reason}")
-
-
-def decode_secret(secret: str) -> bytes:
-    """The key bytes of a ``whsec_<base64>`` secret; ``ConfigurationError`` if it is not one."""
-    if not secret.startswith(SECRET_PREFIX):
-        raise ConfigurationError(f"a webhook secret must start with {SECRET_PREFIX!r}")
-    try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
-    except binascii.Error:
-        raise ConfigurationError("a webhook secret must be whsec_ followed by base64") from None
-    if len(key) < 24:
-        raise ConfigurationError("a webhook secret must hold at least 24 random bytes")
-    return key
 
 
 def _mac(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:

@@ -15,8 +15,9 @@ Three groups:
   ``processor_lanes``: the ``PROCESSOR_LANES`` row locks by which processors share the work while
   keeping each order's events in the order received);
 * the transactional outbox (``event_outbox``: one row per canonical event to publish, written in the
-  ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` row locks by which relay processes
-  share the work while keeping each message key's events in order).
+  ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` leases by which relay processes
+  share the work while keeping each message key's events in order; ``kafka_broker_state``: one row
+  saying since when the relays find the broker unreachable).
 
 The tables every event writes (events, keys, orders, versions) carry no foreign keys (migration
 0003): a check per row cost a quarter of an order's write. Their invariants hold because one code
@@ -61,6 +62,7 @@ __all__ = [
     "event_queue",
     "integration_event_keys",
     "integration_events",
+    "kafka_broker_state",
     "metadata",
     "outbox_lanes",
     "processor_lanes",
@@ -303,7 +305,30 @@ outbox_lanes = Table(
     "outbox_lanes",
     metadata,
     Column("lane", SmallInteger, primary_key=True, autoincrement=False),
-    comment="one row per lane; a relay holds a lane's row lock while it publishes that lane",
+    Column("leased_by", UUID(as_uuid=True), nullable=True, comment="the relay publishing this lane"),
+    Column(
+        "leased_until",
+        DateTime(timezone=True),
+        nullable=True,
+        comment="the lease ends here even if its relay died",
+    ),
+    comment="one row per lane; a relay leases a lane while it publishes that lane's oldest events",
+)
+
+kafka_broker_state = Table(
+    "kafka_broker_state",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column(
+        "unreachable_since",
+        DateTime(timezone=True),
+        nullable=True,
+        comment="first failed probe of the current outage; NULL while the broker answers",
+    ),
+    Column("last_error", Text, nullable=True),
+    Column("checked_at", DateTime(timezone=True), nullable=True, comment="the last probe"),
+    CheckConstraint("singleton", name="singleton"),
+    comment="one row: whether the relays can reach the Kafka broker, for saleshub status",
 )
 
 event_queue = Table(

@@ -26,7 +26,6 @@ from sqlalchemy.engine import make_url
 
 from saleshub.platform.secrets import EnvSecretStore
 from saleshub.platform.settings import Settings
-from saleshub.publish.outbox import backlog
 from saleshub.receive.app import create_app
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.receive.recorder import Receipt
@@ -35,6 +34,7 @@ from saleshub.services import Services
 from saleshub.store.embedded import EmbeddedPostgres
 from saleshub.store.events import EventOutcome, Status, event_outcomes
 from saleshub.store.migrate import upgrade
+from saleshub.store.outbox import backlog
 from saleshub.store.partitions import ensure_partitions
 from tests.conftest import MAPPINGS, ROOT
 from tests.support.schema_registry import SchemaRegistryServer

@@ -21,12 +21,12 @@ from sqlalchemy import func, select
 
 from canonical.events import EventKind
 from saleshub.publish.framing import unframe
-from saleshub.publish.outbox import backlog
 from saleshub.publish.schemas import WriterSchema
 from saleshub.receive.intake import InboundEvent
 from saleshub.runtime import HubRuntime
 from saleshub.services import build_relay
 from saleshub.store.events import Status
+from saleshub.store.outbox import backlog
 from saleshub.store.tables import event_outbox, integration_events
 from saleshub.synthetic import pyxis_event, signed_headers
 from tests.integration.conftest import (
@@ -48,8 +48,10 @@ SAMPLES = ROOT / "contracts" / "samples" / "pyxis"
 CONTRACTS = ROOT / "contracts" / "avro" / "events"
 
 
-def committed(kind: EventKind, version: int = 1) -> WriterSchema:
-    return WriterSchema.of(kind, json.loads((CONTRACTS / kind.value / f"v{version}.avsc").read_text()))
+def committed(kind: EventKind) -> WriterSchema:
+    """The newest committed schema of ``kind`` (the one the hub writes)."""
+    newest = max((CONTRACTS / kind.value).glob("v*.avsc"), key=lambda path: int(path.stem[1:]))
+    return WriterSchema.of(kind, json.loads(newest.read_text()))
 
 
 def ingest(hub: HubRuntime, body: bytes, key: str | None = None) -> None:
@@ -110,6 +112,7 @@ def test_published_events_decode_against_the_contracts_and_carry_cloudevents(
                 assert message.key() == b"ES_PX-ES-2026-000123"
                 assert headers["ce_subject"] == str(event.hub_order_id)
                 assert record["version_no"] == event.order_version_no
+                assert record["previous_version_no"] == (event.order_version_no - 1 or None)
                 assert "lucia" not in json.dumps(headers).lower()  # no personal data in headers
     assert [r["version_no"] for r in seen[EventKind.ORDER_RECEIVED]] == [1]
     assert [r["version_no"] for r in seen[EventKind.ORDER_UPDATED]] == [2]
