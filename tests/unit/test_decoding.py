@@ -118,7 +118,7 @@ def test_declared_latin_encodings_are_honoured() -> None:
         (b'{"a": NaN}', "NaN"),
         (b'{"a": -Infinity}', "Infinity"),
         (b'{"a": 1, "a": 2}', "appears twice"),
-        (b'{"a": ' + b"9" * 5000 + b"}", "digits"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "a number has 5000 characters; at most 100"),
         (b"[" * 10_000 + b"]" * 10_000, "nested too deeply"),
         (b'{"a": "\xff\xfe"}', "UTF-8"),
         (b'{"a": 1', "line 1 column 8"),
