@@ -338,9 +338,7 @@ class _Writer:
             self.line(depth, "else:")
             limit = node.max_items
             self.line(depth + 1, f"if len({elements}) > {limit}:")
-            rule = (
-                f"f'has {{len({elements})}} elements; at most {limit} are accepted (the first are checked)'"
-            )
+            rule = f"f'has {{len({elements})}} elements; at most {limit} are accepted'"
             self.line(depth + 2, f"fail({target}, {source}, {rule}, None, False)")
             self.line(depth + 2, f"{elements} = {elements}[:{limit}]")
             index, element = self.fresh("i"), self.fresh("e")
