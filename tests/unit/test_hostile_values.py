@@ -19,7 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.base import SourceAdapter
-from canonical.avro import order_to_avro
+from canonical.avro import order_from_avro, order_to_avro
 from canonical.limits import BIGINT_MAX, EARLIEST_DATE, LATEST_DATE
 from canonical.model import Money, ServiceOrder
 from saleshub.errors import DataError, DecodeError, FieldError, MappingError, shown
@@ -114,6 +114,8 @@ OUT_OF_RANGE_TIMES = [
     "9999-12-31T23:00:00-05:00",  # stored by PostgreSQL as year 10000, unreadable afterwards
     "1899-12-31T23:59:59+00:00",
     "2201-01-01T00:00:00+00:00",
+    "1900-01-01T00:00:00+14:00",  # 1899-12-31T10:00Z: read back from Avro or PostgreSQL in UTC
+    "2200-12-31T23:00:00-05:00",
 ]
 
 
@@ -137,16 +139,26 @@ def test_times_outside_the_business_range_are_field_errors(
 
     error = mapping_errors(catalog, pyxis(change))[target]
     assert error.value == text
-    assert error.rule == f"is out of range: dates must lie between {EARLIEST_DATE} and {LATEST_DATE}"
+    assert error.rule == (
+        f"is out of range: times must lie between {EARLIEST_DATE}T00:00:00Z and {LATEST_DATE}T23:59:59.999999Z"
+    )
 
 
-@pytest.mark.parametrize("text", ["1900-01-01T00:00:00+14:00", "2200-12-31T23:59:59.999999-12:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1900-01-01T00:00:00Z",
+        "1900-01-01T00:00:00-12:00",
+        "2200-12-31T23:59:59.999999Z",
+        "2201-01-01T05:00:00+14:00",
+    ],
+)
 def test_the_edges_of_the_business_range_store_publish_and_fingerprint(
     catalog: MappingCatalog, text: str
 ) -> None:
     order = catalog.get("pyxis").apply(pyxis(lambda o: o.update(createdAt=text, updatedAt=text))).order
     order.model_dump_json()
-    order_to_avro(order)
+    assert order_from_avro(order_to_avro(order)) == order
     assert -(2**63) <= order.fingerprint() < 2**63
 
 
