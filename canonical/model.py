@@ -39,6 +39,7 @@ __all__ = [
     "HUB_ORDER_NAMESPACE",
     "PERSONAL_DATA_FIELDS",
     "Address",
+    "BusinessTime",
     "Code",
     "CountryCode",
     "Customer",

@@ -317,4 +317,8 @@ def test_formatting_a_value_never_raises_and_is_bounded(value: object, expected:
     assert time.process_time() - started < 0.01
     error = FieldError("lines[0].line_number", "order.items[0].lineNo", "is out of range", value)
     assert len(str(error)) < 200
-    assert FieldError("customer.phone", "x", "y", value).shown_value().startswith("(personal data")
+    assert (
+        FieldError("customer.phone", "x", "y", value, personal=True)
+        .shown_value()
+        .startswith("(personal data")
+    )
