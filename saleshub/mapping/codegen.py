@@ -336,6 +336,11 @@ class _Writer:
             self.line(depth + 1, f"fail({target}, {source}, 'expected a list', None, False)")
             self.line(depth + 1, f"{out} = None")
             self.line(depth, "else:")
+            limit = node.max_items
+            self.line(depth + 1, f"if len({elements}) > {limit}:")
+            rule = f"f'has {{len({elements})}} elements; at most {limit} are accepted'"
+            self.line(depth + 2, f"fail({target}, {source}, {rule}, None, False)")
+            self.line(depth + 2, f"{elements} = {elements}[:{limit}]")
             index, element = self.fresh("i"), self.fresh("e")
             self.line(depth + 1, f"{out} = []")
             self.line(depth + 1, f"for {index}, {element} in enumerate({elements}):")
