@@ -19,6 +19,7 @@ from adapters.registry import AdapterRegistry
 from saleshub.errors import MappingError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.paths import ChildXmlPath, DottedJsonPath, PathError, _xml_value, compile_path
+from tests.conftest import FIXTURE_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +113,7 @@ _CATALOGS: dict[str, MappingCatalog] = {}
 def _catalog_with_metadata(tmp_path_factory: Any, path: str) -> MappingCatalog:
     if path not in _CATALOGS:
         directory = tmp_path_factory.mktemp("mappings")
-        shutil.copytree(ROOT / "mappings", directory, dirs_exist_ok=True)
+        shutil.copytree(FIXTURE_MAPPINGS, directory, dirs_exist_ok=True)
         pyxis = directory / "pyxis/order.yaml"
         text = pyxis.read_text(encoding="utf-8")
         text = text.replace(
@@ -127,7 +128,7 @@ def _catalog_with_metadata(tmp_path_factory: Any, path: str) -> MappingCatalog:
 @pytest.fixture
 def mappings(tmp_path: Path) -> Path:
     target = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", target)
+    shutil.copytree(FIXTURE_MAPPINGS, target)
     return target
 
 
@@ -152,7 +153,7 @@ def test_steward_text_cannot_become_code(mappings: Path) -> None:
 
 
 def test_generated_source_is_kept_walks_a_shared_prefix_once_and_shows_in_tracebacks() -> None:
-    mapping = MappingCatalog.load(ROOT / "mappings").get("pyxis")
+    mapping = MappingCatalog.load(FIXTURE_MAPPINGS).get("pyxis")
     assert mapping.generated_source.startswith("def produce(root):")
     # A walk shared by several fields is done once per payload.
     assert mapping.generated_source.count("root.get('order')") == 1
@@ -250,7 +251,7 @@ _PROBES = _all_xml_paths()
 def tempo_with_probes(tmp_path_factory: Any) -> Any:
     """The Tempo mapping plus one system_metadata probe for every child path up to three steps."""
     directory = tmp_path_factory.mktemp("mappings")
-    shutil.copytree(ROOT / "mappings", directory, dirs_exist_ok=True)
+    shutil.copytree(FIXTURE_MAPPINGS, directory, dirs_exist_ok=True)
     tempo = directory / "tempo/order.yaml"
     text = tempo.read_text(encoding="utf-8")
     anchor = "      tax_id: {path: t:Order/t:Customer/t:TaxId}"
