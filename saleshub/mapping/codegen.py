@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from saleshub.errors import FieldError
+from saleshub.errors import FatalError, FieldError
 from saleshub.mapping import coercions as co
 from saleshub.mapping.nodes import (
     CompiledCondition,
@@ -164,7 +164,7 @@ class _Writer:
             return self.list(node, ctx, depth)
         if isinstance(node, CompiledObject):
             return self.object(node, ctx, depth)
-        raise TypeError(f"no code generation for {type(node).__name__}")
+        raise FatalError(f"no code generation for node kind {type(node).__name__} (add it to the generator)")
 
     def guarded(
         self,
