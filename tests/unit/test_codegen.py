@@ -68,18 +68,20 @@ _conditions = st.builds(
     st.sampled_from(["==", "!="]),
     _literals | st.sampled_from(["b", "c"]),
 ) | st.sampled_from(["a", "b", "@"])  # a bare value filters by JMESPath's truthiness
-_expressions = st.recursive(
-    st.sampled_from(["a", "b", "c", "@"]),
-    lambda inner: st.one_of(
+
+
+def _extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
         st.builds(lambda e, k: f"{e}.{k}", inner, keys),
         st.builds(lambda e, i: f"{e}[{i}]", inner, st.integers(-2, 2)),
         st.builds(lambda e, c: f"{e}[?{c}]", inner, _conditions),
         st.builds(lambda e, c, k: f"{e}[?{c}].{k}", inner, _conditions, keys),
         st.builds(lambda e, f: f"{e} | {f}", inner, inner),
         st.builds(lambda e, i: f"{e} | [{i}]", inner, st.integers(-1, 1)),
-    ),
-    max_leaves=5,
-)
+    )
+
+
+_expressions = st.recursive(st.sampled_from(["a", "b", "c", "@"]), _extend, max_leaves=5)
 _filter_documents = st.recursive(
     st.none() | st.booleans() | st.integers(-1, 2) | st.sampled_from([Decimal("1.0"), "a", "b", ""]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
