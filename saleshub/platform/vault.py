@@ -260,10 +260,12 @@ class VaultSecretStore(SecretStore):
             token = self.session.token_expires_in
             ttl = "a token that does not expire" if token is None else f"token valid {token:.0f} s more"
             return StoreHealth(True, f"{where}: connected, {ttl}", leases)
-        down = time.monotonic() - self._unreachable_since
-        grace = self.config.vault_outage_grace_seconds
-        available = down < grace
-        state = "serving cached secrets" if available else "cached secrets expired"
+        now = time.monotonic()
+        down = now - self._unreachable_since
+        limit = self.config.vault_cache_seconds + self.config.vault_outage_grace_seconds
+        oldest = max((now - entry.read_at for entry in list(self._cache.values())), default=0.0)
+        available = oldest <= limit
+        state = "serving cached secrets" if available else "cached secrets past their outage grace"
         return StoreHealth(
             available, f"{where}: unreachable for {down:.0f} s, {state}: {self._last_problem}", leases
         )

@@ -2,8 +2,9 @@
 
 ``DatabaseLease.current()`` is what a new database connection logs in with. The keeper thread of the
 store calls ``maintain()``: once half of the lease's lifetime has passed the lease is renewed; when
-Vault will not extend it any further (its ``max_ttl``) fresh credentials are read and become current
-while the old lease still has at least half its lifetime left. The pool recycles connections after a
+Vault will not extend it any further (its ``max_ttl``), or the session logged in again (a lease ends
+with the token that created it), fresh credentials are read and become current while the old lease
+still has at least half its lifetime left. The pool recycles connections after a
 quarter of the lifetime (``recycle_seconds``), so every connection opened with the old credentials is
 replaced long before Vault revokes them; nothing fails and nothing waits.
 
@@ -40,6 +41,7 @@ class _Grant:
     expires: float  # monotonic
     expires_at: datetime
     renewable: bool
+    generation: int  # the session's login that leased it: the lease ends with that token
 
     def __repr__(self) -> str:
         return f"_Grant(user={self.credentials.username!r}, expires_at={self.expires_at:%H:%M:%S})"
@@ -72,6 +74,7 @@ class DatabaseLease(LeasedCredentials):
             expires=time.monotonic() + duration,
             expires_at=datetime.now(UTC) + timedelta(seconds=duration),
             renewable=bool(answer.get("renewable")),
+            generation=self.session.generation,
         )
         log.info(
             "database credentials leased from %s for user %s until %s",
@@ -83,8 +86,14 @@ class DatabaseLease(LeasedCredentials):
 
     @property
     def recycle_seconds(self) -> float:
-        """How old a pooled connection may get: a quarter of the lease's lifetime."""
-        return max(self.lifetime / 4, 1.0)
+        """How old a pooled connection may get: a quarter of the lease's or the token's lifetime.
+
+        The token counts because Vault revokes a token's leases when the token ends: after a new
+        login the credentials are replaced while the old token still has half its TTL left.
+        """
+        token = self.session.token_ttl
+        lifetime = self.lifetime if token is None else min(self.lifetime, token)
+        return max(lifetime / 4, 1.0)
 
     @override
     def current(self) -> Credentials:
@@ -107,9 +116,10 @@ class DatabaseLease(LeasedCredentials):
         now = time.monotonic()
         self._retired = [grant for grant in self._retired if grant.expires > now]
         grant = self._grant
-        if grant.expires - now > self.lifetime / 2:
+        relogged = grant.generation != self.session.generation
+        if not relogged and grant.expires - now > self.lifetime / 2:
             return
-        if grant.renewable:
+        if grant.renewable and not relogged:
             renew = functools.partial(
                 self.session.client.sys.renew_lease, lease_id=grant.lease_id, increment=int(self.lifetime)
             )
@@ -122,6 +132,7 @@ class DatabaseLease(LeasedCredentials):
                     time.monotonic() + duration,
                     datetime.now(UTC) + timedelta(seconds=duration),
                     bool(answer.get("renewable")),
+                    grant.generation,
                 )
                 with self._lock:
                     self._grant = renewed

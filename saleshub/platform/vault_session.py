@@ -10,7 +10,9 @@ carry Vault's own error words, never a token, secret id or secret value.
 The token is renewed once half its time has passed (``maintain``, called by the store's keeper
 thread); when it can no longer be renewed (its maximum TTL, or revoked) the session logs in again:
 AppRole reads its secret id and Kubernetes its service account token anew from their files, and the
-token method re-reads its file (a Vault Agent sink rotates it).
+token method re-reads its file (a Vault Agent sink rotates it). Vault revokes the leases a token
+created when that token ends, so a new login makes the database lease move to credentials leased
+by the new token (``generation``).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class VaultSession:
         self._token_expires: float | None = None  # monotonic; None: the token does not expire
         self._renewable = False
         self.logged_in = False
+        #: Counts logins: a lease belongs to the token that created it and ends with that token.
+        self.generation = 0
 
     @property
     def login_method(self) -> str:
@@ -164,6 +168,7 @@ class VaultSession:
                 ttl, renewable = float(auth.get("lease_duration") or 0), bool(auth.get("renewable"))
             self._set_ttl(ttl, renewable)
             self.logged_in = True
+            self.generation += 1
 
     def _static_token(self) -> SecretStr:
         config = self.config
@@ -190,6 +195,11 @@ class VaultSession:
     def _set_ttl(self, ttl: float, renewable: bool) -> None:
         self._token_ttl, self._renewable = ttl, renewable
         self._token_expires = time.monotonic() + ttl if ttl > 0 else None
+
+    @property
+    def token_ttl(self) -> float | None:
+        """The TTL the token was granted with (``None``: it does not expire)."""
+        return self._token_ttl if self._token_ttl > 0 else None
 
     @property
     def token_expires_in(self) -> float | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import psycopg
 from pydantic import SecretStr
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -28,7 +29,7 @@ from saleshub.platform.secrets import LeasedCredentials, SecretStore, secret_sto
 from saleshub.platform.settings import Settings
 from saleshub.store.embedded import EmbeddedPostgres
 
-__all__ = ["Database", "EncodedJSON", "open_database"]
+__all__ = ["Database", "EncodedJSON", "dedicated_connection", "open_database"]
 
 
 class EncodedJSON(str):
@@ -142,6 +143,23 @@ def _configured(parsed: URL, pool_size: int, store: SecretStore, owned: SecretSt
     engine = _engine(parsed, pool_size)
     where = engine.url.render_as_string(hide_password=True)
     return Database(engine, None, f"PostgreSQL at {where}", owned)
+
+
+def dedicated_connection(engine: Engine) -> tuple[psycopg.Connection[tuple[object, ...]], float | None]:
+    """A psycopg connection of the engine's own, outside its pool (for ``LISTEN``), in autocommit.
+
+    It is opened like a pooled one (the engine's connect events, so leased credentials apply) and
+    then detached. Also returns how long it may be kept: the pool's recycle age, or ``None``.
+    """
+    proxied = engine.raw_connection()
+    connection = proxied.driver_connection
+    if not isinstance(connection, psycopg.Connection):
+        proxied.close()
+        raise TypeError(f"the engine's driver gave {type(connection).__name__}, not a psycopg connection")
+    proxied.detach()
+    connection.autocommit = True
+    recycle: int = getattr(engine.pool, "_recycle", -1)
+    return connection, (float(recycle) if recycle > 0 else None)
 
 
 def open_database(settings: Settings, secrets: SecretStore | None = None) -> Database:
