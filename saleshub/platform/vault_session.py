@@ -37,7 +37,7 @@ __all__ = ["VaultSession"]
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 _UNAVAILABLE = (
     hvac.exceptions.VaultDown,
@@ -118,12 +118,12 @@ class VaultSession:
                 f"Vault refused {what}{where} with {self.login_method} ({_reason(exc)})"
             ) from None
 
-    def call(self, what: str, path: str | None, request: Callable[[], T]) -> T:
+    def call(self, what: str, path: str | None, request: Callable[[], _T]) -> _T:
         """``request()`` with hvac's errors translated (``what`` and ``path`` name it in messages)."""
         with self._translated(what, path):
             return request()
 
-    def find(self, what: str, path: str, request: Callable[[], T]) -> T | None:
+    def find(self, what: str, path: str, request: Callable[[], _T]) -> _T | None:
         """Like ``call``, but ``None`` when the path does not exist (404)."""
         with self._translated(what, path):
             try:

@@ -23,7 +23,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+from typer.testing import CliRunner
 
+from saleshub.cli import app
 from saleshub.errors import SecretStoreError, SecretStoreUnavailableError
 from saleshub.platform.secrets import secret_store_from_settings
 from saleshub.platform.settings import Settings
@@ -242,8 +244,10 @@ def test_webhook_secret_rotation_under_load(bao: BaoServer, db_url: str, tmp_pat
         assert {label for label, _, _ in sender.results} == {"old", "new"}
         assert refused_after < 0.5 + 1.0, f"old secret refused only {refused_after:.2f} s after removal"
         all_processed(hub, [event_id for _, _, event_id in sender.results if event_id])
-        print(f"\n{len(statuses)} webhooks across the rotation, none refused; old secret refused "
-              f"{refused_after:.2f} s after removal")
+        print(
+            f"\n{len(statuses)} webhooks across the rotation, none refused; old secret refused "
+            f"{refused_after:.2f} s after removal"
+        )
     finally:
         hub.close()
 
@@ -281,8 +285,10 @@ def test_leased_database_credentials_change_while_webhooks_arrive(
             assert conn.execute(text("SELECT session_user")).scalar() == users[-1]
         # The token (TTL 4 s, at most 12 s) was renewed and then replaced by a new login.
         assert store.health().available
-        print(f"\n{len(codes)} webhooks, all 202, across {len(users)} database users and "
-              f"{len(expiries)} lease expiries")
+        print(
+            f"\n{len(codes)} webhooks, all 202, across {len(users)} database users and "
+            f"{len(expiries)} lease expiries"
+        )
     finally:
         hub.close()
     admin = create_engine(db_url)
@@ -303,7 +309,9 @@ def test_an_unrenewed_lease_expires_and_locks_its_user_out(
     lease = leased.leased_credentials("database/credentials")
     assert lease is not None
     credentials = lease.current()
-    url = make_url(db_url).set(username=credentials.username, password=credentials.password.get_secret_value())
+    url = make_url(db_url).set(
+        username=credentials.username, password=credentials.password.get_secret_value()
+    )
     engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT current_user")).scalar() == credentials.username
@@ -488,3 +496,25 @@ def test_canary_secrets_never_in_logs_reprs_or_errors(
     for name, value in canaries.items():
         assert value not in everything, f"the {name} canary leaked"
     assert "lacks the key 'password'" in everything
+
+
+def test_status_shows_the_vault_connection_and_the_lease(
+    bao: BaoServer,
+    vault_postgres: str,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    grant_app_role(db_url)
+    role = database_role(bao, ttl=60, max_ttl=120)
+    tenant = Tenant(bao, tmp_path)
+    for key, value in tenant.secrets(vault_database_role=role).items():
+        monkeypatch.setenv(f"SALESHUB_SECRETS__{key.upper()}", str(value))
+    monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
+    monkeypatch.setenv("COLUMNS", "250")
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert f"secrets: Vault at {bao.address} (approle auth at auth/approle): connected" in result.output
+    assert f"secrets: database/credentials leased from database/creds/{role} as v-approle-" in result.output
+    assert "UTC (renewable)" in result.output
+    assert tenant.secret_id not in result.output
