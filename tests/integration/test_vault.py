@@ -391,7 +391,7 @@ def test_approle_with_a_wrong_secret_id_names_the_method_not_the_secret(
     assert wrong not in message and tenant.secret_id not in message
 
 
-def test_a_policy_that_denies_one_path(bao: BaoServer, db_url: str, tmp_path: Path) -> None:
+def test_a_policy_that_denies_one_path(bao: BaoServer, tmp_path: Path) -> None:
     tenant = Tenant(bao, tmp_path, denied="webhook/tempo")
     tenant.put("webhook/pyxis", current=new_secret())
     tenant.put("webhook/tempo", current=new_secret())
