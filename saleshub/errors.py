@@ -13,6 +13,7 @@
     │   ├── ClassificationError     the body is well-formed but lacks what identifies the event
     │   └── MappingError            mapping or canonical validation failed (all field errors)
     ├── RetriableError              a dependency is down; the same call may succeed later
+    │   └── SecretStoreUnavailableError  the secret store (Vault) cannot be reached or is sealed
     └── FatalError                  a bug or broken invariant; stop and page someone
 
 Messages say what went wrong, where, and what was expected. They never contain a secret, and values of
@@ -46,6 +47,7 @@ __all__ = [
     "RetriableError",
     "SalesHubError",
     "SecretStoreError",
+    "SecretStoreUnavailableError",
     "UnknownAdapterError",
     "generic_target",
     "printable",
@@ -121,6 +123,13 @@ class SecretStoreError(ConfigurationError):
     """The secret store cannot be read: its file is missing or malformed, or a secret is invalid.
 
     The message names the secret and the place, never the secret's value.
+    """
+
+
+class SecretStoreUnavailableError(RetriableError):
+    """The secret store (Vault) cannot be reached, is sealed or answers with a server error.
+
+    The message names the store's address and what was being read, never a secret's value.
     """
 
 

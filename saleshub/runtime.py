@@ -60,7 +60,11 @@ class HubRuntime:
         secrets = secret_store_from_settings(settings)
         telemetry = telemetry_from_settings(settings)
         schemas = EventSchemas.load(settings.contracts_dir)
-        database = open_database(settings, secrets)
+        try:
+            database = open_database(settings, secrets)
+        except Exception:
+            secrets.close()
+            raise
         try:
             if migrate:
                 upgrade(database.engine)
@@ -69,6 +73,7 @@ class HubRuntime:
                     _check_systems_registered(connection, adapters)
         except Exception:
             database.close()
+            secrets.close()
             raise
         log.info("hub using %s; %d mappings loaded", database.description, len(catalog))
         outbox = Outbox(schemas)
@@ -86,8 +91,9 @@ class HubRuntime:
         )
 
     def close(self) -> None:
-        """Release the database (and the embedded server's hold)."""
+        """Release the database (and the embedded server's hold), then the secret store's leases."""
         self.database.close()
+        self.secrets.close()
 
 
 def _check_systems_registered(connection: Connection, adapters: dict[str, SourceAdapter]) -> None:

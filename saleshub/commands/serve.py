@@ -26,7 +26,12 @@ from saleshub.commands.common import StopSignal, database, fail
 from saleshub.commands.workers import WorkerConfig, worker_settings
 from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, RetriableError, SalesHubError
-from saleshub.platform.secrets import EnvSecretStore
+from saleshub.platform.secrets import (
+    EnvSecretStore,
+    SecretStore,
+    StoreHealth,
+    secret_store_from_settings,
+)
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import Services
@@ -137,7 +142,29 @@ def _serve_http(hub: HubRuntime, host: str, port: int, workers: int) -> None:
 def status() -> None:
     """How the hub stands: database, schema, events of the last 24 hours, open problems, partitions."""
     settings = Settings()
-    with database(settings) as db:
+    try:
+        secrets = secret_store_from_settings(settings)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+    try:
+        _status(settings, secrets)
+    finally:
+        secrets.close()
+
+
+def _print_secrets(health: StoreHealth) -> None:
+    colour = "green" if health.available else "red"
+    out.print(f"[{colour}]secrets: {health.detail}[/{colour}]")
+    for lease in health.leases:
+        renewable = "renewable" if lease.renewable else "not renewable"
+        out.print(
+            f"secrets: {lease.name} leased from {lease.source} as {lease.username}, expires "
+            f"{lease.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({renewable})"
+        )
+
+
+def _status(settings: Settings, secrets: SecretStore) -> None:
+    with database(settings, secrets) as db:
         try:
             revision = current_revision(db.engine)
         except Exception as exc:  # the operator needs the reason, whatever the driver raised
@@ -171,6 +198,7 @@ def status() -> None:
         out.print(f"[yellow]{stray} events in the DEFAULT partition: run `saleshub db upgrade`[/yellow]")
     _print_queue(queued, oldest_queued)
     _print_backlog(settings, waiting, broker)
+    _print_secrets(secrets.health())
 
 
 def _print_queue(queued: int, oldest: datetime | None) -> None:

@@ -39,6 +39,7 @@ from saleshub.process.mapping_step import Processed, map_event
 from saleshub.process.writing import OutcomeWriter
 from saleshub.publish.outbox import Outbox
 from saleshub.store import events as store
+from saleshub.store.database import dedicated_connection
 from saleshub.store.events import PROCESSOR_LANES
 from saleshub.store.failures import as_retriable, database_errors
 
@@ -184,20 +185,31 @@ class _Listener:
     """A connection of its own that ``LISTEN``s on the recording channel."""
 
     def __init__(self, engine: Engine) -> None:
-        url = engine.url.set(drivername="postgresql")
-        self._conninfo = url.render_as_string(hide_password=False)
+        self._engine = engine
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._renew_at: float | None = None
 
     def listen(self) -> None:
-        """Connect and listen, if not already; raises ``RetriableError`` if the database is down."""
+        """Connect and listen, if not already; raises ``RetriableError`` if the database is down.
+
+        The connection is replaced once it reaches the pool's recycle age, like a pooled one (with
+        leased credentials, before the lease it was opened with ends).
+        """
+        if self._renew_at is not None and time.monotonic() > self._renew_at:
+            self.close()
         if self._conn is not None and not self._conn.closed:
             return
         try:
-            self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+            with database_errors():
+                self._conn, max_age = dedicated_connection(self._engine)
+            self._renew_at = None if max_age is None else time.monotonic() + max_age
             self._conn.execute(f"LISTEN {store.CHANNEL}")
         except psycopg.OperationalError as exc:
             self.close()
             raise RetriableError(f"the database is unavailable: {exc}") from exc
+        except RetriableError:
+            self.close()
+            raise
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         """Return on a notification, after ``timeout`` seconds, or soon after ``stop`` is set."""

@@ -120,7 +120,7 @@ async def receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Re
     headers = request.headers
     try:
         keys = hub.secrets.webhook_keys(system)
-    except SecretStoreError as exc:
+    except (SecretStoreError, RetriableError) as exc:
         log.error("webhook from %s not recorded, secret store unavailable: %s", system, exc)
         return _unavailable("Secret store unavailable", settings.retry_after_seconds)
     try:

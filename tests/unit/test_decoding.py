@@ -203,7 +203,7 @@ XML_UNSTORABLE = {
 
 @pytest.mark.parametrize("body", XML_UNSTORABLE.values(), ids=XML_UNSTORABLE.keys())
 def test_xml_never_yields_nul_surrogates_or_absurd_depth(body: bytes) -> None:
-    started = time.process_time()
+    started = time.thread_time()
     with pytest.raises(DecodeError, match="not well-formed XML"):
         decode_xml("tempo", body)
-    assert time.process_time() - started < 0.05
+    assert time.thread_time() - started < 0.05

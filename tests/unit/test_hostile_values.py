@@ -50,10 +50,10 @@ def mapping_errors(catalog: MappingCatalog, document: Any) -> dict[str, FieldErr
 
 
 def cpu_ms(call: Callable[[], object]) -> float:
-    started = time.process_time()
+    started = time.thread_time()
     with contextlib.suppress(DataError):
         call()
-    return (time.process_time() - started) * 1000
+    return (time.thread_time() - started) * 1000
 
 
 # -- 1. integers beyond PostgreSQL's bigint ---------------------------------------------------------
@@ -249,10 +249,10 @@ def test_every_numeric_coercion_is_cheap_whatever_the_exponent(text: str) -> Non
         lambda: compile_expression("round(a * 2, 2)", frozenset("a")).evaluate({"a": value}),
     ]
     for call in calls:
-        started = time.process_time()
+        started = time.thread_time()
         with contextlib.suppress(ValueError, ArithmeticError):
             call()
-        assert time.process_time() - started < 0.01
+        assert time.thread_time() - started < 0.01
 
 
 def test_a_worst_case_body_maps_to_errors_in_well_under_100_ms(adapters: dict[str, SourceAdapter]) -> None:
@@ -312,9 +312,9 @@ class _Unshowable:
     ids=["10^5000", "-10^5000", "1e999999999", "list", "failing-repr", "megabyte-text"],
 )
 def test_formatting_a_value_never_raises_and_is_bounded(value: object, expected: str) -> None:
-    started = time.process_time()
+    started = time.thread_time()
     assert shown(value) == expected
-    assert time.process_time() - started < 0.01
+    assert time.thread_time() - started < 0.01
     error = FieldError("lines[0].line_number", "order.items[0].lineNo", "is out of range", value)
     assert len(str(error)) < 200
     assert (
