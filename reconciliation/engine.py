@@ -110,16 +110,22 @@ def _run(
     layout = store.ManifestLayout(
         key_columns=tuple(rules.manifest.key_columns), key_separator=rules.manifest.key_separator
     )
-    chunks = _counted(reader.chunks(window), progress, reader.size())
+    size = reader.size()
     loaded = store.stage_manifest(
-        conn, reader.format, chunks, layout, reader.description.removeprefix("file ")
+        conn,
+        reader.format,
+        lambda: _counted(reader.chunks(window), progress, size),
+        layout,
+        reader.description.removeprefix("file "),
     )
     progress("check manifest", 0, None)
-    _fill_fingerprints(conn)
-    problems = store.manifest_problems(conn)
+    bad_rows, without_fingerprint = store.manifest_health(conn)
+    if without_fingerprint:
+        _fill_fingerprints(conn)
+    problems = store.manifest_problems(conn) if bad_rows or without_fingerprint else []
     duplicates = store.duplicate_keys(conn)
     store.record_findings(conn, run_id, _staged_findings(problems, duplicates), started)
-    compared_rows = store.drop_unusable_rows(conn, duplicates)
+    compared_rows = loaded - store.drop_unusable_rows(conn, duplicates, problems=bool(problems))
     progress("classify", 0, None)
     classes = store.classify(
         conn,

@@ -144,7 +144,7 @@ def order_contents(conn: Connection, system: str, external_ids: Sequence[str]) -
             _O.source_system == system, _O.external_order_id.in_(list(external_ids))
         )
     )
-    return dict(rows)
+    return dict(rows.all())
 
 
 def integration_error_counts(

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from sqlalchemy import Connection, text
 
@@ -52,6 +54,7 @@ __all__ = [
     "finding_counts_by",
     "findings",
     "finish_run",
+    "manifest_health",
     "manifest_orders",
     "manifest_orders_without_fingerprint",
     "manifest_problems",
@@ -193,30 +196,120 @@ def _escape_text_format(chunk: bytes) -> bytes:
     return chunk.replace(b"\\", b"\\\\").replace(b"\t", b" ").replace(b"\r", b"")
 
 
+# line_no: the header is line 1, so the first row is line 2 (a value spanning lines counts as one).
+_TYPED_COLUMNS = (
+    "line_no bigint GENERATED ALWAYS AS IDENTITY (START WITH 2 CACHE 100000), key text, version bigint, "
+    "updated_at timestamptz, fingerprint bigint, doc jsonb, country_code text, bu_code text, "
+    "sales_channel text, problem text"
+)
+
+
+def _typed_columns(names: Sequence[str], layout: ManifestLayout) -> list[str] | None:
+    """The typed table's column for each header name, or ``None`` if a name has no typed column."""
+    if len(layout.key_columns) != 1:
+        return None
+    known = {
+        layout.key_columns[0]: "key",
+        layout.version: "version",
+        layout.updated_at: "updated_at",
+        layout.fingerprint: "fingerprint",
+        layout.order: "doc",
+        "country_code": "country_code",
+        "bu_code": "bu_code",
+        "sales_channel": "sales_channel",
+    }
+    columns = [known.get(name) for name in names]
+    return None if None in columns else [c for c in columns if c is not None]
+
+
+def _stage_typed(conn: Connection, chunks: Iterable[bytes], columns: Sequence[str]) -> int | None:
+    """COPY a CSV straight into the typed table; the rows loaded, or ``None`` if a value does not parse.
+
+    The fast path: PostgreSQL parses every value while copying, with no staging table and no
+    second pass. A malformed value aborts the COPY; the caller then loads the file the slow way,
+    which keeps each bad row with its problem.
+    """
+    cursor = _raw_copy(conn)
+    cursor.execute(
+        sql.SQL("CREATE TEMP TABLE {} ({})").format(sql.Identifier(_MANIFEST), sql.SQL(_TYPED_COLUMNS))
+    )
+    cursor.execute("SAVEPOINT reconcile_typed_copy")
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)").format(
+        sql.Identifier(_MANIFEST), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    try:
+        with cursor.copy(copy_sql) as copy:
+            for chunk in chunks:
+                copy.write(chunk)
+    except psycopg.errors.DataError:
+        cursor.execute("ROLLBACK TO SAVEPOINT reconcile_typed_copy")
+        cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(_MANIFEST)))
+        return None
+    loaded = int(cursor.rowcount)
+    cursor.execute("RELEASE SAVEPOINT reconcile_typed_copy")
+    cursor.execute(
+        sql.SQL(
+            "UPDATE {} SET problem = CASE WHEN key IS NULL THEN 'no order key' END, "
+            "country_code = left(coalesce(country_code, doc ->> 'country_code'), 2), "
+            "bu_code = left(coalesce(bu_code, doc ->> 'bu_code'), 16), "
+            "sales_channel = left(coalesce(sales_channel, doc ->> 'sales_channel'), 16) "
+            "WHERE key IS NULL OR doc IS NOT NULL"
+        ).format(sql.Identifier(_MANIFEST))
+    )
+    return loaded
+
+
 def stage_manifest(
     conn: Connection,
     fmt: ManifestFormat,
-    chunks: Iterable[bytes],
+    chunks: Callable[[], Iterable[bytes]],
     layout: ManifestLayout,
     source: str,
 ) -> int:
     """COPY a manifest into the temporary table of this transaction; return the rows loaded.
 
-    ``source`` names the manifest in errors (a file name, never a path). A missing key column is a
-    ``ManifestError`` at line 1; rows whose values do not parse are kept with their problem.
+    ``chunks`` gives the manifest's bytes; it is called a second time when the fast typed load of a
+    CSV meets a malformed value. ``source`` names the manifest in errors (a file name, never a
+    path). A missing key column is a ``ManifestError`` at line 1; rows whose values do not parse are
+    kept with their problem (reported by ``manifest_problems``).
     """
-    stream = iter(chunks)
-    cursor = _raw_copy(conn)
     conn.execute(text(f"DROP TABLE IF EXISTS {_RAW}, {_MANIFEST}"))
+    # Sorting and hashing a million keys in memory instead of in temporary files; this transaction only.
+    conn.execute(text("SET LOCAL work_mem = '256MB'"))
+    if fmt is ManifestFormat.CSV:
+        stream = iter(chunks())
+        names, head = _peek_header(stream, source)
+        _check_key_columns(names, layout, source)
+        columns = _typed_columns(names, layout)
+        if columns is not None:
+            loaded = _stage_typed(conn, itertools.chain([head], stream), columns)
+            if loaded is not None:
+                return loaded
+    return _stage_checked(conn, fmt, iter(chunks()), layout, source)
+
+
+def _check_key_columns(names: Sequence[str], layout: ManifestLayout, source: str) -> None:
+    missing = [name for name in layout.key_columns if name not in names]
+    if missing:
+        raise ManifestError(
+            source,
+            1,
+            f"the header lacks the key column(s) {', '.join(missing)}; it has {', '.join(names)}",
+        )
+
+
+def _count(conn: Connection) -> int:
+    return int(conn.execute(text(f"SELECT count(*) FROM {_MANIFEST}")).scalar_one())
+
+
+def _stage_checked(
+    conn: Connection, fmt: ManifestFormat, stream: Iterator[bytes], layout: ManifestLayout, source: str
+) -> int:
+    """The slow path: every value as text first, then typed row by row, a bad value kept as a problem."""
+    cursor = _raw_copy(conn)
     if fmt is ManifestFormat.CSV:
         names, head = _peek_header(stream, source)
-        missing = [name for name in layout.key_columns if name not in names]
-        if missing:
-            raise ManifestError(
-                source,
-                1,
-                f"the header lacks the key column(s) {', '.join(missing)}; it has {', '.join(names)}",
-            )
+        _check_key_columns(names, layout, source)
         columns = [f"c{i}" for i in range(len(names))]
         cursor.execute(
             sql.SQL("CREATE TEMP TABLE {} (line_no bigint GENERATED ALWAYS AS IDENTITY, {})").format(
@@ -334,6 +427,18 @@ def stage_manifest(
     return int(rows)
 
 
+def manifest_health(conn: Connection) -> tuple[int, int]:
+    """``(rows with a problem, usable rows with an order but no fingerprint)``, in one scan."""
+    row = conn.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE problem IS NOT NULL), "
+            "count(*) FILTER (WHERE problem IS NULL AND fingerprint IS NULL AND doc IS NOT NULL) "
+            f"FROM {_MANIFEST}"
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
 def manifest_orders_without_fingerprint(conn: Connection) -> list[tuple[int, dict[str, Any]]]:
     """``(line, canonical order JSON)`` of usable manifest rows that carry an order but no fingerprint."""
     rows = conn.execute(
@@ -375,24 +480,45 @@ def manifest_problems(conn: Connection) -> list[ManifestProblem]:
 
 
 def duplicate_keys(conn: Connection) -> list[DuplicateKey]:
-    """Keys that more than one usable manifest row carries, with their lines."""
+    """Keys that more than one usable manifest row carries, with their lines.
+
+    First a hash aggregate over the keys' 64-bit hashes (narrower than the text, and no sort), then
+    the lines of the few keys whose hash repeats.
+    """
+    hashes = (
+        conn.execute(
+            text(
+                f"SELECT hashtextextended(key, 0) FROM {_MANIFEST} WHERE problem IS NULL "
+                "GROUP BY 1 HAVING count(*) > 1"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not hashes:
+        return []
     rows = conn.execute(
         text(
             f"SELECT key, array_agg(line_no ORDER BY line_no) FROM {_MANIFEST} "
-            "WHERE problem IS NULL GROUP BY key HAVING count(*) > 1 ORDER BY key"
-        )
+            "WHERE problem IS NULL AND hashtextextended(key, 0) = ANY(:hashes) "
+            "GROUP BY key HAVING count(*) > 1 ORDER BY key"
+        ),
+        {"hashes": list(hashes)},
     )
     return [DuplicateKey(key, tuple(int(line) for line in lines)) for key, lines in rows]
 
 
-def drop_unusable_rows(conn: Connection, duplicates: Sequence[DuplicateKey]) -> int:
-    """Delete invalid rows and all but the newest row of each duplicated key; return rows left.
+def drop_unusable_rows(conn: Connection, duplicates: Sequence[DuplicateKey], *, problems: bool) -> int:
+    """Delete invalid rows (if ``problems``) and all but the newest row of each duplicated key.
 
-    The newest is the highest version, then the latest update time, then the last line.
+    The newest is the highest version, then the latest update time, then the last line. Returns the
+    rows deleted.
     """
-    conn.execute(text(f"DELETE FROM {_MANIFEST} WHERE problem IS NOT NULL"))
+    deleted = 0
+    if problems:
+        deleted += conn.execute(text(f"DELETE FROM {_MANIFEST} WHERE problem IS NOT NULL")).rowcount
     if duplicates:
-        conn.execute(
+        deleted += conn.execute(
             text(
                 f"""DELETE FROM {_MANIFEST} m USING (
                     SELECT line_no, row_number() OVER (PARTITION BY key
@@ -401,9 +527,8 @@ def drop_unusable_rows(conn: Connection, duplicates: Sequence[DuplicateKey]) -> 
                 WHERE m.line_no = d.line_no AND d.rank > 1"""
             ),
             {"keys": [duplicate.key for duplicate in duplicates]},
-        )
-    conn.execute(text(f"ANALYZE {_MANIFEST}"))
-    return int(conn.execute(text(f"SELECT count(*) FROM {_MANIFEST}")).scalar_one())
+        ).rowcount
+    return deleted
 
 
 def manifest_orders(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -412,7 +537,7 @@ def manifest_orders(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str
         text(f"SELECT key, doc FROM {_MANIFEST} WHERE key = ANY(:keys) AND doc IS NOT NULL"),
         {"keys": list(keys)},
     )
-    return dict(rows)
+    return dict(rows.all())
 
 
 # --- the one-pass classification -----------------------------------------------------------------
@@ -421,33 +546,41 @@ _HUB_COLUMNS = """o.external_order_id AS key, o.hub_order_id, o.source_version A
     o.source_updated_at AS updated_at, o.fingerprint, o.updated_at AS written_at,
     o.country_code, o.bu_code, o.sales_channel"""
 
+# One hash join of the manifest with the window's orders (an index-only scan: the columns compared
+# are those of ix_service_orders_reconcile) keeps only the pairs that may differ: one side missing,
+# versions or fingerprints unequal. Each of those few pairs then reads its order by key, which also
+# finds the hub's copy of an order the window lacks (last updated before the window), and gets its
+# class.
 _CLASSIFY = f"""
 WITH hw AS (
-    SELECT {_HUB_COLUMNS} FROM service_orders o
+    SELECT o.external_order_id AS key, o.source_version AS version, o.source_updated_at AS updated_at,
+           o.fingerprint
+    FROM service_orders o
     WHERE o.source_system = :system AND o.source_updated_at >= :window_start
       AND o.source_updated_at < :window_end
 ),
-pairs AS (
+differing AS MATERIALIZED (
     SELECT m.key AS m_key, m.version AS m_version, m.updated_at AS m_updated_at,
            m.fingerprint AS m_fp, m.country_code AS m_country, m.bu_code AS m_bu,
-           m.sales_channel AS m_channel,
-           coalesce(hw.key, ho.key) AS h_key, coalesce(hw.hub_order_id, ho.hub_order_id) AS h_id,
-           coalesce(hw.version, ho.version) AS h_version,
-           coalesce(hw.updated_at, ho.updated_at) AS h_updated_at,
-           coalesce(hw.fingerprint, ho.fingerprint) AS h_fp,
-           coalesce(hw.written_at, ho.written_at) AS h_written_at,
-           coalesce(hw.country_code, ho.country_code) AS h_country,
-           coalesce(hw.bu_code, ho.bu_code) AS h_bu,
-           coalesce(hw.sales_channel, ho.sales_channel) AS h_channel
+           m.sales_channel AS m_channel, hw.key AS w_key
     FROM {_MANIFEST} m
     FULL JOIN hw ON hw.key = m.key
+    WHERE (hw.key IS NULL OR m.key IS NULL OR m.version IS DISTINCT FROM hw.version
+           OR m.fingerprint <> hw.fingerprint
+           OR (m.version IS NULL AND m.updated_at IS DISTINCT FROM hw.updated_at))
+      AND (hw.key IS NOT NULL OR m.updated_at IS NULL
+           OR (m.updated_at >= :window_start AND m.updated_at < :window_end))
+),
+pairs AS (
+    SELECT d.m_key, d.m_version, d.m_updated_at, d.m_fp, d.m_country, d.m_bu, d.m_channel,
+           h.key AS h_key, h.hub_order_id AS h_id, h.version AS h_version,
+           h.updated_at AS h_updated_at, h.fingerprint AS h_fp, h.written_at AS h_written_at,
+           h.country_code AS h_country, h.bu_code AS h_bu, h.sales_channel AS h_channel
+    FROM differing d
     LEFT JOIN LATERAL (
         SELECT {_HUB_COLUMNS} FROM service_orders o
-        WHERE hw.key IS NULL AND o.source_system = :system AND o.external_order_id = m.key
-    ) ho ON true
-    WHERE hw.key IS NOT NULL
-       OR m.updated_at IS NULL
-       OR (m.updated_at >= :window_start AND m.updated_at < :window_end)
+        WHERE o.source_system = :system AND o.external_order_id = coalesce(d.w_key, d.m_key)
+    ) h ON true
 ),
 compared AS (
     SELECT p.*,
@@ -488,15 +621,23 @@ written AS (
     WHERE d.kind IN ('missing_in_hub', 'missing_in_source', 'hub_stale', 'source_stale', 'content_mismatch')
     RETURNING 1
 )
-SELECT kind, count(*) FROM classified GROUP BY kind
+SELECT kind,
+       m_key IS NOT NULL AND (m_updated_at IS NULL
+           OR (m_updated_at >= :window_start AND m_updated_at < :window_end)) AS listed,
+       count(*)
+FROM classified GROUP BY 1, 2
 """
+
+_LISTED = f"""SELECT count(*) FROM {_MANIFEST}
+WHERE updated_at IS NULL OR (updated_at >= :window_start AND updated_at < :window_end)"""
 
 
 def classify(conn: Connection, params: ClassifyParams) -> dict[str, int]:
     """Classify every order of the window in one statement; write the discrepancies; count by class.
 
-    Besides the discrepancy kinds the counts hold ``same`` (equal on both sides), ``young`` (updated
-    within the grace period) and ``in_flight`` (changed on either side while the run was under way).
+    Besides the discrepancy kinds the counts hold ``same`` (listed by the source for the window and
+    equal in the hub), ``young`` (updated within the grace period) and ``in_flight`` (changed on
+    either side while the run was under way).
     """
     rows = conn.execute(
         text(_CLASSIFY),
@@ -510,8 +651,18 @@ def classify(conn: Connection, params: ClassifyParams) -> dict[str, int]:
             "tolerance": params.time_tolerance,
             "previous_run": params.previous_run,
         },
-    )
-    return {kind: int(count) for kind, count in rows}
+    ).all()
+    counts: dict[str, int] = {}
+    listed_differing = 0
+    for kind, listed, count in rows:
+        counts[kind] = counts.get(kind, 0) + int(count)
+        if listed and kind != "same":
+            listed_differing += int(count)
+    listed_total = conn.execute(
+        text(_LISTED), {"window_start": params.window_start, "window_end": params.window_end}
+    ).scalar_one()
+    counts["same"] = int(listed_total) - listed_differing
+    return counts
 
 
 def record_findings(
