@@ -24,6 +24,7 @@ ratio. ``--rows 10000000`` for the scaling check.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -98,10 +99,13 @@ def build(engine: object, rows: int, workdir: Path) -> Path:
     path = workdir / "pyxis-manifest.csv"
     raw = engine.raw_connection()  # type: ignore[attr-defined]
     try:
-        with path.open("wb") as handle, raw.cursor() as cursor:
-            with cursor.copy(MANIFEST.replace("{rows}", str(rows))) as copy:
-                for chunk in copy:
-                    handle.write(chunk)
+        with (
+            path.open("wb") as handle,
+            raw.cursor() as cursor,
+            cursor.copy(MANIFEST.replace("{rows}", str(rows))) as copy,
+        ):
+            for chunk in copy:
+                handle.write(chunk)
         raw.commit()
     finally:
         raw.close()
@@ -130,7 +134,8 @@ def ours(engine: object, path: Path) -> tuple[float, dict[str, int]]:
     seconds = time.perf_counter() - started
     marks = [*phases.items(), ("done", started + seconds)]
     print(
-        "  phases: " + ", ".join(f"{name} {end - at:.2f} s" for (name, at), (_, end) in zip(marks, marks[1:]))
+        "  phases: "
+        + ", ".join(f"{name} {end - at:.2f} s" for (name, at), (_, end) in itertools.pairwise(marks))
     )
     with engine.connect() as conn:  # type: ignore[attr-defined]
         counts = conn.execute(
