@@ -26,6 +26,14 @@ __all__ = ["RULES_FILE", "FieldRules", "ManifestColumns", "ReconciliationRules",
 RULES_FILE = "reconciliation.yaml"
 
 
+def _check_field_names(names: list[str]) -> list[str]:
+    known = set(ServiceOrder.model_fields)
+    unknown = [name for name in names if name.split(".", 1)[0] not in known]
+    if unknown:
+        raise ValueError(f"not canonical fields: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return names
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -48,13 +56,7 @@ class FieldRules(_Strict):
     @field_validator("ignore_fields")
     @classmethod
     def _known_fields(cls, names: list[str]) -> list[str]:
-        known = set(ServiceOrder.model_fields)
-        unknown = [name for name in names if name.split(".", 1)[0] not in known]
-        if unknown:
-            raise ValueError(
-                f"not canonical fields: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-            )
-        return names
+        return _check_field_names(names)
 
     @property
     def time_tolerance(self) -> timedelta:
@@ -87,6 +89,11 @@ class _SystemOverride(_Strict):
     ignore_fields: list[str] | None = None
     grace_period_minutes: Annotated[int, Field(ge=0, le=7 * 24 * 60)] | None = None
     manifest: ManifestColumns | None = None
+
+    @field_validator("ignore_fields")
+    @classmethod
+    def _known_fields(cls, names: list[str] | None) -> list[str] | None:
+        return None if names is None else _check_field_names(names)
 
 
 class ReconciliationRules(_Strict):

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import csv
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, insert
 
 from canonical.model import ServiceOrder
 from reconciliation.engine import reconcile
 from reconciliation.history import compare_runs, list_runs
 from reconciliation.model import Kind, Window
 from reconciliation.reports.data import build_report
-from reconciliation.rules import ManifestColumns, SystemRules
+from reconciliation.rules import ManifestColumns, ReconciliationRules, SystemRules
+from reconciliation.schedule import NightlyReconciliation
 from reconciliation.sources import FileManifestReader
 from saleshub.errors import ManifestError
-from saleshub.store.database import _json_serializer
+from saleshub.platform.settings import Settings
+from saleshub.store.database import open_database
+from saleshub.store.tables import integration_events
 from tests.support.orders import canonical_order, store_orders
 
 pytestmark = pytest.mark.integration
@@ -31,9 +35,9 @@ RULES = SystemRules(amount_tolerance="0.01", grace_period_minutes=30)  # type: i
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    created = create_engine(db_url, json_serializer=_json_serializer)
-    yield created
-    created.dispose()
+    database = open_database(Settings(database_url=db_url, db_pool_size=4))  # type: ignore[arg-type]
+    yield database.engine
+    database.close()
 
 
 def key(n: int) -> str:
@@ -250,3 +254,41 @@ def test_two_runs_compared(engine: Engine, tmp_path: Path) -> None:
     assert comparison.oldest_open is not None
     assert comparison.oldest_open.external_order_id == key(3)
     assert comparison.oldest_open.first_seen_at == runs[1].started_at
+
+
+def test_error_rate_and_the_nightly_job(engine: Engine, tmp_path: Path) -> None:
+    """The report's error rate counts the window's events; the nightly job reconciles yesterday."""
+    events = [("mapped", "webhook")] * 97 + [("quarantined", "webhook")] * 3 + [("quarantined", "replay")]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(integration_events),
+            [
+                {
+                    "event_id": uuid.uuid4(),
+                    "received_at": datetime(2026, 11, 1, 12, tzinfo=UTC),
+                    "source_system": "pyxis",
+                    "transport": transport,
+                    "body_sha256": b"0" * 32,
+                    "body_size": 2,
+                    "idempotency_key": f"k{i}",
+                    "status": status,
+                }
+                for i, (status, transport) in enumerate(events)
+            ],
+        )
+    store_orders(engine, [canonical_order(key(1))])
+    manifest = write_csv(tmp_path / "nightly.csv", [row(canonical_order(key(1)))])
+    job = NightlyReconciliation(
+        engine=engine,
+        rules=ReconciliationRules(version=1),
+        readers={"pyxis": FileManifestReader("pyxis", manifest)},
+        clock=lambda: datetime(2026, 11, 2, 2, 30, tzinfo=UTC),
+    )
+    outcome = job()
+    run_id = uuid.UUID(outcome["pyxis"])
+    with engine.connect() as conn:
+        report = build_report(conn, run_id)
+    assert report.run.window == WINDOW
+    assert report.run.counts == {}
+    assert (report.events_received, report.events_quarantined) == (100, 3)
+    assert report.error_rate == pytest.approx(0.03)
