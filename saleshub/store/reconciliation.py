@@ -580,6 +580,7 @@ pairs AS (
     LEFT JOIN LATERAL (
         SELECT {_HUB_COLUMNS} FROM service_orders o
         WHERE o.source_system = :system AND o.external_order_id = coalesce(d.w_key, d.m_key)
+        LIMIT 1  -- the key is unique; the limit keeps this an index probe per differing pair
     ) h ON true
 ),
 compared AS (
