@@ -24,8 +24,10 @@ import csv
 import io
 import itertools
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -190,6 +192,18 @@ def _peek_header(chunks: Iterator[bytes], source: str) -> tuple[list[str], bytes
     return names, head
 
 
+@contextmanager
+def _copy_errors(source: str) -> Iterator[None]:
+    """A file COPY cannot read at all (wrong column count, invalid UTF-8) as a ``ManifestError``."""
+    try:
+        yield
+    except psycopg.errors.DataError as exc:
+        context = exc.diag.context or ""
+        found = re.search(r"line (\d+)", context)
+        line = int(found.group(1)) if found else None
+        raise ManifestError(source, line, exc.diag.message_primary or str(exc)) from None
+
+
 def _escape_text_format(chunk: bytes) -> bytes:
     # COPY's text format reads backslash escapes and splits columns on tabs; a JSON line has tabs
     # only as whitespace between tokens (inside strings they must be escaped), so a space is the same.
@@ -321,7 +335,7 @@ def _stage_checked(
             sql.Identifier(_RAW), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         by_name = dict(zip(names, columns, strict=True))
-        with cursor.copy(copy_sql) as copy:
+        with _copy_errors(source), cursor.copy(copy_sql) as copy:
             copy.write(head)
             for chunk in stream:
                 copy.write(chunk)
@@ -347,7 +361,10 @@ def _stage_checked(
                 sql.Identifier(_RAW)
             )
         )
-        with cursor.copy(sql.SQL("COPY {} (doc) FROM STDIN").format(sql.Identifier(_RAW))) as copy:
+        with (
+            _copy_errors(source),
+            cursor.copy(sql.SQL("COPY {} (doc) FROM STDIN").format(sql.Identifier(_RAW))) as copy,
+        ):
             for chunk in stream:
                 copy.write(_escape_text_format(chunk))
         cursor.execute(sql.SQL("DELETE FROM {} WHERE btrim(doc) = ''").format(sql.Identifier(_RAW)))

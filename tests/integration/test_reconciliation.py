@@ -292,3 +292,10 @@ def test_error_rate_and_the_nightly_job(engine: Engine, tmp_path: Path) -> None:
     assert report.run.counts == {}
     assert (report.events_received, report.events_quarantined) == (100, 3)
     assert report.error_rate == pytest.approx(0.03)
+
+
+def test_a_row_with_too_many_columns_fails_the_run_at_its_line(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text("external_order_id,source_version\nA,1\nB,2,extra\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"ragged.csv:3: extra data after last expected column"):
+        reconcile(engine, FileManifestReader("pyxis", path), WINDOW, RULES)
