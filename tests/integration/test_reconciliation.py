@@ -299,3 +299,39 @@ def test_a_row_with_too_many_columns_fails_the_run_at_its_line(engine: Engine, t
     path.write_text("external_order_id,source_version\nA,1\nB,2,extra\n", encoding="utf-8")
     with pytest.raises(ManifestError, match=r"ragged.csv:3: extra data after last expected column"):
         reconcile(engine, FileManifestReader("pyxis", path), WINDOW, RULES)
+
+
+def test_the_command_line(
+    engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from saleshub.cli import app
+
+    monkeypatch.setenv("SALESHUB_DATABASE_URL", db_url)
+    monkeypatch.setenv("COLUMNS", "250")
+    runner = CliRunner()
+    store_orders(engine, [canonical_order(key(n)) for n in (1, 2)])
+    manifest = write_csv(tmp_path / "m.csv", [row(canonical_order(key(n))) for n in (1, 3)])
+    window = ["--from", "2026-11-01", "--to", "2026-11-02", "--source-file", str(manifest)]
+    first = runner.invoke(app, ["reconcile", "run", "pyxis", *window])
+    assert first.exit_code == 0, first.output
+    assert "Missing in the hub" in first.output
+    second = runner.invoke(app, ["reconcile", "run", "pyxis", *window, "--grace", "0"])
+    assert second.exit_code == 0, second.output
+    with engine.connect() as conn:
+        run_b, run_a = (r.run_id for r in list_runs(conn))
+    listed = runner.invoke(app, ["reconcile", "runs"])
+    assert str(run_a) in listed.output
+    assert str(run_b) in listed.output
+    compared = runner.invoke(app, ["reconcile", "compare", str(run_a), str(run_b)])
+    assert compared.exit_code == 0, compared.output
+    assert "0 new" in compared.output
+    assert "oldest open" in compared.output
+    out = tmp_path / "r.csv"
+    written = runner.invoke(app, ["reconcile", "report", str(run_b), "--format", "csv", "--output", str(out)])
+    assert written.exit_code == 0, written.output
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3  # header, missing in hub, missing in source
+    healing = runner.invoke(app, ["reconcile", "run", "pyxis", *window, "--heal"])
+    assert healing.exit_code == 2
+    assert "heal needs a source API client for pyxis" in healing.output
