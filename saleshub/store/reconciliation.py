@@ -288,8 +288,7 @@ def stage_manifest(
     kept with their problem (reported by ``manifest_problems``).
     """
     conn.execute(text(f"DROP TABLE IF EXISTS {_RAW}, {_MANIFEST}"))
-    # Sorting and hashing a million keys in memory instead of in temporary files; this transaction only.
-    conn.execute(text("SET LOCAL work_mem = '256MB'"))
+    loaded = None
     if fmt is ManifestFormat.CSV:
         stream = iter(chunks())
         names, head = _peek_header(stream, source)
@@ -297,9 +296,20 @@ def stage_manifest(
         columns = _typed_columns(names, layout)
         if columns is not None:
             loaded = _stage_typed(conn, itertools.chain([head], stream), columns)
-            if loaded is not None:
-                return loaded
-    return _stage_checked(conn, fmt, iter(chunks()), layout, source)
+    if loaded is None:
+        loaded = _stage_checked(conn, fmt, iter(chunks()), layout, source)
+    _size_memory(conn, loaded)
+    return loaded
+
+
+def _size_memory(conn: Connection, rows: int) -> None:
+    """Let this transaction hash the manifest and the window's orders in memory, not in batches.
+
+    About 200 bytes per row (key, version, time, fingerprint and the hash table's overhead), at
+    least 256 MB and at most 4 GB; the setting ends with the transaction.
+    """
+    megabytes = min(4096, max(256, rows * 200 // (1 << 20)))
+    conn.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))
 
 
 def _check_key_columns(names: Sequence[str], layout: ManifestLayout, source: str) -> None:
