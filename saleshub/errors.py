@@ -11,7 +11,8 @@
     ├── DataError                   this payload cannot be processed; keep it, quarantine it
     │   ├── DecodeError             the body is not well-formed JSON/XML, too big, or unsafe
     │   ├── ClassificationError     the body is well-formed but lacks what identifies the event
-    │   └── MappingError            mapping or canonical validation failed (all field errors)
+    │   ├── MappingError            mapping or canonical validation failed (all field errors)
+    │   └── ManifestError           a source's reconciliation manifest cannot be read (file:line)
     ├── RetriableError              a dependency is down; the same call may succeed later
     │   └── SecretStoreUnavailableError  the secret store (Vault) cannot be reached or is sealed
     └── FatalError                  a bug or broken invariant; stop and page someone
@@ -41,6 +42,7 @@ __all__ = [
     "FatalError",
     "FieldError",
     "LoadIssue",
+    "ManifestError",
     "MappingError",
     "MappingLoadError",
     "MissingSecretError",
@@ -238,3 +240,12 @@ class MappingError(DataError):
         super().__init__(
             f"{system} mapping {mapping}: {count} field error{'s' if count != 1 else ''}:\n{lines}"
         )
+
+
+class ManifestError(DataError):
+    """A source's reconciliation manifest cannot be read as a whole (no header, no key column …)."""
+
+    def __init__(self, source: str, line: int | None, reason: str) -> None:
+        self.source, self.line, self.reason = source, line, reason
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {reason}")
