@@ -70,11 +70,14 @@ def _export_settings(settings: TelemetrySettings) -> None:
 
 
 def _agent_answers(url: str) -> bool:
-    import httpx
+    # The standard library's client: this probe runs before ddtrace instruments httpx, and logs nothing.
+    import urllib.error
+    import urllib.request
 
     try:
-        return httpx.get(url.rstrip("/") + "/info", timeout=1.0).status_code < 500
-    except httpx.HTTPError:
+        with urllib.request.urlopen(url.rstrip("/") + "/info", timeout=1.0) as response:
+            return int(response.status) < 500
+    except (urllib.error.URLError, OSError, ValueError):
         return False
 
 
@@ -144,6 +147,11 @@ class DatadogTelemetry(Telemetry):
         agent = os.environ.get("DD_TRACE_AGENT_URL", "http://localhost:8126")
         if not _agent_answers(agent):
             log.warning("no Datadog agent answers at %s; spans and metrics are dropped until one does", agent)
+        self._unified = {
+            f"dd.{tag}": os.environ[f"DD_{tag.upper()}"]
+            for tag in ("service", "env", "version")
+            if os.environ.get(f"DD_{tag.upper()}")
+        }
         self._tracer: Any = tracer
         self._propagator: Any = HTTPPropagator
         self._statsd = DogStatsd(
@@ -210,11 +218,10 @@ class DatadogTelemetry(Telemetry):
 
     @override
     def log_context(self) -> Mapping[str, str]:
-        context: dict[str, str] = self._tracer.get_log_correlation_context()
-        if context.get("dd.trace_id") in (None, "0"):
-            context.pop("dd.trace_id", None)
-            context.pop("dd.span_id", None)
-        return {key: value for key, value in context.items() if value}
+        ids: dict[str, str] = self._tracer.get_log_correlation_context()
+        if ids.get("dd.trace_id") in (None, "0"):
+            return self._unified
+        return {"dd.trace_id": ids["dd.trace_id"], "dd.span_id": ids["dd.span_id"], **self._unified}
 
     @override
     def close(self) -> None:

@@ -70,7 +70,7 @@ PERSONAL_KEYS: Final = frozenset(
     }
 )
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z][\w-]+")  # a domain, not a revision
 _INTERNATIONAL = re.compile(r"\+\d(?:[\s().-]?\d){6,14}")
 _GROUPED = re.compile(r"(?<![\w.:-])\d{2,4}(?:[ .-]\d{2,4}){2,6}(?![\w.:-])")
 _KEYS = "|".join(sorted((re.escape(key) for key in PERSONAL_KEYS), key=len, reverse=True))
