@@ -25,6 +25,10 @@ from confluent_kafka import Producer
 from sqlalchemy import create_engine, text
 
 from canonical.events import EventKind
+from saleshub.platform.telemetry import RecordingTelemetry
+from saleshub.receive.intake import InboundEvent, admit
+from saleshub.runtime import HubRuntime
+from saleshub.store.events import trace_carriers
 from saleshub.synthetic import pyxis_event, signed_headers
 from tests.integration.conftest import SECRET, SECRETS, free_port, wait_until
 from tests.support.datadog_agent import DatadogTestAgent
@@ -271,3 +275,29 @@ def check_metrics(metrics: list[StatsdMetric]) -> None:
     ):
         assert has(metrics, gauge), gauge
     assert [m.value for m in metrics if m.name == "saleshub.outbox.backlog"][-1] == 0
+
+
+def test_the_processor_continues_the_recorded_trace_and_hands_its_own_to_the_relay(hub: HubRuntime) -> None:
+    """With the recording backend: spans, the carriers stored in ``headers`` → ``trace``, the counts."""
+    telemetry = RecordingTelemetry()
+    hub.telemetry = hub.recorder.telemetry = telemetry
+    event = InboundEvent(
+        "pyxis", "webhook", canary_order(7), "application/json", trace={"x-recording-span": "41"}
+    )
+    receipt = hub.recorder.record(event, admit(event, hub.adapters["pyxis"]))
+    with hub.database.engine.connect() as conn:
+        assert trace_carriers(conn, [(receipt.event_id, event.received_at)]) == {
+            receipt.event_id: {"x-recording-span": "41"}
+        }
+    assert hub.processor().drain().statuses == {"mapped": 1}
+    spans = {span.stage: span for span in telemetry.spans}
+    assert spans["process"].parent_id == 41 and spans["store"].parent_id == spans["process"].span_id
+    assert spans["process"].tags["status"] == "mapped" and spans["process"].tags["country"] == "ES"
+    assert spans["process_batch"].tags == {"events": 1}
+    with hub.database.engine.connect() as conn:
+        stored = trace_carriers(conn, [(receipt.event_id, event.received_at)])[receipt.event_id]
+    assert stored == {"x-recording-span": str(spans["store"].span_id)}
+    counted = {(name, tags.get("status")) for _, name, _, tags in telemetry.metrics}
+    assert ("saleshub.events.recorded", "accepted") in counted
+    assert ("saleshub.events.finished", "mapped") in counted
+    assert ("saleshub.process.latency", "mapped") in counted
