@@ -39,6 +39,7 @@ __all__ = [
     "CONFIG_FILE_VARIABLE",
     "ENV_PREFIX",
     "DatabaseSettings",
+    "KafkaProperties",
     "KafkaSettings",
     "PollerSettings",
     "ProcessorSettings",
