@@ -70,17 +70,22 @@ PERSONAL_KEYS: Final = frozenset(
     }
 )
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z][\w-]+")  # a domain, not a revision
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)*\.[A-Za-z][\w-]+")  # a domain, not a revision
 _INTERNATIONAL = re.compile(r"\+\d(?:[\s().-]?\d){6,14}")
 _GROUPED = re.compile(r"(?<![\w.:-])\d{2,4}(?:[ .-]\d{2,4}){2,6}(?![\w.:-])")
-_KEYS = "|".join(sorted((re.escape(key) for key in PERSONAL_KEYS), key=len, reverse=True))
-_FIELD = re.compile(
-    rf"""(?P<key>["']?\w*?(?:{_KEYS})\b["']?\s*[:=]\s*)"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|<[^>]*>"""
-    r"""|[^\s,;}\]&]+(?:[ ](?![^\s=:]+[=:])[^\s,;}\]&=:]+)*)""",
+# A name is personal when it ends with one of the keys (``ContactFirstName``), in any case.
+_PERSONAL_NAME = re.compile(
+    "(?:" + "|".join(sorted((re.escape(key) for key in PERSONAL_KEYS), key=len, reverse=True)) + ")$",
     re.IGNORECASE,
 )
-_XML_FIELD = re.compile(rf"(?P<open><(?:\w+:)?\w*?(?:{_KEYS})\b[^>]*>)[^<]*(?P<close></)", re.IGNORECASE)
+# A name, its separator, and a value that does not open an object or a list (their members are
+# matched on their own).
+_FIELD = re.compile(
+    r"""(?P<key>(?<!\w)["']?(?P<name>[A-Za-z_]\w*+)["']?\s*+[:=]\s*)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
+    r"""|[^\s,;{}\[\]&<]+(?:[ ](?![^\s=:]+[=:])[^\s,;{}\[\]&=:<]+)*)"""
+)
+_XML_FIELD = re.compile(r"(?P<open><(?:\w+:)?(?P<name>\w+)\b[^<>]*>)(?P<text>[^<]*)(?P<close></)")
 
 
 def _grouped(match: re.Match[str]) -> str:
@@ -89,17 +94,30 @@ def _grouped(match: re.Match[str]) -> str:
 
 
 def _field(match: re.Match[str]) -> str:
+    if not _PERSONAL_NAME.search(match.group("name")):
+        return match.group(0)
     value = match.group("value")
     quote = value[0] if value[:1] in ("'", '"') else ""
     return f"{match.group('key')}{quote}{MASK}{quote}"
+
+
+def _xml_field(match: re.Match[str]) -> str:
+    if not match.group("text") or not _PERSONAL_NAME.search(match.group("name")):
+        return match.group(0)
+    return f"{match.group('open')}{MASK}{match.group('close')}"
 
 
 def mask(text: str) -> str:
     """``text`` with e-mail addresses, phone numbers and personal field values replaced by ``***``."""
     if not text:
         return text
-    text = _FIELD.sub(_field, text)
-    text = _XML_FIELD.sub(lambda m: f"{m.group('open')}{MASK}{m.group('close')}", text)
-    text = _EMAIL.sub(MASK, text)
-    text = _INTERNATIONAL.sub(MASK, text)
+    # Each pattern runs only where its anchor character occurs: most span tags have none.
+    if ":" in text or "=" in text:
+        text = _FIELD.sub(_field, text)
+    if "</" in text:
+        text = _XML_FIELD.sub(_xml_field, text)
+    if "@" in text:
+        text = _EMAIL.sub(MASK, text)
+    if "+" in text:
+        text = _INTERNATIONAL.sub(MASK, text)
     return _GROUPED.sub(_grouped, text)
