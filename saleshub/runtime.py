@@ -77,7 +77,7 @@ class HubRuntime:
             raise
         log.info("hub using %s; %d mappings loaded", database.description, len(catalog))
         outbox = Outbox(schemas)
-        recorder = Recorder(database.engine, outbox)
+        recorder = Recorder(database.engine, outbox, telemetry)
         return cls(settings, catalog, adapters, database, recorder, outbox, secrets, schemas, telemetry)
 
     def processor(self) -> Processor:
@@ -91,7 +91,8 @@ class HubRuntime:
         )
 
     def close(self) -> None:
-        """Release the database (and the embedded server's hold), then the secret store's leases."""
+        """Send buffered telemetry, release the database (and the embedded server's hold), then leases."""
+        self.telemetry.close()
         self.database.close()
         self.secrets.close()
 

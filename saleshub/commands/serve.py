@@ -13,7 +13,6 @@ embedded PostgreSQL is released. Without Kafka, canonical events are kept in the
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from saleshub.commands.common import StopSignal, database, fail
 from saleshub.commands.workers import WorkerConfig, worker_settings
 from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, RetriableError, SalesHubError
+from saleshub.platform.logs import configure_logging
 from saleshub.platform.secrets import (
     EnvSecretStore,
     SecretStore,
@@ -88,11 +88,7 @@ def serve(
     settings = Settings()
     web = settings.web
     host, port, workers = host or web.host, port or web.port, workers or web.workers
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # pgserver logs every initdb/pg_ctl command line at INFO and Alembic logs each readiness probe's
-    # revision check; neither helps an operator, both drown what does.
-    for chatty in ("pgserver", "alembic.runtime.migration"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging(settings)  # text or JSON, personal data masked; quiets pgserver and Alembic
     try:
         with database_errors():
             hub = HubRuntime.open(settings, migrate=True)
@@ -121,6 +117,7 @@ def _serve_http(hub: HubRuntime, host: str, port: int, workers: int) -> None:
         "port": port,
         "access_log": hub.settings.web.access_log,
         "log_level": hub.settings.log_level.lower(),
+        "log_config": None,  # uvicorn's lines go through the hub's handler (format, masking)
     }
     if workers > 1:
         # The workers get the resolved database URL inside their configuration, not the environment.

@@ -268,10 +268,34 @@ class SecretsSettings(_Group):
 
 
 class TelemetrySettings(_Group):
-    """Traces and metrics of every stage (receive, record, process, store, publish)."""
+    """Traces and metrics of every stage (receive, record, process, store, publish, reconcile)."""
 
     mode: Literal["off", "datadog"] = Field(
-        default="off", description="`off`: no telemetry; `datadog`: reserved for the Datadog backend"
+        default="off",
+        description="`off`: no telemetry (ddtrace is not even imported); `datadog`: traces to the "
+        "Datadog agent (ddtrace), metrics through DogStatsD",
+    )
+    agent_url: str | None = Field(
+        default=None,
+        description="the agent's trace intake; `DD_TRACE_AGENT_URL` wins; unset: ddtrace's default "
+        "`http://localhost:8126`",
+    )
+    statsd_host: str = Field(default="localhost", description="the DogStatsD server (the agent) host")
+    statsd_port: int = Field(default=8125, ge=1, le=65535, description="the DogStatsD server's UDP port")
+    service: str = Field(default="saleshub", description="unified service tag `service`; `DD_SERVICE` wins")
+    env: str | None = Field(
+        default=None, description="unified service tag `env` (`prod`, `staging` …); `DD_ENV` wins"
+    )
+    version: str | None = Field(
+        default=None,
+        description="unified service tag `version`; `DD_VERSION` wins; unset: the hub's package version",
+    )
+    vitals_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="how often `serve`, `process` and `kafka relay` report the processing queue and "
+        "outbox backlog gauges",
     )
 
 
@@ -306,6 +330,11 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="`DEBUG` … `ERROR`, for the hub and uvicorn"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text`: one readable line per record; `json`: one JSON object per line with "
+        "`dd.trace_id`/`dd.span_id` for Datadog; personal data is masked in both",
     )
 
     @classmethod
