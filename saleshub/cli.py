@@ -35,7 +35,7 @@ from saleshub.platform.settings import Settings
 from saleshub.stewards.goldens import CaseResult, discover, render, run_case
 from saleshub.stewards.impact import ImpactReport, mapping_impact
 
-__all__ = ["app"]
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="saleshub",
@@ -58,9 +58,22 @@ app.command("process")(process)
 
 
 @app.callback()
-def main() -> None:
+def _entry() -> None:
     """Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP."""
     install_stop_handlers()
+
+
+def main() -> None:
+    """Run the command line; an error of the hub's own tree is one clean line and exit status 1.
+
+    Commands turn the errors they expect into messages themselves; this catches the rest (a wrong
+    setting found while a command reads its settings, say), so no command ends in a traceback.
+    """
+    try:
+        app()
+    except SalesHubError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(1)
 
 
 MappingsDir = Annotated[

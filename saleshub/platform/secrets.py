@@ -51,7 +51,7 @@ from pydantic import SecretStr
 from typing_extensions import override
 
 from saleshub.errors import ConfigurationError, MissingSecretError, SecretStoreError
-from saleshub.platform.settings import Settings
+from saleshub.platform.settings import SECRET_ENV_PREFIX, Settings
 
 __all__ = [
     "SECRET_PREFIX",
@@ -203,7 +203,7 @@ class SecretStore(ABC):
 class EnvSecretStore(SecretStore):
     """Secrets from ``SALESHUB_SECRET_<NAME>`` environment variables (values space-separated)."""
 
-    PREFIX = "SALESHUB_SECRET_"
+    PREFIX = SECRET_ENV_PREFIX
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()

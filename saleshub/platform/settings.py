@@ -19,11 +19,13 @@ the secret store (``saleshub.platform.secrets``). A secret that still arrives th
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -38,6 +40,7 @@ from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 __all__ = [
     "CONFIG_FILE_VARIABLE",
     "ENV_PREFIX",
+    "SECRET_ENV_PREFIX",
     "DatabaseSettings",
     "KafkaProperties",
     "KafkaSettings",
@@ -49,11 +52,15 @@ __all__ = [
     "TelemetrySettings",
     "WebSettings",
     "is_secret_property",
+    "known_environment_names",
     "settings_table",
+    "unknown_environment_names",
 ]
 
 CONFIG_FILE_VARIABLE = "SALESHUB_CONFIG_FILE"
 ENV_PREFIX = "SALESHUB_"
+#: The environment secret store's variables (``SALESHUB_SECRET_WEBHOOK_PYXIS`` …): not settings.
+SECRET_ENV_PREFIX = "SALESHUB_SECRET_"
 
 # librdkafka properties whose values are credentials (their names contain one of these words).
 _SECRET_WORDS = ("password", "secret", "sasl.username", "ssl.key.pem", "token")
@@ -354,6 +361,41 @@ class Settings(BaseSettings):
                 raise ConfigurationError(f"{CONFIG_FILE_VARIABLE}={config_file}: no such file")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_names(cls, data: Any) -> Any:
+        # Unknown names would be ignored silently, and a renamed or mistyped setting (the flat
+        # SALESHUB_DATABASE_URL of older hubs, a typo) would then leave the hub on its defaults.
+        unknown = [f"{name} (argument or config file)" for name in data if name not in cls.model_fields]
+        unknown += unknown_environment_names(os.environ)
+        if unknown:
+            raise ConfigurationError(f"unknown settings: {'; '.join(unknown)}")
+        return data
+
+
+def known_environment_names() -> set[str]:
+    """Every ``SALESHUB_*`` variable the settings read (whole groups included, as JSON)."""
+    names = {CONFIG_FILE_VARIABLE}
+    for name, field in Settings.model_fields.items():
+        names.add(f"{ENV_PREFIX}{name.upper()}")
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names.update(f"{ENV_PREFIX}{name.upper()}__{inner.upper()}" for inner in group.model_fields)
+    return names
+
+
+def unknown_environment_names(environ: Mapping[str, str]) -> list[str]:
+    """``SALESHUB_*`` variables that are neither settings nor secrets, each with a suggestion."""
+    known = known_environment_names()
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper.startswith(SECRET_ENV_PREFIX):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        found.append(f"{name} is not a setting" + (f"; did you mean {close[0]}?" if close else ""))
+    return found
 
 
 def _default(field: FieldInfo) -> str:

@@ -205,3 +205,14 @@ def test_no_secret_in_the_log_of_a_failing_secret_read(
         FileSecretStore(path).webhook_keys("pyxis")
     logging.getLogger("test").error("secret store: %s", caught.value)
     assert CANARY not in caplog.text
+
+
+def test_an_unknown_or_renamed_setting_is_refused_with_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESHUB_DATABASE_URL", "postgresql://elsewhere/db")
+    with pytest.raises(ConfigurationError, match="did you mean SALESHUB_DATABASE__URL"):
+        Settings()
+    monkeypatch.delenv("SALESHUB_DATABASE_URL")
+    monkeypatch.setenv("SALESHUB_SECRET_WEBHOOK_PYXIS", "whsec_x")  # a secret, not a setting: fine
+    assert Settings().database.url is None
+    with pytest.raises(ConfigurationError, match="database_url"):
+        Settings(database_url="postgresql://elsewhere/db")  # type: ignore[call-arg]
