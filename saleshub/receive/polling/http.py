@@ -150,7 +150,7 @@ class SourceClient:
         self.rate = RateLimit(settings.requests_per_second, sleep=sleep)
         self._sleep = sleep
         self._backoff = wait_exponential_jitter(
-            initial=settings.backoff_seconds,
+            multiplier=settings.backoff_seconds,
             max=settings.max_backoff_seconds,
             jitter=settings.backoff_seconds,
         )
