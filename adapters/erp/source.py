@@ -40,7 +40,7 @@ _ORDER = "LastUpdateDate:asc,HeaderId:asc"
 #: A page may hold ``page_size`` orders of up to this many bytes each.
 _MAX_ORDER_BYTES = 1 << 20
 
-Key = tuple[datetime, int]
+_Key = tuple[datetime, int]
 
 
 class OrderHubApi(SourceApi):
@@ -120,12 +120,12 @@ class OrderHubApi(SourceApi):
             total if type(total) is int else None,
         )
 
-    def _cursor_key(self, cursor: Cursor) -> Key | None:
+    def _cursor_key(self, cursor: Cursor) -> _Key | None:
         if cursor.updated_at is None:
             return None
         return (self.parse_time(cursor.updated_at), int(cursor.tie) if cursor.tie is not None else -1)
 
-    def _key(self, item: Any) -> Key | None:
+    def _key(self, item: Any) -> _Key | None:
         if not isinstance(item, dict):
             return None
         updated, header = item.get("LastUpdateDate"), item.get("HeaderId")

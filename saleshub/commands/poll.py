@@ -42,7 +42,7 @@ from saleshub.runtime import HubRuntime
 from saleshub.store import polling as store
 from saleshub.store.failures import database_errors
 
-__all__ = ["poll_app"]
+__all__ = ["System", "backfill", "pause", "poll_app", "resume", "run", "status"]
 
 poll_app = typer.Typer(help="The pollers of source APIs (the ERP, Tempo).", no_args_is_help=True)
 

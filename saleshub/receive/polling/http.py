@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 class RateLimit:
     """At most ``per_second`` starts per second: each ``wait`` returns no sooner than its turn."""
 
-    def __init__(self, per_second: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, per_second: float, *, sleep: Callable[[float], object] = time.sleep) -> None:
         self.interval = 1.0 / per_second
         self._next = 0.0
         self._lock = threading.Lock()
@@ -136,7 +136,7 @@ class SourceClient:
         auth: httpx.Auth | None,
         *,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.api, self.settings, self.system = api, settings, api.system
         self.http = httpx.Client(
@@ -175,7 +175,7 @@ class SourceClient:
             stop=stop_any(
                 stop_after_attempt(self.settings.attempts), _AskedTooLong(self.settings.max_backoff_seconds)
             ),
-            sleep=self._sleep,
+            sleep=self._pause,
             before_sleep=self._log_retry,
             reraise=True,
         )
@@ -220,6 +220,9 @@ class SourceClient:
         if status >= 300:
             raise SourceRefusedError(self.system, status, path, response.reason_phrase)
         return response
+
+    def _pause(self, seconds: float) -> None:
+        self._sleep(seconds)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

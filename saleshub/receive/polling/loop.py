@@ -103,7 +103,7 @@ class Poller:
         *,
         telemetry: Telemetry | None = None,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         source = adapter.source
         if source is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -32,7 +33,7 @@ from saleshub.store import polling as store
 from saleshub.store.database import Database
 from saleshub.store.failures import database_errors
 
-__all__ = ["PollingHub", "build_poller", "build_pollers", "start_pollers"]
+__all__ = ["DEFAULT_INTERVAL_SECONDS", "PollingHub", "build_poller", "build_pollers", "start_pollers"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,11 @@ class PollingHub(Protocol):
     telemetry: Telemetry
 
 
-def build_poller(hub: PollingHub, system: str) -> Poller:
-    """The poller of ``system`` as ``pollers.systems`` configures it."""
+def build_poller(hub: PollingHub, system: str, *, stop: threading.Event | None = None) -> Poller:
+    """The poller of ``system`` as ``pollers.systems`` configures it.
+
+    With ``stop``, its waits (retry backoff, rate limit) end as soon as ``stop`` is set.
+    """
     configured = hub.settings.pollers.systems
     settings = configured.get(system)
     if settings is None:
@@ -64,12 +68,21 @@ def build_poller(hub: PollingHub, system: str) -> Poller:
     adapter = hub.adapters.get(system)
     if adapter is None:
         raise UnknownAdapterError(system, sorted(hub.adapters))
-    return Poller(adapter, hub.database.engine, hub.recorder, settings, hub.secrets, telemetry=hub.telemetry)
+    sleep = time.sleep if stop is None else stop.wait
+    return Poller(
+        adapter,
+        hub.database.engine,
+        hub.recorder,
+        settings,
+        hub.secrets,
+        telemetry=hub.telemetry,
+        sleep=sleep,
+    )
 
 
-def build_pollers(hub: PollingHub) -> dict[str, Poller]:
+def build_pollers(hub: PollingHub, stop: threading.Event | None = None) -> dict[str, Poller]:
     """A poller per configured system (checked all at once, before anything starts)."""
-    return {system: build_poller(hub, system) for system in sorted(hub.settings.pollers.systems)}
+    return {system: build_poller(hub, system, stop=stop) for system in sorted(hub.settings.pollers.systems)}
 
 
 def _trigger(system: str, settings: SystemPollSettings) -> CronTrigger | IntervalTrigger:
@@ -85,13 +98,13 @@ def _trigger(system: str, settings: SystemPollSettings) -> CronTrigger | Interva
 
 def start_pollers(hub: PollingHub, stop: threading.Event | None = None) -> BackgroundScheduler:
     """Schedule and start a poller per system of ``pollers.systems`` (see the module docstring)."""
-    pollers = build_pollers(hub)
+    stop = stop or threading.Event()
+    pollers = build_pollers(hub, stop)
     triggers = {system: _trigger(system, poller.settings) for system, poller in pollers.items()}
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max(1, len(pollers)))},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
-    stop = stop or threading.Event()
     for system, poller in pollers.items():
         first = datetime.now(UTC) if poller.settings.cron is None else None
         scheduler.add_job(
