@@ -3,10 +3,12 @@
 One run measures, on the same events:
 
 * **backfill**: ``--orders`` synthetic ERP orders served by the loopback source API
-  (``tests/support/source_server.py``, a process of its own) in pages of ``--page-size``, read by the
-  poller (``saleshub poll backfill``'s code path: HTTP, admit, record the page and its cursor in one
-  transaction) while one processor maps them, in one process as ``saleshub serve`` runs them;
-  orders/s recorded, and orders/s recorded **and** processed (until the processing queue is empty);
+  (``tests/support/source_server.py``, a process of its own) in pages of ``--page-size``, read by
+  ``saleshub poll backfill erp`` (its own process, as an operator runs it: HTTP, admit, record the
+  page and its cursor in one transaction) while one processor maps them in this process (as
+  ``saleshub serve`` or ``saleshub process`` would); orders/s recorded, and orders/s recorded **and**
+  processed (until the processing queue is empty). ``--in-process`` runs the poller as a thread
+  beside the processor instead, as ``saleshub serve``'s scheduled polls run (they share the GIL);
 * **processor alone**: the same recorded events queued again (their orders, versions and outbox rows
   removed) and processed by one processor, orders/s;
 * the ratio: recorded and processed / processor alone (target >= 0.8: polling costs at most 25%
@@ -18,6 +20,8 @@ One run measures, on the same events:
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import socket
 import subprocess
@@ -84,7 +88,28 @@ def open_hub(data_dir: Path, url: str, page_size: int) -> HubRuntime:
     return hub
 
 
-def backfill(hub: HubRuntime, orders: int) -> tuple[float, float]:
+def backfill_command(data_dir: Path, url: str, page_size: int) -> None:
+    """``saleshub poll backfill erp`` as a process of its own, on the same embedded database."""
+    systems = {
+        "erp": {"base_url": url, "page_size": page_size, "requests_per_second": 1000, "timeout_seconds": 60}
+    }
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "SALESHUB_DATABASE__URL"},
+        "SALESHUB_DATABASE__DATA_DIR": str(data_dir),
+        "SALESHUB_POLLERS__SYSTEMS": json.dumps(systems),
+        "SALESHUB_SECRET_SOURCE_ERP_USERNAME": USERNAME,
+        "SALESHUB_SECRET_SOURCE_ERP_PASSWORD": PASSWORD,
+        "SALESHUB_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "saleshub", "poll", "backfill", "erp", "--since", "2026-01-01"]
+    done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"saleshub poll backfill exited {done.returncode}")
+
+
+def backfill(
+    hub: HubRuntime, orders: int, data_dir: Path, url: str, page_size: int, in_process: bool
+) -> tuple[float, float]:
     """Seconds until every order is recorded, and until every order is also processed."""
     stop = threading.Event()
     processor = threading.Thread(
@@ -92,12 +117,14 @@ def backfill(hub: HubRuntime, orders: int) -> tuple[float, float]:
     )
     processor.start()
     started = time.perf_counter()
-    result = build_poller(hub, "erp").run(
-        stream="backfill", window=Window(since=datetime(2026, 1, 1, tzinfo=UTC))
-    )
+    if in_process:
+        window = Window(since=datetime(2026, 1, 1, tzinfo=UTC))
+        result = build_poller(hub, "erp").run(stream="backfill", window=window)
+        if result.outcome != "completed" or result.recorded != orders:
+            raise SystemExit(f"backfill {result.outcome}: {result.recorded} of {orders}; {result.error}")
+    else:
+        backfill_command(data_dir, url, page_size)
     recorded = time.perf_counter() - started
-    if result.outcome != "completed" or result.recorded != orders:
-        raise SystemExit(f"backfill {result.outcome}: {result.recorded} of {orders} recorded; {result.error}")
     while True:
         with hub.database.engine.connect() as conn:
             if queue_depth(conn)[0] == 0:
@@ -132,6 +159,7 @@ def main() -> None:
     )
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--page-size", type=int, default=500)
+    parser.add_argument("--in-process", action="store_true", help="poll in a thread beside the processor")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="saleshub-bench-polling-"))
     print(f"serving {args.orders:,} ERP orders from the loopback Order Hub …", flush=True)
@@ -140,7 +168,9 @@ def main() -> None:
         hub = open_hub(workdir / "hub", url, args.page_size)
         tune_collector()  # as `saleshub serve` does
         try:
-            recorded, processed = backfill(hub, args.orders)
+            recorded, processed = backfill(
+                hub, args.orders, workdir / "hub", url, args.page_size, args.in_process
+            )
             queued = requeue(hub)
             started = time.perf_counter()
             done = hub.processor().drain(timeout=3600)
@@ -151,12 +181,12 @@ def main() -> None:
         source.terminate()
         source.wait(30)
         shutil.rmtree(workdir, ignore_errors=True)
-    if done.events != queued:
-        raise SystemExit(f"the processor did {done.events} of {queued} events")
+    if queued != args.orders or done.events != queued:
+        raise SystemExit(f"{queued} of {args.orders} orders recorded; the processor did {done.events}")
     polled_rate, both_rate, alone_rate = args.orders / recorded, args.orders / processed, queued / alone
-    print(
-        f"backfill, recorded ({args.page_size} per page): {polled_rate:>9,.0f} orders/s  ({recorded:.1f} s)"
-    )
+    where = "a thread beside the processor" if args.in_process else "saleshub poll backfill, its own process"
+    print(f"poller: {where}; {args.orders:,} orders in pages of {args.page_size}")
+    print(f"backfill, recorded:                    {polled_rate:>9,.0f} orders/s  ({recorded:.1f} s)")
     print(f"backfill, recorded and processed:      {both_rate:>9,.0f} orders/s  ({processed:.1f} s)")
     print(f"processor alone, same events:          {alone_rate:>9,.0f} orders/s  ({alone:.1f} s)")
     print(f"polling + processing / processing:     {both_rate / alone_rate:.2f}x   (target >= 0.8x)")
