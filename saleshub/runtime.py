@@ -60,7 +60,11 @@ class HubRuntime:
         secrets = secret_store_from_settings(settings)
         telemetry = telemetry_from_settings(settings)
         schemas = EventSchemas.load(settings.contracts_dir)
-        database = open_database(settings, secrets)
+        try:
+            database = open_database(settings, secrets)
+        except Exception:
+            secrets.close()
+            raise
         try:
             if migrate:
                 upgrade(database.engine)
@@ -69,10 +73,11 @@ class HubRuntime:
                     _check_systems_registered(connection, adapters)
         except Exception:
             database.close()
+            secrets.close()
             raise
         log.info("hub using %s; %d mappings loaded", database.description, len(catalog))
         outbox = Outbox(schemas)
-        recorder = Recorder(database.engine, outbox)
+        recorder = Recorder(database.engine, outbox, telemetry)
         return cls(settings, catalog, adapters, database, recorder, outbox, secrets, schemas, telemetry)
 
     def processor(self) -> Processor:
@@ -86,8 +91,10 @@ class HubRuntime:
         )
 
     def close(self) -> None:
-        """Release the database (and the embedded server's hold)."""
+        """Send buffered telemetry, release the database (and the embedded server's hold), then leases."""
+        self.telemetry.close()
         self.database.close()
+        self.secrets.close()
 
 
 def _check_systems_registered(connection: Connection, adapters: dict[str, SourceAdapter]) -> None:

@@ -22,6 +22,7 @@ from saleshub.errors import ConfigurationError
 from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config
 from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import Settings
+from saleshub.process.vitals import Vitals
 from saleshub.publish.framing import Framing, RegistryFraming, SingleObjectFraming
 from saleshub.publish.relay import OutboxRelay
 from saleshub.receive.kafka_consumer import OrderEventConsumer
@@ -63,6 +64,7 @@ def build_relay(hub: HubRuntime) -> OutboxRelay:
         batch_size=settings.relay.batch_size,
         probe_timeout=min(2.0, settings.relay.message_timeout_ms / 1000),
         delivery_timeout=settings.relay.message_timeout_ms / 1000,
+        telemetry=hub.telemetry,
     )
 
 
@@ -84,6 +86,7 @@ def build_consumers(hub: HubRuntime) -> list[OrderEventConsumer]:
             system=system,
             topic=topic,
             dead_letter_topic=settings.kafka.dead_letter_topic,
+            telemetry=hub.telemetry,
         )
         for system, topic in sorted(settings.kafka.inbound_topics.items())
     ]
@@ -91,7 +94,8 @@ def build_consumers(hub: HubRuntime) -> list[OrderEventConsumer]:
 
 @dataclass
 class Services:
-    """Threads running processors, relays (``relay.threads``), consumers and pollers until ``stop``."""
+    """Background threads running processors, relays (``relay.threads``), consumers, pollers and, with
+    telemetry on, the vital-signs gauges (``saleshub.process.vitals``) until ``stop``."""
 
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -129,6 +133,9 @@ class Services:
                 services._spawn(f"kafka-consumer-{inbound.system}", inbound.run)
         if pollers:
             services.scheduler = start_pollers(hub, services.stop_event)
+        if hub.telemetry.enabled and (processors or relay):
+            interval = hub.settings.telemetry.vitals_interval_seconds
+            services._spawn("vitals", Vitals(hub.database.engine, hub.telemetry, interval).run)
         return services
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:

@@ -20,6 +20,8 @@ from adapters.decoding import decode_json
 from adapters.erp.source import OrderHubApi
 from adapters.source import SourceApi
 from canonical.enums import EventType
+from canonical.limits import BIGINT_MAX
+from saleshub.errors import shown
 
 __all__ = ["ErpAdapter"]
 
@@ -48,8 +50,11 @@ class ErpAdapter(SourceAdapter):
         if not isinstance(updated, str) or not updated.strip():
             raise self.fail("LastUpdateDate must be a date-time text")
         revision = document.get("SourceTransactionRevisionNumber")
-        if revision is not None and (type(revision) is not int or revision < 0):
-            raise self.fail(f"SourceTransactionRevisionNumber must be a whole number; got {revision!r}")
+        if revision is not None and (type(revision) is not int or not 0 <= revision <= BIGINT_MAX):
+            raise self.fail(
+                f"SourceTransactionRevisionNumber must be a whole number from 0 to {BIGINT_MAX}; "
+                f"got {shown(revision)}"
+            )
         if document.get("StatusCode") == "CANCELED" or document.get("CanceledFlag") is True:
             event_type = EventType.CANCELLED
         elif revision in (None, 0, 1):

@@ -39,6 +39,7 @@ __all__ = [
     "CONFIG_FILE_VARIABLE",
     "ENV_PREFIX",
     "DatabaseSettings",
+    "KafkaProperties",
     "KafkaSettings",
     "PollerSettings",
     "ProcessorSettings",
@@ -191,18 +192,111 @@ class ProcessorSettings(_Group):
 class SecretsSettings(_Group):
     """Where the secret store reads webhook secrets and credentials (see *Secrets*)."""
 
-    backend: Literal["env", "file"] = Field(
+    backend: Literal["env", "file", "vault"] = Field(
         default="env",
-        description="`env`: `SALESHUB_SECRET_*` variables; `file`: a YAML file re-read on change",
+        description="`env`: `SALESHUB_SECRET_*` variables; `file`: a YAML file re-read on change; "
+        "`vault`: HashiCorp Vault (or OpenBao) KV v2, see *Secrets from Vault*",
     )
     file: Path | None = Field(default=None, description="the YAML file of the `file` backend")
+    vault_address: str | None = Field(
+        default=None, description="Vault's URL, `https://vault.example:8200` (needed by `vault`)"
+    )
+    vault_namespace: str | None = Field(default=None, description="Vault Enterprise namespace, if any")
+    vault_ca_file: Path | None = Field(
+        default=None, description="PEM bundle of the CA that signed Vault's TLS certificate"
+    )
+    vault_auth: Literal["token", "approle", "kubernetes"] = Field(
+        default="token",
+        description="how the hub logs in: `token` (from `vault_token_file`, e.g. a Vault Agent sink), "
+        "`approle` (`vault_role_id` + `vault_secret_id_file`), `kubernetes` (the pod's service "
+        "account token, role `vault_role`)",
+    )
+    vault_auth_mount: str | None = Field(
+        default=None, description="mount path of the auth method; unset = `approle` / `kubernetes`"
+    )
+    vault_token_file: Path | None = Field(
+        default=None, description="`token` auth: file holding the token, re-read when renewal fails"
+    )
+    vault_token: SecretStr | None = Field(
+        default=None, description="`token` auth: the token itself (development only; prefer the file)"
+    )
+    vault_role: str | None = Field(
+        default=None, description="`kubernetes` auth: the Vault role the pod's service account logs in as"
+    )
+    vault_role_id: str | None = Field(default=None, description="`approle` auth: the role id")
+    vault_secret_id_file: Path | None = Field(
+        default=None, description="`approle` auth: file holding the secret id (re-read on each login)"
+    )
+    vault_secret_id: SecretStr | None = Field(
+        default=None, description="`approle` auth: the secret id itself (development only)"
+    )
+    vault_service_account_token_file: Path = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        description="`kubernetes` auth: the pod's service account token",
+    )
+    vault_kv_mount: str = Field(default="secret", description="mount path of the KV v2 secrets engine")
+    vault_path: str = Field(
+        default="saleshub",
+        description="KV path under which the hub's secrets live (`<path>/webhook/pyxis`, "
+        "`<path>/kafka/sasl` …)",
+    )
+    vault_database_mount: str = Field(
+        default="database", description="mount path of the database secrets engine"
+    )
+    vault_database_role: str | None = Field(
+        default=None,
+        description="set: PostgreSQL user and password are leased from `<database mount>/creds/<role>`, "
+        "renewed, and replaced before the lease ends; unset: the KV secret `database/credentials`",
+    )
+    vault_cache_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="how often a KV secret is read again: a rotated webhook secret is accepted, and a "
+        "removed one refused, within this time",
+    )
+    vault_outage_grace_seconds: float = Field(
+        default=900,
+        ge=0,
+        description="while Vault is unreachable, cached secrets are still used for this long after "
+        "they were last read",
+    )
+    vault_timeout_seconds: int = Field(default=5, ge=1, description="timeout of one request to Vault")
+    vault_startup_seconds: float = Field(
+        default=120,
+        ge=0,
+        description="how long the start waits for Vault (retrying with backoff) before it fails",
+    )
 
 
 class TelemetrySettings(_Group):
-    """Traces and metrics of every stage (receive, record, process, store, publish)."""
+    """Traces and metrics of every stage (receive, record, process, store, publish, reconcile)."""
 
     mode: Literal["off", "datadog"] = Field(
-        default="off", description="`off`: no telemetry; `datadog`: reserved for the Datadog backend"
+        default="off",
+        description="`off`: no telemetry (ddtrace is not even imported); `datadog`: traces to the "
+        "Datadog agent (ddtrace), metrics through DogStatsD",
+    )
+    agent_url: str | None = Field(
+        default=None,
+        description="the agent's trace intake; `DD_TRACE_AGENT_URL` wins; unset: ddtrace's default "
+        "`http://localhost:8126`",
+    )
+    statsd_host: str = Field(default="localhost", description="the DogStatsD server (the agent) host")
+    statsd_port: int = Field(default=8125, ge=1, le=65535, description="the DogStatsD server's UDP port")
+    service: str = Field(default="saleshub", description="unified service tag `service`; `DD_SERVICE` wins")
+    env: str | None = Field(
+        default=None, description="unified service tag `env` (`prod`, `staging` …); `DD_ENV` wins"
+    )
+    version: str | None = Field(
+        default=None,
+        description="unified service tag `version`; `DD_VERSION` wins; unset: the hub's package version",
+    )
+    vitals_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="how often `serve`, `process` and `kafka relay` report the processing queue and "
+        "outbox backlog gauges",
     )
 
 
@@ -288,6 +382,11 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="`DEBUG` … `ERROR`, for the hub and uvicorn"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text`: one readable line per record; `json`: one JSON object per line with "
+        "`dd.trace_id`/`dd.span_id` for Datadog; personal data is masked in both",
     )
 
     @classmethod

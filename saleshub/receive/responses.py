@@ -48,9 +48,10 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness: the database answers and its schema is the one this hub expects."""
+    """Readiness: the database answers, its schema is the one this hub expects, secrets can be read."""
 
     status: str
     database: str
     schema_revision: str | None
     expected_revision: str | None
+    secrets: str = "ok"

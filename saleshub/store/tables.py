@@ -14,6 +14,8 @@ Three groups:
 * the processing queue (``event_queue``: recorded events waiting for a processor;
   ``processor_lanes``: the ``PROCESSOR_LANES`` row locks by which processors share the work while
   keeping each order's events in the order received);
+* reconciliation (``reconciliation_runs``: one row per comparison of a source's manifest with the
+  hub; ``reconciliation_findings``: one row per discrepancy a run found);
 * the transactional outbox (``event_outbox``: one row per canonical event to publish, written in the
   ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` leases by which relay processes
   share the work while keeping each message key's events in order; ``kafka_broker_state``: one row
@@ -58,6 +60,7 @@ __all__ = [
     "OUTBOX_LANES",
     "POLL_STREAMS",
     "PROCESSOR_LANES",
+    "RECONCILIATION_KINDS",
     "TRANSPORTS",
     "business_unit_sales_systems",
     "business_units",
@@ -73,6 +76,8 @@ __all__ = [
     "poll_runs",
     "poller_state",
     "processor_lanes",
+    "reconciliation_findings",
+    "reconciliation_runs",
     "sales_channel_configurations",
     "sales_systems",
     "service_order_versions",
@@ -85,6 +90,15 @@ TRANSPORTS = ("webhook", "poll", "kafka", "replay")
 OUTBOX_LANES = 64  # a message key always hashes to the same lane: crc32(key) % OUTBOX_LANES
 POLL_STREAMS = ("incremental", "backfill")
 PROCESSOR_LANES = 64  # an order's events always hash to the same lane: crc32(system:order key) % lanes
+RECONCILIATION_KINDS = (
+    "missing_in_hub",
+    "missing_in_source",
+    "hub_stale",
+    "source_stale",
+    "content_mismatch",
+    "duplicate_in_source",
+    "invalid_manifest_row",
+)
 
 metadata = MetaData(
     naming_convention={
@@ -208,6 +222,13 @@ service_orders = Table(
     UniqueConstraint("source_system", "external_order_id"),
     Index("ix_service_orders_system_updated", "source_system", "updated_at"),
     Index("ix_service_orders_tenancy", "country_code", "bu_code", "sales_channel"),
+    # Reconciliation reads a system's orders of a time window with what it compares, index only.
+    Index(
+        "ix_service_orders_reconcile",
+        "source_system",
+        "source_updated_at",
+        postgresql_include=["external_order_id", "fingerprint", "source_version"],
+    ),
 )
 
 service_order_versions = Table(
@@ -419,4 +440,54 @@ poller_state = Table(
     Column("paused_reason", Text, nullable=True),
     Column("next_run_at", DateTime(timezone=True), nullable=True, comment="as the scheduler last planned it"),
     comment="per polled system: failures in a row, pause, last error, next scheduled run",
+)
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("source_system", String(32), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("grace_seconds", Integer, nullable=False),
+    Column("manifest", Text, nullable=False, comment="where the source's manifest came from (no path)"),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("counts", JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment="findings by kind"),
+    Column("stats", JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment="rows read, skipped"),
+    Column("error", Text, nullable=True),
+    CheckConstraint("status IN ('running', 'completed', 'failed')", name="status"),
+    Index("ix_reconciliation_runs_system_started", "source_system", "started_at"),
+    comment="one row per comparison of a source system's manifest with the hub",
+)
+
+reconciliation_findings = Table(
+    "reconciliation_findings",
+    metadata,
+    Column("finding_id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "run_id",
+        UUID(as_uuid=True),
+        ForeignKey("reconciliation_runs.run_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(24), nullable=False),
+    Column("external_order_id", Text, nullable=False),
+    Column("hub_order_id", UUID(as_uuid=True), nullable=True),
+    Column("country_code", String(2), nullable=True),
+    Column("bu_code", String(16), nullable=True),
+    Column("sales_channel", String(16), nullable=True),
+    Column("source_version", BigInteger, nullable=True),
+    Column("hub_version", BigInteger, nullable=True),
+    Column("source_updated_at", DateTime(timezone=True), nullable=True),
+    Column("hub_updated_at", DateTime(timezone=True), nullable=True),
+    Column("source_fingerprint", BigInteger, nullable=True),
+    Column("hub_fingerprint", BigInteger, nullable=True),
+    Column("field_differences", JSONB, nullable=True, comment="[{field, hub, source, rule}]"),
+    Column("detail", Text, nullable=True),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, comment="open since (earlier runs)"),
+    CheckConstraint(f"kind IN ({_in(RECONCILIATION_KINDS)})", name="kind"),
+    Index("ix_reconciliation_findings_run_id", "run_id", "kind", "external_order_id"),
+    comment="one row per discrepancy found by a reconciliation run",
 )
