@@ -38,7 +38,7 @@ from lxml import etree
 from saleshub.errors import DecodeError, printable
 from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
-__all__ = ["MAX_NUMBER_CHARS", "decode_json", "decode_xml"]
+__all__ = ["MAX_NUMBER_CHARS", "decode_json", "decode_xml", "split_json_page"]
 
 #: The longest JSON number literal accepted. Parsing an integer costs time quadratic in its digits
 #: (Python stops at 4,300); no amount, quantity, version or id needs more than a few dozen.
@@ -159,6 +159,94 @@ def decode_json(system: str, body: bytes, max_bytes: int = DEFAULT_MAX_BODY_BYTE
         raise DecodeError(system, f"not acceptable JSON: {exc}") from None
     _refuse_unstorable_text(system, text, document)
     return document
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_object_without_duplicates
+)
+# Page items are only split and peeked at here (their keys for the cursor); each item's exact bytes
+# then go through the adapter's strict ``decode`` at intake, like any body. So the C scanner, without
+# the Python hooks that cost most of a strict decode, is enough for them.
+_ITEM_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, position: int) -> int:
+    found = _SPACE.match(text, position)
+    return found.end() if found else position
+
+
+def _expect(system: str, text: str, position: int, char: str) -> int:
+    if text[position : position + 1] != char:
+        got = repr(text[position]) if position < len(text) else "the end"
+        raise DecodeError(system, f"expected {char!r}, found {got}", position=f"character {position}")
+    return _skip(text, position + 1)
+
+
+def _split_items(system: str, text: str, position: int) -> tuple[list[tuple[bytes, Any]], int]:
+    items: list[tuple[bytes, Any]] = []
+    position = _expect(system, text, position, "[")
+    if text[position : position + 1] == "]":
+        return items, position + 1
+    while True:
+        value, end = _ITEM_DECODER.raw_decode(text, position)
+        items.append((text[position:end].encode("utf-8"), value))
+        position = _skip(text, end)
+        if text[position : position + 1] != ",":
+            return items, _expect(system, text, position, "]")
+        position = _skip(text, position + 1)
+
+
+def split_json_page(
+    system: str, body: bytes, member: str, max_bytes: int
+) -> tuple[dict[str, Any], list[tuple[bytes, Any]]]:
+    """A JSON page object: its members, and each element of the array ``member`` with its exact bytes.
+
+    The page's own members are decoded as strictly as ``decode_json``; the elements only as far as
+    splitting them and reading them needs (numbers with a fraction as ``float``, duplicate keys not
+    refused): each element's bytes, exactly what the source sent for it, are the body of one event,
+    which intake decodes strictly like any other.
+    """
+    _check_size(system, body, max_bytes)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(system, "page is not valid UTF-8", position=f"byte {exc.start}") from None
+    members: dict[str, Any] = {}
+    items: list[tuple[bytes, Any]] | None = None
+    try:
+        position = _expect(system, text, _skip(text, 0), "{")
+        while text[position : position + 1] != "}":
+            key, position = _DECODER.raw_decode(text, position)
+            if not isinstance(key, str) or key in members or (key == member and items is not None):
+                raise DecodeError(
+                    system, f"member {key!r} is not a new name", position=f"character {position}"
+                )
+            position = _expect(system, text, _skip(text, position), ":")
+            if key == member:
+                items, position = _split_items(system, text, position)
+            else:
+                members[key], position = _DECODER.raw_decode(text, position)
+            position = _skip(text, position)
+            if text[position : position + 1] != ",":
+                break
+            position = _skip(text, position + 1)
+        position = _expect(system, text, position, "}")
+    except json.JSONDecodeError as exc:
+        raise DecodeError(
+            system, f"not valid JSON: {exc.msg}", position=f"line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise DecodeError(system, "JSON is nested too deeply") from None
+    except _DuplicateKeyError as exc:
+        raise DecodeError(system, str(exc)) from None
+    except ValueError as exc:
+        raise DecodeError(system, f"not acceptable JSON: {exc}") from None
+    if position != len(text):
+        raise DecodeError(system, "extra data after the page object", position=f"character {position}")
+    if items is None:
+        raise DecodeError(system, f"the page has no {member!r} array")
+    return members, items
 
 
 _local = threading.local()

@@ -4,7 +4,7 @@
 every mapping file at once, run the golden samples with field-level differences, see what one payload
 becomes, see what an edit would change over stored events, and regenerate the editor schema of the
 mapping-file format. The operators' commands (``serve``, ``status``, ``db``, ``events``, ``orders``,
-``kafka``, ``reconcile``)
+``kafka``, ``poll``, ``reconcile``)
 live in ``saleshub.commands`` and are registered here.
 """
 
@@ -24,6 +24,7 @@ from saleshub.commands.db import db_app
 from saleshub.commands.events import events_app
 from saleshub.commands.kafka import kafka_app
 from saleshub.commands.orders import orders_app
+from saleshub.commands.poll import poll_app
 from saleshub.commands.process import process
 from saleshub.commands.reconcile import reconcile_app
 from saleshub.commands.serve import serve, status
@@ -51,6 +52,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(orders_app, name="orders")
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(poll_app, name="poll")
 app.add_typer(reconcile_app, name="reconcile")
 app.command("serve")(serve)
 app.command("status")(status)

@@ -7,14 +7,17 @@
     │   ├── MappingLoadError        a mapping file or crosswalk is wrong (all issues, with file:line)
     │   ├── UnknownAdapterError     no adapter of that name (lists the known ones)
     │   ├── MissingSecretError      a named secret the configuration needs is not in the secret store
-    │   └── SecretStoreError        the secret store cannot be read (file gone, bad YAML, bad secret)
+    │   ├── SecretStoreError        the secret store cannot be read (file gone, bad YAML, bad secret)
+    │   └── SourceRefusedError      a polled source answered 4xx (credentials, URL): fix, then resume
     ├── DataError                   this payload cannot be processed; keep it, quarantine it
     │   ├── DecodeError             the body is not well-formed JSON/XML, too big, or unsafe
     │   ├── ClassificationError     the body is well-formed but lacks what identifies the event
     │   ├── MappingError            mapping or canonical validation failed (all field errors)
+    │   ├── SourcePageError         a polled page cannot be read or breaks its order (cursor stays)
     │   └── ManifestError           a source's reconciliation manifest cannot be read (file:line)
     ├── RetriableError              a dependency is down; the same call may succeed later
-    │   └── SecretStoreUnavailableError  the secret store (Vault) cannot be reached or is sealed
+    │   ├── SecretStoreUnavailableError  the secret store (Vault) cannot be reached or is sealed
+    │   └── SourceUnavailableError  a polled source timed out, refused the connection, 5xx or 429
     └── FatalError                  a bug or broken invariant; stop and page someone
 
 Messages say what went wrong, where, and what was expected. They never contain a secret, and values of
@@ -50,6 +53,9 @@ __all__ = [
     "SalesHubError",
     "SecretStoreError",
     "SecretStoreUnavailableError",
+    "SourcePageError",
+    "SourceRefusedError",
+    "SourceUnavailableError",
     "UnknownAdapterError",
     "generic_target",
     "printable",
@@ -240,6 +246,45 @@ class MappingError(DataError):
         super().__init__(
             f"{system} mapping {mapping}: {count} field error{'s' if count != 1 else ''}:\n{lines}"
         )
+
+
+class SourceRefusedError(ConfigurationError):
+    """A polled source answered a 4xx other than 429: the request or its credentials are wrong.
+
+    Never retried (the same request gets the same answer); the poller pauses until an operator
+    resumes it. ``status`` is the HTTP status; the message names the system and the URL path, never
+    the credentials.
+    """
+
+    def __init__(self, system: str, status: int, where: str, detail: str = "") -> None:
+        self.system, self.status, self.where = system, status, where
+        hint = " (check the secret source/" + system + ")" if status in (401, 403) else ""
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"{system}: {where} answered {status}{hint}{extra}")
+
+
+class SourcePageError(DataError):
+    """A page of a polled source cannot be used: not JSON/XML, not the documented shape, or out of order.
+
+    The page's records are not recorded and the cursor does not move past it, so nothing is skipped.
+    """
+
+    def __init__(self, system: str, reason: str) -> None:
+        self.system, self.reason = system, reason
+        super().__init__(f"{system}: unusable page: {reason}")
+
+
+class SourceUnavailableError(RetriableError):
+    """A polled source did not answer usefully: connection error, timeout, 5xx or 429.
+
+    ``retry_after`` is the wait in seconds the source asked for (``Retry-After``), when it did.
+    """
+
+    def __init__(
+        self, system: str, reason: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        self.system, self.reason, self.status, self.retry_after = system, reason, status, retry_after
+        super().__init__(f"{system}: source unavailable: {reason}")
 
 
 class ManifestError(DataError):

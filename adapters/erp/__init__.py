@@ -6,7 +6,7 @@ attributes such as ``OrderNumber``, ``SourceTransactionNumber``, ``BuyingPartyNa
 One polled item is one event: its idempotency key is ``OrderKey`` (or ``OrderNumber``) plus
 ``LastUpdateDate``; the source version is ``SourceTransactionRevisionNumber``. An order whose
 ``StatusCode`` is ``CANCELED`` or whose ``CanceledFlag`` is true is a cancellation.
-Field mapping: ``mappings/erp/order.yaml``.
+Field mapping: ``mappings/erp/order.yaml``. Polling: ``adapters.erp.source`` (paged by key).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing_extensions import override
 
 from adapters.base import EventInfo, SourceAdapter
 from adapters.decoding import decode_json
+from adapters.erp.source import OrderHubApi
+from adapters.source import SourceApi
 from canonical.enums import EventType
 from canonical.limits import BIGINT_MAX
 from saleshub.errors import shown
@@ -31,6 +33,7 @@ class ErpAdapter(SourceAdapter):
     media_types: ClassVar[frozenset[str]] = frozenset(
         {"application/json", "application/vnd.oracle.adf.resourceitem+json"}
     )
+    source: ClassVar[type[SourceApi] | None] = OrderHubApi
 
     @override
     def decode(self, body: bytes) -> Any:

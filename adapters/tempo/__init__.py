@@ -3,7 +3,8 @@
 Message: ``<tso:ServiceOrderMessage xmlns:tso="urn:tempo:serviceorder:2" messageId action sequence>``
 with one ``tso:Order``. ``action`` is ``NEW``, ``CHANGE`` or ``CANCEL``; ``messageId`` is the
 idempotency key and ``sequence`` the source version. Schema: ``contracts/xsd/tempo-serviceorder-2.xsd``;
-field mapping: ``mappings/tempo/order.yaml``.
+field mapping: ``mappings/tempo/order.yaml``. Polling: ``adapters.tempo.source`` (pages of changed
+orders with a continuation token, each wrapped into this message).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing_extensions import override
 
 from adapters.base import EventInfo, SourceAdapter
 from adapters.decoding import decode_xml
+from adapters.source import SourceApi
+from adapters.tempo.source import TempoChangesApi
 from canonical.enums import EventType
 from saleshub.errors import shown
 
@@ -30,6 +33,7 @@ class TempoAdapter(SourceAdapter):
 
     system: ClassVar[str] = "tempo"
     media_types: ClassVar[frozenset[str]] = frozenset({"application/xml", "text/xml"})
+    source: ClassVar[type[SourceApi] | None] = TempoChangesApi
 
     @override
     def decode(self, body: bytes) -> Any:

@@ -68,6 +68,8 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
             out.print(f"Kafka: consuming {topic} ({system}) as group {kafka.consumer_group}")
     else:
         err.print(_NO_KAFKA)
+    for system, polled in sorted(hub.settings.pollers.systems.items()):
+        out.print(f"polling: {system} at {polled.base_url}, {polled.trigger_description()}")
     out.print(f"serving with {workers} worker(s); Ctrl+C stops")
 
 
@@ -101,7 +103,11 @@ def serve(
         tune_collector()
         kafka_on = bool(settings.kafka.bootstrap_servers)
         background = Services.start(
-            hub, processors=settings.processor.threads, relay=kafka_on, consumer=kafka_on
+            hub,
+            processors=settings.processor.threads,
+            relay=kafka_on,
+            consumer=kafka_on,
+            pollers=bool(settings.pollers.systems),
         )
         try:
             _serve_http(hub, host, port, workers)

@@ -49,6 +49,7 @@ __all__ = [
     "RelaySettings",
     "SecretsSettings",
     "Settings",
+    "SystemPollSettings",
     "TelemetrySettings",
     "WebSettings",
     "is_secret_property",
@@ -306,8 +307,59 @@ class TelemetrySettings(_Group):
     )
 
 
+class SystemPollSettings(_Group):
+    """How one source system is polled: where, how often, how fast, how patiently."""
+
+    base_url: str = Field(description="the source API's root URL (`https://erp.example.com`)")
+    interval_seconds: float | None = Field(
+        default=None, gt=0, description="run every N seconds (default 60 when no `cron` is given)"
+    )
+    cron: str | None = Field(
+        default=None, description="run on this crontab schedule instead (`*/5 * * * *`), hub-local time"
+    )
+    page_size: int = Field(default=500, ge=1, le=10_000, description="records per page asked for")
+    overlap_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="each run starts this far before the cursor, to catch rows committed late",
+    )
+    timeout_seconds: float = Field(default=30, gt=0, description="per request (connect, read, write)")
+    requests_per_second: float = Field(default=5, gt=0, description="at most this many requests per second")
+    attempts: int = Field(
+        default=5, ge=1, le=20, description="tries per request (connection error, 5xx, 429)"
+    )
+    backoff_seconds: float = Field(default=1, gt=0, description="first retry wait; doubles, with jitter")
+    max_backoff_seconds: float = Field(default=60, gt=0, description="longest wait between tries")
+    pause_after_failures: int = Field(
+        default=5, ge=1, description="failed runs in a row after which the poller pauses itself"
+    )
+    auth: Literal["basic", "bearer", "none"] = Field(
+        default="basic",
+        description="`basic`: secret `source/<system>` username and password; `bearer`: secret "
+        "`source/<system>/token`",
+    )
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> SystemPollSettings:
+        if self.interval_seconds is not None and self.cron is not None:
+            raise ValueError("give interval_seconds or cron, not both")
+        return self
+
+    def trigger_description(self) -> str:
+        """The schedule in words (``every 60 s`` or ``cron */5 * * * *``)."""
+        return f"cron {self.cron}" if self.cron else f"every {self.interval_seconds or 60:g} s"
+
+
 class PollerSettings(_Group):
-    """The pollers of source APIs (the ERP, Tempo); their per-system schedules will live here."""
+    """The pollers of source APIs (the ERP, Tempo): one entry per polled system."""
+
+    systems: dict[str, SystemPollSettings] = Field(
+        default_factory=dict,
+        description='JSON `{"erp": {"base_url": "https://…", "interval_seconds": 60}}`: the systems '
+        "`saleshub serve` polls; per system also `cron`, `page_size` (500), `overlap_seconds` (300), "
+        "`timeout_seconds` (30), `requests_per_second` (5), `attempts` (5), `backoff_seconds` (1), "
+        "`max_backoff_seconds` (60), `pause_after_failures` (5), `auth` (`basic`, `bearer`, `none`)",
+    )
 
 
 class Settings(BaseSettings):

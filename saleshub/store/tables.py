@@ -19,7 +19,10 @@ Three groups:
 * the transactional outbox (``event_outbox``: one row per canonical event to publish, written in the
   ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` leases by which relay processes
   share the work while keeping each message key's events in order; ``kafka_broker_state``: one row
-  saying since when the relays find the broker unreachable).
+  saying since when the relays find the broker unreachable);
+* the pollers (``poll_cursors``: where each polled system's incremental feed and its backfill stand,
+  advanced in the transaction that records a page; ``poll_runs``: one row per run;
+  ``poller_state``: a system's failures in a row, pause, last error and next scheduled run).
 
 The tables every event writes (events, keys, orders, versions) carry no foreign keys (migration
 0003): a check per row cost a quarter of an order's write. Their invariants hold because one code
@@ -55,6 +58,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 __all__ = [
     "EVENT_STATUSES",
     "OUTBOX_LANES",
+    "POLL_STREAMS",
     "PROCESSOR_LANES",
     "RECONCILIATION_KINDS",
     "TRANSPORTS",
@@ -68,6 +72,9 @@ __all__ = [
     "kafka_broker_state",
     "metadata",
     "outbox_lanes",
+    "poll_cursors",
+    "poll_runs",
+    "poller_state",
     "processor_lanes",
     "reconciliation_findings",
     "reconciliation_runs",
@@ -81,6 +88,7 @@ __all__ = [
 EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed")
 TRANSPORTS = ("webhook", "poll", "kafka", "replay")
 OUTBOX_LANES = 64  # a message key always hashes to the same lane: crc32(key) % OUTBOX_LANES
+POLL_STREAMS = ("incremental", "backfill")
 PROCESSOR_LANES = 64  # an order's events always hash to the same lane: crc32(system:order key) % lanes
 RECONCILIATION_KINDS = (
     "missing_in_hub",
@@ -372,6 +380,66 @@ processor_lanes = Table(
     metadata,
     Column("lane", SmallInteger, primary_key=True, autoincrement=False),
     comment="one row per lane; a processor holds a lane's row lock while it processes that lane",
+)
+
+poll_cursors = Table(
+    "poll_cursors",
+    metadata,
+    Column("source_system", String(32), nullable=False),
+    Column("stream", String(16), nullable=False, comment="incremental, or backfill (its own window)"),
+    Column(
+        "updated_at",
+        Text,
+        nullable=True,
+        comment="change time of the last record read, as the source wrote it",
+    ),
+    Column("tie", Text, nullable=True, comment="the key ordering records of that time (ERP HeaderId)"),
+    Column("token", Text, nullable=True, comment="continuation token of an unfinished listing"),
+    Column("window_since", DateTime(timezone=True), nullable=True, comment="a backfill's window"),
+    Column("window_until", DateTime(timezone=True), nullable=True),
+    Column("pages", BigInteger, nullable=False, server_default=text("0")),
+    Column("records", BigInteger, nullable=False, server_default=text("0")),
+    Column(
+        "caught_up_at", DateTime(timezone=True), nullable=True, comment="a run last read to the feed's end"
+    ),
+    Column("finished_at", DateTime(timezone=True), nullable=True, comment="a backfill read its whole window"),
+    Column("advanced_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    PrimaryKeyConstraint("source_system", "stream"),
+    CheckConstraint(f"stream IN ({_in(POLL_STREAMS)})", name="stream"),
+    comment="where each polled feed stands; moved in the transaction that records the page read",
+)
+
+poll_runs = Table(
+    "poll_runs",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("source_system", String(32), nullable=False),
+    Column("stream", String(16), nullable=False),
+    Column("started_by", String(16), nullable=False, comment="schedule or command"),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("pages", Integer, nullable=False, server_default=text("0")),
+    Column("orders", Integer, nullable=False, server_default=text("0"), comment="records read"),
+    Column("recorded", Integer, nullable=False, server_default=text("0"), comment="new events recorded"),
+    Column("errors", Integer, nullable=False, server_default=text("0"), comment="records refused at intake"),
+    Column("outcome", String(16), nullable=True, comment="completed, failed or stopped; NULL while running"),
+    Column("error", Text, nullable=True),
+    CheckConstraint(f"stream IN ({_in(POLL_STREAMS)})", name="stream"),
+    Index("ix_poll_runs_system_started", "source_system", "started_at"),
+    comment="one row per poller run",
+)
+
+poller_state = Table(
+    "poller_state",
+    metadata,
+    Column("source_system", String(32), primary_key=True),
+    Column("failures", Integer, nullable=False, server_default=text("0"), comment="failed runs in a row"),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", DateTime(timezone=True), nullable=True),
+    Column("paused_at", DateTime(timezone=True), nullable=True, comment="NULL while the poller runs"),
+    Column("paused_reason", Text, nullable=True),
+    Column("next_run_at", DateTime(timezone=True), nullable=True, comment="as the scheduler last planned it"),
+    comment="per polled system: failures in a row, pause, last error, next scheduled run",
 )
 
 reconciliation_runs = Table(
