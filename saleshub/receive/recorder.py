@@ -100,7 +100,6 @@ class Recorder:
         """
         receipts: dict[int, Receipt] = {}
         pending = list(enumerate(items))
-        queued = False
         while pending:
             round_: list[tuple[int, InboundEvent, Admission, str]] = []
             later: list[tuple[int, Item]] = []
@@ -112,12 +111,8 @@ class Recorder:
                     continue
                 seen.add((event.system, key))
                 round_.append((index, event, admission, key))
-            written, queued_now = self._record_round(conn, round_)
-            receipts.update(written)
-            queued = queued or queued_now
+            receipts.update(self._record_round(conn, round_))
             pending = later
-        if queued:
-            store.notify_processors(conn)
         return [receipts[index] for index in range(len(items))]
 
     def count(self, items: Sequence[Item], receipts: Sequence[Receipt]) -> None:
@@ -134,36 +129,31 @@ class Recorder:
 
     def _record_round(
         self, conn: Connection, round_: list[tuple[int, InboundEvent, Admission, str]]
-    ) -> tuple[dict[int, Receipt], bool]:
-        ids = {index: uuid.uuid4() for index, *_ in round_}
-        claimed = store.claim_keys(
-            conn, [(event.system, key, ids[index], event.received_at) for index, event, _, key in round_]
-        )
-        receipts: dict[int, Receipt] = {}
+    ) -> dict[int, Receipt]:
         rows: list[dict[str, Any]] = []
-        queue: list[tuple[uuid.UUID, Any, str, int]] = []
-        rejections: list[dict[str, Any]] = []
-        for index, event, admission, key in round_:
-            event_id = ids[index]
-            if event_id not in claimed:
-                receipts[index] = Receipt.of_repeat(store.repeated_events(conn, event.system, key))
-                continue
+        for _, event, admission, key in round_:
+            event_id = uuid.uuid4()
             if admission.info is None:
                 status = Status.FAILED if admission.stage is Stage.INTERNAL else Status.QUARANTINED
                 receipt = Receipt(event_id, status, stage=admission.stage, errors=admission.errors)
-                rejections.append(self._rejection(event, receipt))
+                lane = None
             else:
                 receipt = Receipt(event_id, Status.ACCEPTED)
-                order_key = admission.info.order_key or key
-                queue.append(
-                    (event_id, event.received_at, event.system, store.lane_of(event.system, order_key))
-                )
-            rows.append(_event_row(event, admission, receipt, key))
+                lane = store.lane_of(event.system, admission.info.order_key or key)
+            rows.append({**_event_row(event, admission, receipt, key), "lane": lane, "receipt": receipt})
+        claimed = store.record_events(conn, rows)
+        receipts: dict[int, Receipt] = {}
+        rejections: list[dict[str, Any]] = []
+        for (index, event, _, key), row in zip(round_, rows, strict=True):
+            receipt = row["receipt"]
+            if receipt.event_id not in claimed:
+                receipts[index] = Receipt.of_repeat(store.repeated_events(conn, event.system, key))
+                continue
             receipts[index] = receipt
-        store.insert_events(conn, rows)
-        store.enqueue(conn, queue)
+            if receipt.status is not Status.ACCEPTED:
+                rejections.append(self._rejection(event, receipt))
         write_outbox_rows(conn, rejections)
-        return receipts, bool(queue)
+        return receipts
 
     def _rejection(self, event: InboundEvent, receipt: Receipt) -> dict[str, Any]:
         return self.outbox.rejection_row(

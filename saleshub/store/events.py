@@ -2,11 +2,11 @@
 
 Two moments of an event's life write here:
 
-* **record** (every transport, in one transaction per batch): ``claim_keys`` claims the idempotency
-  keys (a repeated key is answered with the original event, ``repeated_events``), ``insert_events``
-  stores the raw event with status ``accepted`` (or ``quarantined`` when intake refused the body),
-  ``enqueue`` puts accepted events on the processing queue and ``notify_processors`` wakes the
-  processors when the transaction commits (PostgreSQL ``NOTIFY``);
+* **record** (every transport, in one transaction per batch): ``record_events`` claims the
+  idempotency keys, stores the raw events with status ``accepted`` (or ``quarantined`` when intake
+  refused the body), puts the accepted ones on the processing queue and wakes the processors when
+  the transaction commits (PostgreSQL ``NOTIFY``), all in one statement; a repeated key is answered
+  with the original event (``repeated_events``);
 * **process** (a processor, one transaction per batch): ``claim_lanes`` locks some lanes
   (``FOR UPDATE SKIP LOCKED``, so several processors never share a lane), ``queued_events`` reads
   their events in the order received, ``finish_events`` sets each event's final status and
@@ -18,6 +18,7 @@ they were queued.
 
 from __future__ import annotations
 
+import json
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import aliased
 
 from saleshub.errors import ClassificationError, DecodeError, MappingError
@@ -61,19 +62,15 @@ __all__ = [
     "Status",
     "StoredEvent",
     "Transport",
-    "claim_keys",
     "claim_lanes",
-    "count_attempt",
     "dequeue",
-    "enqueue",
     "error_record",
     "event_outcomes",
     "finish_events",
-    "insert_events",
     "lane_of",
-    "notify_processors",
     "queue_depth",
     "queued_events",
+    "record_events",
     "repeated_events",
     "select_event_keys",
     "stored_events",
@@ -146,38 +143,6 @@ _K = integration_event_keys.c
 _E = integration_events.c
 _Q = event_queue.c
 
-# No RETURNING, for the same reason as the order insert (saleshub.store.orders): a key is ours when
-# its stored event id is the fresh one we tried to claim it with.
-_CLAIM_KEYS = insert(integration_event_keys).on_conflict_do_nothing()
-_WANTED = array_rows(("source_system", Text()), ("idempotency_key", Text()))
-# A join on the key pairs (each an index probe), not `= ANY(...)` tests that a scan repeats per row.
-_KEY_OWNERS = select(_K.event_id).join_from(
-    _WANTED,
-    integration_event_keys,
-    (_K.source_system == _WANTED.c.source_system) & (_K.idempotency_key == _WANTED.c.idempotency_key),
-)
-
-
-def claim_keys(conn: Connection, claims: Sequence[tuple[str, str, uuid.UUID, datetime]]) -> set[uuid.UUID]:
-    """Claim ``(system, key, event id, received at)`` idempotency keys; the event ids that got theirs."""
-    if not claims:
-        return set()
-    conn.execute(
-        _CLAIM_KEYS,
-        [
-            {"source_system": system, "idempotency_key": key, "event_id": event_id, "received_at": at}
-            for system, key, event_id, at in claims
-        ],
-    )
-    owners = conn.execute(
-        _KEY_OWNERS,
-        {
-            "source_system_array": [system for system, *_ in claims],
-            "idempotency_key_array": [key for _, key, *_ in claims],
-        },
-    ).scalars()
-    return set(owners) & {event_id for *_, event_id, _ in claims}
-
 
 @dataclass(frozen=True, slots=True)
 class EventOutcome:
@@ -229,27 +194,87 @@ def event_outcomes(conn: Connection, event_ids: Sequence[uuid.UUID]) -> dict[uui
     return {row.event_id: _outcome(row) for row in rows}
 
 
-def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Store raw event rows (columns of ``sales_system_integration_events``)."""
-    if rows:
-        conn.execute(integration_events.insert(), list(rows))
+_RECORD = text(
+    """
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:event_id AS uuid[]), CAST(:received_at AS timestamptz[]), CAST(:source_system AS text[]),
+            CAST(:transport AS text[]), CAST(:event_type AS text[]), CAST(:content_type AS text[]),
+            CAST(:raw_body AS bytea[]), CAST(:body_sha256 AS bytea[]), CAST(:body_size AS int[]),
+            CAST(:idempotency_key AS text[]), CAST(:source_event_key AS text[]),
+            CAST(:order_key AS text[]), CAST(:headers AS jsonb[]), CAST(:status AS text[]),
+            CAST(:errors AS jsonb[]), CAST(:replay_of AS uuid[]), CAST(:lane AS smallint[]),
+            CAST(:processing_ms AS float8[])
+        ) WITH ORDINALITY AS t(event_id, received_at, source_system, transport, event_type,
+               content_type, raw_body, body_sha256, body_size, idempotency_key, source_event_key,
+               order_key, headers, status, errors, replay_of, lane, processing_ms, position)
+    ),
+    claimed AS (
+        INSERT INTO integration_event_keys (source_system, idempotency_key, event_id, received_at)
+        SELECT source_system, idempotency_key, event_id, received_at FROM input
+        ON CONFLICT DO NOTHING
+        RETURNING event_id
+    ),
+    stored AS (
+        INSERT INTO sales_system_integration_events (
+            event_id, received_at, source_system, transport, event_type, content_type, raw_body,
+            body_sha256, body_size, idempotency_key, source_event_key, order_key, headers, status,
+            errors, replay_of, processing_ms)
+        SELECT i.event_id, i.received_at, i.source_system, i.transport, i.event_type, i.content_type,
+               i.raw_body, i.body_sha256, i.body_size, i.idempotency_key, i.source_event_key,
+               i.order_key, i.headers, i.status, i.errors, i.replay_of, i.processing_ms
+        FROM input i JOIN claimed c ON c.event_id = i.event_id
+        RETURNING event_id
+    ),
+    queued AS (
+        INSERT INTO event_queue (event_id, received_at, source_system, lane)
+        SELECT i.event_id, i.received_at, i.source_system, i.lane
+        FROM input i JOIN claimed c ON c.event_id = i.event_id
+        WHERE i.lane IS NOT NULL
+        ORDER BY i.position
+        RETURNING 1
+    )
+    SELECT c.event_id, (SELECT pg_notify(:channel, '') WHERE EXISTS (SELECT 1 FROM queued)) AS woken
+    FROM claimed c
+    """
+)
+_RECORD_COLUMNS = (
+    "event_id",
+    "received_at",
+    "source_system",
+    "transport",
+    "event_type",
+    "content_type",
+    "raw_body",
+    "body_sha256",
+    "body_size",
+    "idempotency_key",
+    "source_event_key",
+    "order_key",
+    "headers",
+    "status",
+    "errors",
+    "replay_of",
+    "lane",
+    "processing_ms",
+)
 
 
-def enqueue(conn: Connection, rows: Sequence[tuple[uuid.UUID, datetime, str, int]]) -> None:
-    """Queue ``(event id, received at, system, lane)`` for processing, in this order."""
-    if rows:
-        conn.execute(
-            event_queue.insert(),
-            [
-                {"event_id": event_id, "received_at": at, "source_system": system, "lane": lane}
-                for event_id, at, system, lane in rows
-            ],
-        )
+def record_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+    """Claim, store and (where ``lane`` is set) queue event rows in one statement; the ids that got in.
 
-
-def notify_processors(conn: Connection) -> None:
-    """Wake the listening processors when this transaction commits (one notification per commit)."""
-    conn.execute(text(f"NOTIFY {CHANNEL}"))
+    Each row holds the event's columns plus ``lane`` (``None``: not queued). A row whose
+    idempotency key is taken writes nothing. The processors are notified on commit when anything
+    was queued. One statement whatever the batch size: the arrays travel once and PostgreSQL does
+    the rest, where three pipelined inserts cost a Python round of parameter handling per row each.
+    """
+    if not rows:
+        return set()
+    params: dict[str, Any] = {column: [row[column] for row in rows] for column in _RECORD_COLUMNS}
+    for column in ("headers", "errors"):
+        params[column] = [None if value is None else json.dumps(value) for value in params[column]]
+    params["channel"] = CHANNEL
+    return {row.event_id for row in conn.execute(_RECORD, params)}
 
 
 _CLAIM_LANES = text(
@@ -390,14 +415,6 @@ def dequeue(conn: Connection, queue_ids: Sequence[int]) -> None:
         conn.execute(
             delete(event_queue).where(_Q.queue_id.in_(select(_DEQUEUE_IDS.c.queue_id))),
             {"queue_id_array": list(queue_ids)},
-        )
-
-
-def count_attempt(conn: Connection, queue_ids: Sequence[int]) -> None:
-    """Count a failed processing attempt on these queue rows."""
-    if queue_ids:
-        conn.execute(
-            update(event_queue).where(_Q.queue_id.in_(list(queue_ids))).values(attempts=_Q.attempts + 1)
         )
 
 
