@@ -4,23 +4,29 @@ Reads the hub only through the store's functions (``saleshub.store.queries`` and
 ``saleshub.store.reconciliation``), never its tables. The parts:
 
 * ``sources``: the ``SourceManifestReader`` seam and the file-backed reader (CSV, JSON lines);
+* ``api``: the reader of a polled system's manifest from its API (the pollers' client);
+* ``heal``: recording again, from the source, what a run found missing in or stale in the hub;
 * ``rules``: the stewards' ``mappings/reconciliation.yaml``;
 * ``engine``: one run (load, check, classify, explain);
 * ``fields``: field-level differences of two canonical orders under the rules;
 * ``history``: listing and comparing runs;
 * ``reports``: JSON, CSV and HTML from one ``ReconciliationReport``;
-* ``schedule``: the nightly job for ``saleshub serve``.
+* ``schedule``: the nightly job for ``saleshub serve`` (``schedule_api_nightly``).
 """
 
+from reconciliation.api import ApiManifestReader
 from reconciliation.engine import reconcile
+from reconciliation.heal import HealResult, heal
 from reconciliation.history import compare_runs, list_runs
 from reconciliation.model import Finding, Kind, ReconciliationReport, RunComparison, RunSummary, Window
 from reconciliation.rules import SystemRules, load_rules
 from reconciliation.sources import FileManifestReader, SourceManifestReader
 
 __all__ = [
+    "ApiManifestReader",
     "FileManifestReader",
     "Finding",
+    "HealResult",
     "Kind",
     "ReconciliationReport",
     "RunComparison",
@@ -29,6 +35,7 @@ __all__ = [
     "SystemRules",
     "Window",
     "compare_runs",
+    "heal",
     "list_runs",
     "load_rules",
     "reconcile",

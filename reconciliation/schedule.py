@@ -1,7 +1,10 @@
 """The nightly reconciliation inside ``saleshub serve``: an APScheduler cron job per configured source.
 
 The composition root builds one ``NightlyReconciliation`` with the database engine, the rules and a
-``SourceManifestReader`` per system, and adds it to its scheduler with ``add_nightly_job``. Each
+``SourceManifestReader`` per system, and adds it to its scheduler with ``add_nightly_job``;
+``schedule_api_nightly`` does both for ``saleshub serve``: an ``ApiManifestReader`` per system of
+``pollers.systems``, on the pollers' scheduler (in an executor of its own, so a long run never holds
+up a poll) at ``pollers.reconcile_at``. Each
 night the job reconciles the previous UTC day of every system, one after the other; a failing
 system is logged (its run is stored as ``failed``) and the others still run.
 """
@@ -13,19 +16,32 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
+from reconciliation.api import ApiManifestReader
 from reconciliation.engine import reconcile
 from reconciliation.model import Window
-from reconciliation.rules import ReconciliationRules
+from reconciliation.rules import ReconciliationRules, load_rules
 from reconciliation.sources import SourceManifestReader
 from saleshub.errors import SalesHubError
+from saleshub.receive.polling import PollingHub
 
-__all__ = ["JOB_ID", "NightlyReconciliation", "add_nightly_job", "previous_day"]
+__all__ = [
+    "EXECUTOR",
+    "JOB_ID",
+    "NightlyReconciliation",
+    "add_nightly_job",
+    "api_nightly",
+    "previous_day",
+    "schedule_api_nightly",
+]
 
 JOB_ID = "reconciliation-nightly"
+#: The scheduler's executor the nightly job runs in.
+EXECUTOR = "reconciliation"
 _log = logging.getLogger(__name__)
 
 
@@ -61,12 +77,18 @@ class NightlyReconciliation:
 
 
 def add_nightly_job(
-    scheduler: BaseScheduler, job: NightlyReconciliation, *, hour: int = 2, minute: int = 30
+    scheduler: BaseScheduler,
+    job: NightlyReconciliation,
+    *,
+    hour: int = 2,
+    minute: int = 30,
+    executor: str = "default",
 ) -> None:
     """Schedule ``job`` every day at ``hour:minute`` UTC (one instance at a time, late runs coalesced)."""
     scheduler.add_job(
         job,
         CronTrigger(hour=hour, minute=minute, timezone=UTC),
+        executor=executor,
         id=JOB_ID,
         name="nightly reconciliation",
         replace_existing=True,
@@ -74,3 +96,26 @@ def add_nightly_job(
         coalesce=True,
         misfire_grace_time=3600,
     )
+
+
+def api_nightly(hub: PollingHub, clock: Callable[[], datetime] | None = None) -> NightlyReconciliation:
+    """The nightly job of every polled system, each read from its API (the rules loaded now)."""
+    readers: dict[str, SourceManifestReader] = {
+        system: ApiManifestReader.for_system(hub, system) for system in sorted(hub.settings.pollers.systems)
+    }
+    rules = load_rules(hub.settings.mappings_dir)
+    if clock is None:
+        return NightlyReconciliation(hub.database.engine, rules, readers)
+    return NightlyReconciliation(hub.database.engine, rules, readers, clock)
+
+
+def schedule_api_nightly(hub: PollingHub, scheduler: BaseScheduler) -> NightlyReconciliation | None:
+    """Add ``api_nightly`` to ``scheduler`` at ``pollers.reconcile_at``; ``None`` if off or none polled."""
+    at = hub.settings.pollers.reconcile_time()
+    if at is None or not hub.settings.pollers.systems:
+        return None
+    job = api_nightly(hub)
+    scheduler.add_executor(ThreadPoolExecutor(1), alias=EXECUTOR)
+    add_nightly_job(scheduler, job, hour=at[0], minute=at[1], executor=EXECUTOR)
+    _log.info("nightly reconciliation of %s at %02d:%02d UTC", ", ".join(sorted(job.readers)), *at)
+    return job

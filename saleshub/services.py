@@ -1,7 +1,8 @@
 """The background work of a running hub: processors, outbox relays, the inbound consumer, the pollers.
 
 ``saleshub serve`` starts the processors, the relays and the consumer when Kafka is configured, and
-the pollers' scheduler when ``pollers.systems`` names any, as threads beside the web workers;
+the pollers' scheduler when ``pollers.systems`` names any (with the nightly reconciliation of those
+systems against their APIs at ``pollers.reconcile_at``), as threads beside the web workers;
 ``saleshub process``, ``saleshub kafka relay`` and ``saleshub kafka consume`` run one kind alone, so
 an operator can scale each in processes of its own (``saleshub poll run`` polls once, by hand).
 """
@@ -18,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from canonical.events import EventKind
+from reconciliation.schedule import schedule_api_nightly
 from saleshub.errors import ConfigurationError
 from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config
 from saleshub.platform.secrets import SecretStore
@@ -133,6 +135,7 @@ class Services:
                 services._spawn(f"kafka-consumer-{inbound.system}", inbound.run)
         if pollers:
             services.scheduler = start_pollers(hub, services.stop_event)
+            schedule_api_nightly(hub, services.scheduler)
         if hub.telemetry.enabled and (processors or relay):
             interval = hub.settings.telemetry.vitals_interval_seconds
             services._spawn("vitals", Vitals(hub.database.engine, hub.telemetry, interval).run)

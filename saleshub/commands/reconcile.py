@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import sys
+import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import Engine
 
+from reconciliation.api import ApiManifestReader
 from reconciliation.engine import reconcile
+from reconciliation.heal import HealResult
+from reconciliation.heal import heal as heal_run
 from reconciliation.history import compare_runs, list_runs
 from reconciliation.model import Finding, Kind, RunSummary, Window
 from reconciliation.reports import build_report, render_csv, render_html, render_json
-from reconciliation.rules import load_rules
-from reconciliation.sources import FileManifestReader
+from reconciliation.rules import SystemRules, load_rules
+from reconciliation.sources import FileManifestReader, SourceManifestReader
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.console import err, out
 from saleshub.errors import MappingLoadError, SalesHubError
 from saleshub.platform.settings import Settings
+from saleshub.runtime import HubRuntime
 
 __all__ = ["compare", "reconcile_app", "report", "rules", "run", "runs"]
 
@@ -79,42 +86,93 @@ def run(
         int | None, typer.Option("--grace", min=0, help="grace period in minutes [default: from the rules]")
     ] = None,
 ) -> None:
-    """Compare SYSTEM's manifest of a window with the hub; store the run; print the counts."""
+    """Compare SYSTEM's manifest of a window with the hub; store the run; print the counts.
+
+    Without --source-file the manifest is read from SYSTEM's API (a system of
+    SALESHUB_POLLERS__SYSTEMS, through its poller's client); --heal then records again, from the
+    API, the orders found missing in or stale in the hub.
+    """
     settings = Settings()
     window_start, window_end = parse_time(start, "--from"), parse_time(end, "--to")
     if window_start is None or window_end is None or window_end <= window_start:
         raise fail("--to must be after --from", 2)
-    if heal or source_file is None:
-        # Healing and reading a source's manifest from its API both need the source's API client
-        # (the pollers), which does not exist yet; a file manifest is compared without healing.
-        what = "heal" if heal else "a manifest without --source-file"
-        raise fail(f"{what} needs a source API client for {system}", 2)
+    if (heal or source_file is None) and system not in settings.pollers.systems:
+        what = "--heal" if heal else "a manifest without --source-file"
+        polled = ", ".join(sorted(settings.pollers.systems)) or "none"
+        raise fail(
+            f"{what} reads {system}'s API, but SALESHUB_POLLERS__SYSTEMS has no entry {system!r} "
+            f"(polled systems: {polled})",
+            2,
+        )
     _rules_or_exit(settings.mappings_dir)
     rules = load_rules(settings.mappings_dir).for_system(system)
     if grace is not None:
         rules = rules.model_copy(update={"grace_period_minutes": grace})
-    try:
-        reader = FileManifestReader(system, source_file)
-    except SalesHubError as exc:
-        raise fail(str(exc), 2) from None
     window = Window(start=window_start, end=window_end)
-    columns = (TextColumn("{task.description:<20}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
-    with database(settings) as db:
-        try:
-            with Progress(*columns, console=err, transient=True) as progress:
-                run_id = reconcile(db.engine, reader, window, rules, progress=_Bar(progress))
-        except SalesHubError as exc:
-            raise fail(f"the run failed: {exc}") from None
-        with db.engine.connect() as conn:
+    with ExitStack() as stack:
+        if heal or source_file is None:
+            hub = _open_hub(settings)
+            stack.callback(hub.close)
+            engine = hub.database.engine
+            try:
+                api: ApiManifestReader | None = ApiManifestReader.for_system(hub, system)
+            except SalesHubError as exc:
+                raise fail(str(exc), 2) from None
+        else:
+            hub, api, engine = None, None, stack.enter_context(database(settings)).engine
+        reader: SourceManifestReader
+        if source_file is None:
+            assert api is not None  # set above whenever there is no file
+            reader = api
+        else:
+            try:
+                reader = FileManifestReader(system, source_file)
+            except SalesHubError as exc:
+                raise fail(str(exc), 2) from None
+        run_id = _reconcile(engine, reader, window, rules)
+        with engine.connect() as conn:
             report = build_report(conn, run_id)
-    out.print(_counts_table(report.run))
-    stats = report.run.stats
-    out.print(
-        f"{stats.get('compared_manifest_rows', 0):,} orders listed, {stats.get('same', 0):,} identical; "
-        f"left out: {stats.get('young', 0):,} too recent, {stats.get('in_flight', 0):,} changing during "
-        f"the run; {stats.get('tolerated', 0):,} differences within the rules' tolerances"
-    )
+        out.print(_counts_table(report.run))
+        stats = report.run.stats
+        out.print(
+            f"{stats.get('compared_manifest_rows', 0):,} orders listed, {stats.get('same', 0):,} identical; "
+            f"left out: {stats.get('young', 0):,} too recent, {stats.get('in_flight', 0):,} changing during "
+            f"the run; {stats.get('tolerated', 0):,} differences within the rules' tolerances"
+        )
+        if heal and hub is not None and api is not None:
+            try:
+                healed = heal_run(engine, hub.recorder, api, run_id, window)
+            except SalesHubError as exc:
+                raise fail(f"healing failed: {exc}") from None
+            out.print(_healed_line(healed))
     out.print(f"report: saleshub reconcile report {run_id} --format html --output report.html")
+
+
+def _open_hub(settings: Settings) -> HubRuntime:
+    try:
+        return HubRuntime.open(settings)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+
+
+def _reconcile(engine: Engine, reader: SourceManifestReader, window: Window, rules: SystemRules) -> uuid.UUID:
+    columns = (TextColumn("{task.description:<20}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err, transient=True) as progress:
+            return reconcile(engine, reader, window, rules, progress=_Bar(progress))
+    except SalesHubError as exc:
+        raise fail(f"the run failed: {exc}") from None
+
+
+def _healed_line(healed: HealResult) -> str:
+    line = (
+        f"healed: {healed.recorded:,} of {healed.wanted:,} missing or stale orders recorded again from the "
+        f"source ({healed.repeated:,} already recorded, {healed.refused:,} refused)"
+    )
+    if healed.not_found:
+        shown = ", ".join(healed.not_found[:5]) + (" …" if len(healed.not_found) > 5 else "")
+        line += f"; not listed by the source any more: {shown}"
+    return line
 
 
 @reconcile_app.command("runs")

@@ -360,6 +360,19 @@ class PollerSettings(_Group):
         "`timeout_seconds` (30), `requests_per_second` (5), `attempts` (5), `backoff_seconds` (1), "
         "`max_backoff_seconds` (60), `pause_after_failures` (5), `auth` (`basic`, `bearer`, `none`)",
     )
+    reconcile_at: str = Field(
+        default="02:30",
+        pattern=r"^(off|([01][0-9]|2[0-3]):[0-5][0-9])$",
+        description="`HH:MM` UTC: `saleshub serve` reconciles the previous day of every polled system "
+        "against its API then; `off`: never",
+    )
+
+    def reconcile_time(self) -> tuple[int, int] | None:
+        """``reconcile_at`` as ``(hour, minute)`` UTC, or ``None`` when it is ``off``."""
+        if self.reconcile_at == "off":
+            return None
+        hour, minute = self.reconcile_at.split(":")
+        return int(hour), int(minute)
 
 
 class Settings(BaseSettings):

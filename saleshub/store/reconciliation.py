@@ -5,7 +5,8 @@ A run works in one transaction on one connection:
 1. ``stage_manifest`` streams the manifest (CSV with a header, or JSON lines) into a temporary table
    with PostgreSQL's ``COPY`` — parsing, quoting and character decoding happen in the server — then
    types every row in one statement; a row whose key, version, time or fingerprint does not parse
-   keeps a ``problem`` instead of failing the load.
+   keeps a ``problem`` instead of failing the load. A row may also carry a ``problem`` of its own
+   (a reader that could not turn a source's record into an order says why), reported the same way.
 2. ``manifest_problems`` / ``duplicate_keys`` / ``drop_unusable_rows`` report invalid rows and keys
    the manifest repeats, and keep one row per key (the newest), so the comparison is one-to-one.
 3. ``classify`` compares the manifest with the system's orders in one statement: a hash join of the
@@ -384,7 +385,7 @@ def _stage_checked(
             "pg_input_is_valid(doc, 'jsonb') AS is_json FROM {}) r"
         ).format(sql.Identifier(_RAW))
         names = [*layout.key_columns, layout.version, layout.updated_at, layout.fingerprint, "country_code"]
-        names += ["bu_code", "sales_channel"]
+        names += ["bu_code", "sales_channel", "problem"]
         exprs = {name: sql.SQL("NULLIF(r.j ->> {}, '')").format(sql.Literal(name)) for name in names}
         order_sql = sql.SQL("CASE WHEN jsonb_typeof(r.j -> {0}) = 'object' THEN r.j -> {0} END").format(
             sql.Literal(layout.order)
@@ -426,7 +427,7 @@ def _stage_checked(
                    left({channel}, 16) AS sales_channel,
                    NULLIF(concat_ws('; ', {bad_order},
                        CASE WHEN {key_missing} THEN {key_problem} END,
-                       {bad_version}, {bad_updated}, {bad_fp}), '') AS problem
+                       {bad_version}, {bad_updated}, {bad_fp}, {reported}), '') AS problem
             FROM {raw}"""
         ).format(
             manifest=sql.Identifier(_MANIFEST),
@@ -445,6 +446,7 @@ def _stage_checked(
             bad_version=invalid(version, "bigint", f"{layout.version} is not a whole number"),
             bad_updated=invalid(updated, "timestamptz", f"{layout.updated_at} is not a date and time"),
             bad_fp=invalid(fingerprint, "bigint", f"{layout.fingerprint} is not a signed 64-bit integer"),
+            reported=exprs.get("problem", null),
             raw=raw_from,
         )
     )

@@ -334,4 +334,4 @@ def test_the_command_line(
     assert len(out.read_text(encoding="utf-8").splitlines()) == 3  # header, missing in hub, missing in source
     healing = runner.invoke(app, ["reconcile", "run", "pyxis", *window, "--heal"])
     assert healing.exit_code == 2
-    assert "heal needs a source API client for pyxis" in healing.output
+    assert "--heal reads pyxis's API, but SALESHUB_POLLERS__SYSTEMS has no entry 'pyxis'" in healing.output

@@ -140,7 +140,8 @@ def _run(poller: Poller, scheduler: BackgroundScheduler, stop: threading.Event) 
             result.recorded,
             result.errors,
         )
-    _store_next_run(poller, scheduler)
+    if not stop.is_set():  # shutting down: the scheduler holds its locks while it waits for this job
+        _store_next_run(poller, scheduler)
 
 
 def _store_next_run(poller: Poller, scheduler: BackgroundScheduler) -> None:
