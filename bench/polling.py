@@ -42,7 +42,7 @@ from saleshub.platform.secrets import EnvSecretStore  # noqa: E402
 from saleshub.platform.settings import Settings  # noqa: E402
 from saleshub.receive.polling import build_poller  # noqa: E402
 from saleshub.runtime import HubRuntime, tune_collector  # noqa: E402
-from saleshub.store.events import enqueue, lane_of, queue_depth  # noqa: E402
+from saleshub.store.events import lane_of, queue_depth  # noqa: E402
 from tests.support.source_server import PASSWORD, USERNAME  # noqa: E402
 
 
@@ -149,7 +149,13 @@ def requeue(hub: HubRuntime) -> int:
             )
         ).all()
         rows = sorted(rows, key=lambda row: row[1])
-        enqueue(conn, [(row[0], row[1], "erp", lane_of("erp", row[2])) for row in rows])
+        conn.execute(
+            text(
+                "INSERT INTO event_queue (event_id, received_at, source_system, lane) "
+                "VALUES (:event_id, :received_at, 'erp', :lane)"
+            ),
+            [{"event_id": row[0], "received_at": row[1], "lane": lane_of("erp", row[2])} for row in rows],
+        )
     return len(rows)
 
 
