@@ -25,6 +25,15 @@ from saleshub.commands.events import events_app
 from saleshub.commands.kafka import kafka_app
 from saleshub.commands.orders import orders_app
 from saleshub.commands.process import process
+from saleshub.commands.revisions import (
+    deploy_mappings,
+    deployed_catalog,
+    diff_mappings,
+    explain_mapping,
+    load_issues,
+    mapping_history,
+    rollback_mappings,
+)
 from saleshub.commands.serve import serve, status
 from saleshub.console import err, out
 from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
@@ -53,6 +62,11 @@ app.add_typer(kafka_app, name="kafka")
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("process")(process)
+mappings_app.command("deploy")(deploy_mappings)
+mappings_app.command("history")(mapping_history)
+mappings_app.command("rollback")(rollback_mappings)
+mappings_app.command("diff")(diff_mappings)
+mappings_app.command("explain")(explain_mapping)
 
 
 @app.callback()
@@ -61,6 +75,10 @@ def main() -> None:
     install_stop_handlers()
 
 
+CandidateDir = Annotated[
+    Path | None,
+    typer.Option("--mapping", "--dir", help="a mappings directory [default: the deployed revision]"),
+]
 MappingsDir = Annotated[
     Path | None,
     typer.Option("--dir", help="mappings directory [default: SALESHUB_MAPPINGS_DIR or ./mappings]"),
@@ -72,19 +90,11 @@ def _catalog(directory: Path | None) -> MappingCatalog:
     try:
         return MappingCatalog.load(path)
     except MappingLoadError as exc:
-        _print_load_issues(exc)
+        load_issues(exc)
         raise typer.Exit(1) from None
     except SalesHubError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-
-
-def _print_load_issues(exc: MappingLoadError) -> None:
-    err.print(f"[red bold]{len(exc.issues)} problem(s) in the mappings[/red bold]")
-    for issue in exc.issues:
-        where = f"{issue.file}:{issue.line}" if issue.line else issue.file
-        key = f" [cyan]{issue.key}[/cyan]:" if issue.key else ""
-        err.print(f"  [bold]{where}[/bold]{key} {issue.message}", soft_wrap=True)
 
 
 @mappings_app.command("validate")
@@ -165,10 +175,10 @@ def run_goldens(
 def preview(
     system: Annotated[str, typer.Argument(help="source system, e.g. pyxis")],
     file: Annotated[Path, typer.Argument(help="payload file, or - for standard input")],
-    directory: MappingsDir = None,
+    directory: CandidateDir = None,
 ) -> None:
-    """Show the canonical order one payload becomes, or every error that stops it."""
-    catalog = _catalog(directory)
+    """Show the canonical order one payload becomes (deployed revision), or every error that stops it."""
+    catalog = deployed_catalog(directory)
     limit = Settings().web.max_body_bytes
     try:
         adapter = AdapterRegistry.default().create(system, catalog, max_body_bytes=limit)
@@ -245,8 +255,8 @@ def impact(
     mapping: Annotated[Path, typer.Option("--mapping", help="candidate mappings directory")],
     last: Annotated[int, typer.Option("--last", min=1, max=1_000_000, help="how many recent events")] = 1000,
 ) -> None:
-    """Replay the last N stored events through a candidate mapping; report per field what would change."""
-    deployed = _catalog(None)
+    """Map the last N stored events with the deployed revision and a candidate; per field, orders changed."""
+    deployed = deployed_catalog(None)
     candidate = _catalog(mapping)
     registry = AdapterRegistry.default()
     limit = Settings().web.max_body_bytes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -106,8 +107,16 @@ def replay(
         bool, typer.Option("--all", help="replay every selected event, not only open quarantined/failed ones")
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="map with this mappings directory instead of the deployed revision"),
+    ] = None,
 ) -> None:
-    """Map stored events again with the current mappings (default: every open quarantined one)."""
+    """Map stored events again with the deployed mapping revision (default: every open quarantined one).
+
+    With ``--mapping DIR`` this command's own processor maps with DIR; stop other processors
+    (``serve``, ``process``) first, or they may take some of the replays with the deployed revision.
+    """
     selection = ReplaySelection(
         event_id=parse_uuid(event_id, "--event") if event_id else None,
         system=system,
@@ -117,7 +126,7 @@ def replay(
         limit=limit,
     )
     try:
-        hub = HubRuntime.open(Settings())
+        hub = HubRuntime.open(Settings(), mappings=mapping)
     except SalesHubError as exc:
         raise fail(str(exc)) from None
     tune_collector()

@@ -49,7 +49,7 @@ from saleshub.mapping.paths import (
     first_attribute,
 )
 
-__all__ = ["GeneratedMapping", "ProduceFunction", "generate"]
+__all__ = ["GeneratedMapping", "ProduceFunction", "generate", "node_source"]
 
 ProduceFunction = Callable[[Any], tuple[dict[str, Any], list[FieldError]]]
 
@@ -490,3 +490,14 @@ def generate(root: CompiledObject, label: str) -> GeneratedMapping:
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     exec(compile(source, filename, "exec"), writer.namespace)  # our own template: see the docstring
     return GeneratedMapping(writer.namespace["produce"], source)
+
+
+def node_source(node: CompiledNode) -> str:
+    """The code generated for one node alone, read from the document root (for ``explain``).
+
+    Inside the whole mapping's function the same lines run with the enclosing group's element and
+    with path prefixes other fields share; the result is assigned to the variable named last.
+    """
+    writer = _Writer()
+    out = writer.node(node, _Context("root", "1", _Prefix(), _Prefix()), 0)
+    return "\n".join([*writer.lines, f"# the field's value is {out}"]) + "\n"

@@ -39,6 +39,8 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
             if runtime is not None
             else await run_in_threadpool(HubRuntime.open, settings or Settings())
         )
+        if runtime is None:  # a web worker process of its own: it follows deployments too
+            hub.follow_mappings("web")
         writer = GroupCommit(hub.recorder)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer
@@ -105,7 +107,12 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
                 )
             status = "ok" if revision == expected else "not migrated"
             return Readiness(
-                status=status, database="ok", schema_revision=revision, expected_revision=expected
+                status=status,
+                database="ok",
+                schema_revision=revision,
+                expected_revision=expected,
+                mapping_revision=hub.mappings.revision,
+                process=hub.follower.process if hub.follower is not None else None,
             )
 
         readiness = await run_in_threadpool(check)

@@ -54,3 +54,7 @@ class Readiness(BaseModel):
     database: str
     schema_revision: str | None
     expected_revision: str | None
+    #: The deployed mapping revision this process maps with (``None``: files read from a directory).
+    mapping_revision: int | None = None
+    #: This process, as ``host:pid`` (as ``saleshub status`` lists it).
+    process: str | None = None

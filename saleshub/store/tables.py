@@ -17,7 +17,9 @@ Three groups:
 * the transactional outbox (``event_outbox``: one row per canonical event to publish, written in the
   ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` leases by which relay processes
   share the work while keeping each message key's events in order; ``kafka_broker_state``: one row
-  saying since when the relays find the broker unreachable).
+  saying since when the relays find the broker unreachable);
+* mapping revisions (``mapping_revisions``: every deployed revision of the mapping files, whole;
+  the newest is deployed; ``hub_processes``: which revision each running hub process maps with).
 
 The tables every event writes (events, keys, orders, versions) carry no foreign keys (migration
 0003): a check per row cost a quarter of an order's write. Their invariants hold because one code
@@ -60,9 +62,11 @@ __all__ = [
     "countries",
     "event_outbox",
     "event_queue",
+    "hub_processes",
     "integration_event_keys",
     "integration_events",
     "kafka_broker_state",
+    "mapping_revisions",
     "metadata",
     "outbox_lanes",
     "processor_lanes",
@@ -351,4 +355,28 @@ processor_lanes = Table(
     metadata,
     Column("lane", SmallInteger, primary_key=True, autoincrement=False),
     comment="one row per lane; a processor holds a lane's row lock while it processes that lane",
+)
+
+mapping_revisions = Table(
+    "mapping_revisions",
+    metadata,
+    Column("revision", Integer, primary_key=True, autoincrement=False),
+    Column("content_hash", Text, nullable=False, comment="sha256 over every file's path and bytes"),
+    Column("files", JSONB, nullable=False, comment="relative path -> file text"),
+    Column("mappings", JSONB, nullable=False, comment="system/name -> mapping label"),
+    Column("message", Text, nullable=True, comment="the steward's note"),
+    Column("rollback_of", Integer, nullable=True, comment="the revision this one restored"),
+    Column("deployed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    comment="every deployed revision of the mapping files; the newest is the deployed one",
+)
+
+hub_processes = Table(
+    "hub_processes",
+    metadata,
+    Column("process", Text, primary_key=True, comment="host:pid of a running hub process"),
+    Column("role", Text, nullable=False),
+    Column("mapping_revision", Integer, nullable=True, comment="NULL: files on disk"),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    comment="running hub processes and the mapping revision each maps with",
 )
