@@ -11,6 +11,7 @@ members of the enum.
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
 from collections.abc import Callable
@@ -169,8 +170,11 @@ class _Compiler:
             npath = (*spath, name)
             info = model.model_fields.get(name)
             if info is None:
-                known = ", ".join(n for n in model.model_fields if n not in SET_BY_HUB)
-                self.issue(npath, f"{model.__name__} has no field {name!r}; its fields are: {known}")
+                fields = [n for n in model.model_fields if n not in SET_BY_HUB]
+                close = difflib.get_close_matches(name, fields, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                message = f"{model.__name__} has no field {name!r}; {hint}its fields are: {', '.join(fields)}"
+                self.issue(npath, message)
                 continue
             if model is ServiceOrder and name in SET_BY_HUB:
                 self.issue(npath, f"{name} is set by the hub and cannot be mapped")
