@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperOption
 
 from adapters.registry import AdapterRegistry
 from saleshub.commands.common import database, fail, install_stop_handlers
@@ -44,6 +45,16 @@ from saleshub.stewards.goldens import CaseResult, discover, render, run_case
 from saleshub.stewards.impact import ImpactReport, mapping_impact
 
 __all__ = ["app"]
+
+
+def _type_of_option(option: TyperOption, ctx: Any) -> str | None:
+    """The type column of ``--help``: none for a flag (``--update``, not ``--update <bool>``)."""
+    return None if option.is_flag else _TYPER_TYPE_COLUMN(option, ctx)
+
+
+# Typer 0.29 prints "<bool>" beside every flag, which reads as if the flag took a value.
+_TYPER_TYPE_COLUMN = TyperOption.display_type_rich
+TyperOption.display_type_rich = _type_of_option  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="saleshub",
@@ -178,17 +189,16 @@ def preview(
     directory: CandidateDir = None,
 ) -> None:
     """Show the canonical order one payload becomes (deployed revision), or every error that stops it."""
+    try:
+        body = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
     catalog = deployed_catalog(directory)
     limit = Settings().web.max_body_bytes
     try:
         adapter = AdapterRegistry.default().create(system, catalog, max_body_bytes=limit)
     except SalesHubError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    try:
-        body = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
-    except OSError as exc:
-        raise fail(f"cannot read {file}: {exc.strerror}") from None
+        raise fail(str(exc), 2) from None
     try:
         translation = adapter.translate(body)
     except MappingError as exc:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 
 from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
-from saleshub.errors import ConfigurationError
+from saleshub.errors import ConfigurationError, RetriableError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.registry import MappingRegistry
 from saleshub.mapping.revision import MappingFiles
@@ -130,7 +130,11 @@ def _adapters(settings: Settings, registry: MappingRegistry) -> dict[str, Source
 
 def _deployed(settings: Settings, database: Database, migrate: bool) -> MappingRegistry:
     """The deployed revision; without one, the files on disk (deployed first when ``migrate``)."""
-    found = load_deployed(database.engine)
+    try:
+        found = load_deployed(database.engine)
+    except RetriableError as exc:  # the hub starts anyway (503 until the database is back)
+        log.warning("cannot read the deployed mapping revision (%s); using the files on disk for now", exc)
+        return MappingRegistry(MappingCatalog.load(settings.mappings_dir))
     if found is not None:
         return MappingRegistry(*found)
     catalog = MappingCatalog.load(settings.mappings_dir)

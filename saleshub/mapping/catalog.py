@@ -120,7 +120,8 @@ class MappingCatalog:
             issues += file_issues
             if compiled is not None:
                 mappings[(compiled.identity.system, compiled.identity.name)] = compiled
-        return cls(directory, mappings), issues
+        unique = list(dict.fromkeys(issues))  # a problem met from two places is reported once
+        return cls(directory, mappings), unique
 
     def get(self, system: str, name: str = "order") -> CompiledMapping:
         """The mapping ``name`` of ``system``; the error lists what exists."""

@@ -77,7 +77,7 @@ class _Prefix:
         return _Prefix((*self.parts, (False, text)))
 
     def plus_index(self, variable: str) -> _Prefix:
-        return _Prefix((*self.parts, (True, f"str({variable})")))
+        return _Prefix((*self.parts, (True, f"str({variable})")))  # variable: a name or an expression
 
     def code(self) -> str:
         merged: list[tuple[bool, str]] = []
@@ -343,7 +343,10 @@ class _Writer:
                 element,
                 f"({index} + 1)",
                 ctx.target.plus(f"{node.name}[").plus_index(index).plus("]."),
-                ctx.source.plus(f"{node.each.text}[").plus_index(index).plus(f"]{node.separator}"),
+                # XPath counts positions from 1, JMESPath from 0: error paths say what the path says.
+                ctx.source.plus(f"{node.each.text}[")
+                .plus_index(index if node.separator == "." else f"{index} + 1")
+                .plus(f"]{node.separator}"),
                 {key: var for key, var in ctx.walks.items() if key[0] == "root"},
             )
             entry = self.fresh("o")

@@ -131,6 +131,10 @@ _TYPE_FOR: dict[Any, tuple[str, ...]] = {
 }
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 class _Compiler:
     def __init__(self, spec: MappingFile, located: Located, file: str, crosswalks: Crosswalks) -> None:
         self.spec, self.located, self.file, self.crosswalks = spec, located, file, crosswalks
@@ -312,7 +316,11 @@ class _Compiler:
             return
         members = [m.value for m in bare]
         if value not in members:
-            self.issue(spath, f"{value!r} is not a {bare.__name__}; expected one of {', '.join(members)}")
+            self.issue(
+                spath,
+                f"{value!r} is not {_article(bare.__name__)} {bare.__name__}; "
+                f"expected one of {', '.join(members)}",
+            )
 
     def path(self, text: str, spath: SpecPath) -> SourcePath | None:
         try:
@@ -375,7 +383,9 @@ class _Compiler:
             value = row.get(spec.to, "")
             if row.get(spec.column) and value and value not in members:
                 expected = ", ".join(sorted(members))
-                message = f"{value!r} is not a {enum.__name__}; expected one of {expected}"
+                message = (
+                    f"{value!r} is not {_article(enum.__name__)} {enum.__name__}; expected one of {expected}"
+                )
                 issue = LoadIssue(crosswalk.file, line, spec.to, message)
                 if issue not in self.issues:
                     self.issues.append(issue)

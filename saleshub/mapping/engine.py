@@ -116,8 +116,9 @@ class CompiledMapping:
         if source is None:
             return "(not mapped)" if generic in ServiceOrder.model_fields else "(whole structure)"
         indices = [part for part in target.replace("]", "[").split("[") if part.isdigit()]
+        first = 1 if self.format == "xml" else 0  # XPath counts positions from 1
         for index in indices:
-            source = source.replace("[]", f"[{index}]", 1)
+            source = source.replace("[]", f"[{int(index) + first}]", 1)
         return source
 
     def _validation_errors(self, exc: ValidationError, failed: set[str]) -> list[FieldError]:

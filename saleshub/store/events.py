@@ -64,6 +64,7 @@ __all__ = [
     "claim_lanes",
     "count_attempt",
     "dequeue",
+    "dismiss",
     "enqueue",
     "error_record",
     "event_outcomes",
@@ -94,6 +95,7 @@ class Status(StrEnum):
     STALE = "stale"
     QUARANTINED = "quarantined"
     FAILED = "failed"
+    DISMISSED = "dismissed"  # a quarantined or failed event an operator closed as junk (with a reason)
 
 
 class Stage(StrEnum):
@@ -495,3 +497,21 @@ def supersede(conn: Connection, pairs: Sequence[tuple[uuid.UUID, datetime, uuid.
                 "superseded_by_array": [by for _, _, by in pairs],
             },
         )
+
+
+_DISMISS = text(
+    "UPDATE sales_system_integration_events SET status = 'dismissed', "
+    "errors = coalesce(errors, '{}'::jsonb) || jsonb_build_object('dismissed', jsonb_build_object("
+    "  'reason', CAST(:reason AS text), 'previous_status', status, 'at', now())) "
+    "WHERE event_id = :event_id AND status IN ('quarantined', 'failed') AND superseded_by IS NULL "
+    "RETURNING errors -> 'dismissed' ->> 'previous_status'"
+)
+
+
+def dismiss(conn: Connection, event_id: uuid.UUID, reason: str) -> str | None:
+    """Close an open quarantined or failed event as junk, keeping ``reason`` in its errors.
+
+    Returns the status it had, or ``None`` when it is not an open quarantined or failed event.
+    """
+    previous: str | None = conn.execute(_DISMISS, {"event_id": event_id, "reason": reason}).scalar()
+    return previous

@@ -118,7 +118,9 @@ def add_revision(
 
 
 def deployed_revision(conn: Connection, *, with_files: bool = False) -> StoredRevision | None:
-    """The deployed (newest) revision, or ``None`` if none was ever deployed."""
+    """The deployed (newest) revision, or ``None`` if none was ever deployed (or not migrated yet)."""
+    if conn.execute(text("SELECT to_regclass('mapping_revisions')")).scalar() is None:
+        return None
     row = conn.execute(select(*_columns(with_files)).order_by(_M.revision.desc()).limit(1)).first()
     return None if row is None else _revision(row, with_files)
 

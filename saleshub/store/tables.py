@@ -77,7 +77,7 @@ __all__ = [
     "stores",
 ]
 
-EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed")
+EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed", "dismissed")
 TRANSPORTS = ("webhook", "poll", "kafka", "replay")
 OUTBOX_LANES = 64  # a message key always hashes to the same lane: crc32(key) % OUTBOX_LANES
 PROCESSOR_LANES = 64  # an order's events always hash to the same lane: crc32(system:order key) % lanes

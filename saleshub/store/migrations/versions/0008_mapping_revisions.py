@@ -4,7 +4,8 @@
 the hash over them, the mapping labels it yields, when, the steward's message, and which revision
 a rollback restored); the newest row is the deployed revision. ``hub_processes`` has one row per
 running hub process saying which revision it maps with, refreshed while it runs, for ``saleshub
-status``.
+status``. Events get the status ``dismissed``: a quarantined or failed event an operator closed as
+junk, with the reason in its errors (``saleshub events dismiss``).
 
 Revision ID: 0008
 Revises: 0006
@@ -25,8 +26,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_EVENTS = "sales_system_integration_events"
+_STATUS = "ck_sales_system_integration_events_status"
+_BEFORE = "status IN ('accepted', 'mapped', 'duplicate', 'stale', 'quarantined', 'failed')"
+_AFTER = "status IN ('accepted', 'mapped', 'duplicate', 'stale', 'quarantined', 'failed', 'dismissed')"
+
+
 def upgrade() -> None:
     """Upgrade schema."""
+    op.drop_constraint(op.f(_STATUS), _EVENTS, type_="check")
+    op.execute(f"ALTER TABLE {_EVENTS} ADD CONSTRAINT {_STATUS} CHECK ({_AFTER})")
     op.create_table(
         "mapping_revisions",
         sa.Column("revision", sa.Integer(), autoincrement=False, nullable=False),
@@ -57,3 +66,6 @@ def downgrade() -> None:
     """Downgrade schema."""
     op.drop_table("hub_processes")
     op.drop_table("mapping_revisions")
+    op.execute(f"UPDATE {_EVENTS} SET status = 'quarantined' WHERE status = 'dismissed'")
+    op.drop_constraint(op.f(_STATUS), _EVENTS, type_="check")
+    op.execute(f"ALTER TABLE {_EVENTS} ADD CONSTRAINT {_STATUS} CHECK ({_BEFORE})")
