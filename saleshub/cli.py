@@ -36,6 +36,7 @@ from saleshub.commands.revisions import (
     rollback_mappings,
 )
 from saleshub.commands.serve import serve, status
+from saleshub.commands.webhooks import webhooks_app
 from saleshub.console import err, out
 from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
 from saleshub.mapping.catalog import MappingCatalog
@@ -70,6 +71,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(orders_app, name="orders")
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("process")(process)
@@ -236,7 +238,8 @@ def schema(
 
 def _print_impact(report: ImpactReport, last: int) -> None:
     out.print(
-        f"[bold]{report.system}[/bold]: {report.events} of the last {last} events compared\n"
+        f"[bold]{report.system}[/bold]: {report.events} orders compared (the newest event of each of "
+        f"the last {last} orders)\n"
         f"  deployed:  {report.current_mapping or '(no successful mapping)'}\n"
         f"  candidate: {report.candidate_mapping or '(no successful mapping)'}"
     )
@@ -263,9 +266,9 @@ def _print_impact(report: ImpactReport, last: int) -> None:
 def impact(
     system: Annotated[str, typer.Argument(help="source system, e.g. pyxis")],
     mapping: Annotated[Path, typer.Option("--mapping", help="candidate mappings directory")],
-    last: Annotated[int, typer.Option("--last", min=1, max=1_000_000, help="how many recent events")] = 1000,
+    last: Annotated[int, typer.Option("--last", min=1, max=1_000_000, help="how many recent orders")] = 1000,
 ) -> None:
-    """Map the last N stored events with the deployed revision and a candidate; per field, orders changed."""
+    """Map the last N orders' newest events with the deployed revision and a candidate; orders changed."""
     deployed = deployed_catalog(None)
     candidate = _catalog(mapping)
     registry = AdapterRegistry.default()

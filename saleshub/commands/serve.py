@@ -47,6 +47,7 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
     out.print(f"[bold]saleshub[/bold] on {hub.database.description}")
     out.print(f"mappings: {', '.join(m.identity.label for m in hub.catalog)}")
     _warn_if_disk_differs(hub)
+    out.print(f"webhook secrets: {hub.secrets.where('webhook/<system>')}")
     for system in sorted(hub.adapters):
         try:
             count = len(hub.secrets.webhook_keys(system))

@@ -189,9 +189,17 @@ class EventOutcome:
     errors: dict[str, Any] | None = None
     hub_order_id: uuid.UUID | None = None
     order_version_no: int | None = None
+    body_sha256: bytes | None = None
 
 
-_OUTCOME_COLUMNS = (_E.event_id, _E.status, _E.errors, _E.hub_order_id, _E.order_version_no)
+_OUTCOME_COLUMNS = (
+    _E.event_id,
+    _E.status,
+    _E.errors,
+    _E.hub_order_id,
+    _E.order_version_no,
+    _E.body_sha256,
+)
 
 
 def _outcome(row: Any) -> EventOutcome:
@@ -204,6 +212,7 @@ def _outcome(row: Any) -> EventOutcome:
         errors=errors,
         hub_order_id=row.hub_order_id,
         order_version_no=row.order_version_no,
+        body_sha256=bytes(row.body_sha256) if row.body_sha256 is not None else None,
     )
 
 

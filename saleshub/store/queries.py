@@ -172,16 +172,20 @@ def order_events(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[AnyRow]:
 
 
 def recent_bodies(conn: Connection, system: str, last: int) -> list[bytes | None]:
-    """The raw bodies of a system's last ``last`` original events (not replays), newest first.
+    """The raw body of the newest original event (not a replay) of each of a system's last ``last`` orders.
 
-    ``None`` where retention has purged the body.
+    Newest first; an event whose order is not known (refused at intake) counts as an order of its
+    own. ``None`` where retention has purged the body.
     """
-    rows = conn.execute(
-        select(_E.raw_body)
+    order = func.coalesce(_E.order_key, func.cast(_E.event_id, Text))
+    newest = (
+        select(_E.raw_body, _E.received_at)
         .where(_E.source_system == system, _E.replay_of.is_(None))
-        .order_by(_E.received_at.desc())
-        .limit(last)
-    ).scalars()
+        .distinct(order)
+        .order_by(order, _E.received_at.desc())
+        .subquery()
+    )
+    rows = conn.execute(select(newest.c.raw_body).order_by(newest.c.received_at.desc()).limit(last)).scalars()
     return [None if body is None else bytes(body) for body in rows]
 
 
