@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from sqlalchemy import Connection, Row, Text, func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from saleshub.store.tables import integration_events, sales_systems, service_order_versions, service_orders
 
@@ -181,7 +182,7 @@ def recent_bodies(conn: Connection, system: str, last: int) -> list[bytes | None
     newest = (
         select(_E.raw_body, _E.received_at)
         .where(_E.source_system == system, _E.replay_of.is_(None))
-        .distinct(order)
+        .ext(distinct_on(order))
         .order_by(order, _E.received_at.desc())
         .subquery()
     )
