@@ -170,16 +170,7 @@ def _convert(node: CompiledValue, raw: Any, target: str, source: str, scope: _Sc
             for name in node.transforms:
                 value = co.TRANSFORMS[name](value)
         if node.lookup is not None:
-            code = co.to_text(value)
-            value = node.lookup.table.get(code)
-            if value is None:
-                if node.lookup.policy == "pass_through":
-                    value = code
-                elif node.lookup.policy == "default":
-                    value = node.lookup.default
-                else:
-                    run.fail(target, source, node.lookup.problem, raw, True)
-                    raise _Reported
+            value = _lookup(node, value, raw, target, source, run)
         if value is None:
             return None
         if node.convert is not None:
@@ -195,6 +186,20 @@ def _convert(node: CompiledValue, raw: Any, target: str, source: str, scope: _Sc
     except _Reported:
         pass
     return None
+
+
+def _lookup(node: CompiledValue, value: Any, raw: Any, target: str, source: str, run: Run) -> Any:
+    assert node.lookup is not None
+    code = co.to_text(value)
+    found = node.lookup.table.get(code)
+    if found is not None:
+        return found
+    if node.lookup.policy == "pass_through":
+        return code
+    if node.lookup.policy == "default":
+        return node.lookup.default
+    run.fail(target, source, node.lookup.problem, raw, True)
+    raise _Reported
 
 
 def _read(
