@@ -11,11 +11,13 @@ live in ``saleshub.commands`` and are registered here.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 from typer.core import TyperOption
 
@@ -44,8 +46,11 @@ from saleshub.mapping.schema import mapping_file_schema
 from saleshub.platform.settings import Settings
 from saleshub.stewards.goldens import CaseResult, discover, render, run_case
 from saleshub.stewards.impact import ImpactReport, mapping_impact
+from saleshub.store.failures import describe_database_error
 
 __all__ = ["app"]
+
+log = logging.getLogger(__name__)
 
 
 def _type_of_option(option: TyperOption, ctx: Any) -> str | None:
@@ -57,7 +62,41 @@ def _type_of_option(option: TyperOption, ctx: Any) -> str | None:
 _TYPER_TYPE_COLUMN = TyperOption.display_type_rich
 TyperOption.display_type_rich = _type_of_option  # type: ignore[method-assign,assignment]
 
-app = typer.Typer(
+
+class _CommandLine(typer.Typer):
+    """The ``saleshub`` application: any error ends as one line on standard error, never a trace."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            log.debug("the command failed", exc_info=exc)
+            err.print(f"[red]error:[/red] {_one_line(exc)}", soft_wrap=True, markup=True, highlight=False)
+            raise SystemExit(1) from None
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, SalesHubError):
+        return " ".join(str(exc).split()) if "\n  " not in str(exc) else str(exc)
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])} "
+            f"(SALESHUB_{'__'.join(str(p) for p in e['loc']).upper()}): {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        return f"invalid setting: {problems}"
+    described = describe_database_error(exc)
+    if described is not None:
+        return described
+    return (
+        f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+        "run again with SALESHUB_LOG_LEVEL=DEBUG to log the trace"
+    )
+
+
+app = _CommandLine(
     name="saleshub",
     help="Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP.",
     no_args_is_help=True,

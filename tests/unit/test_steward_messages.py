@@ -116,3 +116,23 @@ def test_flags_show_no_type_in_help(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["mappings", "test", "--help"])
     assert "--update" in result.output and "<bool>" not in result.output
+
+
+def test_the_installed_command_never_prints_a_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SALESHUB_WEB__PORT": "0", "SALESHUB_DATABASE__DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "saleshub", "orders", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: invalid setting: web.port (SALESHUB_WEB__PORT): Input should be greater than or equal to 1"
+    ]
