@@ -5,7 +5,9 @@ An adapter knows its transport details, never the field mapping (that lives in `
 * ``decode`` turns body bytes into a document (JSON value or XML element), safely;
 * ``classify`` reads the event type, idempotency key, source version and the order's reference from
   the document (cheap: intake runs it for every event before recording it);
-* ``mapping_name`` picks the mapping file (``order`` unless overridden).
+* ``mapping_name`` picks the mapping file (``order`` unless overridden);
+* ``source``, for a system the hub polls, names its ``SourceApi`` (``adapters.source``): how to ask
+  a page after a cursor and read its records; ``None`` for a system that only pushes.
 
 ``translate`` runs the whole chain and only ever raises ``DataError`` subclasses for bad input, so a
 caller can quarantine on exactly that.
@@ -18,6 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from adapters.source import SourceApi
 from canonical.enums import EventType
 from saleshub.errors import ClassificationError
 from saleshub.mapping.catalog import MappingSource
@@ -58,6 +61,8 @@ class SourceAdapter(ABC):
 
     system: ClassVar[str]
     media_types: ClassVar[frozenset[str]]
+    #: The source API the hub polls for this system's records, if it has one.
+    source: ClassVar[type[SourceApi] | None] = None
 
     def __init__(self, catalog: MappingSource, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.catalog = catalog
@@ -74,6 +79,11 @@ class SourceAdapter(ABC):
         media = getattr(cls, "media_types", None)
         if not isinstance(media, frozenset) or not media:
             raise TypeError(f"{cls.__qualname__}.media_types must be a non-empty frozenset")
+        source = getattr(cls, "source", None)
+        if source is not None and not (isinstance(source, type) and issubclass(source, SourceApi)):
+            raise TypeError(f"{cls.__qualname__}.source must be a SourceApi subclass or None")
+        if source is not None and source.system != system:
+            raise TypeError(f"{cls.__qualname__}.source reads {source.system!r}, not {system!r}")
 
     def accepts(self, content_type: str | None) -> bool:
         """Whether a body of this ``Content-Type`` (parameters ignored) can be decoded."""

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -30,12 +32,14 @@ from pydantic import (
 
 from canonical.codes import COUNTRY_CODES, CURRENCY_CODES, LANGUAGE_CODES, currency_minor_digits
 from canonical.enums import CustomerKind, OrderStatus, SalesChannel, ServiceType
+from canonical.limits import BIGINT_MAX, time_problem
 
 __all__ = [
     "AVRO_CONTEXT",
     "HUB_ORDER_NAMESPACE",
     "PERSONAL_DATA_FIELDS",
     "Address",
+    "BusinessTime",
     "Code",
     "CountryCode",
     "Customer",
@@ -73,7 +77,7 @@ def is_personal_field(target: str) -> bool:
     return ".".join(part.split("[", 1)[0] for part in target.split(".")) in PERSONAL_DATA_FIELDS
 
 
-_MAX_AMOUNT = Decimal(10) ** 15
+_MAX_AMOUNT_DIGITS = 15  # integer digits of an amount: below 10**15, so minor units fit a bigint
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # Shape check only: deliverability is the source system's business, and a full RFC 5322 parser
 # would cost more per order than the rest of validation together.
@@ -89,7 +93,16 @@ def _refuse_float(value: object) -> object:
     return value
 
 
+def _check_time(value: datetime) -> datetime:
+    problem = time_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 ExactDecimal = Annotated[Decimal, BeforeValidator(_refuse_float)]
+#: A timezone-aware time within the business range of ``canonical.limits`` (1900 … 2200).
+BusinessTime = Annotated[AwareDatetime, AfterValidator(_check_time)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -124,18 +137,23 @@ class Money(_Canonical):
         if self.currency not in CURRENCY_CODES:
             raise ValueError(f"currency {self.currency!r} is not an ISO 4217 code")
         digits = currency_minor_digits(self.currency)
+        amount = self.amount
         # Fast path, taken by nearly every amount: finite (an int exponent), already at the
-        # currency's scale, within range. Anything else gets the full checks below.
-        if self.amount.as_tuple().exponent == -digits and abs(self.amount) < _MAX_AMOUNT:
+        # currency's scale, within range. Anything else gets the full checks below, which look at
+        # the exponent (``adjusted``) before any arithmetic: ``abs()`` or ``quantize`` of 1E+999999999
+        # overflows, and converting it would take minutes.
+        if amount.as_tuple().exponent == -digits and amount.adjusted() < _MAX_AMOUNT_DIGITS:
             return self
-        if not self.amount.is_finite():
-            raise ValueError(f"amount {self.amount} is not a finite number")
-        if abs(self.amount) >= _MAX_AMOUNT:
-            raise ValueError(f"amount {self.amount} is out of range (at most 15 integer digits)")
-        quantized = self.amount.quantize(Decimal(1).scaleb(-digits))
-        if self.amount != quantized:
+        if not amount.is_finite():
+            raise ValueError(f"amount {amount} is not a finite number")
+        if amount.is_zero():
+            amount = Decimal(0)  # 0E+999999999 and -0 are zero
+        elif amount.adjusted() >= _MAX_AMOUNT_DIGITS:
+            raise ValueError(f"amount {amount} is out of range (at most 15 integer digits)")
+        quantized = amount.quantize(Decimal(1).scaleb(-digits))
+        if amount != quantized:
             raise ValueError(
-                f"amount {self.amount} has more decimal places than {self.currency} allows ({digits})"
+                f"amount {amount} has more decimal places than {self.currency} allows ({digits})"
             )
         # Same value, currency's own scale: 75.5 EUR is stored and published as 75.50.
         object.__setattr__(self, "amount", quantized)
@@ -235,8 +253,8 @@ class Totals(_Canonical):
 class ServiceWindow(_Canonical):
     """The time span in which the customer asked for the service."""
 
-    start: AwareDatetime
-    end: AwareDatetime
+    start: BusinessTime
+    end: BusinessTime
 
     @model_validator(mode="after")
     def _check_order(self) -> Self:
@@ -251,8 +269,8 @@ class ServiceOrder(_Canonical):
     hub_order_id: uuid.UUID = Field(description="uuid5 of source_system:external_order_id")
     source_system: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
     external_order_id: Code
-    source_version: Annotated[int, Field(ge=0)] | None = None
-    source_updated_at: AwareDatetime | None = None
+    source_version: Annotated[int, Field(ge=0, le=BIGINT_MAX)] | None = None
+    source_updated_at: BusinessTime | None = None
     sales_channel: SalesChannel
     country_code: CountryCode
     bu_code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,15}$")]
@@ -262,7 +280,7 @@ class ServiceOrder(_Canonical):
     service_type: ServiceType
     lines: list[OrderLine] = Field(default_factory=list, max_length=500)
     totals: Totals
-    ordered_at: AwareDatetime
+    ordered_at: BusinessTime
     requested_window: ServiceWindow | None = None
     status: OrderStatus = OrderStatus.RECEIVED
     cancellation_reason: Text | None = None

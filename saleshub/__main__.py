@@ -1,5 +1,5 @@
 """``python -m saleshub`` runs the command line."""
 
-from saleshub.cli import app
+from saleshub.cli import main
 
-app()
+main()

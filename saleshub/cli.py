@@ -4,7 +4,7 @@
 every mapping file at once, run the golden samples with field-level differences, see what one payload
 becomes, see what an edit would change over stored events, and regenerate the editor schema of the
 mapping-file format. The operators' commands (``serve``, ``status``, ``db``, ``events``, ``orders``,
-``kafka``)
+``kafka``, ``poll``, ``reconcile``)
 live in ``saleshub.commands`` and are registered here.
 """
 
@@ -27,7 +27,9 @@ from saleshub.commands.db import db_app
 from saleshub.commands.events import events_app
 from saleshub.commands.kafka import kafka_app
 from saleshub.commands.orders import orders_app
+from saleshub.commands.poll import poll_app
 from saleshub.commands.process import process
+from saleshub.commands.reconcile import reconcile_app
 from saleshub.commands.revisions import (
     deploy_mappings,
     deployed_catalog,
@@ -48,7 +50,7 @@ from saleshub.stewards.goldens import CaseResult, discover, render, run_case
 from saleshub.stewards.impact import ImpactReport, mapping_impact
 from saleshub.store.failures import describe_database_error
 
-__all__ = ["app"]
+__all__ = ["app", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +63,6 @@ def _type_of_option(option: TyperOption, ctx: Any) -> str | None:
 # Typer 0.29 prints "<bool>" beside every flag, which reads as if the flag took a value.
 _TYPER_TYPE_COLUMN = TyperOption.display_type_rich
 TyperOption.display_type_rich = _type_of_option  # type: ignore[method-assign,assignment]
-
-
-class _CommandLine(typer.Typer):
-    """The ``saleshub`` application: any error ends as one line on standard error, never a trace."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().__call__(*args, **kwargs)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            log.debug("the command failed", exc_info=exc)
-            err.print(f"[red]error:[/red] {_one_line(exc)}", soft_wrap=True, markup=True, highlight=False)
-            raise SystemExit(1) from None
 
 
 def _one_line(exc: Exception) -> str:
@@ -96,7 +84,7 @@ def _one_line(exc: Exception) -> str:
     )
 
 
-app = _CommandLine(
+app = typer.Typer(
     name="saleshub",
     help="Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP.",
     no_args_is_help=True,
@@ -111,6 +99,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(orders_app, name="orders")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(poll_app, name="poll")
+app.add_typer(reconcile_app, name="reconcile")
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("process")(process)
@@ -122,9 +112,24 @@ mappings_app.command("explain")(explain_mapping)
 
 
 @app.callback()
-def main() -> None:
+def _entry() -> None:
     """Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP."""
     install_stop_handlers()
+
+
+def main() -> None:
+    """Run the command line; any error is one clean line and exit status 1, never a traceback.
+
+    Commands turn the errors they expect into messages themselves; this catches the rest (a wrong
+    setting found while a command reads its settings, a schema not yet migrated, a bug), and logs
+    the trace at DEBUG level.
+    """
+    try:
+        app()
+    except Exception as exc:
+        log.debug("the command failed", exc_info=exc)
+        err.print(f"[red]error:[/red] {_one_line(exc)}", soft_wrap=True, highlight=False)
+        sys.exit(1)
 
 
 CandidateDir = Annotated[

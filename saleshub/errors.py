@@ -8,18 +8,29 @@
     │   ├── GoldenSamplesError      golden samples fail with the mappings about to be deployed
     │   ├── UnknownAdapterError     no adapter of that name (lists the known ones)
     │   ├── MissingSecretError      a named secret the configuration needs is not in the secret store
-    │   └── SecretStoreError        the secret store cannot be read (file gone, bad YAML, bad secret)
+    │   ├── SecretStoreError        the secret store cannot be read (file gone, bad YAML, bad secret)
+    │   └── SourceRefusedError      a polled source answered 4xx (credentials, URL): fix, then resume
     ├── DataError                   this payload cannot be processed; keep it, quarantine it
     │   ├── DecodeError             the body is not well-formed JSON/XML, too big, or unsafe
     │   ├── ClassificationError     the body is well-formed but lacks what identifies the event
-    │   └── MappingError            mapping or canonical validation failed (all field errors)
+    │   ├── MappingError            mapping or canonical validation failed (all field errors)
+    │   ├── SourcePageError         a polled page cannot be read or breaks its order (cursor stays)
+    │   └── ManifestError           a source's reconciliation manifest cannot be read (file:line)
     ├── RetriableError              a dependency is down; the same call may succeed later
+    │   ├── SecretStoreUnavailableError  the secret store (Vault) cannot be reached or is sealed
+    │   └── SourceUnavailableError  a polled source timed out, refused the connection, 5xx or 429
     └── FatalError                  a bug or broken invariant; stop and page someone
 
 Messages say what went wrong, where, and what was expected. They never contain a secret, and values of
 personal-data fields are masked in ``str()`` (the structured attributes keep them for local tools).
 
 This module is a leaf: it imports nothing of the hub's, so any part can raise these errors cheaply.
+
+Formatting an error never raises and is cheap whatever the offending value: values are shown through
+``shown()`` (at most 80 characters, an integer of any size as its digit count, any object's failing
+``repr`` replaced by its type), and every text of a message is made printable (control characters,
+NUL and lone surrogates escaped), so a ``FieldError.as_dict()`` or ``str(error)`` always encodes as
+UTF-8 JSON and fits a PostgreSQL ``text``/``jsonb`` column.
 """
 
 from __future__ import annotations
@@ -36,17 +47,26 @@ __all__ = [
     "FieldError",
     "GoldenSamplesError",
     "LoadIssue",
+    "ManifestError",
     "MappingError",
     "MappingLoadError",
     "MissingSecretError",
     "RetriableError",
     "SalesHubError",
     "SecretStoreError",
+    "SecretStoreUnavailableError",
+    "SourcePageError",
+    "SourceRefusedError",
+    "SourceUnavailableError",
     "UnknownAdapterError",
     "generic_target",
+    "printable",
+    "shown",
 ]
 
 _MAX_VALUE_CHARS = 80
+# An int wider than this (about 40 digits) is shown by its size, not its digits.
+_MAX_INT_BITS = 133
 
 
 class SalesHubError(Exception):
@@ -127,6 +147,13 @@ class SecretStoreError(ConfigurationError):
     """
 
 
+class SecretStoreUnavailableError(RetriableError):
+    """The secret store (Vault) cannot be reached, is sealed or answers with a server error.
+
+    The message names the store's address and what was being read, never a secret's value.
+    """
+
+
 class DecodeError(DataError):
     """The body could not be decoded safely: malformed, oversize, wrong encoding or unsafe XML."""
 
@@ -144,9 +171,41 @@ class ClassificationError(DataError):
         super().__init__(f"{system}: cannot classify the event: {reason}")
 
 
-def _short(value: object) -> str:
-    text = repr(value)
+def _truncated(text: str) -> str:
     return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
+
+
+def printable(text: str) -> str:
+    """``text`` with NUL, other control characters and lone surrogates escaped (``\\x00``, ``\\ud800``).
+
+    The result encodes as UTF-8 and can be stored in PostgreSQL ``text`` and ``jsonb``; ordinary text,
+    accents and line breaks included, is returned unchanged (one fast check).
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() or char in "\n\t" else repr(char)[1:-1] for char in text)
+
+
+def shown(value: object) -> str:
+    """``value`` as it may appear in a message: printable, at most 80 characters; never raises.
+
+    Cheap for any value: a string is cut before ``repr``, an integer of more than 40 digits is shown
+    by its size (``repr`` of a big integer costs time quadratic in its length and past 4,300 digits
+    raises), a list or object by its type and size, and an object whose ``repr`` fails by its type.
+    """
+    if isinstance(value, str):
+        return _truncated(repr(value[:_MAX_VALUE_CHARS]))
+    if isinstance(value, int) and abs(value).bit_length() > _MAX_INT_BITS:
+        # bit_length() is O(1); log10(2) ≈ 0.30103 gives the number of digits within one.
+        digits = int(abs(value).bit_length() * 0.30103) + 1
+        return f"({'a negative' if value < 0 else 'an'} integer of about {digits} digits)"
+    if isinstance(value, list | tuple | dict | set):
+        return f"(a {type(value).__name__} of {len(value)} items)"
+    try:
+        text = repr(value)
+    except Exception:
+        return f"(a value of type {type(value).__name__} that cannot be shown)"
+    return printable(_truncated(text))
 
 
 def generic_target(target: str) -> str:
@@ -172,20 +231,22 @@ class FieldError:
         if not self.has_value:
             return "(no value)"
         if self.personal and self.value is not None:
-            return f"(personal data, {len(str(self.value))} characters, masked)"
-        return _short(self.value)
+            size = f"{len(self.value)} characters" if isinstance(self.value, str) else "not text"
+            return f"(personal data, {size}, masked)"
+        return shown(self.value)
 
     def as_dict(self) -> dict[str, str]:
-        """A JSON-ready form for the audit trail, with personal values masked."""
+        """A JSON-ready form for the audit trail, with personal values masked; always valid UTF-8."""
         return {
-            "target": self.target,
-            "source": self.source,
-            "rule": self.rule,
+            "target": printable(self.target),
+            "source": printable(self.source),
+            "rule": printable(self.rule),
             "value": self.shown_value(),
         }
 
     def __str__(self) -> str:
-        return f"{self.target} (from {self.source}): {self.rule}; value {self.shown_value()}"
+        parts = self.as_dict()
+        return f"{parts['target']} (from {parts['source']}): {parts['rule']}; value {parts['value']}"
 
 
 class MappingError(DataError):
@@ -198,3 +259,51 @@ class MappingError(DataError):
         super().__init__(
             f"{system} mapping {mapping}: {count} field error{'s' if count != 1 else ''}:\n{lines}"
         )
+
+
+class SourceRefusedError(ConfigurationError):
+    """A polled source answered a 4xx other than 429: the request or its credentials are wrong.
+
+    Never retried (the same request gets the same answer); the poller pauses until an operator
+    resumes it. ``status`` is the HTTP status; the message names the system and the URL path, never
+    the credentials.
+    """
+
+    def __init__(self, system: str, status: int, where: str, detail: str = "") -> None:
+        self.system, self.status, self.where = system, status, where
+        hint = " (check the secret source/" + system + ")" if status in (401, 403) else ""
+        extra = f": {detail}" if detail else ""
+        super().__init__(f"{system}: {where} answered {status}{hint}{extra}")
+
+
+class SourcePageError(DataError):
+    """A page of a polled source cannot be used: not JSON/XML, not the documented shape, or out of order.
+
+    The page's records are not recorded and the cursor does not move past it, so nothing is skipped.
+    """
+
+    def __init__(self, system: str, reason: str) -> None:
+        self.system, self.reason = system, reason
+        super().__init__(f"{system}: unusable page: {reason}")
+
+
+class SourceUnavailableError(RetriableError):
+    """A polled source did not answer usefully: connection error, timeout, 5xx or 429.
+
+    ``retry_after`` is the wait in seconds the source asked for (``Retry-After``), when it did.
+    """
+
+    def __init__(
+        self, system: str, reason: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        self.system, self.reason, self.status, self.retry_after = system, reason, status, retry_after
+        super().__init__(f"{system}: source unavailable: {reason}")
+
+
+class ManifestError(DataError):
+    """A source's reconciliation manifest cannot be read as a whole (no header, no key column …)."""
+
+    def __init__(self, source: str, line: int | None, reason: str) -> None:
+        self.source, self.line, self.reason = source, line, reason
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {reason}")

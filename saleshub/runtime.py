@@ -70,7 +70,11 @@ class HubRuntime:
         secrets = secret_store_from_settings(settings)
         telemetry = telemetry_from_settings(settings)
         schemas = EventSchemas.load(settings.contracts_dir)
-        database = open_database(settings, secrets)
+        try:
+            database = open_database(settings, secrets)
+        except Exception:
+            secrets.close()
+            raise
         try:
             if migrate:
                 upgrade(database.engine)
@@ -84,11 +88,12 @@ class HubRuntime:
                     _check_systems_registered(connection, adapters)
         except Exception:
             database.close()
+            secrets.close()
             raise
         where = f"revision r{registry.revision}" if registry.revision else registry.catalog.origin
         log.info("hub using %s; %d mappings from %s", database.description, len(registry), where)
         outbox = Outbox(schemas)
-        recorder = Recorder(database.engine, outbox)
+        recorder = Recorder(database.engine, outbox, telemetry)
         hub = cls(settings, registry, adapters, database, recorder, outbox, secrets, schemas, telemetry)
         if pinned is None:
             hub.follower = RevisionFollower(database.engine, registry, "hub")
@@ -116,10 +121,12 @@ class HubRuntime:
         )
 
     def close(self) -> None:
-        """Stop following deployments and release the database (and the embedded server's hold)."""
+        """Stop following deployments, send buffered telemetry, release the database, then leases."""
         if self.follower is not None:
             self.follower.stop()
+        self.telemetry.close()
         self.database.close()
+        self.secrets.close()
 
 
 def _adapters(settings: Settings, registry: MappingRegistry) -> dict[str, SourceAdapter]:

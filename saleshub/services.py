@@ -1,8 +1,9 @@
-"""The background work of a running hub: processors, outbox relays and the inbound consumer.
+"""The background work of a running hub: processors, outbox relays, the inbound consumer, the pollers.
 
-``saleshub serve`` starts the processors, and the relays and the consumer when Kafka is configured,
-as threads beside the web workers; ``saleshub process``, ``saleshub kafka relay`` and ``saleshub
-kafka consume`` run one kind alone, so an operator can scale each in processes of its own.
+``saleshub serve`` starts the processors, the relays and the consumer when Kafka is configured, and
+the pollers' scheduler when ``pollers.systems`` names any, as threads beside the web workers;
+``saleshub process``, ``saleshub kafka relay`` and ``saleshub kafka consume`` run one kind alone, so
+an operator can scale each in processes of its own (``saleshub poll run`` polls once, by hand).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from canonical.events import EventKind
@@ -20,9 +22,11 @@ from saleshub.errors import ConfigurationError
 from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config
 from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import Settings
+from saleshub.process.vitals import Vitals
 from saleshub.publish.framing import Framing, RegistryFraming, SingleObjectFraming
 from saleshub.publish.relay import OutboxRelay
 from saleshub.receive.kafka_consumer import OrderEventConsumer
+from saleshub.receive.polling import start_pollers
 from saleshub.runtime import HubRuntime
 
 __all__ = ["Services", "build_consumers", "build_relay", "framing_from_settings", "outbound_topics"]
@@ -60,6 +64,7 @@ def build_relay(hub: HubRuntime) -> OutboxRelay:
         batch_size=settings.relay.batch_size,
         probe_timeout=min(2.0, settings.relay.message_timeout_ms / 1000),
         delivery_timeout=settings.relay.message_timeout_ms / 1000,
+        telemetry=hub.telemetry,
     )
 
 
@@ -81,6 +86,7 @@ def build_consumers(hub: HubRuntime) -> list[OrderEventConsumer]:
             system=system,
             topic=topic,
             dead_letter_topic=settings.kafka.dead_letter_topic,
+            telemetry=hub.telemetry,
         )
         for system, topic in sorted(settings.kafka.inbound_topics.items())
     ]
@@ -88,16 +94,24 @@ def build_consumers(hub: HubRuntime) -> list[OrderEventConsumer]:
 
 @dataclass
 class Services:
-    """Background threads running processors, relays (``relay.threads``) and consumers until ``stop``."""
+    """Background threads running processors, relays (``relay.threads``), consumers, pollers and, with
+    telemetry on, the vital-signs gauges (``saleshub.process.vitals``) until ``stop``."""
 
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     relays: list[OutboxRelay] = field(default_factory=list)
     consumers: list[OrderEventConsumer] = field(default_factory=list)
+    scheduler: BackgroundScheduler | None = None
 
     @classmethod
     def start(
-        cls, hub: HubRuntime, *, processors: int = 0, relay: bool = False, consumer: bool = False
+        cls,
+        hub: HubRuntime,
+        *,
+        processors: int = 0,
+        relay: bool = False,
+        consumer: bool = False,
+        pollers: bool = False,
     ) -> Services:
         """Start the requested parts (creating the Kafka topics first if a Kafka part is asked for)."""
         services = cls()
@@ -119,6 +133,11 @@ class Services:
             services.consumers = build_consumers(hub)
             for inbound in services.consumers:
                 services._spawn(f"kafka-consumer-{inbound.system}", inbound.run)
+        if pollers:
+            services.scheduler = start_pollers(hub, services.stop_event)
+        if hub.telemetry.enabled and (processors or relay):
+            interval = hub.settings.telemetry.vitals_interval_seconds
+            services._spawn("vitals", Vitals(hub.database.engine, hub.telemetry, interval).run)
         return services
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
@@ -129,6 +148,8 @@ class Services:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the threads after their current round, then close the clients."""
         self.stop_event.set()
+        if self.scheduler is not None:  # a running poll stops after its page
+            self.scheduler.shutdown(wait=True)
         for thread in self.threads:
             thread.join(timeout)
         for publisher in self.relays:

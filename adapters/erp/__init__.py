@@ -6,7 +6,7 @@ attributes such as ``OrderNumber``, ``SourceTransactionNumber``, ``BuyingPartyNa
 One polled item is one event: its idempotency key is ``OrderKey`` (or ``OrderNumber``) plus
 ``LastUpdateDate``; the source version is ``SourceTransactionRevisionNumber``. An order whose
 ``StatusCode`` is ``CANCELED`` or whose ``CanceledFlag`` is true is a cancellation.
-Field mapping: ``mappings/erp/order.yaml``.
+Field mapping: ``mappings/erp/order.yaml``. Polling: ``adapters.erp.source`` (paged by key).
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from typing_extensions import override
 
 from adapters.base import EventInfo, SourceAdapter
 from adapters.decoding import decode_json
+from adapters.erp.source import OrderHubApi
+from adapters.source import SourceApi
 from canonical.enums import EventType
+from canonical.limits import BIGINT_MAX
+from saleshub.errors import shown
 
 __all__ = ["ErpAdapter"]
 
@@ -29,6 +33,7 @@ class ErpAdapter(SourceAdapter):
     media_types: ClassVar[frozenset[str]] = frozenset(
         {"application/json", "application/vnd.oracle.adf.resourceitem+json"}
     )
+    source: ClassVar[type[SourceApi] | None] = OrderHubApi
 
     @override
     def decode(self, body: bytes) -> Any:
@@ -45,8 +50,11 @@ class ErpAdapter(SourceAdapter):
         if not isinstance(updated, str) or not updated.strip():
             raise self.fail("LastUpdateDate must be a date-time text")
         revision = document.get("SourceTransactionRevisionNumber")
-        if revision is not None and (type(revision) is not int or revision < 0):
-            raise self.fail(f"SourceTransactionRevisionNumber must be a whole number; got {revision!r}")
+        if revision is not None and (type(revision) is not int or not 0 <= revision <= BIGINT_MAX):
+            raise self.fail(
+                f"SourceTransactionRevisionNumber must be a whole number from 0 to {BIGINT_MAX}; "
+                f"got {shown(revision)}"
+            )
         if document.get("StatusCode") == "CANCELED" or document.get("CanceledFlag") is True:
             event_type = EventType.CANCELLED
         elif revision in (None, 0, 1):

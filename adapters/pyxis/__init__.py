@@ -14,6 +14,8 @@ from typing_extensions import override
 from adapters.base import EventInfo, SourceAdapter
 from adapters.decoding import decode_json
 from canonical.enums import EventType
+from canonical.limits import BIGINT_MAX
+from saleshub.errors import shown
 
 __all__ = ["PyxisAdapter"]
 
@@ -43,13 +45,15 @@ class PyxisAdapter(SourceAdapter):
             raise self.fail("eventId must be a non-empty text of at most 128 characters")
         kind = document.get("eventType")
         if not isinstance(kind, str) or kind not in _EVENT_TYPES:
-            raise self.fail(f"eventType must be one of {', '.join(_EVENT_TYPES)}; got {kind!r}")
+            raise self.fail(f"eventType must be one of {', '.join(_EVENT_TYPES)}; got {shown(kind)}")
         order = document.get("order")
         if not isinstance(order, dict):
             raise self.fail("order must be a JSON object")
         revision = order.get("revision")
-        if revision is not None and (type(revision) is not int or revision < 0):
-            raise self.fail(f"order.revision must be a whole number ≥ 0; got {revision!r}")
+        if revision is not None and (type(revision) is not int or not 0 <= revision <= BIGINT_MAX):
+            raise self.fail(
+                f"order.revision must be a whole number from 0 to {BIGINT_MAX}; got {shown(revision)}"
+            )
         order_id = order.get("orderId")
         order_key = order_id.strip() or None if isinstance(order_id, str) else None
         return EventInfo(_EVENT_TYPES[kind], event_id.strip(), revision, order_key=order_key)

@@ -3,7 +3,8 @@
 Message: ``<tso:ServiceOrderMessage xmlns:tso="urn:tempo:serviceorder:2" messageId action sequence>``
 with one ``tso:Order``. ``action`` is ``NEW``, ``CHANGE`` or ``CANCEL``; ``messageId`` is the
 idempotency key and ``sequence`` the source version. Schema: ``contracts/xsd/tempo-serviceorder-2.xsd``;
-field mapping: ``mappings/tempo/order.yaml``.
+field mapping: ``mappings/tempo/order.yaml``. Polling: ``adapters.tempo.source`` (pages of changed
+orders with a continuation token, each wrapped into this message).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing_extensions import override
 
 from adapters.base import EventInfo, SourceAdapter
 from adapters.decoding import decode_xml
+from adapters.source import SourceApi
+from adapters.tempo.source import TempoChangesApi
 from canonical.enums import EventType
+from saleshub.errors import shown
 
 __all__ = ["TEMPO_NAMESPACE", "TempoAdapter"]
 
@@ -29,6 +33,7 @@ class TempoAdapter(SourceAdapter):
 
     system: ClassVar[str] = "tempo"
     media_types: ClassVar[frozenset[str]] = frozenset({"application/xml", "text/xml"})
+    source: ClassVar[type[SourceApi] | None] = TempoChangesApi
 
     @override
     def decode(self, body: bytes) -> Any:
@@ -38,16 +43,17 @@ class TempoAdapter(SourceAdapter):
     def classify(self, document: Any) -> EventInfo:
         if not isinstance(document, etree._Element) or document.tag != _ROOT:
             tag = getattr(document, "tag", type(document).__name__)
-            raise self.fail(f"the root element must be ServiceOrderMessage in {TEMPO_NAMESPACE}; got {tag}")
+            expected = f"ServiceOrderMessage in {TEMPO_NAMESPACE}"
+            raise self.fail(f"the root element must be {expected}; got {shown(tag)}")
         message_id = (document.get("messageId") or "").strip()
         if not message_id or len(message_id) > 128:
             raise self.fail("attribute messageId must be a non-empty text of at most 128 characters")
         action = document.get("action")
         if not isinstance(action, str) or action not in _ACTIONS:
-            raise self.fail(f"attribute action must be one of {', '.join(_ACTIONS)}; got {action!r}")
+            raise self.fail(f"attribute action must be one of {', '.join(_ACTIONS)}; got {shown(action)}")
         sequence = (document.get("sequence") or "").strip()
-        if sequence and not (sequence.isdigit() and len(sequence) <= 18):
-            raise self.fail(f"attribute sequence must be a whole number; got {sequence!r}")
+        if sequence and not (sequence.isascii() and sequence.isdigit() and len(sequence) <= 18):
+            raise self.fail(f"attribute sequence must be a whole number; got {shown(sequence)}")
         number = document.findtext(f"{{{TEMPO_NAMESPACE}}}Order/{{{TEMPO_NAMESPACE}}}OrderNumber")
         return EventInfo(
             _ACTIONS[action],

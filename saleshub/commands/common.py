@@ -14,6 +14,7 @@ import typer
 
 from saleshub.console import err
 from saleshub.errors import SalesHubError
+from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import Settings
 from saleshub.store.database import Database, open_database
 
@@ -59,10 +60,10 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @contextmanager
-def database(settings: Settings | None = None) -> Iterator[Database]:
+def database(settings: Settings | None = None, secrets: SecretStore | None = None) -> Iterator[Database]:
     """The configured (or embedded) database for the length of one command."""
     try:
-        db = open_database(settings or Settings())
+        db = open_database(settings or Settings(), secrets)
     except SalesHubError as exc:
         raise fail(str(exc)) from None
     try:

@@ -7,7 +7,6 @@ a backlog by hand, or create the topics ahead of time.
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from saleshub.commands.common import fail, wait_for_signal
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.platform.kafka_clients import ensure_topics
+from saleshub.platform.logs import configure_logging
 from saleshub.platform.secrets import secret_store_from_settings
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
@@ -30,8 +30,7 @@ kafka_app = typer.Typer(help="Publish the outbox to Kafka, consume order events,
 
 def _hub() -> HubRuntime:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    configure_logging(settings)
     if not settings.kafka.bootstrap_servers:
         raise fail("Kafka is not configured: set SALESHUB_KAFKA__BOOTSTRAP_SERVERS")
     try:

@@ -7,7 +7,6 @@ processor. ``--drain`` processes what is queued and exits.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -15,6 +14,7 @@ import typer
 from saleshub.commands.common import fail, wait_for_signal
 from saleshub.console import out
 from saleshub.errors import SalesHubError
+from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import Services
@@ -28,8 +28,7 @@ def process(
 ) -> None:
     """Map recorded events into orders until stopped (several processors share the work)."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    configure_logging(settings)
     try:
         hub = HubRuntime.open(settings)
     except SalesHubError as exc:

@@ -13,7 +13,6 @@ embedded PostgreSQL is released. Without Kafka, canonical events are kept in the
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -28,7 +27,13 @@ from saleshub.commands.workers import WorkerConfig, worker_settings
 from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, RetriableError, SalesHubError
 from saleshub.mapping.revision import MappingFiles
-from saleshub.platform.secrets import EnvSecretStore
+from saleshub.platform.logs import configure_logging
+from saleshub.platform.secrets import (
+    EnvSecretStore,
+    SecretStore,
+    StoreHealth,
+    secret_store_from_settings,
+)
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import Services
@@ -68,6 +73,8 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
             out.print(f"Kafka: consuming {topic} ({system}) as group {kafka.consumer_group}")
     else:
         err.print(_NO_KAFKA)
+    for system, polled in sorted(hub.settings.pollers.systems.items()):
+        out.print(f"polling: {system} at {polled.base_url}, {polled.trigger_description()}")
     out.print(f"serving with {workers} worker(s); Ctrl+C stops")
 
 
@@ -106,11 +113,7 @@ def serve(
     settings = Settings()
     web = settings.web
     host, port, workers = host or web.host, port or web.port, workers or web.workers
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # pgserver logs every initdb/pg_ctl command line at INFO and Alembic logs each readiness probe's
-    # revision check; neither helps an operator, both drown what does.
-    for chatty in ("pgserver", "alembic.runtime.migration"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging(settings)  # text or JSON, personal data masked; quiets pgserver and Alembic
     try:
         with database_errors():
             hub = HubRuntime.open(settings, migrate=True)
@@ -124,7 +127,11 @@ def serve(
         kafka_on = bool(settings.kafka.bootstrap_servers)
         hub.follow_mappings("serve")
         background = Services.start(
-            hub, processors=settings.processor.threads, relay=kafka_on, consumer=kafka_on
+            hub,
+            processors=settings.processor.threads,
+            relay=kafka_on,
+            consumer=kafka_on,
+            pollers=bool(settings.pollers.systems),
         )
         try:
             _serve_http(hub, host, port, workers)
@@ -140,6 +147,7 @@ def _serve_http(hub: HubRuntime, host: str, port: int, workers: int) -> None:
         "port": port,
         "access_log": hub.settings.web.access_log,
         "log_level": hub.settings.log_level.lower(),
+        "log_config": None,  # uvicorn's lines go through the hub's handler (format, masking)
     }
     if workers > 1:
         # The workers get the resolved database URL inside their configuration, not the environment.
@@ -161,7 +169,29 @@ def _serve_http(hub: HubRuntime, host: str, port: int, workers: int) -> None:
 def status() -> None:
     """How the hub stands: database, schema, events of the last 24 hours, open problems, partitions."""
     settings = Settings()
-    with database(settings) as db:
+    try:
+        secrets = secret_store_from_settings(settings)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+    try:
+        _status(settings, secrets)
+    finally:
+        secrets.close()
+
+
+def _print_secrets(health: StoreHealth) -> None:
+    colour = "green" if health.available else "red"
+    out.print(f"[{colour}]secrets: {health.detail}[/{colour}]")
+    for lease in health.leases:
+        renewable = "renewable" if lease.renewable else "not renewable"
+        out.print(
+            f"secrets: {lease.name} leased from {lease.source} as {lease.username}, expires "
+            f"{lease.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({renewable})"
+        )
+
+
+def _status(settings: Settings, secrets: SecretStore) -> None:
+    with database(settings, secrets) as db:
         try:
             revision = current_revision(db.engine)
         except Exception as exc:  # the operator needs the reason, whatever the driver raised
@@ -198,6 +228,7 @@ def status() -> None:
     _print_queue(queued, oldest_queued)
     _print_mappings(deployed, running)
     _print_backlog(settings, waiting, broker)
+    _print_secrets(secrets.health())
 
 
 def _print_mappings(deployed: StoredRevision | None, running: Sequence[LiveProcess]) -> None:

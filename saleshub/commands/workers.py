@@ -19,7 +19,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from typing_extensions import override
 
+from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
+from saleshub.platform.telemetry import telemetry_from_settings
 from saleshub.receive.app import create_app
 from saleshub.runtime import tune_collector
 
@@ -35,6 +37,8 @@ def worker_settings(settings: Settings, database_url: SecretStr) -> Settings:
 def worker_app(settings: Settings) -> FastAPI:
     """The application of one worker process (its entry: the collector is tuned here, once)."""
     tune_collector()
+    configure_logging(settings)
+    telemetry_from_settings(settings)  # instruments the web framework before the app is built
     return create_app(settings=settings)
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from saleshub.errors import FieldError
+from saleshub.errors import FatalError, FieldError
 from saleshub.mapping import coercions as co
 from saleshub.mapping.nodes import (
     CompiledCondition,
@@ -164,7 +164,7 @@ class _Writer:
             return self.list(node, ctx, depth)
         if isinstance(node, CompiledObject):
             return self.object(node, ctx, depth)
-        raise TypeError(f"no code generation for {type(node).__name__}")
+        raise FatalError(f"no code generation for node kind {type(node).__name__} (add it to the generator)")
 
     def guarded(
         self,
@@ -336,6 +336,11 @@ class _Writer:
             self.line(depth + 1, f"fail({target}, {source}, 'expected a list', None, False)")
             self.line(depth + 1, f"{out} = None")
             self.line(depth, "else:")
+            limit = node.max_items
+            self.line(depth + 1, f"if len({elements}) > {limit}:")
+            rule = f"f'has {{len({elements})}} elements; at most {limit} are accepted'"
+            self.line(depth + 2, f"fail({target}, {source}, {rule}, None, False)")
+            self.line(depth + 2, f"{elements} = {elements}[:{limit}]")
             index, element = self.fresh("i"), self.fresh("e")
             self.line(depth + 1, f"{out} = []")
             self.line(depth + 1, f"for {index}, {element} in enumerate({elements}):")

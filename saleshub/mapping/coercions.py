@@ -3,6 +3,12 @@
 Every coercion takes the raw value a path produced (text from XML; text, int, ``Decimal``, bool from
 JSON, which the adapters decode with exact decimals) and returns the canonical Python value or raises
 ``CoercionError`` saying what was expected. Money and decimals never pass through ``float``.
+
+Hostile values cost no more than ordinary ones: every number is bounded by its exponent and digit
+count *before* it is converted or quantized (``int(Decimal("1e999999"))`` alone takes half a minute),
+whole numbers must fit a PostgreSQL ``bigint``, times must lie in the business range of
+``canonical.limits``, and phone numbers longer than any real one are refused before libphonenumber
+(and its cache) sees them.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from canonical.codes import CURRENCY_CODES, currency_minor_digits
+from canonical.limits import OUT_OF_BIGINT_RANGE, bigint_problem, time_problem
 
 __all__ = [
     "TRANSFORMS",
     "CoercionError",
+    "bounded_decimal",
     "to_bool",
     "to_datetime",
     "to_decimal",
@@ -33,8 +41,15 @@ __all__ = [
 ]
 
 _SPACES = re.compile(r"\s+")
-_DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_DECIMAL_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+_INTEGER_TEXT = re.compile(r"^[+-]?[0-9]{1,19}$")
 _MAX_NUMBER_CHARS = 40
+# A decimal number has at most this many digits before and after its decimal point: far beyond any
+# amount or quantity (the model allows 15 and 12), small enough that every operation on it is cheap.
+_MAX_INTEGER_DIGITS = 18
+_MAX_FRACTION_DIGITS = 20
+# No phone number has more characters than this, spaces and punctuation included (E.164: 15 digits).
+_MAX_PHONE_CHARS = 64
 
 
 class CoercionError(ValueError):
@@ -52,17 +67,51 @@ def to_text(value: Any) -> str:
     raise CoercionError(f"expected text, got {type(value).__name__}")
 
 
+def _bigint(number: int) -> int:
+    problem = bigint_problem(number)
+    if problem is not None:
+        raise CoercionError(problem)
+    return number
+
+
 def to_int(value: Any) -> int:
-    """A whole number from an integer, an integral decimal or digits."""
+    """A whole number that fits a PostgreSQL ``bigint``, from an integer, an integral decimal or digits."""
     if isinstance(value, bool):
         raise CoercionError("expected a whole number, got true/false")
     if isinstance(value, int):
-        return value
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value) <= 19:
-        return int(value.strip())
+        return _bigint(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise CoercionError("expected a whole number, got a number that is not finite")
+        if value.is_zero():
+            return 0
+        # Look at the exponent before converting: int(Decimal("1e999999")) takes half a minute.
+        if value.adjusted() > _MAX_INTEGER_DIGITS:
+            raise CoercionError(OUT_OF_BIGINT_RANGE)
+        if value == value.to_integral_value():
+            return _bigint(int(value))
+        raise CoercionError("expected a whole number, got a fraction")
+    if isinstance(value, str) and _INTEGER_TEXT.match(text := value.strip()):
+        return _bigint(int(text))
     raise CoercionError("expected a whole number")
+
+
+def bounded_decimal(number: Decimal) -> Decimal:
+    """``number`` if it is finite with at most 18 digits before its point and 20 after; any zero as 0.
+
+    Looks only at the exponent and digits, so it is cheap whatever the number (``1E+999999999``
+    included); every later operation on the result (quantize, compare, convert) is then cheap too.
+    """
+    if not number.is_finite():
+        raise CoercionError("expected a finite number")
+    if number.is_zero():
+        return Decimal(0)  # -0 and 0E+999999999 are zero
+    if number.adjusted() >= _MAX_INTEGER_DIGITS:
+        raise CoercionError(f"is too large: at most {_MAX_INTEGER_DIGITS} digits before the decimal point")
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -_MAX_FRACTION_DIGITS:
+        raise CoercionError(f"has too many decimal places: at most {_MAX_FRACTION_DIGITS}")
+    return number
 
 
 def to_decimal(value: Any, separator: str = ".", scale: int | None = None) -> Decimal:
@@ -83,13 +132,12 @@ def to_decimal(value: Any, separator: str = ".", scale: int | None = None) -> De
         number = Decimal(text)
     else:
         raise CoercionError(f"expected a decimal number, got {type(value).__name__}")
-    if not number.is_finite():
-        raise CoercionError("expected a finite number")
+    number = bounded_decimal(number)
     if scale is not None:
-        try:
+        try:  # 18 integer digits and 12 places exceed the default context's 28 digits
             quantized = number.quantize(Decimal(1).scaleb(-scale))
         except InvalidOperation:
-            raise CoercionError("number too large") from None
+            raise CoercionError(f"has too many digits to keep {scale} decimal places") from None
         if quantized != number:
             raise CoercionError(f"has more than {scale} decimal places")
         number = quantized
@@ -137,12 +185,19 @@ def to_datetime(value: Any, source_zone: tzinfo | None, fmt: str | None) -> date
         if source_zone is None:
             raise CoercionError("has no time zone and the mapping declares no `timezone`")
         parsed = parsed.replace(tzinfo=source_zone)
+    problem = time_problem(parsed)
+    if problem is not None:
+        raise CoercionError(problem)
     return parsed
 
 
 def to_phone(value: Any, region: str | None) -> str:
     """An E.164 phone number; local numbers are read as numbers of ``region`` (ISO country)."""
-    e164, problem = _e164(to_text(value).strip(), region)
+    text = to_text(value).strip()
+    if len(text) > _MAX_PHONE_CHARS:
+        # Refused before the cache: a megabyte-long "number" must not occupy one of its entries.
+        raise CoercionError(f"is not a phone number (longer than {_MAX_PHONE_CHARS} characters)")
+    e164, problem = _e164(text, region)
     if problem is not None:
         raise CoercionError(problem)
     return e164

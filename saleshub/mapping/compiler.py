@@ -22,7 +22,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+import annotated_types
 from pydantic import AwareDatetime, BaseModel
+from pydantic.fields import FieldInfo
 
 from canonical.model import Money, ServiceOrder
 from saleshub.errors import LoadIssue, generic_target
@@ -57,10 +59,12 @@ from saleshub.mapping.spec import (
 )
 from saleshub.mapping.yaml_source import Located, dotted_key
 
-__all__ = ["SET_BY_HUB", "CompiledTree", "Crosswalks", "SpecPath", "compile_mapping"]
+__all__ = ["DEFAULT_MAX_ITEMS", "SET_BY_HUB", "CompiledTree", "Crosswalks", "SpecPath", "compile_mapping"]
 
 #: Canonical fields that the hub fills in itself; a mapping must not set them.
 SET_BY_HUB = frozenset({"hub_order_id", "source_system"})
+#: How many elements a repeated group maps when its canonical list field states no ``max_length``.
+DEFAULT_MAX_ITEMS = 1000
 
 SpecPath = tuple[str | int, ...]
 
@@ -119,6 +123,12 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
             annotation = args[0]
         else:
             return annotation, optional
+
+
+def _max_items(info: FieldInfo) -> int:
+    """The most elements a list field of the canonical model may hold (``max_length``)."""
+    limits = [item.max_length for item in info.metadata if isinstance(item, annotated_types.MaxLen)]
+    return min(limits, default=DEFAULT_MAX_ITEMS)
 
 
 _TYPE_FOR: dict[Any, tuple[str, ...]] = {
@@ -183,7 +193,7 @@ class _Compiler:
             if model is ServiceOrder and name in SET_BY_HUB:
                 self.issue(npath, f"{name} is set by the hub and cannot be mapped")
                 continue
-            built = self.field(name, node, info.annotation, npath, target, source)
+            built = self.field(name, node, info, npath, target, source)
             if built is not None:
                 compiled.append(built)
         for name, info in model.model_fields.items():
@@ -196,9 +206,9 @@ class _Compiler:
         return tuple(compiled)
 
     def field(
-        self, name: str, node: Node, annotation: Any, spath: SpecPath, target: str, source: str
+        self, name: str, node: Node, info: FieldInfo, spath: SpecPath, target: str, source: str
     ) -> CompiledNode | None:
-        bare, _ = _unwrap(annotation)
+        bare, _ = _unwrap(info.annotation)
         origin = get_origin(bare)
         where = f"{target}{name}"
         if origin is list:
@@ -206,7 +216,7 @@ class _Compiler:
             if not isinstance(node, ListNode):
                 self.issue(spath, f"{where} is a repeated group; map it with `each` and `fields`")
                 return None
-            return self.list_node(name, node, item_model, spath, target, source)
+            return self.list_node(name, node, item_model, _max_items(info), spath, target, source)
         if origin is dict:
             if not isinstance(node, ObjectNode):
                 self.issue(spath, f"{where} is a set of named values; map it with `fields`")
@@ -222,7 +232,14 @@ class _Compiler:
         return self.leaf(name, node, bare, spath, where, source)
 
     def list_node(
-        self, name: str, node: ListNode, model: Any, spath: SpecPath, target: str, source: str
+        self,
+        name: str,
+        node: ListNode,
+        model: Any,
+        max_items: int,
+        spath: SpecPath,
+        target: str,
+        source: str,
     ) -> CompiledNode | None:
         each = self.path(node.each, (*spath, "each"))
         when = self.condition(node.when, (*spath, "when"), source) if node.when else None
@@ -230,7 +247,9 @@ class _Compiler:
         children = self.fields(node.fields, model, (*spath, "fields"), f"{target}{name}[].", item_source)
         if each is None:
             return None
-        return CompiledList(name, children=children, each=each, separator=self.separator, when=when)
+        return CompiledList(
+            name, children=children, each=each, separator=self.separator, max_items=max_items, when=when
+        )
 
     def free_object(
         self, name: str, node: ObjectNode, spath: SpecPath, target: str, source: str

@@ -4,7 +4,7 @@
 (``saleshub.mapping.codegen``), then validates the produced dictionary with the canonical model.
 Problems from both stages are merged into one ``MappingError``: a field that already failed to map
 is not reported a second time as "missing" by validation, and each validation error is traced back
-to the source path the mapping reads it from.
+to the source path the mapping reads it from. At most ``MAX_FIELD_ERRORS`` are listed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ from saleshub.errors import FieldError, MappingError, generic_target
 from saleshub.mapping.codegen import generate
 from saleshub.mapping.nodes import CompiledObject
 
-__all__ = ["CompiledMapping", "MappedOrder", "MappingIdentity"]
+__all__ = ["MAX_FIELD_ERRORS", "CompiledMapping", "MappedOrder", "MappingIdentity"]
+
+#: At most this many field errors are listed for one payload; one more entry counts the rest, so a
+#: body with thousands of broken fields yields an error record of bounded size.
+MAX_FIELD_ERRORS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +66,39 @@ def _target_of(loc: tuple[str | int, ...]) -> str:
     return out or "(order)"
 
 
-def _related(target: str, failed: set[str]) -> bool:
-    """Whether ``target`` is, contains or lies inside a field that already failed to map."""
+def _enclosing(target: str) -> set[str]:
+    """The fields ``target`` lies inside: ``lines[3].unit_price`` -> ``lines``, ``lines[3]``."""
+    return {target[:i] for i, char in enumerate(target) if char in ".["}
 
-    def nested(inner: str, outer: str) -> bool:
-        return inner.startswith((outer + ".", outer + "["))
 
-    return any(target == f or nested(target, f) or nested(f, target) for f in failed)
+class _Failed:
+    """The targets that already failed to map, to tell whether a validation error repeats one.
+
+    A target is related to a failed one when it is the same field, contains it or lies inside it.
+    Sets of the enclosing fields make each test linear in the target's length, so a payload with
+    thousands of failed fields and thousands of validation errors costs thousands of steps, not
+    millions.
+    """
+
+    def __init__(self, targets: set[str]) -> None:
+        self.targets = targets
+        self.enclosing: set[str] = set().union(*map(_enclosing, targets)) if targets else set()
+
+    def related(self, target: str) -> bool:
+        """Whether ``target`` is, contains or lies inside a field that already failed to map."""
+        if target in self.targets or target in self.enclosing:
+            return True
+        return not self.targets.isdisjoint(_enclosing(target))
+
+
+def _bounded(errors: list[FieldError]) -> list[FieldError]:
+    if len(errors) <= MAX_FIELD_ERRORS:
+        return errors
+    more = len(errors) - MAX_FIELD_ERRORS
+    summary = FieldError(
+        "(order)", "(whole payload)", f"{more} more field errors are not listed", None, False
+    )
+    return [*errors[:MAX_FIELD_ERRORS], summary]
 
 
 class CompiledMapping:
@@ -101,11 +131,11 @@ class CompiledMapping:
         try:
             order = ServiceOrder.model_validate(data)
         except ValidationError as exc:
-            errors = errors + self._validation_errors(exc, {e.target for e in errors})
+            errors = errors + self._validation_errors(exc, _Failed({e.target for e in errors}))
         else:
             if not errors:
                 return MappedOrder(order, self.identity)
-        raise MappingError(self.identity.system, self.identity.label, errors)
+        raise MappingError(self.identity.system, self.identity.label, _bounded(errors))
 
     def _source_for(self, target: str) -> str:
         generic = generic_target(target)
@@ -121,11 +151,11 @@ class CompiledMapping:
             source = source.replace("[]", f"[{int(index) + first}]", 1)
         return source
 
-    def _validation_errors(self, exc: ValidationError, failed: set[str]) -> list[FieldError]:
+    def _validation_errors(self, exc: ValidationError, failed: _Failed) -> list[FieldError]:
         found: list[FieldError] = []
         for error in exc.errors(include_url=False):
             target = _target_of(tuple(error["loc"]))
-            if _related(target, failed):
+            if failed.related(target):
                 continue
             rule = error["msg"].removeprefix("Value error, ")
             has_value = error["type"] != "missing"

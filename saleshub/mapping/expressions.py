@@ -17,8 +17,10 @@ from __future__ import annotations
 import ast
 import operator
 from collections.abc import Callable, Mapping
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+
+from saleshub.mapping.coercions import to_decimal
 
 __all__ = ["FUNCTIONS", "CompiledExpression", "Env", "Evaluator", "ExpressionError", "compile_expression"]
 
@@ -52,14 +54,8 @@ def _coalesce(*values: Any) -> Any:
 
 
 def _to_decimal(value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, float):
-        raise TypeError("binary floats are not accepted; use text or integers")
-    try:
-        return Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not a number") from None
+    # The coercion bounds the number (digits, exponent) before any arithmetic or rounding sees it.
+    return None if value is None else to_decimal(value)
 
 
 def _round(value: Any, places: int = 0) -> Decimal | None:

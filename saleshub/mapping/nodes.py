@@ -8,7 +8,8 @@ per mapping, which is what maps payloads. Their meaning, which the generated cod
 * ``None`` means "absent": objects leave absent fields out so the canonical model's defaults apply,
   and an object with no fields is itself absent;
 * a value is read, then its text transforms run, then its lookup, then its conversion; an absent
-  value takes its default, or is reported when required.
+  value takes its default, or is reported when required;
+* a repeated group maps at most as many elements as its canonical field may hold.
 """
 
 from __future__ import annotations
@@ -156,11 +157,16 @@ class CompiledObject(CompiledNode):
 
 @dataclass(frozen=True, slots=True)
 class CompiledList(CompiledNode):
-    """A repeated group: one object per element that ``each`` selects."""
+    """A repeated group: one object per element that ``each`` selects, at most ``max_items``.
+
+    More elements than the canonical field allows are reported as one error and only the first
+    ``max_items`` are mapped: a body of 200,000 empty items costs no more than one of 500.
+    """
 
     each: SourcePath
     children: tuple[CompiledNode, ...]
     separator: str
+    max_items: int
     when: CompiledCondition | None = None
 
 

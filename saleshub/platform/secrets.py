@@ -12,7 +12,8 @@ A secret has a name made of ``/``-separated parts:
 ``source/<system>/password``
 =================================  ==============================================================
 
-``SecretStore`` is the port; two backends exist now (Vault comes next, as a third):
+``SecretStore`` is the port; three backends exist (Vault in ``saleshub.platform.vault``, imported
+only when chosen):
 
 * ``EnvSecretStore``: the name in capitals with ``_`` for ``/``, after ``SALESHUB_SECRET_``:
   ``SALESHUB_SECRET_WEBHOOK_PYXIS="whsec_… whsec_…"`` (space-separated),
@@ -27,6 +28,9 @@ A secret has a name made of ``/``-separated parts:
       kafka:
         sasl: {username: …, password: …}
 
+* ``VaultSecretStore``: KV v2 secrets under a path prefix, cached and re-read, and dynamic database
+  credentials from Vault's database secrets engine (``leased_credentials``).
+
 Values are ``SecretStr``: they show as ``**********`` in any ``repr``, and no message of this module
 contains one.
 """
@@ -38,7 +42,8 @@ import binascii
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -46,14 +51,17 @@ from pydantic import SecretStr
 from typing_extensions import override
 
 from saleshub.errors import ConfigurationError, MissingSecretError, SecretStoreError
-from saleshub.platform.settings import Settings
+from saleshub.platform.settings import SECRET_ENV_PREFIX, Settings
 
 __all__ = [
     "SECRET_PREFIX",
     "Credentials",
     "EnvSecretStore",
     "FileSecretStore",
+    "LeaseInfo",
+    "LeasedCredentials",
     "SecretStore",
+    "StoreHealth",
     "decode_secret",
     "secret_store_from_settings",
 ]
@@ -80,6 +88,50 @@ class Credentials:
 
     username: str
     password: SecretStr
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """What an operator sees of a lease: which credentials, from where, valid until when."""
+
+    name: str
+    source: str
+    username: str
+    expires_at: datetime
+    renewable: bool
+
+
+class LeasedCredentials(ABC):
+    """Credentials that change while the hub runs (a lease): ask for the current ones every time."""
+
+    #: Seconds a lease lasts when granted.
+    lifetime: float
+
+    @abstractmethod
+    def current(self) -> Credentials:
+        """The credentials to log in with now."""
+
+    @property
+    @abstractmethod
+    def recycle_seconds(self) -> float:
+        """How long a connection opened with them may be kept (well inside a lease's lifetime)."""
+
+    @abstractmethod
+    def info(self) -> LeaseInfo:
+        """The current lease, for ``saleshub status``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Give the lease back."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """Whether the store can serve secrets now, in one line an operator can act on."""
+
+    available: bool
+    detail: str
+    leases: tuple[LeaseInfo, ...] = field(default=())
 
 
 class SecretStore(ABC):
@@ -120,6 +172,17 @@ class SecretStore(ABC):
             raise MissingSecretError(missing, self.where(missing))
         return Credentials(username.get_secret_value(), password)
 
+    def leased_credentials(self, name: str) -> LeasedCredentials | None:
+        """Credentials ``name`` that come with a lease (dynamic), or ``None`` when they are static."""
+        return None
+
+    def health(self) -> StoreHealth:
+        """Whether secrets can be read now (a backend that reads a file or variables always can)."""
+        return StoreHealth(True, f"{self!r}")
+
+    def close(self) -> None:  # noqa: B027  (a hook with a default: most backends hold nothing)
+        """Release what the store holds (threads, leases); the default holds nothing."""
+
     def webhook_keys(self, system: str) -> list[bytes]:
         """The key bytes of every webhook secret of ``system`` (empty if none is configured)."""
         name = f"webhook/{system}"
@@ -140,7 +203,7 @@ class SecretStore(ABC):
 class EnvSecretStore(SecretStore):
     """Secrets from ``SALESHUB_SECRET_<NAME>`` environment variables (values space-separated)."""
 
-    PREFIX = "SALESHUB_SECRET_"
+    PREFIX = SECRET_ENV_PREFIX
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
@@ -221,7 +284,16 @@ class FileSecretStore(SecretStore):
 
 
 def secret_store_from_settings(settings: Settings) -> SecretStore:
-    """The backend the settings choose."""
+    """The backend the settings choose (Vault: logged in, retrying while Vault is unavailable)."""
+    if settings.secrets.backend == "vault":
+        try:
+            from saleshub.platform.vault import VaultSecretStore
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"SALESHUB_SECRETS__BACKEND=vault needs the hvac package ({exc.name} is missing): "
+                "pip install hvac"
+            ) from None
+        return VaultSecretStore.connect(settings.secrets)
     if settings.secrets.backend == "file":
         if settings.secrets.file is None:
             raise ConfigurationError("SALESHUB_SECRETS__BACKEND=file needs SALESHUB_SECRETS__FILE")

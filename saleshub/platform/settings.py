@@ -19,11 +19,13 @@ the secret store (``saleshub.platform.secrets``). A secret that still arrives th
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -38,21 +40,28 @@ from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 __all__ = [
     "CONFIG_FILE_VARIABLE",
     "ENV_PREFIX",
+    "SECRET_ENV_PREFIX",
     "DatabaseSettings",
+    "KafkaProperties",
     "KafkaSettings",
     "PollerSettings",
     "ProcessorSettings",
     "RelaySettings",
     "SecretsSettings",
     "Settings",
+    "SystemPollSettings",
     "TelemetrySettings",
     "WebSettings",
     "is_secret_property",
+    "known_environment_names",
     "settings_table",
+    "unknown_environment_names",
 ]
 
 CONFIG_FILE_VARIABLE = "SALESHUB_CONFIG_FILE"
 ENV_PREFIX = "SALESHUB_"
+#: The environment secret store's variables (``SALESHUB_SECRET_WEBHOOK_PYXIS`` …): not settings.
+SECRET_ENV_PREFIX = "SALESHUB_SECRET_"
 
 # librdkafka properties whose values are credentials (their names contain one of these words).
 _SECRET_WORDS = ("password", "secret", "sasl.username", "ssl.key.pem", "token")
@@ -190,23 +199,167 @@ class ProcessorSettings(_Group):
 class SecretsSettings(_Group):
     """Where the secret store reads webhook secrets and credentials (see *Secrets*)."""
 
-    backend: Literal["env", "file"] = Field(
+    backend: Literal["env", "file", "vault"] = Field(
         default="env",
-        description="`env`: `SALESHUB_SECRET_*` variables; `file`: a YAML file re-read on change",
+        description="`env`: `SALESHUB_SECRET_*` variables; `file`: a YAML file re-read on change; "
+        "`vault`: HashiCorp Vault (or OpenBao) KV v2, see *Secrets from Vault*",
     )
     file: Path | None = Field(default=None, description="the YAML file of the `file` backend")
+    vault_address: str | None = Field(
+        default=None, description="Vault's URL, `https://vault.example:8200` (needed by `vault`)"
+    )
+    vault_namespace: str | None = Field(default=None, description="Vault Enterprise namespace, if any")
+    vault_ca_file: Path | None = Field(
+        default=None, description="PEM bundle of the CA that signed Vault's TLS certificate"
+    )
+    vault_auth: Literal["token", "approle", "kubernetes"] = Field(
+        default="token",
+        description="how the hub logs in: `token` (from `vault_token_file`, e.g. a Vault Agent sink), "
+        "`approle` (`vault_role_id` + `vault_secret_id_file`), `kubernetes` (the pod's service "
+        "account token, role `vault_role`)",
+    )
+    vault_auth_mount: str | None = Field(
+        default=None, description="mount path of the auth method; unset = `approle` / `kubernetes`"
+    )
+    vault_token_file: Path | None = Field(
+        default=None, description="`token` auth: file holding the token, re-read when renewal fails"
+    )
+    vault_token: SecretStr | None = Field(
+        default=None, description="`token` auth: the token itself (development only; prefer the file)"
+    )
+    vault_role: str | None = Field(
+        default=None, description="`kubernetes` auth: the Vault role the pod's service account logs in as"
+    )
+    vault_role_id: str | None = Field(default=None, description="`approle` auth: the role id")
+    vault_secret_id_file: Path | None = Field(
+        default=None, description="`approle` auth: file holding the secret id (re-read on each login)"
+    )
+    vault_secret_id: SecretStr | None = Field(
+        default=None, description="`approle` auth: the secret id itself (development only)"
+    )
+    vault_service_account_token_file: Path = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        description="`kubernetes` auth: the pod's service account token",
+    )
+    vault_kv_mount: str = Field(default="secret", description="mount path of the KV v2 secrets engine")
+    vault_path: str = Field(
+        default="saleshub",
+        description="KV path under which the hub's secrets live (`<path>/webhook/pyxis`, "
+        "`<path>/kafka/sasl` …)",
+    )
+    vault_database_mount: str = Field(
+        default="database", description="mount path of the database secrets engine"
+    )
+    vault_database_role: str | None = Field(
+        default=None,
+        description="set: PostgreSQL user and password are leased from `<database mount>/creds/<role>`, "
+        "renewed, and replaced before the lease ends; unset: the KV secret `database/credentials`",
+    )
+    vault_cache_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="how often a KV secret is read again: a rotated webhook secret is accepted, and a "
+        "removed one refused, within this time",
+    )
+    vault_outage_grace_seconds: float = Field(
+        default=900,
+        ge=0,
+        description="while Vault is unreachable, cached secrets are still used for this long after "
+        "they were last read",
+    )
+    vault_timeout_seconds: int = Field(default=5, ge=1, description="timeout of one request to Vault")
+    vault_startup_seconds: float = Field(
+        default=120,
+        ge=0,
+        description="how long the start waits for Vault (retrying with backoff) before it fails",
+    )
 
 
 class TelemetrySettings(_Group):
-    """Traces and metrics of every stage (receive, record, process, store, publish)."""
+    """Traces and metrics of every stage (receive, record, process, store, publish, reconcile)."""
 
     mode: Literal["off", "datadog"] = Field(
-        default="off", description="`off`: no telemetry; `datadog`: reserved for the Datadog backend"
+        default="off",
+        description="`off`: no telemetry (ddtrace is not even imported); `datadog`: traces to the "
+        "Datadog agent (ddtrace), metrics through DogStatsD",
+    )
+    agent_url: str | None = Field(
+        default=None,
+        description="the agent's trace intake; `DD_TRACE_AGENT_URL` wins; unset: ddtrace's default "
+        "`http://localhost:8126`",
+    )
+    statsd_host: str = Field(default="localhost", description="the DogStatsD server (the agent) host")
+    statsd_port: int = Field(default=8125, ge=1, le=65535, description="the DogStatsD server's UDP port")
+    service: str = Field(default="saleshub", description="unified service tag `service`; `DD_SERVICE` wins")
+    env: str | None = Field(
+        default=None, description="unified service tag `env` (`prod`, `staging` …); `DD_ENV` wins"
+    )
+    version: str | None = Field(
+        default=None,
+        description="unified service tag `version`; `DD_VERSION` wins; unset: the hub's package version",
+    )
+    vitals_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="how often `serve`, `process` and `kafka relay` report the processing queue and "
+        "outbox backlog gauges",
     )
 
 
+class SystemPollSettings(_Group):
+    """How one source system is polled: where, how often, how fast, how patiently."""
+
+    base_url: str = Field(description="the source API's root URL (`https://erp.example.com`)")
+    interval_seconds: float | None = Field(
+        default=None, gt=0, description="run every N seconds (default 60 when no `cron` is given)"
+    )
+    cron: str | None = Field(
+        default=None, description="run on this crontab schedule instead (`*/5 * * * *`), hub-local time"
+    )
+    page_size: int = Field(default=500, ge=1, le=10_000, description="records per page asked for")
+    overlap_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="each run starts this far before the cursor, to catch rows committed late",
+    )
+    timeout_seconds: float = Field(default=30, gt=0, description="per request (connect, read, write)")
+    requests_per_second: float = Field(default=5, gt=0, description="at most this many requests per second")
+    attempts: int = Field(
+        default=5, ge=1, le=20, description="tries per request (connection error, 5xx, 429)"
+    )
+    backoff_seconds: float = Field(default=1, gt=0, description="first retry wait; doubles, with jitter")
+    max_backoff_seconds: float = Field(default=60, gt=0, description="longest wait between tries")
+    pause_after_failures: int = Field(
+        default=5, ge=1, description="failed runs in a row after which the poller pauses itself"
+    )
+    auth: Literal["basic", "bearer", "none"] = Field(
+        default="basic",
+        description="`basic`: secret `source/<system>` username and password; `bearer`: secret "
+        "`source/<system>/token`",
+    )
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> SystemPollSettings:
+        if self.interval_seconds is not None and self.cron is not None:
+            raise ValueError("give interval_seconds or cron, not both")
+        return self
+
+    def trigger_description(self) -> str:
+        """The schedule in words (``every 60 s`` or ``cron */5 * * * *``)."""
+        return f"cron {self.cron}" if self.cron else f"every {self.interval_seconds or 60:g} s"
+
+
 class PollerSettings(_Group):
-    """The pollers of source APIs (the ERP, Tempo); their per-system schedules will live here."""
+    """The pollers of source APIs (the ERP, Tempo): one entry per polled system."""
+
+    systems: dict[str, SystemPollSettings] = Field(
+        default_factory=dict,
+        description='JSON `{"erp": {"base_url": "https://…", "interval_seconds": 60}}`: the systems '
+        "`saleshub serve` polls; per system also `cron`, `page_size` (500), `overlap_seconds` (300), "
+        "`timeout_seconds` (30), `requests_per_second` (5), `attempts` (5), `backoff_seconds` (1), "
+        "`max_backoff_seconds` (60), `pause_after_failures` (5), `auth` (`basic`, `bearer`, `none`)",
+    )
 
 
 class Settings(BaseSettings):
@@ -237,6 +390,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="`DEBUG` … `ERROR`, for the hub and uvicorn"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text`: one readable line per record; `json`: one JSON object per line with "
+        "`dd.trace_id`/`dd.span_id` for Datadog; personal data is masked in both",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -255,6 +413,41 @@ class Settings(BaseSettings):
                 raise ConfigurationError(f"{CONFIG_FILE_VARIABLE}={config_file}: no such file")
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_names(cls, data: Any) -> Any:
+        # Unknown names would be ignored silently, and a renamed or mistyped setting (the flat
+        # SALESHUB_DATABASE_URL of older hubs, a typo) would then leave the hub on its defaults.
+        unknown = [f"{name} (argument or config file)" for name in data if name not in cls.model_fields]
+        unknown += unknown_environment_names(os.environ)
+        if unknown:
+            raise ConfigurationError(f"unknown settings: {'; '.join(unknown)}")
+        return data
+
+
+def known_environment_names() -> set[str]:
+    """Every ``SALESHUB_*`` variable the settings read (whole groups included, as JSON)."""
+    names = {CONFIG_FILE_VARIABLE}
+    for name, field in Settings.model_fields.items():
+        names.add(f"{ENV_PREFIX}{name.upper()}")
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names.update(f"{ENV_PREFIX}{name.upper()}__{inner.upper()}" for inner in group.model_fields)
+    return names
+
+
+def unknown_environment_names(environ: Mapping[str, str]) -> list[str]:
+    """``SALESHUB_*`` variables that are neither settings nor secrets, each with a suggestion."""
+    known = known_environment_names()
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper.startswith(SECRET_ENV_PREFIX):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        found.append(f"{name} is not a setting" + (f"; did you mean {close[0]}?" if close else ""))
+    return found
 
 
 def _default(field: FieldInfo) -> str:

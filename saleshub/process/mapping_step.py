@@ -32,6 +32,7 @@ class Processed:
     mapped: MappedOrder | None = None
     stage: Stage | None = None
     errors: dict[str, object] | None = None
+    trace: dict[str, str] | None = None  # the processor's span carrier, stored for the relay
 
 
 def map_event(adapter: SourceAdapter | None, queued: QueuedEvent) -> Processed:

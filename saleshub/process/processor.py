@@ -17,12 +17,17 @@ down (a bug, a value the database refuses), its events are written one by one un
 the one that fails alone is marked ``failed`` with its error, so no event can block its lane or make
 later events of its order fail.
 
+With telemetry on, each event gets its own ``process`` and ``store`` spans continuing the trace it
+was recorded with (``saleshub.process.tracing``); the batch's SQL hangs under a ``process_batch``
+span.
+
 Processors sleep on PostgreSQL ``LISTEN`` and are woken by the ``NOTIFY`` each recording
 transaction sends on commit; a short timeout covers a missed notification.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -35,6 +40,7 @@ from adapters.base import SourceAdapter
 from saleshub.errors import RetriableError
 from saleshub.platform.telemetry import NoTelemetry, Telemetry
 from saleshub.process.mapping_step import Processed, map_event
+from saleshub.process.tracing import BatchTrace
 from saleshub.process.writing import OutcomeWriter
 from saleshub.publish.outbox import Outbox
 from saleshub.store import events as store
@@ -86,42 +92,59 @@ class Processor:
 
     def process_round(self) -> ProcessRound:
         """Claim lanes, process their queued events, commit; ``RetriableError`` if the database is down."""
-        with database_errors(), self.engine.begin() as conn:
-            lanes = store.claim_lanes(conn, self._shift, self.lanes_per_claim)
-            self._shift = (self._shift + self.lanes_per_claim) % PROCESSOR_LANES
-            if not lanes:
-                return ProcessRound()
-            queued = store.queued_events(conn, lanes, self.batch_size)
-            if not queued:
-                return ProcessRound()
-            with self.telemetry.span("process", events=len(queued)):
-                processed = [map_event(self.adapters.get(item.system), item) for item in queued]
-                return self._write(conn, processed)
+        trace = BatchTrace(self.telemetry) if self.telemetry.enabled else None
+        try:
+            with database_errors(), self.engine.begin() as conn:
+                lanes = store.claim_lanes(conn, self._shift, self.lanes_per_claim)
+                self._shift = (self._shift + self.lanes_per_claim) % PROCESSOR_LANES
+                if not lanes:
+                    return ProcessRound()
+                queued = store.queued_events(conn, lanes, self.batch_size)
+                if not queued:
+                    return ProcessRound()
+                with self.telemetry.span("process_batch", events=len(queued)):
+                    processed = [self._map(trace, item) for item in queued]
+                    statuses, failed_alone = self._write(conn, processed)
+        except BaseException as exc:
+            if trace is not None:
+                trace.fail(exc)
+            raise
+        if trace is not None:  # after the commit: the spans and counts tell what was kept
+            trace.finish(processed, statuses)
+        return _round(statuses, failed_alone)
 
-    def _write(self, conn: Connection, processed: list[Processed]) -> ProcessRound:
+    def _map(self, trace: BatchTrace | None, item: store.QueuedEvent) -> Processed:
+        adapter = self.adapters.get(item.system)
+        if trace is None:
+            return map_event(adapter, item)
+        return trace.map(item, functools.partial(map_event, adapter, item))
+
+    def _write(self, conn: Connection, processed: list[Processed]) -> tuple[list[store.Status], int]:
+        """Write the batch (else each event alone); each event's final status, and how many failed alone."""
         try:
             with conn.begin_nested():
-                statuses = self.writer.write(conn, processed)
-            return _round(statuses)
+                return self.writer.write(conn, processed), 0
         except Exception as exc:
             if as_retriable(exc) is not None:
                 raise
             log.warning(
                 "a batch of %d events could not be written (%s); writing them one by one", len(processed), exc
             )
-        result = ProcessRound()
+        statuses: list[store.Status] = []
+        failed_alone = 0
         for item in processed:
             try:
                 with conn.begin_nested():
-                    result.add(_round(self.writer.write(conn, [item])))
+                    statuses.extend(self.writer.write(conn, [item]))
             except Exception as exc:
                 if as_retriable(exc) is not None:
                     raise
                 log.exception("event %s could not be written; it is marked failed", item.queued.event_id)
                 with conn.begin_nested():
                     self.writer.write_failed(conn, item, exc)
-                result.add(ProcessRound(1, {store.Status.FAILED.value: 1}, failed_alone=1))
-        return result
+                statuses.append(store.Status.FAILED)
+                failed_alone += 1
+        return statuses, failed_alone
 
     def sweep(self, stop: threading.Event | None = None) -> ProcessRound:
         """Rounds over every lane once (fewer if ``stop`` is set)."""
@@ -173,8 +196,8 @@ class Processor:
             listener.close()
 
 
-def _round(statuses: list[store.Status]) -> ProcessRound:
+def _round(statuses: list[store.Status], failed_alone: int = 0) -> ProcessRound:
     counted: dict[str, int] = {}
     for status in statuses:
         counted[status.value] = counted.get(status.value, 0) + 1
-    return ProcessRound(len(statuses), counted)
+    return ProcessRound(len(statuses), counted, failed_alone)

@@ -148,4 +148,5 @@ def _finished_row(item: Processed, status: Status, written: OrderWrite | None) -
         "hub_order_id": written.hub_order_id if written else None,
         "order_version_no": written.version_no if written else None,
         "processing_ms": round((time.perf_counter() - item.started) * 1000, 3),
+        "trace": item.trace,
     }

@@ -41,6 +41,12 @@ queued in the producer, so the round ends without waiting out the delivery timeo
 backs off, probes before sending again, replaces a producer left fenced or in a fatal state (after
 timed-out messages an idempotent producer bumps its epoch, which a broker may refuse), and drains
 the backlog when the broker returns.
+
+**Telemetry.** With telemetry on, each produced event gets a ``publish`` span that continues the
+trace its event was processed in (the carrier in the event's ``headers`` → ``trace``), ends with
+the broker's answer (partition and offset, or the error), and is propagated in the record's headers
+(Datadog ``x-datadog-*`` and W3C ``traceparent``), so a consumer continues it. Published and failed
+events are counted per topic.
 """
 
 from __future__ import annotations
@@ -60,10 +66,13 @@ from sqlalchemy import Engine, Row
 
 from canonical.events import EventKind
 from saleshub.errors import RetriableError
+from saleshub.platform.metrics import PUBLISH_FAILED, PUBLISH_PUBLISHED
+from saleshub.platform.telemetry import NoTelemetry, Span, Telemetry
 from saleshub.publish.broker_watch import BrokerWatch
 from saleshub.publish.framing import Framing
 from saleshub.publish.schemas import EventSchemas
-from saleshub.store.failures import as_retriable
+from saleshub.store.events import trace_carriers
+from saleshub.store.failures import as_retriable, database_errors
 from saleshub.store.outbox import OUTBOX_LANES, Delivered, claim_round, finish_round
 
 __all__ = ["BrokerUnavailableError", "OutboxRelay", "RelayRound", "RelayStalledError", "cloudevents_headers"]
@@ -150,8 +159,10 @@ class OutboxRelay:
         lanes_per_claim: int = 16,
         probe_timeout: float = 2.0,
         delivery_timeout: float = 30.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.engine = engine
+        self.telemetry = telemetry or NoTelemetry()
         self.relay_id = uuid.uuid4()
         self._new_producer = producer_factory
         self.producer = producer_factory()
@@ -185,8 +196,9 @@ class OutboxRelay:
         if not rows:
             return result
         reports = _Reports(len(rows))
+        spans = self._open_spans(rows) if self.telemetry.enabled else None
         try:
-            self._produce(rows, reports)
+            self._produce(rows, reports, spans)
         finally:  # whatever happened, record what the broker acknowledged and end the lease
             published: list[Delivered] = []
             failed: list[int] = []
@@ -198,6 +210,8 @@ class OutboxRelay:
                     if report and report not in result.errors:
                         result.errors.append(report)
             error = "; ".join(result.errors) or "not sent: the round ended before this record was produced"
+            if spans is not None:
+                self._close_spans(rows, spans, reports)
             finish_round(
                 self.engine, self.relay_id, claim.lanes, published=published, failed=failed, error=error
             )
@@ -211,7 +225,34 @@ class OutboxRelay:
             raise BrokerUnavailableError(self.watch.last_error or "the Kafka broker does not answer")
         self._suspect = False
 
-    def _produce(self, rows: Sequence[Row[Any]], reports: _Reports) -> None:
+    def _open_spans(self, rows: Sequence[Row[Any]]) -> list[Span]:
+        """One ``publish`` span per row, continuing the trace stored with its event."""
+        with database_errors(), self.engine.connect() as conn:
+            carriers = trace_carriers(conn, [(row.event_id, row.occurred_at) for row in rows])
+        return [
+            self.telemetry.start_span(
+                "publish",
+                parent=carriers.get(row.event_id),
+                system=row.source_system,
+                topic=row.topic,
+                kind=row.kind,
+                event_id=str(row.event_id),
+            )
+            for row in rows
+        ]
+
+    def _close_spans(self, rows: Sequence[Row[Any]], spans: list[Span], reports: _Reports) -> None:
+        for row, span, report in zip(rows, spans, reports.outcome, strict=True):
+            tags = {"topic": row.topic, "system": row.source_system}
+            if isinstance(report, tuple):
+                span.set_tags(status="published", partition=report[0], offset=report[1])
+                self.telemetry.count(PUBLISH_PUBLISHED, 1, **tags)
+            else:
+                span.set_tags(status="failed", error_message=report or "not sent")
+                self.telemetry.count(PUBLISH_FAILED, 1, **tags)
+            span.finish()
+
+    def _produce(self, rows: Sequence[Row[Any]], reports: _Reports, spans: list[Span] | None) -> None:
         producer = self.producer
         framing = self.framing
         try:
@@ -223,6 +264,8 @@ class OutboxRelay:
                     continue
                 value = framing.frame(row.topic, schema, row.payload)
                 headers = cloudevents_headers(row, framing.dataschema(row.topic, schema))
+                if spans is not None:
+                    headers.extend(spans[index].context().items())
                 callback = functools.partial(reports.on_delivery, index)
                 while True:
                     try:

@@ -107,14 +107,21 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
     @app.get(
         "/health/ready",
         response_model=Readiness,
-        responses={503: {"model": Readiness, "description": "database unavailable or not migrated"}},
-        summary="Readiness: the database answers and is migrated",
+        responses={
+            503: {
+                "model": Readiness,
+                "description": "database unavailable or not migrated, or secret store unavailable",
+            }
+        },
+        summary="Readiness: the database answers and is migrated, the secret store serves secrets",
     )
     async def ready() -> JSONResponse:
         hub = state["runtime"]
 
         def check() -> Readiness:
             expected = head_revision()
+            secrets = hub.secrets.health()
+            secrets_state = "ok" if secrets.available else f"unavailable: {secrets.detail}"
             try:
                 revision = current_revision(hub.database.engine)  # a query: fails if unreachable
             except Exception as exc:  # any failure here means "not ready"; the reason is reported
@@ -124,13 +131,17 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
                     database="unreachable",
                     schema_revision=None,
                     expected_revision=expected,
+                    secrets=secrets_state,
                 )
             status = "ok" if revision == expected else "not migrated"
+            if not secrets.available:
+                status = "unavailable"
             return Readiness(
                 status=status,
                 database="ok",
                 schema_revision=revision,
                 expected_revision=expected,
+                secrets=secrets_state,
                 mapping_revision=hub.mappings.revision,
                 process=hub.follower.process if hub.follower is not None else None,
             )

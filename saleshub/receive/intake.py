@@ -32,7 +32,9 @@ class InboundEvent:
     """One payload as a transport received it.
 
     ``idempotency_key`` is the transport's own key (the ``webhook-id`` header); without one, the
-    source's event id is used, and failing that the body's SHA-256.
+    source's event id is used, and failing that the body's SHA-256. ``trace`` is the propagation
+    carrier of the span that records the event (stored in its ``headers`` under ``trace``, where a
+    processor continues the trace); empty when nothing is traced.
     """
 
     system: str
@@ -43,6 +45,7 @@ class InboundEvent:
     headers: Mapping[str, str] = field(default_factory=dict)
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     replay_of: uuid.UUID | None = None
+    trace: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

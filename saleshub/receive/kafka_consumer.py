@@ -13,6 +13,10 @@ stored with the others, so a poison record never blocks its partition. (A record
 fails its mapping is quarantined later by the processor and announced as an ``order_rejected``
 event, like every rejected event.) If the database is down the round's partitions are rewound to
 its first records and retried after a pause: nothing is skipped.
+
+Telemetry: each record gets a ``receive`` span that continues the producer's trace (the Datadog or
+W3C trace headers of the record, as the hub's relay writes them) and a ``record`` span under it,
+whose carrier is stored with the event for the processor; both end when the batch is committed.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from adapters.base import SourceAdapter
 from saleshub.errors import RetriableError, UnknownAdapterError
+from saleshub.platform.telemetry import NoTelemetry, Span, Telemetry
 from saleshub.receive.intake import Admission, InboundEvent, admit
 from saleshub.receive.recorder import Receipt, Recorder
 from saleshub.store.events import Status
@@ -72,6 +77,15 @@ def dead_letter_headers(message: Message, result: Receipt) -> Headers:
     return _headers(message) + [(key, value.encode()) for key, value in extra.items()]
 
 
+def _carrier(message: Message) -> dict[str, str]:
+    """The record's headers as text (a propagation carrier: ``x-datadog-*``, ``traceparent`` …)."""
+    return {
+        key.lower(): value if isinstance(value, str) else value.decode("utf-8", "replace")
+        for key, value in _headers(message)
+        if value is not None
+    }
+
+
 def _header(message: Message, name: str) -> str | None:
     for key, value in _headers(message):
         if key.lower() == name and value is not None:
@@ -93,6 +107,7 @@ class OrderEventConsumer:
         topic: str,
         dead_letter_topic: str,
         batch_size: int = 500,
+        telemetry: Telemetry | None = None,
     ) -> None:
         adapter = adapters.get(system)
         if adapter is None:
@@ -101,6 +116,7 @@ class OrderEventConsumer:
         self.consumer, self.dead_letters = consumer, dead_letters
         self.system, self.topic, self.dead_letter_topic = system, topic, dead_letter_topic
         self.batch_size = batch_size
+        self.telemetry = telemetry or NoTelemetry()
         consumer.subscribe([topic])
 
     def _event(self, message: Message) -> InboundEvent:
@@ -134,6 +150,41 @@ class OrderEventConsumer:
             items.append((event, admit(event, self.adapter)))
         return items
 
+    def _traced(
+        self, items: list[tuple[InboundEvent, Admission]], messages: list[Message]
+    ) -> tuple[list[tuple[InboundEvent, Admission]], list[tuple[Span, Span]]]:
+        """Open each record's receive and record spans; the events carry their record span's carrier."""
+        traced, spans = [], []
+        for (event, admission), message in zip(items, messages, strict=True):
+            tags = {"system": self.system, "transport": "kafka", "topic": message.topic() or ""}
+            receive = self.telemetry.start_span("receive", parent=_carrier(message), **tags)
+            record = self.telemetry.start_span("record", parent=receive.context(), **tags)
+            traced.append((replace(event, trace=record.context()), admission))
+            spans.append((receive, record))
+        return traced, spans
+
+    def _record(self, messages: list[Message]) -> list[Receipt]:
+        items = self._admit(messages)
+        if not self.telemetry.enabled:
+            return self.recorder.record_batch(items)
+        items, spans = self._traced(items, messages)
+        try:
+            results = self.recorder.record_batch(items)
+        except Exception as exc:
+            for receive, record in spans:
+                record.set_error(exc)
+                record.finish()
+                receive.finish()
+            raise
+        for (receive, record), result in zip(spans, results, strict=True):
+            record.set_tags(
+                status=result.status.value, repeated=result.repeated, event_id=str(result.event_id)
+            )
+            record.finish()
+            receive.set_tags(status=result.status.value)
+            receive.finish()
+        return results
+
     def _acknowledge(self, messages: list[Message], results: list[Receipt]) -> ConsumeRound:
         """Dead-letter the rejected records, then store the offsets after every record of the batch."""
         rejected = [(m, r) for m, r in zip(messages, results, strict=True) if r.status in _REJECTED]
@@ -152,7 +203,7 @@ class OrderEventConsumer:
         if not messages:
             return ConsumeRound()
         try:
-            return self._acknowledge(messages, self.recorder.record_batch(self._admit(messages)))
+            return self._acknowledge(messages, self._record(messages))
         except Exception:
             self._rewind(messages)
             raise

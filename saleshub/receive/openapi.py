@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 
 from saleshub.receive.responses import EventReceipt, Problem
 
-__all__ = ["PROBLEM", "WEBHOOK_OPENAPI", "WEBHOOK_RESPONSES", "install_openapi"]
+__all__ = ["ERP_ORDER", "PROBLEM", "PYXIS_EVENT", "WEBHOOK_OPENAPI", "WEBHOOK_RESPONSES", "install_openapi"]
 
 PROBLEM = "application/problem+json"
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

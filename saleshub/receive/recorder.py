@@ -10,6 +10,9 @@
   ``quarantined`` with its error and not queued, and its ``order_rejected`` event goes to the
   outbox in the same transaction.
 
+Every recorded event is counted (``saleshub.events.recorded``), and one that intake refused is
+also counted at its final status (``saleshub.events.finished``), through the telemetry port.
+
 So a transport that sees a receipt knows the event is durably recorded (a 2xx means exactly that);
 one that sees ``RetriableError`` knows nothing was written and may retry the same event.
 """
@@ -24,6 +27,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from saleshub.platform.metrics import EVENTS_FINISHED, EVENTS_RECORDED
+from saleshub.platform.telemetry import NoTelemetry, Telemetry
 from saleshub.publish.outbox import Outbox
 from saleshub.receive.intake import Admission, InboundEvent
 from saleshub.store import events as store
@@ -82,9 +87,10 @@ Item = tuple[InboundEvent, Admission]
 class Recorder:
     """Records admitted events (see the module docstring)."""
 
-    def __init__(self, engine: Engine, outbox: Outbox) -> None:
+    def __init__(self, engine: Engine, outbox: Outbox, telemetry: Telemetry | None = None) -> None:
         self.engine = engine
         self.outbox = outbox
+        self.telemetry = telemetry or NoTelemetry()
 
     def record(self, event: InboundEvent, admission: Admission) -> Receipt:
         """Record one event in a transaction of its own; raises ``RetriableError`` if the database is down."""
@@ -93,7 +99,9 @@ class Recorder:
     def record_batch(self, items: Sequence[Item]) -> list[Receipt]:
         """Record events in one transaction of their own (group commit); one receipt each, in order."""
         with database_errors(), self.engine.begin() as conn:
-            return self.record_many(conn, items)
+            receipts = self.record_many(conn, items)
+        self.count(items, receipts)
+        return receipts
 
     def record_many(self, conn: Connection, items: Sequence[Item]) -> list[Receipt]:
         """Record events in ``conn``'s transaction, in their order; one receipt each.
@@ -122,6 +130,18 @@ class Recorder:
         if queued:
             store.notify_processors(conn)
         return [receipts[index] for index in range(len(items))]
+
+    def count(self, items: Sequence[Item], receipts: Sequence[Receipt]) -> None:
+        """Count recorded events (after their commit; ``record_batch`` does, ``record_many`` callers too)."""
+        if not self.telemetry.enabled:
+            return
+        for (event, _), receipt in zip(items, receipts, strict=True):
+            if receipt.repeated:
+                continue
+            tags = {"system": event.system, "transport": event.transport, "status": receipt.status.value}
+            self.telemetry.count(EVENTS_RECORDED, 1, **tags)
+            if receipt.status is not Status.ACCEPTED:
+                self.telemetry.count(EVENTS_FINISHED, 1, **tags)
 
     def _record_round(
         self, conn: Connection, round_: list[tuple[int, InboundEvent, Admission, str]]
@@ -185,7 +205,7 @@ def _event_row(event: InboundEvent, admission: Admission, receipt: Receipt, key:
         "idempotency_key": key,
         "source_event_key": info.idempotency_key if info else None,
         "order_key": info.order_key if info else None,
-        "headers": dict(event.headers),
+        "headers": {**event.headers, "trace": dict(event.trace)} if event.trace else dict(event.headers),
         "status": receipt.status.value,
         "errors": receipt.errors,
         "mapping": None,

@@ -144,6 +144,7 @@ class Replayer:
                     for row, receipt in zip(originals, receipts, strict=True)
                 ],
             )
+        self.recorder.count(items, receipts)
         return [receipt.event_id for receipt in receipts]
 
     def _wait_for(self, event_ids: list[uuid.UUID]) -> list[Status]:

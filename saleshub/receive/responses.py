@@ -48,12 +48,13 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness: the database answers and its schema is the one this hub expects."""
+    """Readiness: the database answers, its schema is the one this hub expects, secrets can be read."""
 
     status: str
     database: str
     schema_revision: str | None
     expected_revision: str | None
+    secrets: str = "ok"
     #: The deployed mapping revision this process maps with (``None``: files read from a directory).
     mapping_revision: int | None = None
     #: This process, as ``host:pid`` (as ``saleshub status`` lists it).

@@ -21,6 +21,11 @@ fields ``http_status``, ``system`` and ``reason`` for a structured log handler.
 Every 2xx/415/422 answer is sent only after the transaction that recorded the event committed
 (``GroupCommit``: concurrent events share one transaction). Mapping happens after the answer, in
 the processor, so a mapping's cost or failure never makes a webhook slow or fail.
+
+Telemetry: a ``receive`` span around the request (a child of the web framework's span), a
+``record`` span around recording whose propagation carrier is stored with the event (``headers``
+→ ``trace``, where the processor continues the trace), and one ``saleshub.webhook.responses``
+count per answer, by status code.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ from fastapi.responses import JSONResponse
 
 from adapters.base import SourceAdapter
 from saleshub.errors import RetriableError, SecretStoreError
+from saleshub.platform.metrics import WEBHOOK_RESPONSES
 from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import Settings
+from saleshub.platform.telemetry import Telemetry
 from saleshub.receive.batching import GroupCommit
 from saleshub.receive.intake import Admission, InboundEvent, admit
 from saleshub.receive.openapi import PROBLEM
@@ -132,10 +139,20 @@ class WebhookHub(Protocol):
     settings: Settings
     adapters: dict[str, SourceAdapter]
     secrets: SecretStore
+    telemetry: Telemetry
 
 
 async def receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Request) -> JSONResponse:
     """Handle ``POST /webhooks/{system}`` (see the module docstring for the answers)."""
+    known = system if system in hub.adapters else "unknown"  # a path segment is no tag value
+    with hub.telemetry.span("receive", system=known, transport="webhook") as span:
+        response = await _receive(hub, writer, system, request)
+        span.set_tags(status_code=response.status_code)
+    hub.telemetry.count(WEBHOOK_RESPONSES, system=known, status_code=response.status_code)
+    return response
+
+
+async def _receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Request) -> JSONResponse:
     settings = hub.settings.web
     adapter = hub.adapters.get(system)
     if adapter is None:
@@ -149,7 +166,7 @@ async def receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Re
     headers = request.headers
     try:
         keys = hub.secrets.webhook_keys(system)
-    except SecretStoreError as exc:
+    except (SecretStoreError, RetriableError) as exc:
         log.error("webhook from %s not recorded, secret store unavailable: %s", system, exc)
         response = _unavailable("Secret store unavailable", settings.retry_after_seconds)
         return refused(response, system, "secret store unavailable")
@@ -172,17 +189,23 @@ async def receive(hub: WebhookHub, writer: GroupCommit, system: str, request: Re
         headers={name: headers[name] for name in _RECORDED_HEADERS if name in headers},
     )
     admission = admit(event, adapter)  # CPU only: content type, decode, classify
-    try:
+    with hub.telemetry.span("record", system=system, transport="webhook") as span:
+        event = replace(event, trace=span.context())
         try:
-            result = await writer.submit(event, admission)
-        except RetriableError:
-            raise
-        except Exception as exc:  # a bug or a value the database refuses: keep the event as failed
-            result = await _record_as_failed(writer, event, exc)
-    except RetriableError as exc:
-        log.warning("webhook from %s not recorded, database unavailable: %s", system, exc)
-        response = _unavailable("Database unavailable", settings.retry_after_seconds)
-        return refused(response, system, "database unavailable")
+            try:
+                result = await writer.submit(event, admission)
+            except RetriableError:
+                raise
+            except Exception as exc:  # a bug or a value the database refuses: keep the event as failed
+                result = await _record_as_failed(writer, event, exc)
+        except RetriableError as exc:
+            log.warning("webhook from %s not recorded, database unavailable: %s", system, exc)
+            span.set_error(exc)
+            response = _unavailable("Database unavailable", settings.retry_after_seconds)
+            return refused(response, system, "database unavailable")
+        span.set_tags(status=result.status.value, repeated=result.repeated, event_id=str(result.event_id))
+        if admission.info is not None and admission.info.order_key:
+            span.set_tags(order_key=admission.info.order_key)
     return _answer(system, result)
 
 

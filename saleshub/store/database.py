@@ -5,6 +5,12 @@ embedded server when no URL is configured, sets the user and password of the sec
 ``database/credentials`` on a configured URL (so the URL in the settings carries no password),
 builds the engine with a bounded pool, and says which it is. ``Database.url`` is the resolved URL,
 which ``serve`` hands to its worker processes.
+
+When the secret store leases the credentials (Vault's database secrets engine), the URL carries no
+password at all: every new connection logs in with the lease's current user and password (the
+``do_connect`` event), and the pool recycles connections well inside a lease's lifetime, so the pool
+moves to fresh credentials before the old ones are revoked without failing a request. A worker
+process given that URL leases its own credentials.
 """
 
 from __future__ import annotations
@@ -12,17 +18,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import psycopg
 from pydantic import SecretStr
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from saleshub.errors import ConfigurationError
-from saleshub.platform.secrets import SecretStore, secret_store_from_settings
+from saleshub.platform.secrets import LeasedCredentials, SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
 from saleshub.store.embedded import EmbeddedPostgres
 
-__all__ = ["Database", "EncodedJSON", "open_database"]
+__all__ = ["Database", "EncodedJSON", "dedicated_connection", "open_database"]
 
 
 class EncodedJSON(str):
@@ -49,6 +56,8 @@ class Database:
     engine: Engine
     embedded: EmbeddedPostgres | None = None
     description: str = field(default="")
+    #: The secret store ``open_database`` made for itself (none was given): closed with the database.
+    owned_secrets: SecretStore | None = None
 
     @property
     def url(self) -> SecretStr:
@@ -58,6 +67,8 @@ class Database:
     def close(self) -> None:
         """Dispose of the pool and release the embedded server."""
         self.engine.dispose()
+        if self.owned_secrets is not None:
+            self.owned_secrets.close()
         if self.embedded is not None:
             self.embedded.stop()
 
@@ -79,13 +90,14 @@ def _parse(url: str) -> URL:
     return parsed
 
 
-def _engine(parsed: URL, pool_size: int) -> Engine:
+def _engine(parsed: URL, pool_size: int, recycle: float = -1) -> Engine:
     engine = create_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
         pool_timeout=10,
+        pool_recycle=int(recycle) if recycle > 0 else -1,
         json_serializer=_json_serializer,
         connect_args={"connect_timeout": 5, "application_name": "saleshub"},
     )
@@ -103,6 +115,53 @@ def _engine(parsed: URL, pool_size: int) -> Engine:
     return engine
 
 
+def _leased_engine(parsed: URL, pool_size: int, leased: LeasedCredentials) -> Engine:
+    engine = _engine(parsed.set(username=None, password=None), pool_size, leased.recycle_seconds)
+
+    @event.listens_for(engine, "do_connect")
+    def _current_credentials(
+        _dialect: object, _record: object, _args: object, params: dict[str, object]
+    ) -> None:
+        credentials = leased.current()
+        params["user"] = credentials.username
+        params["password"] = credentials.password.get_secret_value()
+
+    return engine
+
+
+def _configured(parsed: URL, pool_size: int, store: SecretStore, owned: SecretStore | None) -> Database:
+    leased = store.leased_credentials("database/credentials")
+    if leased is not None:
+        engine = _leased_engine(parsed, pool_size, leased)
+        where = engine.url.render_as_string(hide_password=True)
+        return Database(
+            engine, None, f"PostgreSQL at {where} (credentials leased from the secret store)", owned
+        )
+    credentials = store.credentials("database/credentials")
+    if credentials is not None:
+        parsed = parsed.set(username=credentials.username, password=credentials.password.get_secret_value())
+    engine = _engine(parsed, pool_size)
+    where = engine.url.render_as_string(hide_password=True)
+    return Database(engine, None, f"PostgreSQL at {where}", owned)
+
+
+def dedicated_connection(engine: Engine) -> tuple[psycopg.Connection[tuple[object, ...]], float | None]:
+    """A psycopg connection of the engine's own, outside its pool (for ``LISTEN``), in autocommit.
+
+    It is opened like a pooled one (the engine's connect events, so leased credentials apply) and
+    then detached. Also returns how long it may be kept: the pool's recycle age, or ``None``.
+    """
+    proxied = engine.raw_connection()
+    connection = proxied.driver_connection
+    if not isinstance(connection, psycopg.Connection):
+        proxied.close()
+        raise TypeError(f"the engine's driver gave {type(connection).__name__}, not a psycopg connection")
+    proxied.detach()
+    connection.autocommit = True
+    recycle: int = getattr(engine.pool, "_recycle", -1)
+    return connection, (float(recycle) if recycle > 0 else None)
+
+
 def open_database(settings: Settings, secrets: SecretStore | None = None) -> Database:
     """The configured database, or a started embedded one when no URL is set.
 
@@ -112,14 +171,15 @@ def open_database(settings: Settings, secrets: SecretStore | None = None) -> Dat
     config = settings.database
     if config.url is not None:
         parsed = _parse(config.url.get_secret_value())
-        store = secrets if secrets is not None else secret_store_from_settings(settings)
-        credentials = store.credentials("database/credentials")
-        if credentials is not None:
-            parsed = parsed.set(
-                username=credentials.username, password=credentials.password.get_secret_value()
-            )
-        engine = _engine(parsed, config.pool_size)
-        return Database(engine, None, f"PostgreSQL at {engine.url.render_as_string(hide_password=True)}")
+        owned: SecretStore | None = None
+        if secrets is None:
+            secrets = owned = secret_store_from_settings(settings)
+        try:
+            return _configured(parsed, config.pool_size, secrets, owned)
+        except Exception:
+            if owned is not None:
+                owned.close()
+            raise
     embedded = EmbeddedPostgres(config.data_dir)
     url = embedded.start()
     try:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Double,
     Integer,
     Text,
+    case,
     delete,
     func,
     select,
@@ -78,6 +79,7 @@ __all__ = [
     "select_event_keys",
     "stored_events",
     "supersede",
+    "trace_carriers",
 ]
 
 #: The ``LISTEN``/``NOTIFY`` channel on which recording wakes the processors.
@@ -286,6 +288,7 @@ class QueuedEvent:
     content_type: str | None
     body: bytes | None
     replay_of: uuid.UUID | None
+    trace: dict[str, str] | None = None  # the recording span's carrier (``headers`` → ``trace``)
 
 
 def queued_events(conn: Connection, lanes: Sequence[int], limit: int) -> list[QueuedEvent]:
@@ -302,6 +305,7 @@ def queued_events(conn: Connection, lanes: Sequence[int], limit: int) -> list[Qu
             _E.content_type,
             _E.replay_of,
             func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
+            _E.headers["trace"].label("trace"),
         )
         .select_from(event_queue)
         .join(integration_events, (_E.event_id == _Q.event_id) & (_E.received_at == _Q.received_at))
@@ -321,6 +325,7 @@ def queued_events(conn: Connection, lanes: Sequence[int], limit: int) -> list[Qu
             row.content_type,
             None if row.body is None else bytes(row.body),
             row.replay_of,
+            row.trace if isinstance(row.trace, dict) else None,
         )
         for row in conn.execute(query)
     ]
@@ -337,6 +342,7 @@ _FINISHED = array_rows(
     ("hub_order_id", UUID(as_uuid=True)),
     ("order_version_no", Integer()),
     ("processing_ms", Double()),
+    ("trace", JSONB()),
 )
 _FINISH = (
     update(integration_events)
@@ -351,6 +357,14 @@ _FINISH = (
         order_version_no=_FINISHED.c.order_version_no,
         processing_ms=_FINISHED.c.processing_ms,
         processed_at=func.clock_timestamp(),
+        # The processor's carrier replaces the recording one: the relay continues from the processor.
+        headers=case(
+            (
+                func.jsonb_typeof(_FINISHED.c.trace) == "object",
+                _E.headers.op("||")(func.jsonb_build_object("trace", _FINISHED.c.trace)),
+            ),
+            else_=_E.headers,
+        ),
     )
 )
 _FINISH_KEYS = (
@@ -364,13 +378,18 @@ _FINISH_KEYS = (
     "hub_order_id",
     "order_version_no",
     "processing_ms",
+    "trace",
 )
 
 
 def finish_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Set each processed event's final columns (``_FINISH_KEYS``), one statement for the batch."""
+    """Set each processed event's final columns (``_FINISH_KEYS``), one statement for the batch.
+
+    A row's ``trace`` (optional: the processor's span carrier) replaces the event's ``headers`` →
+    ``trace``, so the relay continues the trace from the processor.
+    """
     if rows:
-        conn.execute(_FINISH, {f"{key}_array": [row[key] for row in rows] for key in _FINISH_KEYS})
+        conn.execute(_FINISH, {f"{key}_array": [row.get(key) for row in rows] for key in _FINISH_KEYS})
 
 
 _DEQUEUE_IDS = array_rows(("queue_id", BigInteger()))
@@ -391,6 +410,27 @@ def count_attempt(conn: Connection, queue_ids: Sequence[int]) -> None:
         conn.execute(
             update(event_queue).where(_Q.queue_id.in_(list(queue_ids))).values(attempts=_Q.attempts + 1)
         )
+
+
+_TRACE_KEYS = array_rows(("event_id", UUID(as_uuid=True)), ("received_at", DateTime(timezone=True)))
+_TRACES = select(_E.event_id, _E.headers["trace"].label("trace")).join_from(
+    _TRACE_KEYS,
+    integration_events,
+    (_E.event_id == _TRACE_KEYS.c.event_id) & (_E.received_at == _TRACE_KEYS.c.received_at),
+)
+
+
+def trace_carriers(
+    conn: Connection, keys: Sequence[tuple[uuid.UUID, datetime]]
+) -> dict[uuid.UUID, dict[str, str]]:
+    """The stored trace carrier (``headers`` → ``trace``) of each ``(event id, received at)`` that has one."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        _TRACES,
+        {"event_id_array": [key for key, _ in keys], "received_at_array": [at for _, at in keys]},
+    )
+    return {row.event_id: row.trace for row in rows if isinstance(row.trace, dict)}
 
 
 def queue_depth(conn: Connection) -> tuple[int, datetime | None]:
@@ -460,6 +500,7 @@ def stored_events(conn: Connection, keys: Sequence[tuple[uuid.UUID, datetime]]) 
             _E.content_type,
             _E.replay_of,
             func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
+            _E.headers["trace"].label("trace"),
         )
         .select_from(_EVENT_KEYS)
         .join(

@@ -16,6 +16,8 @@ import psycopg
 from sqlalchemy import Engine
 
 from saleshub.errors import RetriableError
+from saleshub.store.database import dedicated_connection
+from saleshub.store.failures import database_errors
 
 __all__ = ["Listener"]
 
@@ -26,21 +28,32 @@ class Listener:
     """``LISTEN channel`` on a dedicated autocommit connection, reconnecting when it is lost."""
 
     def __init__(self, engine: Engine, channel: str) -> None:
-        url = engine.url.set(drivername="postgresql")
-        self._conninfo = url.render_as_string(hide_password=False)
+        self._engine = engine
         self._channel = channel
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._renew_at: float | None = None
 
     def listen(self) -> None:
-        """Connect and listen, if not already; raises ``RetriableError`` if the database is down."""
+        """Connect and listen, if not already; raises ``RetriableError`` if the database is down.
+
+        The connection is opened through the engine (its connect events, so leased credentials
+        apply) and replaced once it reaches the pool's recycle age, like a pooled one.
+        """
+        if self._renew_at is not None and time.monotonic() > self._renew_at:
+            self.close()
         if self._conn is not None and not self._conn.closed:
             return
         try:
-            self._conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+            with database_errors():
+                self._conn, max_age = dedicated_connection(self._engine)
+            self._renew_at = None if max_age is None else time.monotonic() + max_age
             self._conn.execute(f"LISTEN {self._channel}")
         except psycopg.OperationalError as exc:
             self.close()
             raise RetriableError(f"the database is unavailable: {exc}") from exc
+        except RetriableError:
+            self.close()
+            raise
 
     def wait(self, timeout: float, stop: threading.Event) -> bool:
         """Wait for a notification (True), ``timeout`` seconds, or ``stop`` (False)."""

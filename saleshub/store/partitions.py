@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, text
 
+from saleshub.errors import ConfigurationError
+
 __all__ = [
     "PARENT",
     "PartitionInfo",
@@ -100,7 +102,7 @@ def purge_raw_bodies(
 ) -> list[PartitionInfo]:
     """Empty the raw bodies of partitions that ended more than ``keep_months`` months ago."""
     if keep_months < 1:
-        raise ValueError("keep_months must be at least 1")
+        raise ConfigurationError(f"raw bodies must be kept at least 1 month; got {keep_months}")
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     cutoff = month_start(today, -keep_months)
     affected = [

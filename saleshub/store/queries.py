@@ -24,7 +24,9 @@ __all__ = [
     "event_status_counts",
     "events",
     "find_order",
+    "integration_error_counts",
     "open_problem_count",
+    "order_contents",
     "order_events",
     "order_versions",
     "orders",
@@ -209,3 +211,35 @@ def default_partition_rows(conn: Connection) -> int:
     return int(
         conn.execute(text("SELECT count(*) FROM sales_system_integration_events_default")).scalar_one()
     )
+
+
+def order_contents(conn: Connection, system: str, external_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{external order id: canonical order JSON}`` of a system's stored orders among ``external_ids``."""
+    if not external_ids:
+        return {}
+    rows = conn.execute(
+        select(_O.external_order_id, _O.content).where(
+            _O.source_system == system, _O.external_order_id.in_(list(external_ids))
+        )
+    )
+    return dict(rows.all())
+
+
+def integration_error_counts(
+    conn: Connection, system: str, start: datetime, end: datetime
+) -> tuple[int, int]:
+    """``(received, quarantined)`` events of a system received in ``[start, end)``.
+
+    Received counts what the sources sent (replays left out); quarantined counts those still
+    quarantined or failed (not superseded by a successful replay).
+    """
+    problem = _E.status.in_(("quarantined", "failed")) & _E.superseded_by.is_(None)
+    row = conn.execute(
+        select(func.count(), func.count().filter(problem)).where(
+            _E.source_system == system,
+            _E.received_at >= start,
+            _E.received_at < end,
+            _E.transport != "replay",
+        )
+    ).one()
+    return int(row[0]), int(row[1])

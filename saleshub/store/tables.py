@@ -14,12 +14,17 @@ Three groups:
 * the processing queue (``event_queue``: recorded events waiting for a processor;
   ``processor_lanes``: the ``PROCESSOR_LANES`` row locks by which processors share the work while
   keeping each order's events in the order received);
+* reconciliation (``reconciliation_runs``: one row per comparison of a source's manifest with the
+  hub; ``reconciliation_findings``: one row per discrepancy a run found);
 * the transactional outbox (``event_outbox``: one row per canonical event to publish, written in the
   ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` leases by which relay processes
   share the work while keeping each message key's events in order; ``kafka_broker_state``: one row
   saying since when the relays find the broker unreachable);
 * mapping revisions (``mapping_revisions``: every deployed revision of the mapping files, whole;
-  the newest is deployed; ``hub_processes``: which revision each running hub process maps with).
+  the newest is deployed; ``hub_processes``: which revision each running hub process maps with);
+* the pollers (``poll_cursors``: where each polled system's incremental feed and its backfill stand,
+  advanced in the transaction that records a page; ``poll_runs``: one row per run;
+  ``poller_state``: a system's failures in a row, pause, last error and next scheduled run).
 
 The tables every event writes (events, keys, orders, versions) carry no foreign keys (migration
 0003): a check per row cost a quarter of an order's write. Their invariants hold because one code
@@ -55,7 +60,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 __all__ = [
     "EVENT_STATUSES",
     "OUTBOX_LANES",
+    "POLL_STREAMS",
     "PROCESSOR_LANES",
+    "RECONCILIATION_KINDS",
     "TRANSPORTS",
     "business_unit_sales_systems",
     "business_units",
@@ -69,7 +76,12 @@ __all__ = [
     "mapping_revisions",
     "metadata",
     "outbox_lanes",
+    "poll_cursors",
+    "poll_runs",
+    "poller_state",
     "processor_lanes",
+    "reconciliation_findings",
+    "reconciliation_runs",
     "sales_channel_configurations",
     "sales_systems",
     "service_order_versions",
@@ -80,7 +92,17 @@ __all__ = [
 EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed", "dismissed")
 TRANSPORTS = ("webhook", "poll", "kafka", "replay")
 OUTBOX_LANES = 64  # a message key always hashes to the same lane: crc32(key) % OUTBOX_LANES
+POLL_STREAMS = ("incremental", "backfill")
 PROCESSOR_LANES = 64  # an order's events always hash to the same lane: crc32(system:order key) % lanes
+RECONCILIATION_KINDS = (
+    "missing_in_hub",
+    "missing_in_source",
+    "hub_stale",
+    "source_stale",
+    "content_mismatch",
+    "duplicate_in_source",
+    "invalid_manifest_row",
+)
 
 metadata = MetaData(
     naming_convention={
@@ -204,6 +226,13 @@ service_orders = Table(
     UniqueConstraint("source_system", "external_order_id"),
     Index("ix_service_orders_system_updated", "source_system", "updated_at"),
     Index("ix_service_orders_tenancy", "country_code", "bu_code", "sales_channel"),
+    # Reconciliation reads a system's orders of a time window with what it compares, index only.
+    Index(
+        "ix_service_orders_reconcile",
+        "source_system",
+        "source_updated_at",
+        postgresql_include=["external_order_id", "fingerprint", "source_version"],
+    ),
 )
 
 service_order_versions = Table(
@@ -355,6 +384,116 @@ processor_lanes = Table(
     metadata,
     Column("lane", SmallInteger, primary_key=True, autoincrement=False),
     comment="one row per lane; a processor holds a lane's row lock while it processes that lane",
+)
+
+poll_cursors = Table(
+    "poll_cursors",
+    metadata,
+    Column("source_system", String(32), nullable=False),
+    Column("stream", String(16), nullable=False, comment="incremental, or backfill (its own window)"),
+    Column(
+        "updated_at",
+        Text,
+        nullable=True,
+        comment="change time of the last record read, as the source wrote it",
+    ),
+    Column("tie", Text, nullable=True, comment="the key ordering records of that time (ERP HeaderId)"),
+    Column("token", Text, nullable=True, comment="continuation token of an unfinished listing"),
+    Column("window_since", DateTime(timezone=True), nullable=True, comment="a backfill's window"),
+    Column("window_until", DateTime(timezone=True), nullable=True),
+    Column("pages", BigInteger, nullable=False, server_default=text("0")),
+    Column("records", BigInteger, nullable=False, server_default=text("0")),
+    Column(
+        "caught_up_at", DateTime(timezone=True), nullable=True, comment="a run last read to the feed's end"
+    ),
+    Column("finished_at", DateTime(timezone=True), nullable=True, comment="a backfill read its whole window"),
+    Column("advanced_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    PrimaryKeyConstraint("source_system", "stream"),
+    CheckConstraint(f"stream IN ({_in(POLL_STREAMS)})", name="stream"),
+    comment="where each polled feed stands; moved in the transaction that records the page read",
+)
+
+poll_runs = Table(
+    "poll_runs",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("source_system", String(32), nullable=False),
+    Column("stream", String(16), nullable=False),
+    Column("started_by", String(16), nullable=False, comment="schedule or command"),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("pages", Integer, nullable=False, server_default=text("0")),
+    Column("orders", Integer, nullable=False, server_default=text("0"), comment="records read"),
+    Column("recorded", Integer, nullable=False, server_default=text("0"), comment="new events recorded"),
+    Column("errors", Integer, nullable=False, server_default=text("0"), comment="records refused at intake"),
+    Column("outcome", String(16), nullable=True, comment="completed, failed or stopped; NULL while running"),
+    Column("error", Text, nullable=True),
+    CheckConstraint(f"stream IN ({_in(POLL_STREAMS)})", name="stream"),
+    Index("ix_poll_runs_system_started", "source_system", "started_at"),
+    comment="one row per poller run",
+)
+
+poller_state = Table(
+    "poller_state",
+    metadata,
+    Column("source_system", String(32), primary_key=True),
+    Column("failures", Integer, nullable=False, server_default=text("0"), comment="failed runs in a row"),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", DateTime(timezone=True), nullable=True),
+    Column("paused_at", DateTime(timezone=True), nullable=True, comment="NULL while the poller runs"),
+    Column("paused_reason", Text, nullable=True),
+    Column("next_run_at", DateTime(timezone=True), nullable=True, comment="as the scheduler last planned it"),
+    comment="per polled system: failures in a row, pause, last error, next scheduled run",
+)
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("run_id", UUID(as_uuid=True), primary_key=True),
+    Column("source_system", String(32), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("grace_seconds", Integer, nullable=False),
+    Column("manifest", Text, nullable=False, comment="where the source's manifest came from (no path)"),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("counts", JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment="findings by kind"),
+    Column("stats", JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment="rows read, skipped"),
+    Column("error", Text, nullable=True),
+    CheckConstraint("status IN ('running', 'completed', 'failed')", name="status"),
+    Index("ix_reconciliation_runs_system_started", "source_system", "started_at"),
+    comment="one row per comparison of a source system's manifest with the hub",
+)
+
+reconciliation_findings = Table(
+    "reconciliation_findings",
+    metadata,
+    Column("finding_id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "run_id",
+        UUID(as_uuid=True),
+        ForeignKey("reconciliation_runs.run_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(24), nullable=False),
+    Column("external_order_id", Text, nullable=False),
+    Column("hub_order_id", UUID(as_uuid=True), nullable=True),
+    Column("country_code", String(2), nullable=True),
+    Column("bu_code", String(16), nullable=True),
+    Column("sales_channel", String(16), nullable=True),
+    Column("source_version", BigInteger, nullable=True),
+    Column("hub_version", BigInteger, nullable=True),
+    Column("source_updated_at", DateTime(timezone=True), nullable=True),
+    Column("hub_updated_at", DateTime(timezone=True), nullable=True),
+    Column("source_fingerprint", BigInteger, nullable=True),
+    Column("hub_fingerprint", BigInteger, nullable=True),
+    Column("field_differences", JSONB, nullable=True, comment="[{field, hub, source, rule}]"),
+    Column("detail", Text, nullable=True),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, comment="open since (earlier runs)"),
+    CheckConstraint(f"kind IN ({_in(RECONCILIATION_KINDS)})", name="kind"),
+    Index("ix_reconciliation_findings_run_id", "run_id", "kind", "external_order_id"),
+    comment="one row per discrepancy found by a reconciliation run",
 )
 
 mapping_revisions = Table(

@@ -183,9 +183,8 @@ def test_no_version_of_an_order_overtakes_an_earlier_one_across_an_outage(
 ) -> None:
     hub = open_hub(
         db_url,
-        kafka_bootstrap_servers=broker.bootstrap,
-        kafka_consumer_config=CONSUMER_TIMINGS,
-        relay_message_timeout_ms=delivery_timeout_ms,
+        kafka={"bootstrap_servers": broker.bootstrap, "consumer_config": CONSUMER_TIMINGS},
+        relay={"message_timeout_ms": delivery_timeout_ms},
     )
     stop, threads, relays = relays_running(hub)
     batches = list(waves(1000))
@@ -222,11 +221,11 @@ def test_no_version_of_an_order_overtakes_an_earlier_one_across_an_outage(
 def test_status_shows_the_broker_unreachable_within_seconds(
     db_url: str, broker: TansuBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SALESHUB_DATABASE_URL", db_url)
-    monkeypatch.setenv("SALESHUB_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
+    monkeypatch.setenv("SALESHUB_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap)
     monkeypatch.setenv("COLUMNS", "250")
     run = CliRunner()
-    hub = open_hub(db_url, kafka_bootstrap_servers=broker.bootstrap, relay_message_timeout_ms=30000)
+    hub = open_hub(db_url, kafka={"bootstrap_servers": broker.bootstrap}, relay={"message_timeout_ms": 30000})
     stop, threads, relays = relays_running(hub)
     try:
         record_batch(hub, [pyxis_event(n) for n in range(20)])

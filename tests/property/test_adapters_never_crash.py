@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from adapters.base import SourceAdapter
-from saleshub.errors import DataError, FieldError, MappingError
+from saleshub.errors import DecodeError
+from tests.property.outcomes import check_outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "contracts" / "samples"
@@ -36,23 +37,6 @@ json_values = st.recursive(
     ),
     max_leaves=25,
 )
-
-
-def check_outcome(adapter: SourceAdapter, body: bytes) -> None:
-    try:
-        translation = adapter.translate(body)
-    except MappingError as exc:
-        assert exc.errors, "a MappingError must list at least one field error"
-        assert all(isinstance(e, FieldError) and e.target and e.rule for e in exc.errors)
-        str(exc)  # the message renders
-    except DataError as exc:
-        assert str(exc)
-    else:
-        order = translation.mapped.order
-        assert order.source_system == adapter.system
-        assert -(2**63) <= order.fingerprint() < 2**63
-        amounts = [line.unit_price.amount for line in order.lines] + [order.totals.gross_amount.amount]
-        assert all(type(amount) is Decimal for amount in amounts)
 
 
 def contains_float(value: Any) -> bool:
@@ -126,7 +110,10 @@ def mutated_json(draw: st.DrawFn, system: str) -> bytes:
 @given(body=mutated_json("pyxis"))
 def test_mutated_pyxis_samples(adapters: dict[str, SourceAdapter], body: bytes) -> None:
     check_outcome(adapters["pyxis"], body)
-    document = adapters["pyxis"].decode(body) if body.strip() else None
+    try:
+        document = adapters["pyxis"].decode(body)
+    except DecodeError:  # e.g. text with NUL: refused before any mapping
+        document = None
     if isinstance(document, dict):
         data, _ = adapters["pyxis"].catalog.get("pyxis").produce(document)
         assert not contains_float(data), "money and quantities must never become floats"

@@ -19,6 +19,7 @@ from adapters.registry import AdapterRegistry
 from saleshub.errors import MappingError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.paths import ChildXmlPath, DottedJsonPath, PathError, _xml_value, compile_path
+from tests.conftest import FIXTURE_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,18 +68,20 @@ _conditions = st.builds(
     st.sampled_from(["==", "!="]),
     _literals | st.sampled_from(["b", "c"]),
 ) | st.sampled_from(["a", "b", "@"])  # a bare value filters by JMESPath's truthiness
-_expressions = st.recursive(
-    st.sampled_from(["a", "b", "c", "@"]),
-    lambda inner: st.one_of(
+
+
+def _extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
         st.builds(lambda e, k: f"{e}.{k}", inner, keys),
         st.builds(lambda e, i: f"{e}[{i}]", inner, st.integers(-2, 2)),
         st.builds(lambda e, c: f"{e}[?{c}]", inner, _conditions),
         st.builds(lambda e, c, k: f"{e}[?{c}].{k}", inner, _conditions, keys),
         st.builds(lambda e, f: f"{e} | {f}", inner, inner),
         st.builds(lambda e, i: f"{e} | [{i}]", inner, st.integers(-1, 1)),
-    ),
-    max_leaves=5,
-)
+    )
+
+
+_expressions = st.recursive(st.sampled_from(["a", "b", "c", "@"]), _extend, max_leaves=5)
 _filter_documents = st.recursive(
     st.none() | st.booleans() | st.integers(-1, 2) | st.sampled_from([Decimal("1.0"), "a", "b", ""]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
@@ -112,7 +115,7 @@ _CATALOGS: dict[str, MappingCatalog] = {}
 def _catalog_with_metadata(tmp_path_factory: Any, path: str) -> MappingCatalog:
     if path not in _CATALOGS:
         directory = tmp_path_factory.mktemp("mappings")
-        shutil.copytree(ROOT / "mappings", directory, dirs_exist_ok=True)
+        shutil.copytree(FIXTURE_MAPPINGS, directory, dirs_exist_ok=True)
         pyxis = directory / "pyxis/order.yaml"
         text = pyxis.read_text(encoding="utf-8")
         text = text.replace(
@@ -127,7 +130,7 @@ def _catalog_with_metadata(tmp_path_factory: Any, path: str) -> MappingCatalog:
 @pytest.fixture
 def mappings(tmp_path: Path) -> Path:
     target = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", target)
+    shutil.copytree(FIXTURE_MAPPINGS, target)
     return target
 
 
@@ -152,7 +155,7 @@ def test_steward_text_cannot_become_code(mappings: Path) -> None:
 
 
 def test_generated_source_is_kept_walks_a_shared_prefix_once_and_shows_in_tracebacks() -> None:
-    mapping = MappingCatalog.load(ROOT / "mappings").get("pyxis")
+    mapping = MappingCatalog.load(FIXTURE_MAPPINGS).get("pyxis")
     assert mapping.generated_source.startswith("def produce(root):")
     # A walk shared by several fields is done once per payload.
     assert mapping.generated_source.count("root.get('order')") == 1
@@ -250,7 +253,7 @@ _PROBES = _all_xml_paths()
 def tempo_with_probes(tmp_path_factory: Any) -> Any:
     """The Tempo mapping plus one system_metadata probe for every child path up to three steps."""
     directory = tmp_path_factory.mktemp("mappings")
-    shutil.copytree(ROOT / "mappings", directory, dirs_exist_ok=True)
+    shutil.copytree(FIXTURE_MAPPINGS, directory, dirs_exist_ok=True)
     tempo = directory / "tempo/order.yaml"
     text = tempo.read_text(encoding="utf-8")
     anchor = "      tax_id: {path: t:Order/t:Customer/t:TaxId}"

@@ -118,7 +118,7 @@ def test_declared_latin_encodings_are_honoured() -> None:
         (b'{"a": NaN}', "NaN"),
         (b'{"a": -Infinity}', "Infinity"),
         (b'{"a": 1, "a": 2}', "appears twice"),
-        (b'{"a": ' + b"9" * 5000 + b"}", "digits"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "a number has 5000 characters; at most 100"),
         (b"[" * 10_000 + b"]" * 10_000, "nested too deeply"),
         (b'{"a": "\xff\xfe"}', "UTF-8"),
         (b'{"a": 1', "line 1 column 8"),
@@ -156,3 +156,54 @@ def test_size_limit_applies_before_parsing() -> None:
 def test_malformed_xml_names_line_and_column() -> None:
     with pytest.raises(DecodeError, match="line 2 column"):
         decode_xml("tempo", b"<r>\n<a></b></r>")
+
+
+def test_long_number_literals_are_refused_at_their_position() -> None:
+    body = b'{"a": 1,\n "b": 0.' + b"1" * 200 + b"}"
+    with pytest.raises(DecodeError, match="a number has 202 characters") as info:
+        decode_json("pyxis", body)
+    assert info.value.position == "line 2 column 7"
+    assert decode_json("pyxis", b'{"a": 1e999999999}') == {"a": Decimal("1e999999999")}
+
+
+@pytest.mark.parametrize(
+    ("body", "position"),
+    [
+        (b'{"notes": "a\\u0000b"}', "JSON path notes"),
+        (b'{"a": {"b": ["ok", "\\ud800"]}}', "JSON path a.b[1]"),
+        (b'{"a": "\\udc00\\ud800"}', "JSON path a"),
+        (b'{"k\\u0000": 1}', "JSON path k\\x00 (its name)"),
+        (b'"\\u0000"', "JSON path (the whole body)"),
+    ],
+    ids=["nul", "lone-high-surrogate", "reversed-pair", "nul-in-key", "top-level"],
+)
+def test_json_text_the_hub_cannot_store_is_refused_with_its_path(body: bytes, position: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_json("pyxis", body)
+    assert info.value.position == position
+    str(info.value).encode("utf-8")  # the message itself holds no surrogate
+    assert "\x00" not in str(info.value)
+
+
+XML_UNSTORABLE = {
+    "nul-reference": b"<r>a&#0;b</r>",
+    "nul-hex-reference-in-attribute": b'<r a="&#x0;"/>',
+    "surrogate-reference": b"<r>&#xD800;</r>",
+    "surrogate-decimal-reference": b"<r>&#55296;</r>",
+    "control-reference": b"<r>&#1;</r>",
+    "xml-1.1-control-reference": b'<?xml version="1.1"?><r>&#1;</r>',
+    "raw-nul": b"<r>a\x00b</r>",
+    "latin1-raw-nul": b'<?xml version="1.0" encoding="ISO-8859-1"?><r>a\x00</r>',
+    "utf8-encoded-surrogate": b"<r>\xed\xa0\x80</r>",
+    "utf16-lone-surrogate": "\ufeff<r>".encode("utf-16-le") + b"\x00\xd8" + "</r>".encode("utf-16-le"),
+    "noncharacter-reference": b"<r>&#xFFFE;</r>",
+    "nested-300-deep": b"<r>" * 300 + b"</r>" * 300,
+}
+
+
+@pytest.mark.parametrize("body", XML_UNSTORABLE.values(), ids=XML_UNSTORABLE.keys())
+def test_xml_never_yields_nul_surrogates_or_absurd_depth(body: bytes) -> None:
+    started = time.thread_time()
+    with pytest.raises(DecodeError, match="not well-formed XML"):
+        decode_xml("tempo", body)
+    assert time.thread_time() - started < 0.05

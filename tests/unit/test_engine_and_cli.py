@@ -17,6 +17,7 @@ from saleshub.cli import app
 from saleshub.errors import FieldError, MappingError
 from saleshub.mapping.expressions import ExpressionError, compile_expression
 from saleshub.mapping.schema import mapping_file_schema
+from tests.conftest import FIXTURE_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "contracts/samples"
@@ -29,7 +30,7 @@ def test_committed_mapping_schema_is_current_and_accepts_every_mapping_file() ->
     )
     jsonschema.Draft202012Validator.check_schema(committed)
     validator = jsonschema.Draft202012Validator(committed)
-    for path in sorted((ROOT / "mappings").glob("*/*.yaml")):
+    for path in sorted((FIXTURE_MAPPINGS).glob("*/*.yaml")):
         errors = list(validator.iter_errors(yaml.safe_load(path.read_text(encoding="utf-8"))))
         assert not errors, f"{path}: {errors[0].message}"
 
@@ -51,7 +52,7 @@ def test_handwritten_baseline_agrees_with_the_engine(
 ) -> None:
     """The benchmark's baseline does the same work: equal output on every Pyxis golden sample."""
     body = payload.read_bytes()
-    baseline = HandwrittenPyxisMapper(ROOT / "mappings/crosswalks").map(body)
+    baseline = HandwrittenPyxisMapper(FIXTURE_MAPPINGS / "crosswalks").map(body)
     assert baseline == adapters["pyxis"].translate(body).mapped.order
 
 
@@ -117,7 +118,7 @@ class TestExpressions:
 class TestCli:
     def test_mappings_test_passes_on_every_golden_sample(self) -> None:
         result = CliRunner().invoke(
-            app, ["mappings", "test", "--dir", str(ROOT / "mappings"), "--samples", str(SAMPLES)]
+            app, ["mappings", "test", "--dir", str(FIXTURE_MAPPINGS), "--samples", str(SAMPLES)]
         )
         assert result.exit_code == 0, result.output
         assert " 0 failed" in result.output
@@ -132,7 +133,7 @@ class TestCli:
         data["order"]["customer"]["language"] = "ca"
         expected.write_text(json.dumps(data), encoding="utf-8")
         result = CliRunner().invoke(
-            app, ["mappings", "test", "--dir", str(ROOT / "mappings"), "--samples", str(tmp_path)]
+            app, ["mappings", "test", "--dir", str(FIXTURE_MAPPINGS), "--samples", str(tmp_path)]
         )
         assert result.exit_code == 1
         assert "order.customer.language" in result.output
@@ -141,7 +142,7 @@ class TestCli:
     def test_preview_prints_the_canonical_order(self) -> None:
         payload = SAMPLES / "tempo/09_pl_warranty_iso_8859_2.xml"
         result = CliRunner().invoke(
-            app, ["mappings", "preview", "tempo", str(payload), "--dir", str(ROOT / "mappings")]
+            app, ["mappings", "preview", "tempo", str(payload), "--dir", str(FIXTURE_MAPPINGS)]
         )
         assert result.exit_code == 0, result.output
         shown = json.loads(result.stdout)
@@ -152,7 +153,7 @@ class TestCli:
     def test_preview_lists_every_error_and_exits_1(self) -> None:
         payload = SAMPLES / "tempo/90_rejected_bad_channel_and_amounts.xml"
         result = CliRunner().invoke(
-            app, ["mappings", "preview", "tempo", str(payload), "--dir", str(ROOT / "mappings")]
+            app, ["mappings", "preview", "tempo", str(payload), "--dir", str(FIXTURE_MAPPINGS)]
         )
         assert result.exit_code == 1
         assert "5 error(s)" in result.output
@@ -161,7 +162,7 @@ class TestCli:
         body = tmp_path / "x.json"
         body.write_text("{}", encoding="utf-8")
         result = CliRunner().invoke(
-            app, ["mappings", "preview", "acme", str(body), "--dir", str(ROOT / "mappings")]
+            app, ["mappings", "preview", "acme", str(body), "--dir", str(FIXTURE_MAPPINGS)]
         )
         assert result.exit_code == 2
         assert "known systems: erp, pyxis, tempo" in result.output

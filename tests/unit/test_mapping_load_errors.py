@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from saleshub.cli import app
 from saleshub.errors import MappingLoadError
 from saleshub.mapping.catalog import MappingCatalog
+from tests.conftest import FIXTURE_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def mappings(tmp_path: Path) -> Path:
     target = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", target)
+    shutil.copytree(FIXTURE_MAPPINGS, target)
     return target
 
 
@@ -131,6 +132,6 @@ def test_cli_validate_lists_every_problem_and_exits_1(mappings: Path) -> None:
 
 
 def test_cli_validate_passes_on_the_repository_mappings() -> None:
-    result = CliRunner().invoke(app, ["mappings", "validate", "--dir", str(ROOT / "mappings")])
+    result = CliRunner().invoke(app, ["mappings", "validate", "--dir", str(FIXTURE_MAPPINGS)])
     assert result.exit_code == 0, result.output
     assert "pyxis" in result.output

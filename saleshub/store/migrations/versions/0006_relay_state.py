@@ -21,7 +21,7 @@ from alembic import op
 # revision identifiers, used by Alembic.
 revision: str = "0006"
 # Re-chain to "0005" (reconciliation) when both branches are merged.
-down_revision: str | Sequence[str] | None = "0004"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,7 +8,7 @@ status``. Events get the status ``dismissed``: a quarantined or failed event an 
 junk, with the reason in its errors (``saleshub events dismiss``).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -20,8 +20,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision: str = "0008"
-# Re-chain to "0007" (pollers) when both branches are merged.
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,194 @@
+"""One reconciliation run: a source's manifest against the hub, for a system and a time window.
+
+The run's row is written first (status ``running``, committed), then one transaction loads the
+manifest, reports unusable rows and duplicated keys, classifies every order of the window in one
+statement, and explains the differing orders field by field; its commit completes the run. A run
+that fails is rolled back and its row marked ``failed`` with the error, which is raised again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from reconciliation.fields import field_differences, parse_order
+from reconciliation.model import Kind, Window
+from reconciliation.rules import SystemRules
+from reconciliation.sources import SourceManifestReader
+from saleshub.store import queries
+from saleshub.store import reconciliation as store
+from saleshub.store.failures import database_errors
+
+__all__ = ["Progress", "reconcile"]
+
+#: Told what the run is doing: a phase name, how much of it is done and of how much (if known).
+Progress = Callable[[str, int, int | None], None]
+
+_EXPLAINED = (Kind.CONTENT_MISMATCH, Kind.HUB_STALE, Kind.SOURCE_STALE)
+
+
+def _quiet(_phase: str, _done: int, _total: int | None) -> None:
+    return None
+
+
+def _counted(chunks: Iterable[bytes], progress: Progress, total: int | None) -> Iterator[bytes]:
+    done = 0
+    for chunk in chunks:
+        done += len(chunk)
+        progress("load manifest", done, total)
+        yield chunk
+
+
+def _fill_fingerprints(conn: Connection) -> None:
+    values: list[tuple[int, int | None, str | None]] = []
+    for line, document in store.manifest_orders_without_fingerprint(conn):
+        order = parse_order(document)
+        values.append((line, None, order) if isinstance(order, str) else (line, order.fingerprint(), None))
+    store.set_manifest_fingerprints(conn, values)
+
+
+def _explain(
+    conn: Connection, run_id: uuid.UUID, system: str, rules: SystemRules, counts: dict[str, int]
+) -> None:
+    differing = [f for f in store.findings(conn, run_id) if f["kind"] in _EXPLAINED]
+    keys = [f["external_order_id"] for f in differing]
+    hub_docs = queries.order_contents(conn, system, keys)
+    source_docs = store.manifest_orders(conn, keys)
+    explained: dict[str, list[dict[str, Any]]] = {}
+    tolerated: list[str] = []
+    for finding in differing:
+        key = finding["external_order_id"]
+        if key not in hub_docs or key not in source_docs:
+            continue
+        hub, source = parse_order(hub_docs[key]), parse_order(source_docs[key])
+        if isinstance(source, str) or isinstance(hub, str):
+            problem = source if isinstance(source, str) else hub
+            explained[key] = [{"field": "order", "hub": None, "source": None, "rule": problem}]
+            continue
+        differences = field_differences(hub, source, rules)
+        if not differences and finding["kind"] == Kind.CONTENT_MISMATCH:
+            tolerated.append(key)
+        else:
+            explained[key] = [d.model_dump() for d in differences]
+    store.set_field_differences(conn, run_id, explained)
+    store.drop_findings(conn, run_id, Kind.CONTENT_MISMATCH, tolerated)
+    if tolerated:
+        counts[Kind.CONTENT_MISMATCH] -= len(tolerated)
+        counts["tolerated"] = len(tolerated)
+
+
+def _staged_findings(
+    problems: Sequence[store.ManifestProblem], duplicates: Sequence[store.DuplicateKey]
+) -> list[store.StagedFinding]:
+    staged = [
+        store.StagedFinding(Kind.INVALID_MANIFEST_ROW, p.key, f"line {p.line}: {p.problem}") for p in problems
+    ]
+    staged += [
+        store.StagedFinding(
+            Kind.DUPLICATE_IN_SOURCE,
+            d.key,
+            f"listed {len(d.lines)} times, on lines {', '.join(map(str, d.lines))}",
+        )
+        for d in duplicates
+    ]
+    return staged
+
+
+def _run(
+    conn: Connection,
+    run_id: uuid.UUID,
+    reader: SourceManifestReader,
+    window: Window,
+    rules: SystemRules,
+    started: datetime,
+    progress: Progress,
+) -> tuple[dict[str, int], dict[str, int]]:
+    layout = store.ManifestLayout(
+        key_columns=tuple(rules.manifest.key_columns), key_separator=rules.manifest.key_separator
+    )
+    size = reader.size()
+    loaded = store.stage_manifest(
+        conn,
+        reader.format,
+        lambda: _counted(reader.chunks(window), progress, size),
+        layout,
+        reader.description.removeprefix("file "),
+    )
+    progress("check manifest", 0, None)
+    bad_rows, without_fingerprint = store.manifest_health(conn)
+    if without_fingerprint:
+        _fill_fingerprints(conn)
+    problems = store.manifest_problems(conn) if bad_rows or without_fingerprint else []
+    duplicates = store.duplicate_keys(conn)
+    store.record_findings(conn, run_id, _staged_findings(problems, duplicates), started)
+    compared_rows = loaded - store.drop_unusable_rows(conn, duplicates, problems=bool(problems))
+    progress("classify", 0, None)
+    classes = store.classify(
+        conn,
+        store.ClassifyParams(
+            run_id=run_id,
+            system=reader.system,
+            window_start=window.start,
+            window_end=window.end,
+            young_after=min(started - rules.grace_period, window.end),
+            run_started=started,
+            time_tolerance=rules.time_tolerance,
+            previous_run=store.previous_run_id(conn, reader.system, started),
+        ),
+    )
+    counts = {
+        kind.value: classes.get(kind.value, 0)
+        for kind in (*_EXPLAINED, Kind.MISSING_IN_HUB, Kind.MISSING_IN_SOURCE)
+    }
+    counts[Kind.DUPLICATE_IN_SOURCE] = len(duplicates)
+    counts[Kind.INVALID_MANIFEST_ROW] = len(problems)
+    progress("explain differences", 0, None)
+    _explain(conn, run_id, reader.system, rules, counts)
+    tolerated = counts.pop("tolerated", 0)
+    stats = {
+        "manifest_rows": loaded,
+        "compared_manifest_rows": compared_rows,
+        "same": classes.get("same", 0),
+        "young": classes.get("young", 0),
+        "in_flight": classes.get("in_flight", 0),
+        "tolerated": tolerated,
+    }
+    return {k: v for k, v in counts.items() if v}, stats
+
+
+def reconcile(
+    engine: Engine,
+    reader: SourceManifestReader,
+    window: Window,
+    rules: SystemRules,
+    *,
+    now: datetime | None = None,
+    progress: Progress = _quiet,
+) -> uuid.UUID:
+    """Compare ``reader``'s manifest of ``window`` with the hub, store the run, and return its id."""
+    started = now or datetime.now(UTC)
+    run_id = uuid.uuid4()
+    with database_errors(), engine.begin() as conn:
+        store.start_run(
+            conn,
+            run_id=run_id,
+            system=reader.system,
+            window_start=window.start,
+            window_end=window.end,
+            grace_seconds=int(rules.grace_period.total_seconds()),
+            manifest=reader.description,
+            started_at=started,
+        )
+    try:
+        with database_errors(), engine.begin() as conn:
+            counts, stats = _run(conn, run_id, reader, window, rules, started, progress)
+            store.finish_run(conn, run_id, counts, stats)
+    except Exception as exc:
+        with engine.begin() as conn:
+            store.fail_run(conn, run_id=run_id, error=str(exc)[:2000])
+        raise
+    return run_id

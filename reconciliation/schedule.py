@@ -1,0 +1,76 @@
+"""The nightly reconciliation inside ``saleshub serve``: an APScheduler cron job per configured source.
+
+The composition root builds one ``NightlyReconciliation`` with the database engine, the rules and a
+``SourceManifestReader`` per system, and adds it to its scheduler with ``add_nightly_job``. Each
+night the job reconciles the previous UTC day of every system, one after the other; a failing
+system is logged (its run is stored as ``failed``) and the others still run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine
+
+from reconciliation.engine import reconcile
+from reconciliation.model import Window
+from reconciliation.rules import ReconciliationRules
+from reconciliation.sources import SourceManifestReader
+from saleshub.errors import SalesHubError
+
+__all__ = ["JOB_ID", "NightlyReconciliation", "add_nightly_job", "previous_day"]
+
+JOB_ID = "reconciliation-nightly"
+_log = logging.getLogger(__name__)
+
+
+def previous_day(now: datetime) -> Window:
+    """The UTC day before ``now``: from its midnight to the next."""
+    end = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return Window(start=end - timedelta(days=1), end=end)
+
+
+@dataclass
+class NightlyReconciliation:
+    """Reconcile the previous day of every system that has a manifest reader."""
+
+    engine: Engine
+    rules: ReconciliationRules
+    readers: Mapping[str, SourceManifestReader]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def __call__(self) -> dict[str, str]:
+        """Run every system; ``{system: run id, or the error}``."""
+        window = previous_day(self.clock())
+        outcome: dict[str, str] = {}
+        for system, reader in sorted(self.readers.items()):
+            try:
+                run_id = reconcile(self.engine, reader, window, self.rules.for_system(system))
+            except SalesHubError as exc:
+                _log.error("nightly reconciliation of %s failed: %s", system, exc)
+                outcome[system] = f"failed: {exc}"
+                continue
+            _log.info("nightly reconciliation of %s: run %s", system, run_id)
+            outcome[system] = str(run_id)
+        return outcome
+
+
+def add_nightly_job(
+    scheduler: BaseScheduler, job: NightlyReconciliation, *, hour: int = 2, minute: int = 30
+) -> None:
+    """Schedule ``job`` every day at ``hour:minute`` UTC (one instance at a time, late runs coalesced)."""
+    scheduler.add_job(
+        job,
+        CronTrigger(hour=hour, minute=minute, timezone=UTC),
+        id=JOB_ID,
+        name="nightly reconciliation",
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )

@@ -1,0 +1,219 @@
+"""``saleshub reconcile``: compare a source's manifest with the hub, list and compare runs, write reports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reconciliation.engine import reconcile
+from reconciliation.history import compare_runs, list_runs
+from reconciliation.model import Finding, Kind, RunSummary, Window
+from reconciliation.reports import build_report, render_csv, render_html, render_json
+from reconciliation.rules import load_rules
+from reconciliation.sources import FileManifestReader
+from saleshub.commands.common import database, fail, parse_time, parse_uuid
+from saleshub.console import err, out
+from saleshub.errors import MappingLoadError, SalesHubError
+from saleshub.platform.settings import Settings
+
+__all__ = ["compare", "reconcile_app", "report", "rules", "run", "runs"]
+
+reconcile_app = typer.Typer(
+    help="Reconciliation: what a sales system says it sold against what the hub holds.", no_args_is_help=True
+)
+
+_FORMATS = ("html", "json", "csv")
+
+
+def _rules_or_exit(directory: Path) -> None:
+    try:
+        load_rules(directory)
+    except MappingLoadError as exc:
+        err.print(f"[red bold]{len(exc.issues)} problem(s) in the reconciliation rules[/red bold]")
+        for issue in exc.issues:
+            err.print(f"  {issue}", soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _counts_table(run: RunSummary) -> Table:
+    table = Table("kind", "orders", "meaning", title=f"Run {run.run_id} ({run.status})")
+    for kind in Kind:
+        count = run.counts.get(kind.value, 0)
+        if count or list(Kind).index(kind) < 5:
+            table.add_row(kind.label, f"{count:,}", kind.explanation)
+    return table
+
+
+class _Bar:
+    """A Rich progress bar fed by the run's progress callback."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if phase not in self.tasks:
+            for task in self.tasks.values():  # the earlier phases are done
+                self.progress.update(task, total=1, completed=1)
+            self.tasks[phase] = self.progress.add_task(phase, total=total)
+        self.progress.update(self.tasks[phase], completed=done)
+
+
+@reconcile_app.command("run")
+def run(
+    system: Annotated[str, typer.Argument(help="sales system, e.g. pyxis")],
+    start: Annotated[str, typer.Option("--from", help="window start, ISO 8601 (UTC if no offset)")],
+    end: Annotated[str, typer.Option("--to", help="window end (exclusive)")],
+    source_file: Annotated[
+        Path | None, typer.Option("--source-file", help="the source's manifest: .csv or .jsonl")
+    ] = None,
+    heal: Annotated[
+        bool, typer.Option("--heal", help="re-fetch and record what is missing or stale")
+    ] = False,
+    grace: Annotated[
+        int | None, typer.Option("--grace", min=0, help="grace period in minutes [default: from the rules]")
+    ] = None,
+) -> None:
+    """Compare SYSTEM's manifest of a window with the hub; store the run; print the counts."""
+    settings = Settings()
+    window_start, window_end = parse_time(start, "--from"), parse_time(end, "--to")
+    if window_start is None or window_end is None or window_end <= window_start:
+        raise fail("--to must be after --from", 2)
+    if heal or source_file is None:
+        # Healing and reading a source's manifest from its API both need the source's API client
+        # (the pollers), which does not exist yet; a file manifest is compared without healing.
+        what = "heal" if heal else "a manifest without --source-file"
+        raise fail(f"{what} needs a source API client for {system}", 2)
+    _rules_or_exit(settings.mappings_dir)
+    rules = load_rules(settings.mappings_dir).for_system(system)
+    if grace is not None:
+        rules = rules.model_copy(update={"grace_period_minutes": grace})
+    try:
+        reader = FileManifestReader(system, source_file)
+    except SalesHubError as exc:
+        raise fail(str(exc), 2) from None
+    window = Window(start=window_start, end=window_end)
+    columns = (TextColumn("{task.description:<20}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with database(settings) as db:
+        try:
+            with Progress(*columns, console=err, transient=True) as progress:
+                run_id = reconcile(db.engine, reader, window, rules, progress=_Bar(progress))
+        except SalesHubError as exc:
+            raise fail(f"the run failed: {exc}") from None
+        with db.engine.connect() as conn:
+            report = build_report(conn, run_id)
+    out.print(_counts_table(report.run))
+    stats = report.run.stats
+    out.print(
+        f"{stats.get('compared_manifest_rows', 0):,} orders listed, {stats.get('same', 0):,} identical; "
+        f"left out: {stats.get('young', 0):,} too recent, {stats.get('in_flight', 0):,} changing during "
+        f"the run; {stats.get('tolerated', 0):,} differences within the rules' tolerances"
+    )
+    out.print(f"report: saleshub reconcile report {run_id} --format html --output report.html")
+
+
+@reconcile_app.command("runs")
+def runs(
+    system: Annotated[str | None, typer.Option(help="only this system")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+) -> None:
+    """The newest runs with their counts."""
+    with database() as db, db.engine.connect() as conn:
+        listed = list_runs(conn, system=system, limit=limit)
+    table = Table("run", "system", "window (UTC)", "started (UTC)", "status", "discrepancies", "by kind")
+    for r in listed:
+        table.add_row(
+            str(r.run_id),
+            r.source_system,
+            f"{r.window.start:%Y-%m-%d %H:%M} – {r.window.end:%Y-%m-%d %H:%M}",
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            r.status if r.error is None else f"{r.status}: {r.error[:60]}",
+            f"{r.discrepancies:,}",
+            ", ".join(f"{k} {v:,}" for k, v in sorted(r.counts.items())),
+        )
+    out.print(table)
+
+
+def _finding_rows(title: str, findings: list[Finding]) -> Table:
+    table = Table("order", "kind", "country", "open since", title=title)
+    for f in findings[:50]:
+        table.add_row(f.external_order_id, f.kind.label, f.country_code or "", f"{f.first_seen_at:%Y-%m-%d}")
+    if len(findings) > 50:
+        table.caption = f"and {len(findings) - 50:,} more"
+    return table
+
+
+@reconcile_app.command("compare")
+def compare(
+    run_a: Annotated[str, typer.Argument(help="the earlier run")],
+    run_b: Annotated[str, typer.Argument(help="the later run")],
+) -> None:
+    """What is new in RUN_B, what was resolved since RUN_A, and the oldest discrepancy still open."""
+    a, b = parse_uuid(run_a, "RUN_A"), parse_uuid(run_b, "RUN_B")
+    with database() as db, db.engine.connect() as conn:
+        try:
+            comparison = compare_runs(conn, a, b)
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+    out.print(
+        f"[bold]{len(comparison.new):,} new[/bold], [green]{len(comparison.resolved):,} resolved[/green], "
+        f"{comparison.still_open:,} still open"
+    )
+    if comparison.oldest_open is not None:
+        oldest = comparison.oldest_open
+        out.print(
+            f"oldest open: {oldest.external_order_id} ({oldest.kind.label}) "
+            f"since {oldest.first_seen_at:%Y-%m-%d %H:%M}"
+        )
+    out.print(_finding_rows("New", comparison.new))
+    out.print(_finding_rows("Resolved", comparison.resolved))
+
+
+@reconcile_app.command("report")
+def report(
+    run_id: Annotated[str, typer.Argument(help="the run")],
+    fmt: Annotated[str, typer.Option("--format", help="html, json or csv")] = "html",
+    output: Annotated[Path | None, typer.Option(help="write here instead of standard output")] = None,
+) -> None:
+    """Write a run's report: a self-contained HTML page, JSON, or CSV (one row per discrepancy)."""
+    if fmt not in _FORMATS:
+        raise fail(f"--format must be one of {', '.join(_FORMATS)}; got {fmt!r}", 2)
+    run_uuid = parse_uuid(run_id, "RUN")
+    with database() as db, db.engine.connect() as conn:
+        try:
+            data = build_report(conn, run_uuid)
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+    rendered = {"html": render_html, "json": render_json, "csv": render_csv}[fmt](data)
+    if output is None:
+        sys.stdout.write(rendered)
+    else:
+        output.write_text(rendered, encoding="utf-8")
+        out.print(f"wrote {output}")
+
+
+@reconcile_app.command("rules")
+def rules(
+    directory: Annotated[Path | None, typer.Option("--dir", help="mappings directory")] = None,
+) -> None:
+    """Check the stewards' reconciliation rules (mappings/reconciliation.yaml); problems with file:line."""
+    path = directory or Settings().mappings_dir
+    _rules_or_exit(path)
+    loaded = load_rules(path)
+    table = Table("system", "grace (min)", "amount tol.", "time tol. (s)", "equivalent statuses", "key")
+    for name in ["(default)", *sorted(loaded.systems)]:
+        r = loaded.defaults if name == "(default)" else loaded.for_system(name)
+        table.add_row(
+            name,
+            str(r.grace_period_minutes),
+            str(r.amount_tolerance),
+            str(r.time_tolerance_seconds),
+            "; ".join("=".join(group) for group in r.status_equivalences),
+            r.manifest.key_separator.join(r.manifest.key_columns),
+        )
+    out.print(table)

@@ -1,0 +1,520 @@
+"""The Vault backend against a real Vault-API server (OpenBao ``bao server -dev``, started here).
+
+The suite's embedded PostgreSQL is registered in bao's database secrets engine over its Unix socket,
+and for the length of this module every role but ``postgres`` must log in with its password
+(``scram-sha-256``), so leased credentials are really checked and a revoked lease really locks out.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from typer.testing import CliRunner
+
+from saleshub.cli import app
+from saleshub.errors import SecretStoreError, SecretStoreUnavailableError
+from saleshub.platform.secrets import secret_store_from_settings
+from saleshub.platform.settings import Settings
+from saleshub.platform.vault import VaultSecretStore
+from saleshub.runtime import HubRuntime
+from saleshub.store.events import Status, event_outcomes
+from saleshub.synthetic import pyxis_event, signed_headers
+from tests.conftest import MAPPINGS
+from tests.integration.conftest import LiveServer, free_port, wait_until
+from tests.support.bao import BaoServer, TokenReviewServer, service_account_jwt
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+APP_ROLE = "saleshub_app"  # owns nothing, holds the hub's privileges; every leased user is a member
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture(scope="module")
+def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoServer]:
+    with BaoServer(tmp_path_factory.mktemp("bao")) as server:
+        root = server.client()
+        root.sys.enable_auth_method("approle")
+        root.sys.enable_secrets_engine("database")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def vault_postgres(pg_base_url: str, bao: BaoServer) -> Iterator[str]:
+    """The suite's PostgreSQL, registered in bao's database engine as ``hub``; passwords checked."""
+    socket_dir = str(make_url(pg_base_url).query["host"])
+    hba = Path(socket_dir) / "pg_hba.conf"
+    original = hba.read_text(encoding="utf-8")
+    hba.write_text("local all postgres trust\nlocal all all scram-sha-256\n" + original, encoding="utf-8")
+    admin = create_engine(pg_base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_reload_conf()"))
+        if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}).first() is None:
+            conn.execute(text(f"CREATE ROLE {APP_ROLE} NOLOGIN"))
+    bao.client().write(
+        "database/config/hub",
+        plugin_name="postgresql-database-plugin",
+        allowed_roles="*",
+        connection_url=f"postgresql://{{{{username}}}}:{{{{password}}}}@/postgres?host={socket_dir}",
+        username="postgres",
+        password="unused-trust-auth",
+    )
+    yield socket_dir
+    hba.write_text(original, encoding="utf-8")
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_reload_conf()"))
+    admin.dispose()
+
+
+def grant_app_role(db_url: str) -> None:
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}"))
+        conn.execute(text(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"))
+        conn.execute(text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}"))
+    engine.dispose()
+
+
+def database_role(bao: BaoServer, ttl: int, max_ttl: int) -> str:
+    name = f"hub-{uuid.uuid4().hex[:8]}"
+    bao.client().write(
+        f"database/roles/{name}",
+        db_name="hub",
+        default_ttl=ttl,
+        max_ttl=max_ttl,
+        creation_statements=[
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' "
+            f"IN ROLE {APP_ROLE};"
+        ],
+    )
+    return name
+
+
+class Tenant:
+    """One test's corner of the shared bao: its KV prefix, a policy and an AppRole login for it."""
+
+    def __init__(self, bao: BaoServer, tmp_path: Path, *, denied: str | None = None, **role: Any) -> None:
+        self.bao = bao
+        self.root = bao.client()
+        self.prefix = f"saleshub-{uuid.uuid4().hex[:8]}"
+        name = self.prefix
+        policy = f"""
+            path "secret/data/{self.prefix}/*" {{ capabilities = ["read"] }}
+            path "database/creds/*" {{ capabilities = ["read"] }}
+            path "sys/leases/renew" {{ capabilities = ["update"] }}
+            path "sys/leases/revoke" {{ capabilities = ["update"] }}
+        """
+        if denied:
+            policy += f'path "secret/data/{self.prefix}/{denied}" {{ capabilities = ["deny"] }}\n'
+        self.root.sys.create_or_update_policy(name, policy)
+        role.setdefault("token_ttl", "120s")
+        self.root.auth.approle.create_or_update_approle(name, token_policies=[name], **role)
+        self.role_id = self.root.auth.approle.read_role_id(name)["data"]["role_id"]
+        self.secret_id = self.root.auth.approle.generate_secret_id(name)["data"]["secret_id"]
+        self.secret_id_file = tmp_path / f"{name}.secret-id"
+        self.secret_id_file.write_text(self.secret_id, encoding="utf-8")
+
+    def put(self, path: str, **values: str) -> None:
+        self.root.secrets.kv.v2.create_or_update_secret(path=f"{self.prefix}/{path}", secret=values)
+
+    def secrets(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "backend": "vault",
+            "vault_address": self.bao.address,
+            "vault_auth": "approle",
+            "vault_role_id": self.role_id,
+            "vault_secret_id_file": self.secret_id_file,
+            "vault_path": self.prefix,
+            "vault_cache_seconds": 0.5,
+            "vault_timeout_seconds": 1,
+            "vault_startup_seconds": 0,
+            **extra,
+        }
+
+    def settings(self, db_url: str | None = None, **extra: Any) -> Settings:
+        groups: dict[str, Any] = {"secrets": self.secrets(**extra)}
+        if db_url is not None:
+            groups["database"] = {"url": db_url, "pool_size": 4}
+        return Settings(mappings_dir=MAPPINGS, **groups)
+
+
+class Sender:
+    """Threads posting signed Pyxis webhooks, each signed with a secret ``choose()`` picks."""
+
+    def __init__(self, url: str, choose: Callable[[], tuple[str, str]], threads: int = 2) -> None:
+        self.url, self.choose = url, choose
+        self.results: list[tuple[str, int, str | None]] = []  # (secret label, status, event id)
+        self.stop = threading.Event()
+        self.counter = iter(range(10**9))
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not self.stop.is_set():
+                with self.lock:
+                    number = 700_000 + next(self.counter)
+                label, secret = self.choose()
+                body = pyxis_event(number)
+                response = client.post(
+                    "/webhooks/pyxis", content=body, headers=signed_headers(secret, f"wh-{number}", body)
+                )
+                event_id = response.json().get("event_id") if response.status_code < 300 else None
+                self.results.append((label, response.status_code, event_id))
+
+    def __enter__(self) -> Sender:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+def all_processed(hub: HubRuntime, event_ids: list[str], timeout: float = 60) -> None:
+    wanted = [uuid.UUID(event_id) for event_id in event_ids]
+
+    def done() -> bool:
+        with hub.database.engine.connect() as conn:
+            outcomes = event_outcomes(conn, wanted)
+        return len(outcomes) == len(wanted) and all(
+            outcome.status is not Status.ACCEPTED for outcome in outcomes.values()
+        )
+
+    wait_until(done, timeout, f"all {len(wanted)} acknowledged events are processed")
+
+
+def test_webhook_secret_rotation_under_load(bao: BaoServer, db_url: str, tmp_path: Path) -> None:
+    tenant = Tenant(bao, tmp_path)
+    old, new = new_secret(), new_secret()
+    tenant.put("webhook/pyxis", current=old)
+    hub = HubRuntime.open(tenant.settings(db_url))
+    phase = {"valid": ["old"]}
+    secrets = {"old": old, "new": new}
+
+    def choose() -> tuple[str, str]:
+        label = random.choice(phase["valid"])
+        return label, secrets[label]
+
+    try:
+        with LiveServer(hub) as live, Sender(live.url, choose) as sender:
+            time.sleep(1.0)
+            tenant.put("webhook/pyxis", current=new, previous=old)  # the rotation starts
+            time.sleep(1.5)  # the hub's cache time (0.5 s) and a margin, then the sender switches
+            phase["valid"] = ["old", "new"]
+            time.sleep(1.5)
+            phase["valid"] = ["new"]
+            time.sleep(0.5)
+            removed = time.monotonic()
+            tenant.put("webhook/pyxis", current=new)  # the old secret is withdrawn
+            with httpx.Client(base_url=live.url, timeout=10) as probe:
+                while True:
+                    body = pyxis_event(900_000 + int(time.monotonic() * 1000) % 100_000)
+                    answer = probe.post(
+                        "/webhooks/pyxis", content=body, headers=signed_headers(old, uuid.uuid4().hex, body)
+                    )
+                    if answer.status_code == 401:
+                        refused_after = time.monotonic() - removed
+                        break
+                    assert time.monotonic() - removed < 5, "the removed secret is still accepted"
+                    time.sleep(0.05)
+            time.sleep(0.5)
+        statuses = [status for _, status, _ in sender.results]
+        refused = [result for result in sender.results if result[1] >= 300]
+        assert len(statuses) > 50, f"only {len(statuses)} requests were sent"
+        assert not refused, f"{len(refused)} validly signed requests refused, e.g. {refused[:3]}"
+        assert {label for label, _, _ in sender.results} == {"old", "new"}
+        assert refused_after < 0.5 + 1.0, f"old secret refused only {refused_after:.2f} s after removal"
+        all_processed(hub, [event_id for _, _, event_id in sender.results if event_id])
+        print(
+            f"\n{len(statuses)} webhooks across the rotation, none refused; old secret refused "
+            f"{refused_after:.2f} s after removal"
+        )
+    finally:
+        hub.close()
+
+
+def test_leased_database_credentials_change_while_webhooks_arrive(
+    bao: BaoServer, vault_postgres: str, db_url: str, tmp_path: Path
+) -> None:
+    grant_app_role(db_url)
+    role = database_role(bao, ttl=4, max_ttl=9)
+    tenant = Tenant(bao, tmp_path, token_max_ttl="12s", token_ttl="4s")
+    secret = new_secret()
+    tenant.put("webhook/pyxis", current=secret)
+    hub = HubRuntime.open(tenant.settings(db_url, vault_database_role=role))
+    store = hub.secrets
+    assert isinstance(store, VaultSecretStore)
+    lease = store.leased_credentials("database/credentials")
+    assert lease is not None
+    users, expiries = [lease.current().username], [lease.info().expires_at]
+    try:
+        with LiveServer(hub) as live, Sender(live.url, lambda: ("only", secret)) as sender:
+            deadline = time.monotonic() + 16
+            while time.monotonic() < deadline:
+                info = lease.info()
+                if info.username != users[-1]:
+                    users.append(info.username)
+                if info.expires_at != expiries[-1]:
+                    expiries.append(info.expires_at)
+                time.sleep(0.2)
+        codes = [status for _, status, _ in sender.results]
+        assert len(codes) > 50 and all(code == 202 for code in codes), sorted(set(codes))
+        assert len(users) >= 2, "the lease was never replaced by fresh credentials"
+        assert len(expiries) > len(users), "the lease was never renewed"
+        all_processed(hub, [event_id for _, _, event_id in sender.results if event_id])
+        with hub.database.engine.connect() as conn:
+            assert conn.execute(text("SELECT session_user")).scalar() == users[-1]
+        # The token (TTL 4 s, at most 12 s) was renewed and then replaced by a new login.
+        assert store.health().available
+        print(
+            f"\n{len(codes)} webhooks, all 202, across {len(users)} database users and "
+            f"{len(expiries)} lease expiries"
+        )
+    finally:
+        hub.close()
+    admin = create_engine(db_url)
+    with admin.connect() as conn:  # closing the hub gave the lease back: Vault dropped the user
+        left = conn.execute(text("SELECT count(*) FROM pg_roles WHERE rolname = :u"), {"u": users[-1]})
+        assert left.scalar() == 0
+    admin.dispose()
+
+
+def test_an_unrenewed_lease_expires_and_locks_its_user_out(
+    bao: BaoServer, vault_postgres: str, db_url: str, tmp_path: Path
+) -> None:
+    grant_app_role(db_url)
+    role = database_role(bao, ttl=2, max_ttl=2)
+    tenant = Tenant(bao, tmp_path)
+    leased = VaultSecretStore(tenant.settings(vault_database_role=role).secrets)
+    leased.session.login()
+    lease = leased.leased_credentials("database/credentials")
+    assert lease is not None
+    credentials = lease.current()
+    url = make_url(db_url).set(
+        username=credentials.username, password=credentials.password.get_secret_value()
+    )
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar() == credentials.username
+    time.sleep(3.5)
+    with pytest.raises(Exception, match=r"password authentication failed|does not exist"):
+        engine.connect()
+    engine.dispose()
+    leased.close()
+
+
+def test_vault_frozen_mid_run_then_back(bao: BaoServer, db_url: str, tmp_path: Path) -> None:
+    tenant = Tenant(bao, tmp_path)
+    secret = new_secret()
+    tenant.put("webhook/pyxis", current=secret)
+    hub = HubRuntime.open(tenant.settings(db_url, vault_outage_grace_seconds=3))
+
+    def post(client: httpx.Client) -> int:
+        body = pyxis_event(random.randrange(10**8))
+        return client.post(
+            "/webhooks/pyxis", content=body, headers=signed_headers(secret, uuid.uuid4().hex, body)
+        ).status_code
+
+    try:
+        with LiveServer(hub) as live, httpx.Client(base_url=live.url, timeout=30) as client:
+            assert post(client) == 202
+            bao.pause()
+            try:
+                started = time.monotonic()
+                during: list[int] = []
+                while time.monotonic() - started < 2.0:  # within the grace: cached secrets serve
+                    during.append(post(client))
+                    time.sleep(0.05)
+                assert set(during) == {202}
+                wait_until(lambda: post(client) == 503, 10, "the cached secret runs out of grace")
+                ready = client.get("/health/ready")
+                assert ready.status_code == 503
+                assert bao.address in ready.json()["secrets"] and "unreachable" in ready.json()["secrets"]
+            finally:
+                bao.resume()
+            wait_until(lambda: post(client) == 202, 10, "Vault answers again and webhooks are taken")
+            assert client.get("/health/ready").json()["secrets"] == "ok"
+    finally:
+        hub.close()
+
+
+def test_vault_down_at_start_is_retried_then_a_clear_error(caplog: pytest.LogCaptureFixture) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings = Settings(
+        secrets={  # type: ignore[arg-type]
+            "backend": "vault",
+            "vault_address": closed,
+            "vault_token": "a-token",
+            "vault_startup_seconds": 2,
+        }
+    )
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING), pytest.raises(SecretStoreUnavailableError) as raised:
+        secret_store_from_settings(settings)
+    assert time.monotonic() - started >= 1.5
+    message = str(raised.value)
+    assert closed in message and "gave up logging in after 2 s" in message
+    assert "SALESHUB_SECRETS__VAULT_STARTUP_SECONDS" in message
+    assert sum("retrying in" in record.getMessage() for record in caplog.records) >= 2
+    assert "a-token" not in message + caplog.text
+
+
+def test_approle_with_a_wrong_secret_id_names_the_method_not_the_secret(
+    bao: BaoServer, tmp_path: Path
+) -> None:
+    tenant = Tenant(bao, tmp_path)
+    wrong = str(uuid.uuid4())
+    tenant.secret_id_file.write_text(wrong, encoding="utf-8")
+    with pytest.raises(SecretStoreError) as raised:
+        secret_store_from_settings(tenant.settings())
+    message = str(raised.value)
+    assert "approle auth at auth/approle" in message and "auth/approle/login" in message
+    assert wrong not in message and tenant.secret_id not in message
+
+
+def test_a_policy_that_denies_one_path(bao: BaoServer, tmp_path: Path) -> None:
+    tenant = Tenant(bao, tmp_path, denied="webhook/tempo")
+    tenant.put("webhook/pyxis", current=new_secret())
+    tenant.put("webhook/tempo", current=new_secret())
+    store = secret_store_from_settings(tenant.settings())
+    try:
+        assert len(store.webhook_keys("pyxis")) == 1
+        with pytest.raises(SecretStoreError) as raised:
+            store.webhook_keys("tempo")
+        message = str(raised.value)
+        assert f"secret/{tenant.prefix}/webhook/tempo" in message
+        assert "approle auth at auth/approle" in message and "permission denied" in message
+        assert store.webhook_keys("erp") == []  # allowed, and simply not there
+    finally:
+        store.close()
+
+
+def test_kubernetes_login_against_a_token_review_server(bao: BaoServer, tmp_path: Path) -> None:
+    root = bao.client()
+    with TokenReviewServer() as kubernetes:
+        mount = f"k8s-{uuid.uuid4().hex[:6]}"
+        root.sys.enable_auth_method("kubernetes", path=mount)
+        if "pki/" not in root.sys.list_mounted_secrets_engines()["data"]:
+            root.sys.enable_secrets_engine("pki")
+        ca = root.write("pki/root/generate/internal", common_name="test-ca", ttl="1h")["data"]["certificate"]
+        root.write(
+            f"auth/{mount}/config",
+            kubernetes_host=kubernetes.url,
+            kubernetes_ca_cert=ca,
+            disable_local_ca_jwt=True,
+        )
+        tenant = Tenant(bao, tmp_path)
+        tenant.put("kafka/sasl", username="hub-producer", password="kafka-password-" + uuid.uuid4().hex)
+        root.write(
+            f"auth/{mount}/role/hub",
+            bound_service_account_names="saleshub",
+            bound_service_account_namespaces="integration",
+            token_policies=tenant.prefix,
+            token_ttl="60s",
+        )
+        token = service_account_jwt("integration", "saleshub")
+        kubernetes.accounts[token] = ("integration", "saleshub")
+        token_file = tmp_path / "token"
+        token_file.write_text(token, encoding="utf-8")
+        config = tenant.secrets(
+            vault_auth="kubernetes",
+            vault_auth_mount=mount,
+            vault_role="hub",
+            vault_service_account_token_file=token_file,
+        )
+        store = secret_store_from_settings(Settings(secrets=config))  # type: ignore[arg-type]
+        try:
+            sasl = store.credentials("kafka/sasl")
+            assert sasl is not None and sasl.username == "hub-producer"
+            assert kubernetes.reviews >= 1
+        finally:
+            store.close()
+        token_file.write_text(service_account_jwt("integration", "someone-else"), encoding="utf-8")
+        with pytest.raises(SecretStoreError, match=f"kubernetes auth at auth/{mount}"):
+            secret_store_from_settings(Settings(secrets=config))  # type: ignore[arg-type]
+
+
+def test_canary_secrets_never_in_logs_reprs_or_errors(
+    bao: BaoServer,
+    vault_postgres: str,
+    db_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    grant_app_role(db_url)
+    tenant = Tenant(bao, tmp_path, denied="source/erp")
+    canaries = {
+        "webhook": new_secret(),
+        "kafka": "CANARY-kafka-" + uuid.uuid4().hex,
+        "source": "CANARY-source-" + uuid.uuid4().hex,
+    }
+    tenant.put("webhook/pyxis", current=canaries["webhook"])
+    tenant.put("kafka/sasl", username="hub", password=canaries["kafka"])
+    tenant.put("source/erp", username="erp", password=canaries["source"])
+    tenant.put("source/tempo", username="tempo")  # no password: an error that names the key
+    role = database_role(bao, ttl=30, max_ttl=60)
+    seen: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        hub = HubRuntime.open(tenant.settings(db_url, vault_database_role=role))
+        store = hub.secrets
+        try:
+            lease = store.leased_credentials("database/credentials")
+            assert lease is not None
+            canaries["database"] = lease.current().password.get_secret_value()
+            sasl = store.credentials("kafka/sasl")
+            seen += [repr(store), repr(lease), repr(lease.current()), repr(sasl), repr(store.health())]
+            seen += [repr(hub.database), hub.database.description, str(hub.database.engine.url)]
+            for call in (lambda: store.credentials("source/erp"), lambda: store.credentials("source/tempo")):
+                with pytest.raises(SecretStoreError) as raised:
+                    call()
+                seen.append(str(raised.value))
+        finally:
+            hub.close()
+    seen += [caplog.text, *capsys.readouterr()]
+    canaries["secret_id"] = tenant.secret_id
+    everything = "\n".join(seen)
+    for name, value in canaries.items():
+        assert value not in everything, f"the {name} canary leaked"
+    assert "lacks the key 'password'" in everything
+
+
+def test_status_shows_the_vault_connection_and_the_lease(
+    bao: BaoServer,
+    vault_postgres: str,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    grant_app_role(db_url)
+    role = database_role(bao, ttl=60, max_ttl=120)
+    tenant = Tenant(bao, tmp_path)
+    for key, value in tenant.secrets(vault_database_role=role).items():
+        monkeypatch.setenv(f"SALESHUB_SECRETS__{key.upper()}", str(value))
+    monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
+    monkeypatch.setenv("COLUMNS", "250")
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert f"secrets: Vault at {bao.address} (approle auth at auth/approle): connected" in result.output
+    assert f"secrets: database/credentials leased from database/creds/{role} as v-approle-" in result.output
+    assert "UTC (renewable)" in result.output
+    assert tenant.secret_id not in result.output
