@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from adapters.source import SourceApi
 from canonical.enums import EventType
 from saleshub.errors import ClassificationError
-from saleshub.mapping.catalog import MappingCatalog
+from saleshub.mapping.catalog import MappingSource
 from saleshub.mapping.engine import MappedOrder
 from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
@@ -64,7 +64,7 @@ class SourceAdapter(ABC):
     #: The source API the hub polls for this system's records, if it has one.
     source: ClassVar[type[SourceApi] | None] = None
 
-    def __init__(self, catalog: MappingCatalog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(self, catalog: MappingSource, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.catalog = catalog
         #: The largest body ``decode`` accepts: the hub passes its one configured limit
         #: (``web.max_body_bytes``), the same the webhook endpoint answers 413 above.

@@ -19,7 +19,7 @@ from adapters.erp import ErpAdapter
 from adapters.pyxis import PyxisAdapter
 from adapters.tempo import TempoAdapter
 from saleshub.errors import ConfigurationError, UnknownAdapterError
-from saleshub.mapping.catalog import MappingCatalog
+from saleshub.mapping.catalog import MappingSource
 from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
 __all__ = ["BUILTIN_ADAPTERS", "ENTRY_POINT_GROUP", "AdapterRegistry"]
@@ -86,7 +86,7 @@ class AdapterRegistry:
         return found
 
     def create(
-        self, name: str, catalog: MappingCatalog, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+        self, name: str, catalog: MappingSource, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     ) -> SourceAdapter:
         """An adapter instance for ``name`` using ``catalog``'s mappings and the body-size limit."""
         return self.adapter_class(name)(catalog, max_body_bytes=max_body_bytes)

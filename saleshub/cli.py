@@ -11,12 +11,15 @@ live in ``saleshub.commands`` and are registered here.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
+from typer.core import TyperOption
 
 from adapters.registry import AdapterRegistry
 from saleshub.commands.common import database, fail, install_stop_handlers
@@ -27,7 +30,17 @@ from saleshub.commands.orders import orders_app
 from saleshub.commands.poll import poll_app
 from saleshub.commands.process import process
 from saleshub.commands.reconcile import reconcile_app
+from saleshub.commands.revisions import (
+    deploy_mappings,
+    deployed_catalog,
+    diff_mappings,
+    explain_mapping,
+    load_issues,
+    mapping_history,
+    rollback_mappings,
+)
 from saleshub.commands.serve import serve, status
+from saleshub.commands.webhooks import webhooks_app
 from saleshub.console import err, out
 from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
 from saleshub.mapping.catalog import MappingCatalog
@@ -35,8 +48,41 @@ from saleshub.mapping.schema import mapping_file_schema
 from saleshub.platform.settings import Settings
 from saleshub.stewards.goldens import CaseResult, discover, render, run_case
 from saleshub.stewards.impact import ImpactReport, mapping_impact
+from saleshub.store.failures import describe_database_error
 
 __all__ = ["app", "main"]
+
+log = logging.getLogger(__name__)
+
+
+def _type_of_option(option: TyperOption, ctx: Any) -> str | None:
+    """The type column of ``--help``: none for a flag (``--update``, not ``--update <bool>``)."""
+    return None if option.is_flag else _TYPER_TYPE_COLUMN(option, ctx)
+
+
+# Typer 0.29 prints "<bool>" beside every flag, which reads as if the flag took a value.
+_TYPER_TYPE_COLUMN = TyperOption.display_type_rich
+TyperOption.display_type_rich = _type_of_option  # type: ignore[method-assign,assignment]
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, SalesHubError):
+        return " ".join(str(exc).split()) if "\n  " not in str(exc) else str(exc)
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])} "
+            f"(SALESHUB_{'__'.join(str(p) for p in e['loc']).upper()}): {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        return f"invalid setting: {problems}"
+    described = describe_database_error(exc)
+    if described is not None:
+        return described
+    return (
+        f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+        "run again with SALESHUB_LOG_LEVEL=DEBUG to log the trace"
+    )
+
 
 app = typer.Typer(
     name="saleshub",
@@ -52,11 +98,17 @@ app.add_typer(db_app, name="db")
 app.add_typer(events_app, name="events")
 app.add_typer(orders_app, name="orders")
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(poll_app, name="poll")
 app.add_typer(reconcile_app, name="reconcile")
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("process")(process)
+mappings_app.command("deploy")(deploy_mappings)
+mappings_app.command("history")(mapping_history)
+mappings_app.command("rollback")(rollback_mappings)
+mappings_app.command("diff")(diff_mappings)
+mappings_app.command("explain")(explain_mapping)
 
 
 @app.callback()
@@ -66,18 +118,24 @@ def _entry() -> None:
 
 
 def main() -> None:
-    """Run the command line; an error of the hub's own tree is one clean line and exit status 1.
+    """Run the command line; any error is one clean line and exit status 1, never a traceback.
 
     Commands turn the errors they expect into messages themselves; this catches the rest (a wrong
-    setting found while a command reads its settings, say), so no command ends in a traceback.
+    setting found while a command reads its settings, a schema not yet migrated, a bug), and logs
+    the trace at DEBUG level.
     """
     try:
         app()
-    except SalesHubError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+    except Exception as exc:
+        log.debug("the command failed", exc_info=exc)
+        err.print(f"[red]error:[/red] {_one_line(exc)}", soft_wrap=True, highlight=False)
         sys.exit(1)
 
 
+CandidateDir = Annotated[
+    Path | None,
+    typer.Option("--mapping", "--dir", help="a mappings directory [default: the deployed revision]"),
+]
 MappingsDir = Annotated[
     Path | None,
     typer.Option("--dir", help="mappings directory [default: SALESHUB_MAPPINGS_DIR or ./mappings]"),
@@ -89,19 +147,11 @@ def _catalog(directory: Path | None) -> MappingCatalog:
     try:
         return MappingCatalog.load(path)
     except MappingLoadError as exc:
-        _print_load_issues(exc)
+        load_issues(exc)
         raise typer.Exit(1) from None
     except SalesHubError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-
-
-def _print_load_issues(exc: MappingLoadError) -> None:
-    err.print(f"[red bold]{len(exc.issues)} problem(s) in the mappings[/red bold]")
-    for issue in exc.issues:
-        where = f"{issue.file}:{issue.line}" if issue.line else issue.file
-        key = f" [cyan]{issue.key}[/cyan]:" if issue.key else ""
-        err.print(f"  [bold]{where}[/bold]{key} {issue.message}", soft_wrap=True)
 
 
 @mappings_app.command("validate")
@@ -182,20 +232,19 @@ def run_goldens(
 def preview(
     system: Annotated[str, typer.Argument(help="source system, e.g. pyxis")],
     file: Annotated[Path, typer.Argument(help="payload file, or - for standard input")],
-    directory: MappingsDir = None,
+    directory: CandidateDir = None,
 ) -> None:
-    """Show the canonical order one payload becomes, or every error that stops it."""
-    catalog = _catalog(directory)
-    limit = Settings().web.max_body_bytes
-    try:
-        adapter = AdapterRegistry.default().create(system, catalog, max_body_bytes=limit)
-    except SalesHubError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    """Show the canonical order one payload becomes (deployed revision), or every error that stops it."""
     try:
         body = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
+    catalog = deployed_catalog(directory)
+    limit = Settings().web.max_body_bytes
+    try:
+        adapter = AdapterRegistry.default().create(system, catalog, max_body_bytes=limit)
+    except SalesHubError as exc:
+        raise fail(str(exc), 2) from None
     try:
         translation = adapter.translate(body)
     except MappingError as exc:
@@ -233,7 +282,8 @@ def schema(
 
 def _print_impact(report: ImpactReport, last: int) -> None:
     out.print(
-        f"[bold]{report.system}[/bold]: {report.events} of the last {last} events compared\n"
+        f"[bold]{report.system}[/bold]: {report.events} orders compared (the newest event of each of "
+        f"the last {last} orders)\n"
         f"  deployed:  {report.current_mapping or '(no successful mapping)'}\n"
         f"  candidate: {report.candidate_mapping or '(no successful mapping)'}"
     )
@@ -260,10 +310,10 @@ def _print_impact(report: ImpactReport, last: int) -> None:
 def impact(
     system: Annotated[str, typer.Argument(help="source system, e.g. pyxis")],
     mapping: Annotated[Path, typer.Option("--mapping", help="candidate mappings directory")],
-    last: Annotated[int, typer.Option("--last", min=1, max=1_000_000, help="how many recent events")] = 1000,
+    last: Annotated[int, typer.Option("--last", min=1, max=1_000_000, help="how many recent orders")] = 1000,
 ) -> None:
-    """Replay the last N stored events through a candidate mapping; report per field what would change."""
-    deployed = _catalog(None)
+    """Map the last N orders' newest events with the deployed revision and a candidate; orders changed."""
+    deployed = deployed_catalog(None)
     candidate = _catalog(mapping)
     registry = AdapterRegistry.default()
     limit = Settings().web.max_body_bytes

@@ -5,6 +5,7 @@
     SalesHubError
     ├── ConfigurationError          fix a file or setting, then restart / re-run
     │   ├── MappingLoadError        a mapping file or crosswalk is wrong (all issues, with file:line)
+    │   ├── GoldenSamplesError      golden samples fail with the mappings about to be deployed
     │   ├── UnknownAdapterError     no adapter of that name (lists the known ones)
     │   ├── MissingSecretError      a named secret the configuration needs is not in the secret store
     │   ├── SecretStoreError        the secret store cannot be read (file gone, bad YAML, bad secret)
@@ -44,6 +45,7 @@ __all__ = [
     "DecodeError",
     "FatalError",
     "FieldError",
+    "GoldenSamplesError",
     "LoadIssue",
     "ManifestError",
     "MappingError",
@@ -109,6 +111,17 @@ class MappingLoadError(ConfigurationError):
         count = len(self.issues)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(f"{count} problem{'s' if count != 1 else ''} in the mappings:\n{lines}")
+
+
+class GoldenSamplesError(ConfigurationError):
+    """Golden samples do not give their expected output with the mappings about to be deployed."""
+
+    def __init__(self, cases: Sequence[str]) -> None:
+        self.cases = tuple(cases)
+        super().__init__(
+            f"{len(self.cases)} golden sample(s) fail with these mappings: {', '.join(self.cases)}; "
+            "nothing was deployed; `saleshub mappings test --dir DIR` shows the field-level differences"
+        )
 
 
 class UnknownAdapterError(ConfigurationError):

@@ -1,10 +1,15 @@
 """The running hub's parts, built once per process from the settings.
 
-``HubRuntime.open(settings)`` loads and checks every mapping (a broken mapping stops the start with
-every problem listed), opens the database (embedded when no URL is set), optionally migrates it,
-creates the event partitions and checks that every adapter's system is registered, and wires the
-recorder every transport uses, the processors' factory, the outbox, the event schemas, the secret
-store and the telemetry port.
+``HubRuntime.open(settings)`` opens the database (embedded when no URL is set), optionally migrates
+it, creates the event partitions and checks that every adapter's system is registered, takes the
+mappings, and wires the recorder every transport uses, the processors' factory, the outbox, the
+event schemas, the secret store and the telemetry port.
+
+The mappings are the **deployed mapping revision** stored in the database; with no revision yet,
+``serve`` (``migrate=True``) deploys the files on disk as the first one, and other commands use the
+files on disk. ``open(settings, mappings=DIR)`` pins a directory instead (a steward's candidate).
+Adapters hold the runtime's ``MappingRegistry``; ``follow_mappings`` starts the thread that switches
+it to each newly deployed revision, without a restart (``saleshub.stewards.deployment``).
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ from __future__ import annotations
 import gc
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Connection
 
 from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
-from saleshub.errors import ConfigurationError
+from saleshub.errors import ConfigurationError, RetriableError
 from saleshub.mapping.catalog import MappingCatalog
+from saleshub.mapping.registry import MappingRegistry
+from saleshub.mapping.revision import MappingFiles
 from saleshub.platform.secrets import SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
 from saleshub.platform.telemetry import NoTelemetry, Telemetry, telemetry_from_settings
@@ -26,6 +34,7 @@ from saleshub.process.processor import Processor
 from saleshub.publish.outbox import Outbox
 from saleshub.publish.schemas import EventSchemas
 from saleshub.receive.recorder import Recorder
+from saleshub.stewards.deployment import RevisionFollower, deploy, load_deployed
 from saleshub.store import queries
 from saleshub.store.database import Database, open_database
 from saleshub.store.migrate import upgrade
@@ -41,7 +50,7 @@ class HubRuntime:
     """Settings, mappings, adapters, database, recorder, outbox, secrets and telemetry of one process."""
 
     settings: Settings
-    catalog: MappingCatalog
+    mappings: MappingRegistry
     adapters: dict[str, SourceAdapter]
     database: Database
     recorder: Recorder
@@ -49,14 +58,15 @@ class HubRuntime:
     secrets: SecretStore
     schemas: EventSchemas
     telemetry: Telemetry = field(default_factory=NoTelemetry)
+    follower: RevisionFollower | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, migrate: bool = False) -> HubRuntime:
-        """Build every part; with ``migrate`` also bring the schema and partitions up to date."""
-        catalog = MappingCatalog.load(settings.mappings_dir)
-        registry = AdapterRegistry.default()
-        limit = settings.web.max_body_bytes
-        adapters = {name: registry.create(name, catalog, max_body_bytes=limit) for name in registry.names()}
+    def open(cls, settings: Settings, *, migrate: bool = False, mappings: Path | None = None) -> HubRuntime:
+        """Build every part; with ``migrate`` also bring the schema and partitions up to date.
+
+        ``mappings`` pins a mappings directory instead of the deployed revision.
+        """
+        pinned = MappingCatalog.load(mappings) if mappings is not None else None
         secrets = secret_store_from_settings(settings)
         telemetry = telemetry_from_settings(settings)
         schemas = EventSchemas.load(settings.contracts_dir)
@@ -68,6 +78,11 @@ class HubRuntime:
         try:
             if migrate:
                 upgrade(database.engine)
+            registry = (
+                MappingRegistry(pinned) if pinned is not None else _deployed(settings, database, migrate)
+            )
+            adapters = _adapters(settings, registry)
+            if migrate:
                 with database.engine.begin() as connection:
                     ensure_partitions(connection)
                     _check_systems_registered(connection, adapters)
@@ -75,10 +90,25 @@ class HubRuntime:
             database.close()
             secrets.close()
             raise
-        log.info("hub using %s; %d mappings loaded", database.description, len(catalog))
+        where = f"revision r{registry.revision}" if registry.revision else registry.catalog.origin
+        log.info("hub using %s; %d mappings from %s", database.description, len(registry), where)
         outbox = Outbox(schemas)
         recorder = Recorder(database.engine, outbox, telemetry)
-        return cls(settings, catalog, adapters, database, recorder, outbox, secrets, schemas, telemetry)
+        hub = cls(settings, registry, adapters, database, recorder, outbox, secrets, schemas, telemetry)
+        if pinned is None:
+            hub.follower = RevisionFollower(database.engine, registry, "hub")
+        return hub
+
+    @property
+    def catalog(self) -> MappingCatalog:
+        """The mapping catalog in use now (the deployed revision's, unless pinned)."""
+        return self.mappings.catalog
+
+    def follow_mappings(self, role: str) -> None:
+        """Switch to each newly deployed mapping revision from now on (idempotent; not when pinned)."""
+        if self.follower is not None and not self.follower.running:
+            self.follower.role = role
+            self.follower.start()
 
     def processor(self) -> Processor:
         """A new processor of recorded events (each processing thread or process has its own)."""
@@ -91,10 +121,37 @@ class HubRuntime:
         )
 
     def close(self) -> None:
-        """Send buffered telemetry, release the database (and the embedded server's hold), then leases."""
+        """Stop following deployments, send buffered telemetry, release the database, then leases."""
+        if self.follower is not None:
+            self.follower.stop()
         self.telemetry.close()
         self.database.close()
         self.secrets.close()
+
+
+def _adapters(settings: Settings, registry: MappingRegistry) -> dict[str, SourceAdapter]:
+    adapters = AdapterRegistry.default()
+    limit = settings.web.max_body_bytes
+    return {name: adapters.create(name, registry, max_body_bytes=limit) for name in adapters.names()}
+
+
+def _deployed(settings: Settings, database: Database, migrate: bool) -> MappingRegistry:
+    """The deployed revision; without one, the files on disk (deployed first when ``migrate``)."""
+    try:
+        found = load_deployed(database.engine)
+    except RetriableError as exc:  # the hub starts anyway (503 until the database is back)
+        log.warning("cannot read the deployed mapping revision (%s); using the files on disk for now", exc)
+        return MappingRegistry(MappingCatalog.load(settings.mappings_dir))
+    if found is not None:
+        return MappingRegistry(*found)
+    catalog = MappingCatalog.load(settings.mappings_dir)
+    if not migrate:
+        return MappingRegistry(catalog)
+    files = MappingFiles.read(settings.mappings_dir)
+    message = f"first start: the files of {settings.mappings_dir}"
+    deploy(database.engine, files, catalog, message)
+    found = load_deployed(database.engine)
+    return MappingRegistry(*found) if found is not None else MappingRegistry(catalog)
 
 
 def _check_systems_registered(connection: Connection, adapters: dict[str, SourceAdapter]) -> None:

@@ -117,6 +117,8 @@ class Services:
     ) -> Services:
         """Start the requested parts (creating the Kafka topics first if a Kafka part is asked for)."""
         services = cls()
+        if processors:
+            hub.follow_mappings("processor")  # processors map with the deployed revision, as it changes
         for number in range(processors):
             run = functools.partial(
                 hub.processor().run, idle_seconds=hub.settings.processor.idle_poll_seconds

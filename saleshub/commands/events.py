@@ -1,15 +1,18 @@
-"""``saleshub events``: list, show and replay recorded integration events."""
+"""``saleshub events``: list, show, dismiss and replay recorded integration events."""
 
 from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from sqlalchemy import Connection
 
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.console import out
@@ -17,12 +20,25 @@ from saleshub.errors import SalesHubError
 from saleshub.platform.settings import Settings
 from saleshub.receive.replay import Replayer, ReplaySelection, select_events
 from saleshub.runtime import HubRuntime, tune_collector
+from saleshub.store import events as store_events
 from saleshub.store import queries
+from saleshub.store.events import Status
 from saleshub.store.queries import AnyRow
 
-__all__ = ["events_app", "events_table", "first_error", "list_events", "replay", "show_event"]
+__all__ = [
+    "dismiss_event",
+    "events_app",
+    "events_table",
+    "first_error",
+    "list_events",
+    "replay",
+    "resolve_event_id",
+    "show_event",
+]
 
-events_app = typer.Typer(help="Recorded integration events: list, show, replay.", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Recorded integration events: list, show, dismiss, replay.", no_args_is_help=True
+)
 
 
 def first_error(errors: dict[str, Any] | None) -> str:
@@ -39,13 +55,14 @@ def first_error(errors: dict[str, Any] | None) -> str:
 
 def events_table(rows: Sequence[AnyRow], *, with_system: bool = True, title: str | None = None) -> Table:
     """Events as a table: when, id, system, transport, type, status, order version, mapping or error."""
-    columns = ["received (UTC)", "event", "system", "via", "type", "status", "order v.", "mapping / error"]
+    columns = ["received (UTC)", "event", "system", "order", "via", "type", "status", "v.", "mapping / error"]
     table = Table(*(c for c in columns if with_system or c != "system"), title=title)
     for row in rows:
         cells = [
             f"{row.received_at:%Y-%m-%d %H:%M:%S}",
             str(row.event_id),
             row.source_system,
+            row.order_key or "",
             row.transport + (" ↻" if row.replay_of else ""),
             row.event_type or "",
             row.status + (" (replayed)" if row.superseded_by else ""),
@@ -59,28 +76,30 @@ def events_table(rows: Sequence[AnyRow], *, with_system: bool = True, title: str
 @events_app.command("list")
 def list_events(
     system: Annotated[str | None, typer.Option(help="only this sales system")] = None,
-    status: Annotated[
-        str | None, typer.Option(help="mapped, duplicate, stale, quarantined or failed")
-    ] = None,
+    status: Annotated[Status | None, typer.Option(help="only events with this status")] = None,
     since: Annotated[str | None, typer.Option(help="received at or after (ISO 8601)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """The newest events, with status, mapping and the first error of each."""
     with database() as db, db.engine.connect() as conn:
         rows = queries.events(
-            conn, system=system, status=status, since=parse_time(since, "--since"), limit=limit
+            conn,
+            system=system,
+            status=status.value if status else None,
+            since=parse_time(since, "--since"),
+            limit=limit,
         )
     out.print(events_table(rows))
 
 
 @events_app.command("show")
 def show_event(
-    event_id: Annotated[str, typer.Argument(help="the event's id")],
+    event_id: Annotated[str, typer.Argument(help="the event's id, or its first characters")],
     body: Annotated[bool, typer.Option("--body", help="write the exact raw body to standard output")] = False,
 ) -> None:
     """Everything recorded about one event (or, with --body, its exact raw bytes)."""
     with database() as db, db.engine.connect() as conn:
-        row = queries.event(conn, parse_uuid(event_id, "EVENT_ID"))
+        row = queries.event(conn, resolve_event_id(conn, event_id))
     if row is None:
         raise fail(f"no event {event_id}")
     if body:
@@ -96,6 +115,44 @@ def show_event(
     out.print_json(json.dumps(record, default=str, ensure_ascii=False))
 
 
+def resolve_event_id(conn: Connection, text: str) -> uuid.UUID:
+    """The event ``text`` names: a whole id, or an id prefix that only one event has."""
+    cleaned = text.strip().lower()
+    if len(cleaned) == 36:
+        return parse_uuid(cleaned, "EVENT_ID")
+    if len(cleaned) < 4 or any(c not in "0123456789abcdef-" for c in cleaned):
+        raise fail(
+            f"an event id or its first characters (4 or more hexadecimal digits) is needed; got {text!r}"
+        )
+    found = queries.event_ids_with_prefix(conn, cleaned)
+    if not found:
+        raise fail(f"no event id starts with {cleaned}")
+    if len(found) > 1:
+        shown = ", ".join(str(event_id) for event_id in found)
+        raise fail(f"{cleaned} is the start of several event ids ({shown}); give more characters")
+    return found[0]
+
+
+@events_app.command("dismiss")
+def dismiss_event(
+    event_id: Annotated[str, typer.Argument(help="the event's id, or its first characters")],
+    reason: Annotated[str, typer.Option("--reason", help="why it is closed (kept with the event)")],
+) -> None:
+    """Close an open quarantined or failed event that is junk (a test message, a sender's mistake)."""
+    if not reason.strip():
+        raise fail("--reason must say why the event is dismissed")
+    with database() as db, db.engine.begin() as conn:
+        resolved = resolve_event_id(conn, event_id)
+        previous = store_events.dismiss(conn, resolved, reason.strip())
+        if previous is None:
+            row = queries.event(conn, resolved)
+            state = (
+                "replayed" if row is not None and row.superseded_by else (row.status if row else "unknown")
+            )
+            raise fail(f"event {resolved} is {state}, not an open quarantined or failed event")
+    out.print(f"event {resolved} dismissed (was {previous}): {reason.strip()}")
+
+
 @events_app.command("replay")
 def replay(
     event_id: Annotated[str | None, typer.Option("--event", help="only this event")] = None,
@@ -106,8 +163,16 @@ def replay(
         bool, typer.Option("--all", help="replay every selected event, not only open quarantined/failed ones")
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="map with this mappings directory instead of the deployed revision"),
+    ] = None,
 ) -> None:
-    """Map stored events again with the current mappings (default: every open quarantined one)."""
+    """Map stored events again with the deployed mapping revision (default: every open quarantined one).
+
+    With ``--mapping DIR`` this command's own processor maps with DIR; stop other processors
+    (``serve``, ``process``) first, or they may take some of the replays with the deployed revision.
+    """
     selection = ReplaySelection(
         event_id=parse_uuid(event_id, "--event") if event_id else None,
         system=system,
@@ -117,7 +182,7 @@ def replay(
         limit=limit,
     )
     try:
-        hub = HubRuntime.open(Settings())
+        hub = HubRuntime.open(Settings(), mappings=mapping)
     except SalesHubError as exc:
         raise fail(str(exc)) from None
     tune_collector()

@@ -1,4 +1,4 @@
-"""``saleshub orders show``: an order, its versions, and the events that made it."""
+"""``saleshub orders list|show``: the orders that landed, and one order's versions and events."""
 
 from __future__ import annotations
 
@@ -8,14 +8,56 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from saleshub.commands.common import database, fail, parse_uuid
+from canonical.enums import OrderStatus, SalesChannel
+from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.commands.events import events_table
 from saleshub.console import out
 from saleshub.store import queries
 
-__all__ = ["orders_app", "show_order"]
+__all__ = ["list_orders", "orders_app", "show_order"]
 
 orders_app = typer.Typer(help="Canonical orders in the store.", no_args_is_help=True)
+
+
+@orders_app.command("list")
+def list_orders(
+    system: Annotated[str | None, typer.Option(help="only this sales system")] = None,
+    channel: Annotated[SalesChannel | None, typer.Option(help="only this sales channel")] = None,
+    country: Annotated[str | None, typer.Option(help="only this country (ISO code, e.g. ES)")] = None,
+    status: Annotated[OrderStatus | None, typer.Option(help="only orders in this status")] = None,
+    since: Annotated[str | None, typer.Option(help="updated at or after (ISO 8601)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """The most recently updated orders: which orders landed, from where, in which state."""
+    with database() as db, db.engine.connect() as conn:
+        rows = queries.orders(
+            conn,
+            system=system,
+            channel=channel.value if channel else None,
+            country=country.upper() if country else None,
+            status=status.value if status else None,
+            since=parse_time(since, "--since"),
+            limit=limit,
+        )
+    table = Table(
+        "updated (UTC)", "order", "country", "BU", "store", "channel", "service", "status", "v.", "hub id"
+    )
+    for row in rows:
+        table.add_row(
+            f"{row.updated_at:%Y-%m-%d %H:%M:%S}",
+            f"{row.source_system}:{row.external_order_id}",
+            row.country_code,
+            row.bu_code,
+            row.store_code or "",
+            row.sales_channel,
+            row.service_type,
+            row.status,
+            str(row.version_no),
+            str(row.hub_order_id),
+        )
+    out.print(table)
+    if not rows:
+        out.print("no orders match")
 
 
 @orders_app.command("show")

@@ -43,6 +43,7 @@ def process(
             counts = ", ".join(f"{status} {count}" for status, count in sorted(done.statuses.items()))
             out.print(f"processed {done.events} events{': ' + counts if counts else ''}")
             return
+        hub.follow_mappings("process")
         services = Services.start(hub, processors=threads)
         out.print(f"processing recorded events with {threads} thread(s); Ctrl+C stops")
         wait_for_signal()

@@ -13,6 +13,7 @@ embedded PostgreSQL is released. Without Kafka, canonical events are kept in the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -25,6 +26,7 @@ from saleshub.commands.common import StopSignal, database, fail
 from saleshub.commands.workers import WorkerConfig, worker_settings
 from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, RetriableError, SalesHubError
+from saleshub.mapping.revision import MappingFiles
 from saleshub.platform.logs import configure_logging
 from saleshub.platform.secrets import (
     EnvSecretStore,
@@ -38,6 +40,7 @@ from saleshub.services import Services
 from saleshub.store import queries
 from saleshub.store.events import queue_depth
 from saleshub.store.failures import database_errors
+from saleshub.store.mapping_revisions import LiveProcess, StoredRevision, deployed_revision, live_processes
 from saleshub.store.migrate import current_revision, head_revision
 from saleshub.store.outbox import Backlog, BrokerState, backlog, broker_state
 from saleshub.store.partitions import list_partitions
@@ -48,6 +51,8 @@ __all__ = ["serve", "status"]
 def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
     out.print(f"[bold]saleshub[/bold] on {hub.database.description}")
     out.print(f"mappings: {', '.join(m.identity.label for m in hub.catalog)}")
+    _warn_if_disk_differs(hub)
+    out.print(f"webhook secrets: {hub.secrets.where('webhook/<system>')}")
     for system in sorted(hub.adapters):
         try:
             count = len(hub.secrets.webhook_keys(system))
@@ -71,6 +76,24 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
     for system, polled in sorted(hub.settings.pollers.systems.items()):
         out.print(f"polling: {system} at {polled.base_url}, {polled.trigger_description()}")
     out.print(f"serving with {workers} worker(s); Ctrl+C stops")
+
+
+def _warn_if_disk_differs(hub: HubRuntime) -> None:
+    """Say so when the files on disk are not the deployed revision (an edit not yet deployed)."""
+    if hub.mappings.revision is None:
+        return
+    try:
+        on_disk = MappingFiles.read(hub.settings.mappings_dir).content_hash
+    except ConfigurationError:
+        return
+    with hub.database.engine.connect() as conn:
+        deployed = deployed_revision(conn)
+    if deployed is not None and deployed.content_hash != on_disk:
+        err.print(
+            f"[yellow]mappings: the files in {hub.settings.mappings_dir} differ from the deployed revision "
+            f"r{deployed.revision}; the hub maps with r{deployed.revision} until they are deployed "
+            "(`saleshub mappings deploy`)[/yellow]"
+        )
 
 
 _NO_KAFKA = (
@@ -102,6 +125,7 @@ def serve(
         _announce(hub, host, port, workers)
         tune_collector()
         kafka_on = bool(settings.kafka.bootstrap_servers)
+        hub.follow_mappings("serve")
         background = Services.start(
             hub,
             processors=settings.processor.threads,
@@ -189,6 +213,8 @@ def _status(settings: Settings, secrets: SecretStore) -> None:
             waiting = backlog(conn)
             queued, oldest_queued = queue_depth(conn)
             broker = broker_state(conn)
+            deployed = deployed_revision(conn)
+            running = live_processes(conn, within_seconds=30)
     table = Table("system", "status", "events (24 h)", title="Events of the last 24 hours")
     for (system, event_status), count in sorted(counts.items()):
         table.add_row(system, event_status, str(count))
@@ -200,8 +226,24 @@ def _status(settings: Settings, secrets: SecretStore) -> None:
     if stray:
         out.print(f"[yellow]{stray} events in the DEFAULT partition: run `saleshub db upgrade`[/yellow]")
     _print_queue(queued, oldest_queued)
+    _print_mappings(deployed, running)
     _print_backlog(settings, waiting, broker)
     _print_secrets(secrets.health())
+
+
+def _print_mappings(deployed: StoredRevision | None, running: Sequence[LiveProcess]) -> None:
+    if deployed is None:
+        out.print("[yellow]mappings: no revision deployed yet (`saleshub mappings deploy`)[/yellow]")
+    else:
+        out.print(
+            f"mappings: revision r{deployed.revision} deployed {deployed.deployed_at:%Y-%m-%d %H:%M} "
+            f"({', '.join(deployed.mappings.values())})"
+        )
+    for process in running:
+        revision = f"r{process.mapping_revision}" if process.mapping_revision else "files on disk"
+        behind = deployed is not None and process.mapping_revision != deployed.revision
+        colour = "yellow" if behind else "green"
+        out.print(f"[{colour}]process {process.process} ({process.role}): maps with {revision}[/{colour}]")
 
 
 def _print_queue(queued: int, oldest: datetime | None) -> None:

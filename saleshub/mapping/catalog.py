@@ -14,7 +14,7 @@ import difflib
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,7 +25,7 @@ from saleshub.mapping.engine import CompiledMapping, MappingIdentity
 from saleshub.mapping.spec import NODE_TAGS, MappingFile
 from saleshub.mapping.yaml_source import Located, dotted_key, load_located_yaml
 
-__all__ = ["CROSSWALK_DIR", "MappingCatalog"]
+__all__ = ["CROSSWALK_DIR", "MappingCatalog", "MappingSource"]
 
 CROSSWALK_DIR = "crosswalks"
 
@@ -73,23 +73,40 @@ def _spec_issues(exc: ValidationError, located: Located, file: str) -> list[Load
     return issues
 
 
+class MappingSource(Protocol):
+    """What an adapter needs of its mappings: the compiled mapping of a system by name.
+
+    A ``MappingCatalog`` is one; so is the runtime's ``MappingRegistry``, which answers from the
+    deployed revision and switches when a new one is deployed.
+    """
+
+    def get(self, system: str, name: str = "order") -> CompiledMapping:
+        """The mapping ``name`` of ``system``."""
+        ...
+
+
 class MappingCatalog:
     """All compiled mappings of one ``mappings/`` directory, by system and name."""
 
     def __init__(self, directory: Path, mappings: dict[tuple[str, str], CompiledMapping]) -> None:
         self.directory = directory
+        #: Where the mappings came from, for messages (a directory, or a deployed revision).
+        self.origin = str(directory)
         self._mappings = mappings
 
     @classmethod
-    def load(cls, directory: Path) -> MappingCatalog:
-        """Load and compile everything; raises ``MappingLoadError`` listing every problem."""
-        catalog, issues = cls.check(directory)
+    def load(cls, directory: Path, *, revision: int | None = None) -> MappingCatalog:
+        """Load and compile everything; raises ``MappingLoadError`` listing every problem.
+
+        ``revision`` is the deployed mapping revision the files are (it goes into every label).
+        """
+        catalog, issues = cls.check(directory, revision=revision)
         if issues:
             raise MappingLoadError(issues)
         return catalog
 
     @classmethod
-    def check(cls, directory: Path) -> tuple[MappingCatalog, list[LoadIssue]]:
+    def check(cls, directory: Path, *, revision: int | None = None) -> tuple[MappingCatalog, list[LoadIssue]]:
         """Load what can be loaded and return it with every problem found."""
         if not directory.is_dir():
             raise ConfigurationError(f"mappings directory {directory} does not exist")
@@ -99,18 +116,19 @@ class MappingCatalog:
         for path in sorted(directory.glob("*/*.yaml")) + sorted(directory.glob("*/*.yml")):
             if path.parent.name == CROSSWALK_DIR:
                 continue
-            compiled, file_issues = _load_file(directory, path, crosswalks)
+            compiled, file_issues = _load_file(directory, path, crosswalks, revision)
             issues += file_issues
             if compiled is not None:
                 mappings[(compiled.identity.system, compiled.identity.name)] = compiled
-        return cls(directory, mappings), issues
+        unique = list(dict.fromkeys(issues))  # a problem met from two places is reported once
+        return cls(directory, mappings), unique
 
     def get(self, system: str, name: str = "order") -> CompiledMapping:
         """The mapping ``name`` of ``system``; the error lists what exists."""
         found = self._mappings.get((system, name))
         if found is None:
             known = ", ".join(f"{s}/{n}" for s, n in sorted(self._mappings)) or "none"
-            raise ConfigurationError(f"no mapping {system}/{name} in {self.directory}; loaded: {known}")
+            raise ConfigurationError(f"no mapping {system}/{name} in {self.origin}; loaded: {known}")
         return found
 
     def __iter__(self) -> Iterator[CompiledMapping]:
@@ -121,7 +139,7 @@ class MappingCatalog:
 
 
 def _load_file(
-    directory: Path, path: Path, crosswalks: Crosswalks
+    directory: Path, path: Path, crosswalks: Crosswalks, revision: int | None
 ) -> tuple[CompiledMapping | None, list[LoadIssue]]:
     file = path.relative_to(directory).as_posix()
     raw = path.read_bytes()
@@ -151,5 +169,5 @@ def _load_file(
     digest = hashlib.sha256(raw)
     for table, table_hash in sorted(tree.tables_used.items()):
         digest.update(f"\n{table}:{table_hash}".encode())
-    identity = MappingIdentity(spec.system, spec.name, spec.revision, digest.hexdigest(), file)
+    identity = MappingIdentity(spec.system, spec.name, spec.revision, digest.hexdigest(), file, revision)
     return CompiledMapping(identity, spec.source.format, tree.root, tree.sources), issues

@@ -49,7 +49,7 @@ from saleshub.mapping.paths import (
     first_attribute,
 )
 
-__all__ = ["GeneratedMapping", "ProduceFunction", "generate"]
+__all__ = ["GeneratedMapping", "ProduceFunction", "generate", "node_source"]
 
 ProduceFunction = Callable[[Any], tuple[dict[str, Any], list[FieldError]]]
 
@@ -77,7 +77,7 @@ class _Prefix:
         return _Prefix((*self.parts, (False, text)))
 
     def plus_index(self, variable: str) -> _Prefix:
-        return _Prefix((*self.parts, (True, f"str({variable})")))
+        return _Prefix((*self.parts, (True, f"str({variable})")))  # variable: a name or an expression
 
     def code(self) -> str:
         merged: list[tuple[bool, str]] = []
@@ -348,7 +348,10 @@ class _Writer:
                 element,
                 f"({index} + 1)",
                 ctx.target.plus(f"{node.name}[").plus_index(index).plus("]."),
-                ctx.source.plus(f"{node.each.text}[").plus_index(index).plus(f"]{node.separator}"),
+                # XPath counts positions from 1, JMESPath from 0: error paths say what the path says.
+                ctx.source.plus(f"{node.each.text}[")
+                .plus_index(index if node.separator == "." else f"{index} + 1")
+                .plus(f"]{node.separator}"),
                 {key: var for key, var in ctx.walks.items() if key[0] == "root"},
             )
             entry = self.fresh("o")
@@ -495,3 +498,14 @@ def generate(root: CompiledObject, label: str) -> GeneratedMapping:
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     exec(compile(source, filename, "exec"), writer.namespace)  # our own template: see the docstring
     return GeneratedMapping(writer.namespace["produce"], source)
+
+
+def node_source(node: CompiledNode) -> str:
+    """The code generated for one node alone, read from the document root (for ``explain``).
+
+    Inside the whole mapping's function the same lines run with the enclosing group's element and
+    with path prefixes other fields share; the result is assigned to the variable named last.
+    """
+    writer = _Writer()
+    out = writer.node(node, _Context("root", "1", _Prefix(), _Prefix()), 0)
+    return "\n".join([*writer.lines, f"# the field's value is {out}"]) + "\n"

@@ -11,6 +11,7 @@ members of the enum.
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
 from collections.abc import Callable
@@ -140,6 +141,10 @@ _TYPE_FOR: dict[Any, tuple[str, ...]] = {
 }
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 class _Compiler:
     def __init__(self, spec: MappingFile, located: Located, file: str, crosswalks: Crosswalks) -> None:
         self.spec, self.located, self.file, self.crosswalks = spec, located, file, crosswalks
@@ -179,8 +184,11 @@ class _Compiler:
             npath = (*spath, name)
             info = model.model_fields.get(name)
             if info is None:
-                known = ", ".join(n for n in model.model_fields if n not in SET_BY_HUB)
-                self.issue(npath, f"{model.__name__} has no field {name!r}; its fields are: {known}")
+                fields = [n for n in model.model_fields if n not in SET_BY_HUB]
+                close = difflib.get_close_matches(name, fields, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                message = f"{model.__name__} has no field {name!r}; {hint}its fields are: {', '.join(fields)}"
+                self.issue(npath, message)
                 continue
             if model is ServiceOrder and name in SET_BY_HUB:
                 self.issue(npath, f"{name} is set by the hub and cannot be mapped")
@@ -327,7 +335,11 @@ class _Compiler:
             return
         members = [m.value for m in bare]
         if value not in members:
-            self.issue(spath, f"{value!r} is not a {bare.__name__}; expected one of {', '.join(members)}")
+            self.issue(
+                spath,
+                f"{value!r} is not {_article(bare.__name__)} {bare.__name__}; "
+                f"expected one of {', '.join(members)}",
+            )
 
     def path(self, text: str, spath: SpecPath) -> SourcePath | None:
         try:
@@ -390,7 +402,9 @@ class _Compiler:
             value = row.get(spec.to, "")
             if row.get(spec.column) and value and value not in members:
                 expected = ", ".join(sorted(members))
-                message = f"{value!r} is not a {enum.__name__}; expected one of {expected}"
+                message = (
+                    f"{value!r} is not {_article(enum.__name__)} {enum.__name__}; expected one of {expected}"
+                )
                 issue = LoadIssue(crosswalk.file, line, spec.to, message)
                 if issue not in self.issues:
                     self.issues.append(issue)

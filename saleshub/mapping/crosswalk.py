@@ -87,6 +87,12 @@ def load_crosswalk(path: Path, name: str) -> tuple[Crosswalk | None, list[LoadIs
         header = next(reader, None)
         if not header:
             return None, [LoadIssue(file, 1, "", "is empty; it needs a header row")]
+        if len(header) == 1 and header[0].count(";") >= 1:
+            message = (
+                "is separated by ';' (as Excel saves CSV with Spanish, French, Italian or Polish "
+                "settings); save it as 'CSV UTF-8 (comma delimited)', or replace the ';' with ','"
+            )
+            return None, [LoadIssue(file, 1, "", message)]
         columns = tuple(cell.strip() for cell in header)
         for index, column in enumerate(columns):
             if column == "":

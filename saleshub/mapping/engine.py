@@ -28,18 +28,24 @@ MAX_FIELD_ERRORS = 100
 
 @dataclass(frozen=True, slots=True)
 class MappingIdentity:
-    """Which mapping produced an order: system, name, the steward's revision and the content hash."""
+    """Which mapping produced an order: system, name, the steward's revision and the content hash.
+
+    ``deployment`` is the number of the deployed mapping revision the mapping came from (``None``
+    for files read from a directory).
+    """
 
     system: str
     name: str
     revision: str
     content_hash: str
     file: str
+    deployment: int | None = None
 
     @property
     def label(self) -> str:
-        """Short human form, e.g. ``pyxis/order@2026.11.1#3fa2c1d09b7e``."""
-        return f"{self.system}/{self.name}@{self.revision}#{self.content_hash[:12]}"
+        """Short human form, e.g. ``pyxis/order@2026.11.1#3fa2c1d09b7e/r4`` (deployed revision 4)."""
+        base = f"{self.system}/{self.name}@{self.revision}#{self.content_hash[:12]}"
+        return base if self.deployment is None else f"{base}/r{self.deployment}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,7 @@ def _bounded(errors: list[FieldError]) -> list[FieldError]:
 class CompiledMapping:
     """A mapping file compiled once and applied to many payloads."""
 
-    __slots__ = ("_produce", "_sources", "format", "generated_source", "identity")
+    __slots__ = ("_produce", "_sources", "format", "generated_source", "identity", "root")
 
     def __init__(
         self,
@@ -108,6 +114,8 @@ class CompiledMapping:
         sources: dict[str, str],
     ) -> None:
         self.identity, self.format, self._sources = identity, fmt, sources
+        #: The compiled nodes the generated function was made from (``saleshub.mapping.nodes``).
+        self.root = root
         generated = generate(root, identity.label)
         self._produce = generated.produce
         #: The Python source generated from the mapping (see ``saleshub.mapping.codegen``).
@@ -138,8 +146,9 @@ class CompiledMapping:
         if source is None:
             return "(not mapped)" if generic in ServiceOrder.model_fields else "(whole structure)"
         indices = [part for part in target.replace("]", "[").split("[") if part.isdigit()]
+        first = 1 if self.format == "xml" else 0  # XPath counts positions from 1
         for index in indices:
-            source = source.replace("[]", f"[{index}]", 1)
+            source = source.replace("[]", f"[{int(index) + first}]", 1)
         return source
 
     def _validation_errors(self, exc: ValidationError, failed: _Failed) -> list[FieldError]:

@@ -79,22 +79,47 @@ class _Builder:
         return result
 
 
+# PyYAML's wording, and what it usually means in a hand-edited mapping file.
+_PLAIN = (
+    (
+        "mapping values are not allowed",
+        "a ':' where a value was expected: quote a value that contains ': ', or check the indentation",
+    ),
+    ("could not find expected ':'", "a line that is not 'key: value': check the indentation and the ':'"),
+    ("cannot start any token", "a tab or a character YAML cannot start with; indent with spaces only"),
+    ("did not find expected key", "the indentation does not line up with the lines above"),
+    ("expected <block end>", "the indentation does not line up with the lines above"),
+    ("did not find expected '-' indicator", "a list item ('- ') does not line up with the items above"),
+    ("found unexpected end of stream", "a quote or bracket is opened but never closed"),
+    ("did not find expected ',' or ']'", "a list in [ ] is not closed or lacks a ','"),
+    ("did not find expected ',' or '}'", "a { } group is not closed or lacks a ','"),
+    ("expected ',' or '}'", "a { } group is not closed or lacks a ','"),
+    ("expected ',' or ']'", "a list in [ ] is not closed or lacks a ','"),
+    ("found undefined alias", "a '*name' refers to no '&name'"),
+    ("found duplicate anchor", "the same '&name' is defined twice"),
+)
+
+
+def _yaml_issue(file: str, exc: yaml.YAMLError) -> LoadIssue:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+    plain = next((words for known, words in _PLAIN if known in problem), problem)
+    column = f" (column {mark.column + 1})" if mark is not None else ""
+    return LoadIssue(file, line, "", f"is not valid YAML{column}: {plain}")
+
+
 def load_located_yaml(text: str, file: str) -> tuple[Located | None, list[LoadIssue]]:
-    """Parse ``text``; return the document with key lines, or ``None`` and the syntax error."""
+    """Parse ``text``; return the document with key lines, or ``None`` and the syntax error in plain words."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        return None, [LoadIssue(file, line, "", f"not valid YAML: {problem}")]
+        return None, [_yaml_issue(file, exc)]
     if root is None:
         return None, [LoadIssue(file, 1, "", "the file is empty")]
     builder = _Builder(file)
     try:
         data = builder.build(root, ())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        return None, [LoadIssue(file, line, "", f"not valid YAML: {exc}")]
+        return None, [_yaml_issue(file, exc)]
     return Located(data, builder.lines), builder.issues

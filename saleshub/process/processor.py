@@ -34,7 +34,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import psycopg
 from sqlalchemy import Connection, Engine
 
 from adapters.base import SourceAdapter
@@ -45,9 +44,9 @@ from saleshub.process.tracing import BatchTrace
 from saleshub.process.writing import OutcomeWriter
 from saleshub.publish.outbox import Outbox
 from saleshub.store import events as store
-from saleshub.store.database import dedicated_connection
 from saleshub.store.events import PROCESSOR_LANES
 from saleshub.store.failures import as_retriable, database_errors
+from saleshub.store.listener import Listener
 
 __all__ = ["ProcessRound", "Processor"]
 
@@ -170,7 +169,7 @@ class Processor:
     def run(self, stop: threading.Event, idle_seconds: float = 1.0) -> None:
         """Process until ``stop`` is set: sweep while there is work, else wait for a notification."""
         failures = 0
-        listener = _Listener(self.engine)
+        listener = Listener(self.engine, store.CHANNEL)
         try:
             while not stop.is_set():
                 try:
@@ -202,57 +201,3 @@ def _round(statuses: list[store.Status], failed_alone: int = 0) -> ProcessRound:
     for status in statuses:
         counted[status.value] = counted.get(status.value, 0) + 1
     return ProcessRound(len(statuses), counted, failed_alone)
-
-
-class _Listener:
-    """A connection of its own that ``LISTEN``s on the recording channel."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
-        self._renew_at: float | None = None
-
-    def listen(self) -> None:
-        """Connect and listen, if not already; raises ``RetriableError`` if the database is down.
-
-        The connection is replaced once it reaches the pool's recycle age, like a pooled one (with
-        leased credentials, before the lease it was opened with ends).
-        """
-        if self._renew_at is not None and time.monotonic() > self._renew_at:
-            self.close()
-        if self._conn is not None and not self._conn.closed:
-            return
-        try:
-            with database_errors():
-                self._conn, max_age = dedicated_connection(self._engine)
-            self._renew_at = None if max_age is None else time.monotonic() + max_age
-            self._conn.execute(f"LISTEN {store.CHANNEL}")
-        except psycopg.OperationalError as exc:
-            self.close()
-            raise RetriableError(f"the database is unavailable: {exc}") from exc
-        except RetriableError:
-            self.close()
-            raise
-
-    def wait(self, timeout: float, stop: threading.Event) -> None:
-        """Return on a notification, after ``timeout`` seconds, or soon after ``stop`` is set."""
-        if self._conn is None:
-            stop.wait(timeout)
-            return
-        try:
-            # Short slices, so a stop request is noticed within a fraction of a second.
-            deadline = time.monotonic() + timeout
-            while not stop.is_set() and time.monotonic() < deadline:
-                for _ in self._conn.notifies(timeout=min(0.25, timeout), stop_after=1):
-                    return
-        except psycopg.Error as exc:
-            log.warning("processor: lost the notification connection (%s); reconnecting", exc)
-            self.close()
-
-    def close(self) -> None:
-        """Close the connection (a later ``listen`` reconnects)."""
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None

@@ -45,7 +45,8 @@ class BatchTrace:
             tags.update(channel=order.sales_channel.value, country=order.country_code)
         if item.mapping is not None:
             identity = item.mapping.identity
-            process.set_tags(mapping=identity.label, mapping_revision=identity.revision)
+            revision = f"r{identity.deployment}" if identity.deployment is not None else identity.revision
+            process.set_tags(mapping=identity.label, mapping_revision=revision)
         if item.stage is not None:
             process.set_tags(stage=item.stage.value, error_type=str((item.errors or {}).get("error", "")))
         process.set_tags(**tags)

@@ -1,5 +1,9 @@
 """The ASGI application: ``POST /webhooks/{system}``, ``GET /health/live``, ``GET /health/ready``.
 
+``GET /docs`` is the Swagger UI of the contract, served with the UI's files from the
+``swagger-ui-bundle`` package (``/docs/assets``), so it works without Internet access; there is
+no ReDoc page (it would load its script from a CDN).
+
 The webhook logic lives in ``saleshub.receive.webhooks``. Trailing slashes are not redirected: a 307
 would make a sender re-POST elsewhere, so ``/webhooks/pyxis/`` is simply a 404.
 """
@@ -11,8 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from swagger_ui_bundle import swagger_ui_path
 
 from saleshub.platform.settings import Settings
 from saleshub.receive.batching import GroupCommit
@@ -39,6 +46,8 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
             if runtime is not None
             else await run_in_threadpool(HubRuntime.open, settings or Settings())
         )
+        if runtime is None:  # a web worker process of its own: it follows deployments too
+            hub.follow_mappings("web")
         writer = GroupCommit(hub.recorder)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer
@@ -55,7 +64,20 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         description="Receives retail service orders from sales systems as signed webhooks.",
         redirect_slashes=False,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} – API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
 
     install_openapi(app)
 
@@ -120,6 +142,8 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
                 schema_revision=revision,
                 expected_revision=expected,
                 secrets=secrets_state,
+                mapping_revision=hub.mappings.revision,
+                process=hub.follower.process if hub.follower is not None else None,
             )
 
         readiness = await run_in_threadpool(check)

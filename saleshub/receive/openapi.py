@@ -97,10 +97,14 @@ WEBHOOK_OPENAPI: dict[str, Any] = {
 }
 
 WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": EventReceipt, "description": "this webhook-id was received before; nothing written"},
+    200: {
+        "model": EventReceipt,
+        "description": "this webhook-id was received before with the same body; nothing written",
+    },
     202: {"model": EventReceipt, "description": "recorded; the processor maps it shortly"},
     401: _problem("signature headers missing, malformed, out of tolerance or not matching"),
     404: _problem("unknown sales system"),
+    409: _problem("this webhook-id was received before with a different body; nothing written"),
     413: _problem("body larger than the configured limit"),
     415: _problem("content type not sent by this system (recorded, quarantined)"),
     422: _problem("body cannot be decoded or classified (recorded, quarantined)"),

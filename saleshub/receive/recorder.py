@@ -50,6 +50,8 @@ class Receipt:
     errors: dict[str, Any] | None = None
     hub_order_id: uuid.UUID | None = None
     order_version_no: int | None = None
+    #: A repeated key whose original event had a different body: the sender reused an id.
+    conflict: bool = False
 
     @property
     def refused(self) -> bool:
@@ -57,8 +59,16 @@ class Receipt:
         return self.stage in (Stage.CONTENT_TYPE, Stage.DECODE, Stage.CLASSIFY)
 
     @classmethod
-    def of_repeat(cls, outcome: EventOutcome) -> Receipt:
-        """The receipt of a repeated key: the original event as it stands now."""
+    def of_repeat(cls, outcome: EventOutcome, body: bytes | None = None) -> Receipt:
+        """The receipt of a repeated key: the original event as it stands now.
+
+        With ``body``, ``conflict`` says whether the original event's body was a different one.
+        """
+        conflict = (
+            body is not None
+            and outcome.body_sha256 is not None
+            and outcome.body_sha256 != hashlib.sha256(body).digest()
+        )
         return cls(
             outcome.event_id,
             outcome.status,
@@ -67,6 +77,7 @@ class Receipt:
             errors=outcome.errors,
             hub_order_id=outcome.hub_order_id,
             order_version_no=outcome.order_version_no,
+            conflict=conflict,
         )
 
 
@@ -147,7 +158,9 @@ class Recorder:
         for (index, event, _, key), row in zip(round_, rows, strict=True):
             receipt = row["receipt"]
             if receipt.event_id not in claimed:
-                receipts[index] = Receipt.of_repeat(store.repeated_events(conn, event.system, key))
+                receipts[index] = Receipt.of_repeat(
+                    store.repeated_events(conn, event.system, key), event.body
+                )
                 continue
             receipts[index] = receipt
             if receipt.status is not Status.ACCEPTED:

@@ -55,3 +55,7 @@ class Readiness(BaseModel):
     schema_revision: str | None
     expected_revision: str | None
     secrets: str = "ok"
+    #: The deployed mapping revision this process maps with (``None``: files read from a directory).
+    mapping_revision: int | None = None
+    #: This process, as ``host:pid`` (as ``saleshub status`` lists it).
+    process: str | None = None

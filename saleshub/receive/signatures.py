@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from saleshub.errors import SalesHubError
 from saleshub.platform.secrets import decode_secret
 
-__all__ = ["SignatureError", "sign", "verify"]
+__all__ = ["SignatureError", "sign", "sign_with_key", "verify"]
 
 _ID = re.compile(r"^[\x21-\x7e]{1,255}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
@@ -45,7 +45,12 @@ def _mac(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` header value (one ``v1`` entry) for these inputs."""
-    mac = _mac(decode_secret(secret), msg_id, str(timestamp), body)
+    return sign_with_key(decode_secret(secret), msg_id, timestamp, body)
+
+
+def sign_with_key(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``sign`` with the secret's key bytes (as ``SecretStore.webhook_keys`` gives them)."""
+    mac = _mac(key, msg_id, str(timestamp), body)
     return "v1," + base64.b64encode(mac).decode("ascii")
 
 

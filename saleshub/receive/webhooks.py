@@ -8,9 +8,15 @@ Answers, in the order they are checked:
   is not proven);
 * from here the event is recorded: 415 content type the system does not send, 422 body that cannot
   be decoded or classified (both quarantined), 202 accepted (recorded; a processor maps it
-  shortly), 200 the ``webhook-id`` was already received (the original event, as it stands now);
+  shortly), 200 the ``webhook-id`` was already received with the same body (the original event, as
+  it stands now), 409 the ``webhook-id`` was already received with a *different* body (a sender
+  bug: a silent 200 would hide it; nothing is written and the original event is named);
 * 503 with ``Retry-After`` when the database cannot commit or the secret store cannot be read:
   nothing was written, resend.
+
+Every refused request (any 4xx or 5xx) is logged in one line, ``webhook refused``, with the status,
+the system and the reason (never the body or a header value), also as the log record's ``extra``
+fields ``http_status``, ``system`` and ``reason`` for a structured log handler.
 
 Every 2xx/415/422 answer is sent only after the transaction that recorded the event committed
 (``GroupCommit``: concurrent events share one transaction). Mapping happens after the answer, in
@@ -46,7 +52,7 @@ from saleshub.receive.responses import EventReceipt, Problem
 from saleshub.receive.signatures import SignatureError, verify
 from saleshub.store.events import Stage, error_record
 
-__all__ = ["PROBLEM", "WebhookHub", "problem", "receive"]
+__all__ = ["PROBLEM", "WebhookHub", "problem", "receive", "refused"]
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +98,38 @@ def _receipt(result: Receipt, status: int) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def _answer(result: Receipt) -> JSONResponse:
+def refused(response: JSONResponse, system: str, reason: str) -> JSONResponse:
+    """Log the refusal of a webhook in one line (status, system, reason) and return ``response``."""
+    log.warning(
+        "webhook refused: status=%d system=%s reason=%s",
+        response.status_code,
+        system,
+        reason,
+        extra={"http_status": response.status_code, "system": system, "reason": reason},
+    )
+    return response
+
+
+def _answer(system: str, result: Receipt) -> JSONResponse:
+    if result.conflict:
+        detail = (
+            f"this webhook-id was received before with a different body (event {result.event_id}); "
+            "a new event needs a new webhook-id"
+        )
+        response = problem(409, "Webhook id reused with a different body", detail, event_id=result.event_id)
+        return refused(response, system, f"webhook-id reused with a different body (event {result.event_id})")
     if result.repeated:
         return _receipt(result, 200)
     message = str((result.errors or {}).get("message", ""))
+    reason = f"{(result.stage.value if result.stage else 'intake')}: {(result.errors or {}).get('error', '')}"
     if result.stage is Stage.CONTENT_TYPE:
-        return problem(
+        response = problem(
             415, "Unsupported content type", message, event_id=result.event_id, errors=result.errors
         )
+        return refused(response, system, f"{reason} (event {result.event_id})")
     if result.refused:
-        return problem(422, "Unprocessable body", message, event_id=result.event_id, errors=result.errors)
+        response = problem(422, "Unprocessable body", message, event_id=result.event_id, errors=result.errors)
+        return refused(response, system, f"{reason} (event {result.event_id})")
     return _receipt(result, 202)
 
 
@@ -129,17 +157,19 @@ async def _receive(hub: WebhookHub, writer: GroupCommit, system: str, request: R
     adapter = hub.adapters.get(system)
     if adapter is None:
         known = ", ".join(sorted(hub.adapters))
-        return problem(404, "Unknown sales system", f"no sales system {system!r}; known: {known}")
+        response = problem(404, "Unknown sales system", f"no sales system {system!r}; known: {known}")
+        return refused(response, system[:40], "unknown sales system")
     try:
         body = await _read_body(request, settings.max_body_bytes)
     except _TooLargeError as exc:
-        return problem(413, "Body too large", str(exc))
+        return refused(problem(413, "Body too large", str(exc)), system, str(exc))
     headers = request.headers
     try:
         keys = hub.secrets.webhook_keys(system)
     except (SecretStoreError, RetriableError) as exc:
         log.error("webhook from %s not recorded, secret store unavailable: %s", system, exc)
-        return _unavailable("Secret store unavailable", settings.retry_after_seconds)
+        response = _unavailable("Secret store unavailable", settings.retry_after_seconds)
+        return refused(response, system, "secret store unavailable")
     try:
         webhook_id = verify(
             keys,
@@ -149,7 +179,7 @@ async def _receive(hub: WebhookHub, writer: GroupCommit, system: str, request: R
             tolerance_seconds=settings.webhook_tolerance_seconds,
         )
     except SignatureError as exc:
-        return problem(401, "Invalid signature", exc.reason)
+        return refused(problem(401, "Invalid signature", exc.reason), system, exc.reason)
     event = InboundEvent(
         system=system,
         transport="webhook",
@@ -171,11 +201,12 @@ async def _receive(hub: WebhookHub, writer: GroupCommit, system: str, request: R
         except RetriableError as exc:
             log.warning("webhook from %s not recorded, database unavailable: %s", system, exc)
             span.set_error(exc)
-            return _unavailable("Database unavailable", settings.retry_after_seconds)
+            response = _unavailable("Database unavailable", settings.retry_after_seconds)
+            return refused(response, system, "database unavailable")
         span.set_tags(status=result.status.value, repeated=result.repeated, event_id=str(result.event_id))
         if admission.info is not None and admission.info.order_key:
             span.set_tags(order_key=admission.info.order_key)
-    return _answer(result)
+    return _answer(system, result)
 
 
 async def _record_as_failed(writer: GroupCommit, event: InboundEvent, exc: Exception) -> Receipt:

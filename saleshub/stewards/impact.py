@@ -1,9 +1,10 @@
 """Impact of a mapping edit: replay stored events through a candidate mapping, write nothing.
 
-``mapping_impact`` maps the last N stored events of a system twice, with the deployed mappings and
-with a candidate mappings directory, and counts per canonical field how many orders would change,
-with a few examples each (personal-data values masked). Orders that would start or stop failing are
-counted too, with their first error. This is what a steward runs before deploying an edit.
+``mapping_impact`` maps the newest stored event of each of a system's last N orders twice, with
+the deployed mapping revision and with a candidate mappings directory, and counts per canonical
+field how many orders would change, with a few examples each (personal-data values masked).
+Orders that would start or stop failing are counted too, with their first error. This is what a
+steward runs before deploying an edit.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def _first_error(error: DataError) -> str:
 def mapping_impact(
     conn: Connection, current: SourceAdapter, candidate: SourceAdapter, last: int
 ) -> ImpactReport:
-    """Compare ``current`` and ``candidate`` adapters over the last ``last`` original events."""
+    """Compare ``current`` and ``candidate`` over the newest event of each of the last ``last`` orders."""
     report = ImpactReport(current.system)
     for body in queries.recent_bodies(conn, current.system, last):
         report.events += 1

@@ -64,6 +64,7 @@ __all__ = [
     "Transport",
     "claim_lanes",
     "dequeue",
+    "dismiss",
     "error_record",
     "event_outcomes",
     "finish_events",
@@ -93,6 +94,7 @@ class Status(StrEnum):
     STALE = "stale"
     QUARANTINED = "quarantined"
     FAILED = "failed"
+    DISMISSED = "dismissed"  # a quarantined or failed event an operator closed as junk (with a reason)
 
 
 class Stage(StrEnum):
@@ -154,9 +156,17 @@ class EventOutcome:
     errors: dict[str, Any] | None = None
     hub_order_id: uuid.UUID | None = None
     order_version_no: int | None = None
+    body_sha256: bytes | None = None
 
 
-_OUTCOME_COLUMNS = (_E.event_id, _E.status, _E.errors, _E.hub_order_id, _E.order_version_no)
+_OUTCOME_COLUMNS = (
+    _E.event_id,
+    _E.status,
+    _E.errors,
+    _E.hub_order_id,
+    _E.order_version_no,
+    _E.body_sha256,
+)
 
 
 def _outcome(row: Any) -> EventOutcome:
@@ -169,6 +179,7 @@ def _outcome(row: Any) -> EventOutcome:
         errors=errors,
         hub_order_id=row.hub_order_id,
         order_version_no=row.order_version_no,
+        body_sha256=bytes(row.body_sha256) if row.body_sha256 is not None else None,
     )
 
 
@@ -553,3 +564,21 @@ def supersede(conn: Connection, pairs: Sequence[tuple[uuid.UUID, datetime, uuid.
                 "superseded_by_array": [by for _, _, by in pairs],
             },
         )
+
+
+_DISMISS = text(
+    "UPDATE sales_system_integration_events SET status = 'dismissed', "
+    "errors = coalesce(errors, '{}'::jsonb) || jsonb_build_object('dismissed', jsonb_build_object("
+    "  'reason', CAST(:reason AS text), 'previous_status', status, 'at', now())) "
+    "WHERE event_id = :event_id AND status IN ('quarantined', 'failed') AND superseded_by IS NULL "
+    "RETURNING errors -> 'dismissed' ->> 'previous_status'"
+)
+
+
+def dismiss(conn: Connection, event_id: uuid.UUID, reason: str) -> str | None:
+    """Close an open quarantined or failed event as junk, keeping ``reason`` in its errors.
+
+    Returns the status it had, or ``None`` when it is not an open quarantined or failed event.
+    """
+    previous: str | None = conn.execute(_DISMISS, {"event_id": event_id, "reason": reason}).scalar()
+    return previous

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from saleshub.errors import RetriableError
 
-__all__ = ["as_retriable", "database_errors"]
+__all__ = ["as_retriable", "database_errors", "describe_database_error"]
 
 
 def as_retriable(exc: BaseException) -> RetriableError | None:
@@ -48,3 +48,17 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     # (operator intervention, e.g. admin shutdown) and 08 (connection exception) say the same.
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
     return isinstance(exc, OperationalError) or sqlstate[:2] in ("08", "57")
+
+
+def describe_database_error(exc: BaseException) -> str | None:
+    """One line an operator can act on for a database error, or ``None`` if ``exc`` is not one."""
+    retriable = as_retriable(exc)
+    if retriable is not None:
+        return " ".join(str(retriable).split())
+    if isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) in ("42P01", "42703"):
+        first = str(exc.orig).splitlines()[0] if exc.orig else "a table or column is missing"
+        return f"the database schema is not up to date ({first}); run `saleshub db upgrade`"
+    if isinstance(exc, DBAPIError):
+        first = str(exc.orig or exc).splitlines()[0]
+        return f"the database refused the request: {first}"
+    return None

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import Connection, Row, func, select, text
+from sqlalchemy import Connection, Row, Text, func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from saleshub.store.tables import integration_events, sales_systems, service_order_versions, service_orders
 
@@ -19,6 +20,7 @@ __all__ = [
     "AnyRow",
     "default_partition_rows",
     "event",
+    "event_ids_with_prefix",
     "event_status_counts",
     "events",
     "find_order",
@@ -27,6 +29,7 @@ __all__ = [
     "order_contents",
     "order_events",
     "order_versions",
+    "orders",
     "recent_bodies",
     "registered_systems",
 ]
@@ -54,6 +57,7 @@ def events(
             _E.event_id,
             _E.received_at,
             _E.source_system,
+            _E.order_key,
             _E.transport,
             _E.event_type,
             _E.status,
@@ -83,6 +87,13 @@ def event(conn: Connection, event_id: uuid.UUID) -> AnyRow | None:
     return conn.execute(select(integration_events).where(_E.event_id == event_id)).first()
 
 
+def event_ids_with_prefix(conn: Connection, prefix: str, limit: int = 5) -> list[uuid.UUID]:
+    """Ids of events whose id starts with ``prefix`` (hexadecimal digits and dashes), at most ``limit``."""
+    pattern = prefix.lower().replace("%", "").replace("_", "") + "%"
+    rows = conn.execute(select(_E.event_id).where(func.cast(_E.event_id, Text).like(pattern)).limit(limit))
+    return [row.event_id for row in rows]
+
+
 def event_status_counts(conn: Connection, since: datetime) -> dict[tuple[str, str], int]:
     """``{(system, status): count}`` of events received since ``since``."""
     rows = conn.execute(
@@ -109,6 +120,48 @@ def find_order(
     return conn.execute(query).first()
 
 
+def orders(
+    conn: Connection,
+    *,
+    system: str | None = None,
+    channel: str | None = None,
+    country: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> Sequence[AnyRow]:
+    """The most recently updated orders matching the filters (without their content)."""
+    query = (
+        select(
+            _O.hub_order_id,
+            _O.source_system,
+            _O.external_order_id,
+            _O.country_code,
+            _O.bu_code,
+            _O.store_code,
+            _O.sales_channel,
+            _O.service_type,
+            _O.status,
+            _O.version_no,
+            _O.mapping,
+            _O.updated_at,
+        )
+        .order_by(_O.updated_at.desc())
+        .limit(limit)
+    )
+    for column, value in (
+        (_O.source_system, system),
+        (_O.sales_channel, channel),
+        (_O.country_code, country),
+        (_O.status, status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(_O.updated_at >= since)
+    return conn.execute(query).all()
+
+
 def order_versions(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[AnyRow]:
     """Every accepted version of an order, oldest first."""
     return conn.execute(
@@ -122,16 +175,20 @@ def order_events(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[AnyRow]:
 
 
 def recent_bodies(conn: Connection, system: str, last: int) -> list[bytes | None]:
-    """The raw bodies of a system's last ``last`` original events (not replays), newest first.
+    """The raw body of the newest original event (not a replay) of each of a system's last ``last`` orders.
 
-    ``None`` where retention has purged the body.
+    Newest first; an event whose order is not known (refused at intake) counts as an order of its
+    own. ``None`` where retention has purged the body.
     """
-    rows = conn.execute(
-        select(_E.raw_body)
+    order = func.coalesce(_E.order_key, func.cast(_E.event_id, Text))
+    newest = (
+        select(_E.raw_body, _E.received_at)
         .where(_E.source_system == system, _E.replay_of.is_(None))
-        .order_by(_E.received_at.desc())
-        .limit(last)
-    ).scalars()
+        .ext(distinct_on(order))
+        .order_by(order, _E.received_at.desc())
+        .subquery()
+    )
+    rows = conn.execute(select(newest.c.raw_body).order_by(newest.c.received_at.desc()).limit(last)).scalars()
     return [None if body is None else bytes(body) for body in rows]
 
 

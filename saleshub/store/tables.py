@@ -20,6 +20,8 @@ Three groups:
   ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` leases by which relay processes
   share the work while keeping each message key's events in order; ``kafka_broker_state``: one row
   saying since when the relays find the broker unreachable);
+* mapping revisions (``mapping_revisions``: every deployed revision of the mapping files, whole;
+  the newest is deployed; ``hub_processes``: which revision each running hub process maps with);
 * the pollers (``poll_cursors``: where each polled system's incremental feed and its backfill stand,
   advanced in the transaction that records a page; ``poll_runs``: one row per run;
   ``poller_state``: a system's failures in a row, pause, last error and next scheduled run).
@@ -67,9 +69,11 @@ __all__ = [
     "countries",
     "event_outbox",
     "event_queue",
+    "hub_processes",
     "integration_event_keys",
     "integration_events",
     "kafka_broker_state",
+    "mapping_revisions",
     "metadata",
     "outbox_lanes",
     "poll_cursors",
@@ -85,7 +89,7 @@ __all__ = [
     "stores",
 ]
 
-EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed")
+EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed", "dismissed")
 TRANSPORTS = ("webhook", "poll", "kafka", "replay")
 OUTBOX_LANES = 64  # a message key always hashes to the same lane: crc32(key) % OUTBOX_LANES
 POLL_STREAMS = ("incremental", "backfill")
@@ -490,4 +494,28 @@ reconciliation_findings = Table(
     CheckConstraint(f"kind IN ({_in(RECONCILIATION_KINDS)})", name="kind"),
     Index("ix_reconciliation_findings_run_id", "run_id", "kind", "external_order_id"),
     comment="one row per discrepancy found by a reconciliation run",
+)
+
+mapping_revisions = Table(
+    "mapping_revisions",
+    metadata,
+    Column("revision", Integer, primary_key=True, autoincrement=False),
+    Column("content_hash", Text, nullable=False, comment="sha256 over every file's path and bytes"),
+    Column("files", JSONB, nullable=False, comment="relative path -> file text"),
+    Column("mappings", JSONB, nullable=False, comment="system/name -> mapping label"),
+    Column("message", Text, nullable=True, comment="the steward's note"),
+    Column("rollback_of", Integer, nullable=True, comment="the revision this one restored"),
+    Column("deployed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    comment="every deployed revision of the mapping files; the newest is the deployed one",
+)
+
+hub_processes = Table(
+    "hub_processes",
+    metadata,
+    Column("process", Text, primary_key=True, comment="host:pid of a running hub process"),
+    Column("role", Text, nullable=False),
+    Column("mapping_revision", Integer, nullable=True, comment="NULL: files on disk"),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    comment="running hub processes and the mapping revision each maps with",
 )

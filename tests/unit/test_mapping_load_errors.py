@@ -91,7 +91,7 @@ def test_type_and_enum_mistakes_are_caught_at_load(mappings: Path) -> None:
     )
     found = "\n".join(issues_of(mappings))
     assert "ordered_at needs type datetime, not string" in found
-    assert "'CANCELED' is not a OrderStatus; expected one of RECEIVED" in found
+    assert "'CANCELED' is not an OrderStatus; expected one of RECEIVED" in found
     assert "crosswalks/channels.csv:3: canonical: 'ONLNE' is not a SalesChannel" in found
     assert "function \"__import__('os').system\" is not allowed" in found
 

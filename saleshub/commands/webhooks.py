@@ -1,0 +1,89 @@
+"""``saleshub webhooks send``: send a payload to a running hub as a signed webhook, as a sales system would.
+
+The body is signed (Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
+with the system's secret from the configured secret store (``webhook/<system>``), posted to the
+hub, and the answer printed. With no secret configured for the system, the local secrets file that
+``scripts/serve.sh`` makes (``<data_dir>/secrets.yaml``) is used if it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from adapters.registry import AdapterRegistry
+from saleshub.commands.common import fail
+from saleshub.console import err, out
+from saleshub.errors import SalesHubError
+from saleshub.platform.secrets import FileSecretStore, SecretStore, secret_store_from_settings
+from saleshub.platform.settings import Settings
+from saleshub.receive.signatures import sign_with_key
+
+__all__ = ["send_webhook", "webhooks_app"]
+
+webhooks_app = typer.Typer(help="Send signed webhooks to a running hub.", no_args_is_help=True)
+
+
+def _keys(settings: Settings, system: str) -> tuple[list[bytes], SecretStore]:
+    store = secret_store_from_settings(settings)
+    keys = store.webhook_keys(system)
+    local = settings.database.data_dir / "secrets.yaml"
+    if not keys and local.is_file():
+        store = FileSecretStore(local)
+        keys = store.webhook_keys(system)
+    return keys, store
+
+
+@webhooks_app.command("send")
+def send_webhook(
+    system: Annotated[str, typer.Argument(help="sales system, e.g. pyxis")],
+    file: Annotated[Path, typer.Argument(help="the payload file")],
+    url: Annotated[
+        str | None, typer.Option(help="the hub [default: http://SALESHUB_WEB__HOST:SALESHUB_WEB__PORT]")
+    ] = None,
+    webhook_id: Annotated[str | None, typer.Option("--id", help="webhook-id [default: a new one]")] = None,
+    content_type: Annotated[str | None, typer.Option(help="Content-Type [default: the system's own]")] = None,
+) -> None:
+    """Sign FILE with SYSTEM's webhook secret, post it to the hub, and print the answer."""
+    settings = Settings()
+    try:
+        body = file.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        media = content_type or sorted(AdapterRegistry.default().adapter_class(system).media_types)[0]
+        keys, store = _keys(settings, system)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+    if not keys:
+        raise fail(f"no webhook secret for {system}: set {store.where(f'webhook/{system}')}")
+    message_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = int(time.time())
+    headers = {
+        "content-type": media,
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_with_key(keys[0], message_id, timestamp, body),
+    }
+    target = (url or f"http://{settings.web.host}:{settings.web.port}").rstrip("/") + f"/webhooks/{system}"
+    try:
+        response = httpx.post(target, content=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach the hub at {target}: {exc}; is `saleshub serve` running?") from None
+    colour = "green" if response.is_success else "red"
+    err.print(
+        f"[{colour}]{response.status_code} {response.reason_phrase}[/{colour}] "
+        f"from {target} (webhook-id {message_id})"
+    )
+    try:
+        out.print_json(json.dumps(response.json()))
+    except ValueError:
+        out.print(response.text, markup=False)
+    if not response.is_success:
+        raise typer.Exit(1)
