@@ -1,0 +1,302 @@
+"""Customer linking in the store: which orders need a customer record, the records, links and clusters.
+
+A nightly run works in one transaction:
+
+1. ``orders_to_link`` streams the orders that have no customer record yet, or whose content changed
+   since theirs was made (the order's fingerprint), with the customer and address parts of their
+   canonical JSON;
+2. ``save_records`` writes their normalised records (``COPY`` into a temporary table, then one
+   upsert) and returns the record ids; a new record starts as its own cluster;
+3. ``candidate_records`` reads the known records that share a blocking key with the batch (each key
+   an index probe), so the batch is scored against them rather than against every record;
+4. ``save_links`` and ``merge_clusters`` keep what the model decided.
+
+The personal values never leave the database except into the linking process's memory; the reads
+for reports (``run_links``) return them for masking by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+__all__ = [
+    "RECORD_COLUMNS",
+    "LinkRow",
+    "OrderCustomer",
+    "StoredRecord",
+    "batch_records",
+    "candidate_records",
+    "customer_counts",
+    "forget_all",
+    "merge_clusters",
+    "orders_to_link",
+    "run_links",
+    "save_links",
+    "save_records",
+]
+
+#: The normalised columns of a customer record (personal data), in table order.
+RECORD_COLUMNS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "name_key",
+    "postal_code",
+    "street",
+    "house_number",
+    "city",
+)
+_BATCH = "linking_batch"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCustomer:
+    """An order to link: its identity, tenancy, fingerprint, and its customer and address JSON."""
+
+    hub_order_id: uuid.UUID
+    source_system: str
+    external_order_id: str
+    sales_channel: str
+    country_code: str
+    bu_code: str
+    fingerprint: int
+    customer: dict[str, Any]
+    service_address: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A customer record as the model reads it: its id, cluster and normalised values."""
+
+    record_id: int
+    cluster_id: int
+    values: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """A stored link with both records' identity and (unmasked: the caller masks) values."""
+
+    left: dict[str, Any]
+    right: dict[str, Any]
+    match_probability: float
+    match_weight: float
+    evidence: dict[str, Any]
+
+
+def orders_to_link(conn: Connection, *, batch: int = 50_000) -> Iterator[OrderCustomer]:
+    """Orders without a customer record, or changed since theirs was normalised (server-side cursor)."""
+    result = conn.execute(
+        text(
+            "SELECT o.hub_order_id, o.source_system, o.external_order_id, o.sales_channel, o.country_code, "
+            "o.bu_code, o.fingerprint, o.content -> 'customer', o.content -> 'service_address' "
+            "FROM service_orders o LEFT JOIN customer_records r ON r.hub_order_id = o.hub_order_id "
+            "WHERE r.record_id IS NULL OR r.order_fingerprint <> o.fingerprint"
+        ),
+        execution_options={"stream_results": True, "yield_per": batch},
+    )
+    for row in result:
+        yield OrderCustomer(*row)
+
+
+def save_records(
+    conn: Connection, orders: Sequence[OrderCustomer], values: Sequence[Sequence[str | None]], at: datetime
+) -> list[int]:
+    """Insert or refresh the records of ``orders`` (``values`` in ``RECORD_COLUMNS`` order); their ids.
+
+    A new record is its own cluster; a refreshed one keeps its cluster. The batch's ids are also
+    left in the temporary table ``linking_batch`` for ``candidate_records``.
+    """
+    columns = (
+        "hub_order_id, source_system, external_order_id, sales_channel, country_code, bu_code, "
+        f"order_fingerprint, {', '.join(RECORD_COLUMNS)}"
+    )
+    conn.execute(text(f"DROP TABLE IF EXISTS {_BATCH}_in, {_BATCH}"))
+    conn.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {_BATCH}_in ON COMMIT DROP AS "
+            f"SELECT {columns} FROM customer_records WITH NO DATA"
+        )
+    )
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {_BATCH}_in ({columns}) FROM STDIN") as copy:
+        for order, row in zip(orders, values, strict=True):
+            copy.write_row(
+                (
+                    order.hub_order_id,
+                    order.source_system,
+                    order.external_order_id,
+                    order.sales_channel,
+                    order.country_code,
+                    order.bu_code,
+                    order.fingerprint,
+                    *row,
+                )
+            )
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns.split(", ") if c != "hub_order_id")
+    conn.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {_BATCH} ON COMMIT DROP AS "
+            "WITH saved AS ("
+            f"  INSERT INTO customer_records ({columns}, cluster_id, linked_at) "
+            f"  SELECT {columns}, 0, :at FROM {_BATCH}_in "
+            f"  ON CONFLICT (hub_order_id) DO UPDATE SET {updates}, linked_at = EXCLUDED.linked_at "
+            "  RETURNING record_id, cluster_id) "
+            "SELECT record_id, cluster_id FROM saved"
+        ),
+        {"at": at},
+    )
+    conn.execute(text("UPDATE customer_records SET cluster_id = record_id WHERE cluster_id = 0"))
+    conn.execute(text(f"ALTER TABLE {_BATCH} ADD PRIMARY KEY (record_id)"))
+    conn.execute(text(f"ANALYZE {_BATCH}"))
+    return [int(r) for r in conn.execute(text(f"SELECT record_id FROM {_BATCH} ORDER BY record_id")).scalars()]
+
+
+def _values(row: Any) -> StoredRecord:
+    mapping = row._mapping
+    return StoredRecord(
+        int(mapping["record_id"]), int(mapping["cluster_id"]), {c: mapping[c] for c in RECORD_COLUMNS}
+    )
+
+
+def batch_records(conn: Connection) -> list[StoredRecord]:
+    """The records of the current batch (``save_records``)."""
+    rows = conn.execute(
+        text(
+            f"SELECT r.record_id, r.cluster_id, {', '.join('r.' + c for c in RECORD_COLUMNS)} "
+            f"FROM customer_records r JOIN {_BATCH} b USING (record_id)"
+        )
+    )
+    return [_values(row) for row in rows]
+
+
+def candidate_records(conn: Connection, keys: Sequence[Sequence[str]]) -> list[StoredRecord]:
+    """Known records (not in the batch) agreeing with a batch record on every column of one key."""
+    allowed = set(RECORD_COLUMNS)
+    if any(column not in allowed for key in keys for column in key):
+        raise ValueError(f"blocking keys must use record columns: {keys}")
+    probes = " UNION ".join(
+        f"SELECT k.record_id FROM {_BATCH} b JOIN customer_records n ON n.record_id = b.record_id "
+        f"JOIN customer_records k ON {' AND '.join(f'k.{c} = n.{c}' for c in key)}"
+        for key in keys
+    )
+    rows = conn.execute(
+        text(
+            f"SELECT r.record_id, r.cluster_id, {', '.join('r.' + c for c in RECORD_COLUMNS)} "
+            f"FROM customer_records r WHERE r.record_id IN ({probes}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {_BATCH} b WHERE b.record_id = r.record_id)"
+        )
+    )
+    return [_values(row) for row in rows]
+
+
+def forget_all(conn: Connection) -> None:
+    """Delete every customer record and link (a full relink starts from nothing)."""
+    conn.execute(text("TRUNCATE customer_links, customer_records RESTART IDENTITY"))
+
+
+def save_links(
+    conn: Connection,
+    run_id: uuid.UUID | None,
+    links: Sequence[tuple[int, int, float, float, dict[str, Any]]],
+    at: datetime,
+) -> None:
+    """Keep accepted links ``(record_l, record_r, probability, weight, evidence)`` (newest wins)."""
+    if not links:
+        return
+    conn.execute(
+        text(
+            "INSERT INTO customer_links (record_l, record_r, match_probability, match_weight, evidence, "
+            "run_id, linked_at) SELECT l, r, p, w, e::jsonb, :run_id, :at FROM unnest(CAST(:l AS bigint[]), "
+            "CAST(:r AS bigint[]), CAST(:p AS float8[]), CAST(:w AS float8[]), CAST(:e AS text[])) "
+            "AS t(l, r, p, w, e) ON CONFLICT (record_l, record_r) DO UPDATE SET "
+            "match_probability = EXCLUDED.match_probability, match_weight = EXCLUDED.match_weight, "
+            "evidence = EXCLUDED.evidence, run_id = EXCLUDED.run_id, linked_at = EXCLUDED.linked_at"
+        ),
+        {
+            "run_id": run_id,
+            "at": at,
+            "l": [link[0] for link in links],
+            "r": [link[1] for link in links],
+            "p": [link[2] for link in links],
+            "w": [link[3] for link in links],
+            "e": [json.dumps(link[4]) for link in links],
+        },
+    )
+
+
+def merge_clusters(conn: Connection, assignments: Sequence[tuple[int, int]]) -> int:
+    """Move every record of each old cluster (or each record) to its new cluster; rows changed.
+
+    ``assignments`` are ``(node, cluster)`` where a node is a batch record id or a known cluster id.
+    """
+    if not assignments:
+        return 0
+    result = conn.execute(
+        text(
+            "UPDATE customer_records r SET cluster_id = a.cluster FROM unnest(CAST(:nodes AS bigint[]), "
+            "CAST(:clusters AS bigint[])) AS a(node, cluster) "
+            f"WHERE (r.cluster_id = a.node OR (r.record_id = a.node AND r.record_id IN "
+            f"(SELECT record_id FROM {_BATCH}))) AND r.cluster_id <> a.cluster"
+        ),
+        {"nodes": [a[0] for a in assignments], "clusters": [a[1] for a in assignments]},
+    )
+    return int(result.rowcount)
+
+
+_SIDE = (
+    "record_id, source_system, external_order_id, sales_channel, country_code, cluster_id, "
+    + ", ".join(RECORD_COLUMNS)
+)
+
+
+def run_links(conn: Connection, run_id: uuid.UUID, *, limit: int = 50) -> list[LinkRow]:
+    """A run's links, weakest first (the ones a reader checks), with both records."""
+    side = ", ".join(f"'{c}', {{t}}.{c}" for c in _SIDE.split(", "))
+    rows = conn.execute(
+        text(
+            f"SELECT json_build_object({side.format(t='a')}), json_build_object({side.format(t='b')}), "
+            "k.match_probability, k.match_weight, k.evidence FROM customer_links k "
+            "JOIN customer_records a ON a.record_id = k.record_l "
+            "JOIN customer_records b ON b.record_id = k.record_r "
+            "WHERE k.run_id = :run_id ORDER BY k.match_weight, k.record_l, k.record_r LIMIT :limit"
+        ),
+        {"run_id": run_id, "limit": limit},
+    )
+    return [LinkRow(*row) for row in rows]
+
+
+def customer_counts(conn: Connection) -> dict[str, Any]:
+    """Customers (clusters), records, and customers seen in several channels or systems, by country."""
+    rows = conn.execute(
+        text(
+            "SELECT country, count(*) AS customers, sum(records) AS records, "
+            "count(*) FILTER (WHERE channels > 1) AS cross_channel, "
+            "count(*) FILTER (WHERE systems > 1) AS cross_system FROM ("
+            "  SELECT cluster_id, min(country_code) AS country, count(*) AS records, "
+            "  count(DISTINCT sales_channel) AS channels, count(DISTINCT source_system) AS systems "
+            "  FROM customer_records GROUP BY cluster_id) c GROUP BY ROLLUP (country) ORDER BY country"
+        )
+    )
+    by_country: dict[str, dict[str, int]] = {}
+    total: dict[str, int] = {"customers": 0, "records": 0, "cross_channel": 0, "cross_system": 0}
+    for country, customers, records, cross_channel, cross_system in rows:
+        figures = {
+            "customers": int(customers),
+            "records": int(records or 0),
+            "cross_channel": int(cross_channel),
+            "cross_system": int(cross_system),
+        }
+        if country is None:
+            total = figures
+        else:
+            by_country[country] = figures
+    return {**total, "by_country": by_country}
