@@ -4,7 +4,7 @@
 every mapping file at once, run the golden samples with field-level differences, see what one payload
 becomes, see what an edit would change over stored events, and regenerate the editor schema of the
 mapping-file format. The operators' commands (``serve``, ``status``, ``db``, ``events``, ``orders``,
-``kafka``, ``reconcile``)
+``kafka``, ``reconcile``, ``report``)
 live in ``saleshub.commands`` and are registered here.
 """
 
@@ -26,6 +26,7 @@ from saleshub.commands.kafka import kafka_app
 from saleshub.commands.orders import orders_app
 from saleshub.commands.process import process
 from saleshub.commands.reconcile import reconcile_app
+from saleshub.commands.report import report_app
 from saleshub.commands.serve import serve, status
 from saleshub.console import err, out
 from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
@@ -52,6 +53,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(orders_app, name="orders")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(report_app, name="report")
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("process")(process)

@@ -29,12 +29,18 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy import Connection
 
-from reconciliation.linking.model import BLOCKING_KEYS, COLUMNS, COMPARISONS, MATCH_THRESHOLD, level_label
-from reconciliation.linking.model import splink_settings
+from reconciliation.linking.model import (
+    BLOCKING_KEYS,
+    COLUMNS,
+    COMPARISONS,
+    MATCH_THRESHOLD,
+    level_label,
+    splink_settings,
+)
 from reconciliation.linking.normalise import customer_record
 from saleshub.store import linking as store
 
-__all__ = ["LinkingResult", "link_customers"]
+__all__ = ["LinkProgress", "LinkingResult", "link_customers"]
 
 #: Told what the run is doing: a phase name and how many records it concerns.
 LinkProgress = Callable[[str, int], None]

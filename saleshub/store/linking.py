@@ -157,7 +157,9 @@ def save_records(
     conn.execute(text("UPDATE customer_records SET cluster_id = record_id WHERE cluster_id = 0"))
     conn.execute(text(f"ALTER TABLE {_BATCH} ADD PRIMARY KEY (record_id)"))
     conn.execute(text(f"ANALYZE {_BATCH}"))
-    return [int(r) for r in conn.execute(text(f"SELECT record_id FROM {_BATCH} ORDER BY record_id")).scalars()]
+    return [
+        int(r) for r in conn.execute(text(f"SELECT record_id FROM {_BATCH} ORDER BY record_id")).scalars()
+    ]
 
 
 def _values(row: Any) -> StoredRecord:
@@ -252,9 +254,8 @@ def merge_clusters(conn: Connection, assignments: Sequence[tuple[int, int]]) -> 
     return int(result.rowcount)
 
 
-_SIDE = (
-    "record_id, source_system, external_order_id, sales_channel, country_code, cluster_id, "
-    + ", ".join(RECORD_COLUMNS)
+_SIDE = "record_id, source_system, external_order_id, sales_channel, country_code, cluster_id, " + ", ".join(
+    RECORD_COLUMNS
 )
 
 

@@ -59,12 +59,60 @@ _STREETS = {
     "IT": ("Via", "V.", "Viale", "Viale"),
     "PL": ("ulica", "ul.", "aleja", "al."),
 }
-_STREET_NAMES = (
-    "Mayor Sol Paz Libertad Mar Olivos Rosales Pinos Flores Jardines Lago Molino Estación Sierra Castillo "
-    "Fuente Puerto Colina Huerta Alameda Acacias Robles Cerezos Almendros Nogales Palmeras Encinas Sauces "
-    "Victoria Esperanza Concordia Progreso Industria Comercio Trabajo Ciencia Música Poesía Pintura "
-    "Europa América Italia Francia Polonia Roma París Varsovia Lisboa Atenas Viena Praga Berlín"
-).split()
+_STREET_NAMES = [
+    "Mayor",
+    "Sol",
+    "Paz",
+    "Libertad",
+    "Mar",
+    "Olivos",
+    "Rosales",
+    "Pinos",
+    "Flores",
+    "Jardines",
+    "Lago",
+    "Molino",
+    "Estación",
+    "Sierra",
+    "Castillo",
+    "Fuente",
+    "Puerto",
+    "Colina",
+    "Huerta",
+    "Alameda",
+    "Acacias",
+    "Robles",
+    "Cerezos",
+    "Almendros",
+    "Nogales",
+    "Palmeras",
+    "Encinas",
+    "Sauces",
+    "Victoria",
+    "Esperanza",
+    "Concordia",
+    "Progreso",
+    "Industria",
+    "Comercio",
+    "Trabajo",
+    "Ciencia",
+    "Música",
+    "Poesía",
+    "Pintura",
+    "Europa",
+    "América",
+    "Italia",
+    "Francia",
+    "Polonia",
+    "Roma",
+    "París",
+    "Varsovia",
+    "Lisboa",
+    "Atenas",
+    "Viena",
+    "Praga",
+    "Berlín",
+]
 _DOMAINS = ("example.com", "example.es", "example.fr", "example.it", "example.pl", "mail.example.net")
 _SYSTEMS = {"ES": "pyxis", "FR": "pyxis", "IT": "pyxis", "PL": "tempo"}
 _CHANNELS = ("IN_STORE", "ONLINE", "PHONE", "MOBILE", "PARTNER", "B2B")
@@ -153,7 +201,12 @@ class _Maker:
         return f"+{code}{lead}{_digits(self.rng, rest)}"
 
     def person(
-        self, country: str, *, last: str | None = None, home: _Person | None = None, taken: set[str] = frozenset()
+        self,
+        country: str,
+        *,
+        last: str | None = None,
+        home: _Person | None = None,
+        taken: set[str] = frozenset(),
     ) -> _Person:
         rng = self.rng
         self.pid += 1
@@ -165,7 +218,9 @@ class _Maker:
             if country == "ES" and last is None:  # two surnames
                 surname += " " + rng.choice(self.last["ES"])
         login = f"{_strip_accents(first).lower()}.{_strip_accents(surname).lower().replace(' ', '')}"
-        email = f"{login}{rng.randrange(10, 1_000_000)}@{rng.choice(_DOMAINS)}" if rng.random() < 0.85 else None
+        email = (
+            f"{login}{rng.randrange(10, 1_000_000)}@{rng.choice(_DOMAINS)}" if rng.random() < 0.85 else None
+        )
         return _Person(
             pid=self.pid,
             country=country,

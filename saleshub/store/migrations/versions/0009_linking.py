@@ -26,7 +26,17 @@ down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_PERSONAL = ("email", "phone", "first_name", "last_name", "name_key", "postal_code", "street", "house_number", "city")
+_PERSONAL = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "name_key",
+    "postal_code",
+    "street",
+    "house_number",
+    "city",
+)
 
 
 def upgrade() -> None:
@@ -51,7 +61,9 @@ def upgrade() -> None:
         sa.Column("bu_code", sa.String(length=16), nullable=False),
         sa.Column("order_fingerprint", sa.BigInteger(), nullable=False, comment="the order when normalised"),
         *[sa.Column(name, sa.Text(), nullable=True) for name in _PERSONAL],
-        sa.Column("cluster_id", sa.BigInteger(), nullable=False, comment="the customer: its lowest record id"),
+        sa.Column(
+            "cluster_id", sa.BigInteger(), nullable=False, comment="the customer: its lowest record id"
+        ),
         sa.Column("linked_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("record_id", name=op.f("pk_customer_records")),
         sa.UniqueConstraint("hub_order_id", name=op.f("uq_customer_records_hub_order_id")),
@@ -68,7 +80,12 @@ def upgrade() -> None:
         sa.Column("record_r", sa.BigInteger(), nullable=False),
         sa.Column("match_probability", sa.Double(), nullable=False),
         sa.Column("match_weight", sa.Double(), nullable=False),
-        sa.Column("evidence", postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment="{field: {level, weight}}"),
+        sa.Column(
+            "evidence",
+            postgresql.JSONB(astext_type=sa.Text()),
+            nullable=False,
+            comment="{field: {level, weight}}",
+        ),
         sa.Column("run_id", sa.UUID(), nullable=True),
         sa.Column("linked_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("record_l", "record_r", name=op.f("pk_customer_links")),
@@ -90,9 +107,21 @@ def upgrade() -> None:
         sa.Column("country_code", sa.String(length=2), nullable=True),
         sa.Column("bu_code", sa.String(length=16), nullable=True),
         sa.Column("sales_channel", sa.String(length=16), nullable=True),
-        sa.Column("categories", postgresql.ARRAY(sa.Text()), nullable=False, comment="amount, status, dates, lines, …"),
-        sa.Column("differences", postgresql.JSONB(astext_type=sa.Text()), nullable=False, comment="[{field, left, right, rule}]"),
-        sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False, comment="open since (earlier runs)"),
+        sa.Column(
+            "categories",
+            postgresql.ARRAY(sa.Text()),
+            nullable=False,
+            comment="amount, status, dates, lines, …",
+        ),
+        sa.Column(
+            "differences",
+            postgresql.JSONB(astext_type=sa.Text()),
+            nullable=False,
+            comment="[{field, left, right, rule}]",
+        ),
+        sa.Column(
+            "first_seen_at", sa.DateTime(timezone=True), nullable=False, comment="open since (earlier runs)"
+        ),
         sa.ForeignKeyConstraint(
             ["run_id"],
             ["reconciliation_runs.run_id"],
