@@ -63,7 +63,7 @@ def reconcile_across(
             progress("compared orders", pairs)
             store.record_conflicts(conn, run_id, conflicts, started, store.previous_cross_run(conn, started))
             linked = link_customers(conn, run_id=run_id, at=started, full=full_relink, progress=progress)
-            figures = operational_figures(conn, window, now=started)
+            figures = operational_figures(conn, window, now=started, run_id=run_id)
             categories = Counter(c for conflict in conflicts for c in conflict.categories)
             stats = {
                 "cross_system_pairs": pairs,

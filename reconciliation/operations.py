@@ -10,6 +10,7 @@ linking), and the longest-open discrepancy of each system's latest run. Served a
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -30,9 +31,12 @@ __all__ = ["operational_figures"]
 
 
 def operational_figures(
-    conn: Connection, window: Window, *, now: datetime | None = None
+    conn: Connection, window: Window, *, now: datetime | None = None, run_id: uuid.UUID | None = None
 ) -> OperationalFigures:
-    """The figures of ``window`` (customers and open discrepancies as they stand now)."""
+    """The figures of ``window`` (customers and open discrepancies as they stand now).
+
+    ``run_id``: the cross-system run computing them, whose conflicts count as open.
+    """
     tenancy = [
         TenancyRow(
             source_system=row.source_system,
@@ -79,6 +83,6 @@ def operational_figures(
                 first_seen_at=row["first_seen_at"],
                 open=row["open"],
             )
-            for row in store.oldest_open_discrepancies(conn)
+            for row in store.oldest_open_discrepancies(conn, current=run_id)
         ],
     )

@@ -1,6 +1,6 @@
 """Masked customer values for reports: enough to recognise a record, never the value itself.
 
-``a•••@e•••.com`` for an e-mail, ``+34 ••• ••• •78`` for a phone (country code and last two digits),
+``a•••@e•••.com`` for an e-mail, ``+34 ••• ••• •••78`` for a phone (country code and last two digits),
 ``A•••`` for a name or a street, the postcode's first two characters. The linking keeps the real
 values in the database; only these leave it in a report.
 """

@@ -189,17 +189,18 @@ def conflicts(conn: Connection, run_id: uuid.UUID) -> list[dict[str, Any]]:
 def conflict_counts_by(conn: Connection, run_id: uuid.UUID, dimension: str) -> dict[str, int]:
     """A run's conflicts counted by ``country_code``, ``bu_code``, ``sales_channel`` or ``category``."""
     column = {
-        "country_code": "country_code",
-        "bu_code": "bu_code",
-        "sales_channel": "sales_channel",
-        "category": "unnest(categories)",
+        "country_code": "c.country_code",
+        "bu_code": "c.bu_code",
+        "sales_channel": "c.sales_channel",
+        "category": "k.category",
     }.get(dimension)
     if column is None:
         raise ValueError(f"cannot count conflicts by {dimension!r}")
     rows = conn.execute(
         text(
-            f"SELECT coalesce({column}, 'unknown') AS v, count(*) FROM cross_system_conflicts "
-            "WHERE run_id = :run_id GROUP BY v ORDER BY v"
+            f"SELECT coalesce({column}, 'unknown') AS v, count(*) FROM cross_system_conflicts c "
+            + ("CROSS JOIN LATERAL unnest(c.categories) AS k(category) " if dimension == "category" else "")
+            + "WHERE c.run_id = :run_id GROUP BY v ORDER BY v"
         ),
         {"run_id": run_id},
     )

@@ -6,6 +6,7 @@ latest runs' state) and returns plain values; ``reconciliation.operations`` asse
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,12 +79,16 @@ def error_counts_by_system(conn: Connection, start: datetime, end: datetime) -> 
     return {system: (int(received), int(bad)) for system, received, bad in rows}
 
 
-def oldest_open_discrepancies(conn: Connection) -> list[dict[str, Any]]:
-    """Per system (and for cross-system conflicts), the longest-open discrepancy of its latest run."""
+def oldest_open_discrepancies(conn: Connection, *, current: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    """Per system (and for cross-system conflicts), the longest-open discrepancy of its latest run.
+
+    ``current`` is a run still in progress that counts as completed (the run computing the figures).
+    """
     rows = conn.execute(
         text(
             "WITH latest AS (SELECT DISTINCT ON (source_system) run_id, source_system "
-            "  FROM reconciliation_runs WHERE status = 'completed' ORDER BY source_system, started_at DESC), "
+            "  FROM reconciliation_runs WHERE status = 'completed' OR run_id = :current "
+            "  ORDER BY source_system, started_at DESC), "
             "open AS ("
             "  SELECT l.source_system, f.kind, f.external_order_id AS order_ref, f.first_seen_at "
             "  FROM latest l JOIN reconciliation_findings f ON f.run_id = l.run_id "
@@ -95,6 +100,7 @@ def oldest_open_discrepancies(conn: Connection) -> list[dict[str, Any]]:
             "SELECT DISTINCT ON (source_system) source_system, kind, order_ref, first_seen_at, "
             "count(*) OVER (PARTITION BY source_system) AS open FROM open "
             "ORDER BY source_system, first_seen_at, order_ref"
-        )
+        ),
+        {"current": current},
     )
     return [dict(row._mapping) for row in rows]

@@ -35,7 +35,7 @@ RULES = SystemRules(amount_tolerance="0.01", grace_period_minutes=30)  # type: i
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    database = open_database(Settings(database_url=db_url, db_pool_size=4))  # type: ignore[arg-type]
+    database = open_database(Settings(database={"url": db_url, "pool_size": 4}))  # type: ignore[arg-type]
     yield database.engine
     database.close()
 
@@ -308,7 +308,7 @@ def test_the_command_line(
 
     from saleshub.cli import app
 
-    monkeypatch.setenv("SALESHUB_DATABASE_URL", db_url)
+    monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
     monkeypatch.setenv("COLUMNS", "250")
     runner = CliRunner()
     store_orders(engine, [canonical_order(key(n)) for n in (1, 2)])

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from canonical.model import ServiceOrder
-from saleshub.mapping.engine import MappedOrder, MappingIdentity
-from saleshub.store.orders import write_orders
+from saleshub.mapping.engine import MappingIdentity
+from saleshub.store.orders import NewOrder, write_orders
 from tests.conftest import SAMPLES
 
 __all__ = ["TEST_MAPPING", "canonical_order", "store_orders"]
@@ -52,7 +52,13 @@ def canonical_order(
 def store_orders(engine: Engine, orders: Sequence[ServiceOrder]) -> None:
     """Write ``orders`` as the processing path would (each with a fresh event id)."""
     with engine.begin() as conn:
-        write_orders(conn, [(MappedOrder(order, TEST_MAPPING), uuid.uuid4()) for order in orders])
+        write_orders(
+            conn,
+            [
+                NewOrder(order, uuid.uuid4(), TEST_MAPPING.label, TEST_MAPPING.content_hash)
+                for order in orders
+            ],
+        )
 
 
 def when(text: str) -> datetime:
