@@ -3,7 +3,9 @@
 The composition root builds one ``NightlyReconciliation`` with the database engine, the rules and a
 ``SourceManifestReader`` per system, and adds it to its scheduler with ``add_nightly_job``. Each
 night the job reconciles the previous UTC day of every system, one after the other; a failing
-system is logged (its run is stored as ``failed``) and the others still run.
+system is logged (its run is stored as ``failed``) and the others still run. Given the stewards'
+cross-references, it then runs the day across systems (``reconciliation.across``): conflicts
+between systems, incremental customer linking of the day's new orders, the operational figures.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
+from reconciliation.across import reconcile_across
+from reconciliation.crossrefs import CrossReferences
 from reconciliation.engine import reconcile
 from reconciliation.model import Window
 from reconciliation.rules import ReconciliationRules
 from reconciliation.sources import SourceManifestReader
 from saleshub.errors import SalesHubError
+from saleshub.store.cross_system import CROSS_SYSTEM
 
 __all__ = ["JOB_ID", "NightlyReconciliation", "add_nightly_job", "previous_day"]
 
@@ -43,6 +48,7 @@ class NightlyReconciliation:
     rules: ReconciliationRules
     readers: Mapping[str, SourceManifestReader]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    references: CrossReferences | None = None  # also run across systems when given
 
     def __call__(self) -> dict[str, str]:
         """Run every system; ``{system: run id, or the error}``."""
@@ -57,6 +63,14 @@ class NightlyReconciliation:
                 continue
             _log.info("nightly reconciliation of %s: run %s", system, run_id)
             outcome[system] = str(run_id)
+        if self.references is not None:
+            try:
+                run_id = reconcile_across(self.engine, self.references, window)
+            except SalesHubError as exc:
+                _log.error("nightly reconciliation across systems failed: %s", exc)
+                outcome[CROSS_SYSTEM] = f"failed: {exc}"
+            else:
+                outcome[CROSS_SYSTEM] = str(run_id)
         return outcome
 
 

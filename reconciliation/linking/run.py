@@ -170,7 +170,7 @@ def link_customers(
     pairs = _score(batch, known)
     progress("scored", len(pairs))
     components = _Components()
-    for record in batch:
+    for record in batch:  # a node per batch record: a new one is its own cluster (cluster id = its id)
         components.find(record.record_id)
         if record.cluster_id != record.record_id:  # a changed record stays with its customer
             components.union(record.record_id, record.cluster_id)

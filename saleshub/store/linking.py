@@ -156,7 +156,10 @@ def save_records(
     )
     conn.execute(text("UPDATE customer_records SET cluster_id = record_id WHERE cluster_id = 0"))
     conn.execute(text(f"ALTER TABLE {_BATCH} ADD PRIMARY KEY (record_id)"))
+    # Fresh statistics for this transaction's plans: a first run fills an empty table, and a
+    # planner that still believes it empty would probe it row by row.
     conn.execute(text(f"ANALYZE {_BATCH}"))
+    conn.execute(text("ANALYZE customer_records"))
     return [
         int(r) for r in conn.execute(text(f"SELECT record_id FROM {_BATCH} ORDER BY record_id")).scalars()
     ]
@@ -236,18 +239,17 @@ def save_links(
 
 
 def merge_clusters(conn: Connection, assignments: Sequence[tuple[int, int]]) -> int:
-    """Move every record of each old cluster (or each record) to its new cluster; rows changed.
+    """Move every record of each old cluster to its new cluster; the records moved.
 
-    ``assignments`` are ``(node, cluster)`` where a node is a batch record id or a known cluster id.
+    ``assignments`` are ``(old cluster, new cluster)``. A new record is its own cluster until then,
+    so moving its cluster moves it.
     """
     if not assignments:
         return 0
     result = conn.execute(
         text(
             "UPDATE customer_records r SET cluster_id = a.cluster FROM unnest(CAST(:nodes AS bigint[]), "
-            "CAST(:clusters AS bigint[])) AS a(node, cluster) "
-            f"WHERE (r.cluster_id = a.node OR (r.record_id = a.node AND r.record_id IN "
-            f"(SELECT record_id FROM {_BATCH}))) AND r.cluster_id <> a.cluster"
+            "CAST(:clusters AS bigint[])) AS a(node, cluster) WHERE r.cluster_id = a.node"
         ),
         {"nodes": [a[0] for a in assignments], "clusters": [a[1] for a in assignments]},
     )

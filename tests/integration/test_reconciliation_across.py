@@ -34,6 +34,8 @@ from reconciliation.reports.across import (
     render_ops_html,
     render_ops_json,
 )
+from reconciliation.rules import ReconciliationRules
+from reconciliation.schedule import NightlyReconciliation
 from saleshub.errors import MappingLoadError
 from saleshub.mapping.coercions import to_phone
 from saleshub.platform.settings import Settings
@@ -142,6 +144,22 @@ def test_cross_system_conflicts_have_exact_counts_and_show_both_sides(engine: En
     ]
     # Open since the first run: carried over.
     assert {c.first_seen_at for c in report.conflicts} == {first_report.run.started_at}
+
+
+def test_the_nightly_job_runs_across_systems(engine: Engine) -> None:
+    seed_cross_system(engine)
+    job = NightlyReconciliation(
+        engine=engine,
+        rules=ReconciliationRules(version=1),
+        readers={},
+        references=REFERENCES,
+        clock=lambda: NOW + timedelta(days=1),
+    )
+    outcome = job()
+    with engine.connect() as conn:
+        report = build_across_report(conn, uuid.UUID(outcome["cross-system"]))
+    assert report.run.counts == {CONFLICT: 6}
+    assert report.run.stats["customer_records_linked"] == 24
 
 
 def test_cross_references_are_checked_with_file_and_line(tmp_path: Path) -> None:
