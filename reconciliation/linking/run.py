@@ -2,15 +2,16 @@
 
 In one transaction (the caller's connection):
 
-1. the orders without an up-to-date customer record are read and normalised (``normalise``), and
-   their records saved — this batch is what the run links;
+1. the orders without an up-to-date customer record are read and normalised (``normalise``) —
+   this batch is what the run links — and staged with their record ids;
 2. known records sharing a blocking key with the batch are read from PostgreSQL (index probes);
 3. batch and candidates go into an in-memory DuckDB database, and Splink scores the blocked pairs
    with the fixed model of ``model``; pairs between two known records are left out (they were
    decided before);
-4. the accepted links are kept with their evidence, and connected components over the batch's
-   records and the known clusters they touch give the new clusters: a record joining a known
-   customer takes its cluster id, a record linking two customers merges them (the lowest id stays).
+4. connected components over the batch's records and the known clusters they touch give the
+   clusters: a record joining a known customer takes its cluster id, a record linking two customers
+   merges them (the lowest id stays); each record is then written once, with its cluster, and the
+   accepted links are kept with their evidence.
 
 A cluster never splits in an incremental run; ``full=True`` forgets every record first and links
 everything again. The first run over an empty table is the same as a full run.
@@ -69,7 +70,7 @@ class LinkingResult:
         }
 
 
-def _normalised(conn: Connection, at: datetime) -> list[int]:
+def _staged(conn: Connection) -> list[store.StoredRecord]:
     orders, values = [], []
     for order in store.orders_to_link(conn):
         record = customer_record(
@@ -81,7 +82,7 @@ def _normalised(conn: Connection, at: datetime) -> list[int]:
         )
         orders.append(order)
         values.append([getattr(record, c) for c in store.RECORD_COLUMNS])
-    return store.save_records(conn, orders, values, at) if orders else []
+    return store.stage_batch(conn, orders, values) if orders else []
 
 
 def _arrow(records: Sequence[store.StoredRecord], known: bool) -> dict[str, list[Any]]:
@@ -160,11 +161,10 @@ def link_customers(
     """Link the customers of new or changed orders; return what changed (see the module's docs)."""
     if full:
         store.forget_all(conn)
-    batch_ids = _normalised(conn, at)
-    progress("normalised", len(batch_ids))
-    if not batch_ids:
+    batch = _staged(conn)
+    progress("normalised", len(batch))
+    if not batch:
         return LinkingResult(0, 0, 0, 0)
-    batch = store.batch_records(conn)
     known = store.candidate_records(conn, BLOCKING_KEYS)
     progress("candidates", len(known))
     pairs = _score(batch, known)
@@ -179,8 +179,11 @@ def link_customers(
         components.union(cluster_l if known_l else id_l, cluster_r if known_r else id_r)
         low, high = sorted((int(id_l), int(id_r)))
         links.append((low, high, float(probability), float(weight), _evidence(mw)))
+    roots = {node: components.find(node) for node in list(components.parent)}
+    moved = [(r.record_id, roots[r.record_id]) for r in batch if roots[r.record_id] != r.cluster_id]
+    store.save_batch(conn, moved, at)
+    # Stored records of the clusters a batch record joined together (a no-op for brand-new ids).
+    moves = store.merge_clusters(conn, [(node, root) for node, root in roots.items() if root != node])
     store.save_links(conn, run_id, links, at)
-    moves = store.merge_clusters(
-        conn, [(node, root) for node in list(components.parent) if (root := components.find(node)) != node]
-    )
-    return LinkingResult(len(batch_ids), len(known), len(links), moves)
+    progress("saved", len(links))
+    return LinkingResult(len(batch), len(known), len(links), moves)

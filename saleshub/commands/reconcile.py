@@ -217,7 +217,7 @@ def report(
 def rules(
     directory: Annotated[Path | None, typer.Option("--dir", help="mappings directory")] = None,
 ) -> None:
-    """Check the stewards' reconciliation rules (mappings/reconciliation.yaml); problems with file:line."""
+    """Check the reconciliation rules and cross-references (mappings/); problems with file:line."""
     path = directory or Settings().mappings_dir
     _rules_or_exit(path)
     loaded = load_rules(path)
@@ -233,6 +233,18 @@ def rules(
             r.manifest.key_separator.join(r.manifest.key_columns),
         )
     out.print(table)
+    references = load_cross_references(path)
+    shared = Table("cross-reference", "system", "field", "when", title="Orders reported by several systems")
+    for name, reference in sorted(references.references.items()):
+        for system, key in sorted(reference.systems.items()):
+            when = "" if key.when is None else f"{key.when.field} in {', '.join(key.when.in_)}"
+            shared.add_row(name, system, key.field, when)
+    out.print(shared)
+    compared = references.compare
+    out.print(
+        f"compared on {', '.join(compared.fields)}; amount tolerance {compared.amount_tolerance}, "
+        f"time tolerance {compared.time_tolerance_seconds} s"
+    )
 
 
 @reconcile_app.command("across")

@@ -5,11 +5,12 @@ A nightly run works in one transaction:
 1. ``orders_to_link`` streams the orders that have no customer record yet, or whose content changed
    since theirs was made (the order's fingerprint), with the customer and address parts of their
    canonical JSON;
-2. ``save_records`` writes their normalised records (``COPY`` into a temporary table, then one
-   upsert) and returns the record ids; a new record starts as its own cluster;
+2. ``stage_batch`` puts their normalised records in a temporary table (``COPY``), each with its
+   record id (a new one from the table's sequence, a changed one keeps its own);
 3. ``candidate_records`` reads the known records that share a blocking key with the batch (each key
    an index probe), so the batch is scored against them rather than against every record;
-4. ``save_links`` and ``merge_clusters`` keep what the model decided.
+4. ``save_batch`` writes each record once, with the cluster the model put it in; ``save_links`` and
+   ``merge_clusters`` (known customers a new record joined together) keep the rest.
 
 The personal values never leave the database except into the linking process's memory; the reads
 for reports (``run_links``) return them for masking by the caller.
@@ -31,15 +32,15 @@ __all__ = [
     "LinkRow",
     "OrderCustomer",
     "StoredRecord",
-    "batch_records",
     "candidate_records",
     "customer_counts",
     "forget_all",
     "merge_clusters",
     "orders_to_link",
     "run_links",
+    "save_batch",
     "save_links",
-    "save_records",
+    "stage_batch",
 ]
 
 #: The normalised columns of a customer record (personal data), in table order.
@@ -107,19 +108,22 @@ def orders_to_link(conn: Connection, *, batch: int = 50_000) -> Iterator[OrderCu
         yield OrderCustomer(*row)
 
 
-def save_records(
-    conn: Connection, orders: Sequence[OrderCustomer], values: Sequence[Sequence[str | None]], at: datetime
-) -> list[int]:
-    """Insert or refresh the records of ``orders`` (``values`` in ``RECORD_COLUMNS`` order); their ids.
+_ORDER_COLUMNS = (
+    "hub_order_id, source_system, external_order_id, sales_channel, country_code, bu_code, order_fingerprint"
+)
 
-    A new record is its own cluster; a refreshed one keeps its cluster. The batch's ids are also
-    left in the temporary table ``linking_batch`` for ``candidate_records``.
+
+def stage_batch(
+    conn: Connection, orders: Sequence[OrderCustomer], values: Sequence[Sequence[str | None]]
+) -> list[StoredRecord]:
+    """Put the batch's normalised records (``values`` in ``RECORD_COLUMNS`` order) in a temporary table.
+
+    Each gets its record id now: a changed order keeps its record's id and cluster, a new one gets a
+    fresh id from the table's sequence and is its own cluster until linked. Nothing is written to
+    ``customer_records`` until ``save_batch``.
     """
-    columns = (
-        "hub_order_id, source_system, external_order_id, sales_channel, country_code, bu_code, "
-        f"order_fingerprint, {', '.join(RECORD_COLUMNS)}"
-    )
-    conn.execute(text(f"DROP TABLE IF EXISTS {_BATCH}_in, {_BATCH}"))
+    columns = f"{_ORDER_COLUMNS}, {', '.join(RECORD_COLUMNS)}"
+    conn.execute(text(f"DROP TABLE IF EXISTS {_BATCH}_in, {_BATCH}, {_BATCH}_clusters"))
     conn.execute(
         text(
             f"CREATE TEMPORARY TABLE {_BATCH}_in ON COMMIT DROP AS "
@@ -141,28 +145,46 @@ def save_records(
                     *row,
                 )
             )
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns.split(", ") if c != "hub_order_id")
     conn.execute(
         text(
             f"CREATE TEMPORARY TABLE {_BATCH} ON COMMIT DROP AS "
-            "WITH saved AS ("
-            f"  INSERT INTO customer_records ({columns}, cluster_id, linked_at) "
-            f"  SELECT {columns}, 0, :at FROM {_BATCH}_in "
-            f"  ON CONFLICT (hub_order_id) DO UPDATE SET {updates}, linked_at = EXCLUDED.linked_at "
-            "  RETURNING record_id, cluster_id) "
-            "SELECT record_id, cluster_id FROM saved"
+            "SELECT n.id AS record_id, coalesce(n.known_cluster, n.id) AS cluster_id, n.* FROM ("
+            "  SELECT coalesce(r.record_id, nextval(pg_get_serial_sequence('customer_records', 'record_id')))"
+            f" AS id, r.cluster_id AS known_cluster, {', '.join('b.' + c for c in columns.split(', '))} "
+            f"  FROM {_BATCH}_in b LEFT JOIN customer_records r ON r.hub_order_id = b.hub_order_id) n"
+        )
+    )
+    conn.execute(text(f"ALTER TABLE {_BATCH} ADD PRIMARY KEY (record_id)"))
+    conn.execute(text(f"ANALYZE {_BATCH}"))
+    rows = conn.execute(
+        text(f"SELECT record_id, cluster_id, {', '.join(RECORD_COLUMNS)} FROM {_BATCH} ORDER BY record_id")
+    )
+    return [_values(row) for row in rows]
+
+
+def save_batch(conn: Connection, clusters: Sequence[tuple[int, int]], at: datetime) -> int:
+    """Write the staged records with their clusters ``(record id, cluster id)``; the records written."""
+    columns = f"{_ORDER_COLUMNS}, {', '.join(RECORD_COLUMNS)}"
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns.split(", ")[1:])
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    conn.execute(
+        text(f"CREATE TEMPORARY TABLE {_BATCH}_clusters (record_id bigint, cluster_id bigint) ON COMMIT DROP")
+    )
+    with cursor.copy(f"COPY {_BATCH}_clusters (record_id, cluster_id) FROM STDIN") as copy:
+        for pair in clusters:
+            copy.write_row(pair)
+    result = conn.execute(
+        text(
+            f"INSERT INTO customer_records (record_id, cluster_id, linked_at, {columns}) "
+            f"SELECT b.record_id, coalesce(c.cluster_id, b.cluster_id), :at, "
+            f"{', '.join('b.' + c for c in columns.split(', '))} FROM {_BATCH} b "
+            f"LEFT JOIN {_BATCH}_clusters c ON c.record_id = b.record_id "
+            f"ON CONFLICT (hub_order_id) DO UPDATE SET {updates}, cluster_id = EXCLUDED.cluster_id, "
+            "linked_at = EXCLUDED.linked_at"
         ),
         {"at": at},
     )
-    conn.execute(text("UPDATE customer_records SET cluster_id = record_id WHERE cluster_id = 0"))
-    conn.execute(text(f"ALTER TABLE {_BATCH} ADD PRIMARY KEY (record_id)"))
-    # Fresh statistics for this transaction's plans: a first run fills an empty table, and a
-    # planner that still believes it empty would probe it row by row.
-    conn.execute(text(f"ANALYZE {_BATCH}"))
-    conn.execute(text("ANALYZE customer_records"))
-    return [
-        int(r) for r in conn.execute(text(f"SELECT record_id FROM {_BATCH} ORDER BY record_id")).scalars()
-    ]
+    return int(result.rowcount)
 
 
 def _values(row: Any) -> StoredRecord:
@@ -172,24 +194,13 @@ def _values(row: Any) -> StoredRecord:
     )
 
 
-def batch_records(conn: Connection) -> list[StoredRecord]:
-    """The records of the current batch (``save_records``)."""
-    rows = conn.execute(
-        text(
-            f"SELECT r.record_id, r.cluster_id, {', '.join('r.' + c for c in RECORD_COLUMNS)} "
-            f"FROM customer_records r JOIN {_BATCH} b USING (record_id)"
-        )
-    )
-    return [_values(row) for row in rows]
-
-
 def candidate_records(conn: Connection, keys: Sequence[Sequence[str]]) -> list[StoredRecord]:
     """Known records (not in the batch) agreeing with a batch record on every column of one key."""
     allowed = set(RECORD_COLUMNS)
     if any(column not in allowed for key in keys for column in key):
         raise ValueError(f"blocking keys must use record columns: {keys}")
     probes = " UNION ".join(
-        f"SELECT k.record_id FROM {_BATCH} b JOIN customer_records n ON n.record_id = b.record_id "
+        f"SELECT k.record_id FROM {_BATCH} n "
         f"JOIN customer_records k ON {' AND '.join(f'k.{c} = n.{c}' for c in key)}"
         for key in keys
     )
@@ -239,10 +250,9 @@ def save_links(
 
 
 def merge_clusters(conn: Connection, assignments: Sequence[tuple[int, int]]) -> int:
-    """Move every record of each old cluster to its new cluster; the records moved.
+    """Move every stored record of each old cluster to its new cluster; the records moved.
 
-    ``assignments`` are ``(old cluster, new cluster)``. A new record is its own cluster until then,
-    so moving its cluster moves it.
+    ``assignments`` are ``(old cluster, new cluster)`` of known customers a batch joined together.
     """
     if not assignments:
         return 0
