@@ -111,6 +111,7 @@ def run(engine: Engine, size: int) -> dict[str, float]:
         "recall": recall,
         "normalise_s": phases.get("normalised", 0.0),
         "score_s": phases.get("scored", 0.0) - phases.get("candidates", 0.0),
+        "save_s": phases.get("saved", 0.0) - phases.get("scored", 0.0),
         "nightly_records": len(new),
         "nightly_candidates": result.candidates,
         "nightly_seconds": incremental,
@@ -118,8 +119,9 @@ def run(engine: Engine, size: int) -> dict[str, float]:
         "recall_after_nightly": recall_all,
     }
     print(
-        f"{size:>9,} records: {elapsed:6.1f} s (read+normalise+save {figures['normalise_s']:.1f} s, "
-        f"Splink {figures['score_s']:.1f} s), precision {precision:.4f}, recall {recall:.4f}; "
+        f"{size:>9,} records: {elapsed:6.1f} s (read+normalise {figures['normalise_s']:.1f} s, "
+        f"Splink {figures['score_s']:.1f} s, save {figures['save_s']:.1f} s), "
+        f"precision {precision:.4f}, recall {recall:.4f}; "
         f"nightly {len(new):,} new against {result.candidates:,} known: {incremental:.1f} s, "
         f"then precision {precision_all:.4f}, recall {recall_all:.4f}",
         flush=True,

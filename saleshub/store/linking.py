@@ -228,24 +228,26 @@ def save_links(
     """Keep accepted links ``(record_l, record_r, probability, weight, evidence)`` (newest wins)."""
     if not links:
         return
+    conn.execute(text(f"DROP TABLE IF EXISTS {_BATCH}_links"))
+    conn.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {_BATCH}_links ON COMMIT DROP AS SELECT record_l, record_r, "
+            "match_probability, match_weight, evidence FROM customer_links WITH NO DATA"
+        )
+    )
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {_BATCH}_links FROM STDIN") as copy:
+        for low, high, probability, weight, evidence in links:
+            copy.write_row((low, high, probability, weight, json.dumps(evidence)))
     conn.execute(
         text(
             "INSERT INTO customer_links (record_l, record_r, match_probability, match_weight, evidence, "
-            "run_id, linked_at) SELECT l, r, p, w, e::jsonb, :run_id, :at FROM unnest(CAST(:l AS bigint[]), "
-            "CAST(:r AS bigint[]), CAST(:p AS float8[]), CAST(:w AS float8[]), CAST(:e AS text[])) "
-            "AS t(l, r, p, w, e) ON CONFLICT (record_l, record_r) DO UPDATE SET "
-            "match_probability = EXCLUDED.match_probability, match_weight = EXCLUDED.match_weight, "
-            "evidence = EXCLUDED.evidence, run_id = EXCLUDED.run_id, linked_at = EXCLUDED.linked_at"
+            f"run_id, linked_at) SELECT *, CAST(:run_id AS uuid), :at FROM {_BATCH}_links "
+            "ON CONFLICT (record_l, record_r) DO UPDATE SET match_probability = EXCLUDED.match_probability, "
+            "match_weight = EXCLUDED.match_weight, evidence = EXCLUDED.evidence, run_id = EXCLUDED.run_id, "
+            "linked_at = EXCLUDED.linked_at"
         ),
-        {
-            "run_id": run_id,
-            "at": at,
-            "l": [link[0] for link in links],
-            "r": [link[1] for link in links],
-            "p": [link[2] for link in links],
-            "w": [link[3] for link in links],
-            "e": [json.dumps(link[4]) for link in links],
-        },
+        {"run_id": run_id, "at": at},
     )
 
 
