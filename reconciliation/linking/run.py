@@ -101,7 +101,6 @@ def _score(batch: Sequence[store.StoredRecord], known: Sequence[store.StoredReco
     """Accepted pairs: ``(id_l, id_r, probability, weight, known_l, known_r, cluster_l, cluster_r, mw…)``."""
     from splink import DuckDBAPI, Linker
 
-    logging.getLogger("splink").setLevel(logging.WARNING)
     columns = _arrow(batch, False)
     for name, values in _arrow(known, True).items():
         columns[name] += values
@@ -110,7 +109,7 @@ def _score(batch: Sequence[store.StoredRecord], known: Sequence[store.StoredReco
         con.register("records_in", pa.table(columns))
         con.execute("CREATE TABLE records AS SELECT * FROM records_in")
         api = DuckDBAPI(con)
-        linker = Linker(api.register("records"), splink_settings())
+        linker = Linker(api.register("records"), splink_settings(), log_level=logging.WARNING)
         predictions = linker.inference.predict(threshold_match_probability=MATCH_THRESHOLD)
         weights = ", ".join(f"p.mw_{name}" for name in COMPARISONS)
         return con.execute(
