@@ -19,7 +19,7 @@ from canonical.model import PERSONAL_DATA_FIELDS, Money, OrderLine, ServiceOrder
 from reconciliation.model import FieldDifference
 from reconciliation.rules import FieldRules
 
-__all__ = ["field_differences", "parse_order"]
+__all__ = ["differences_in", "field_differences", "parse_order"]
 
 _MASKED = "(personal data)"
 
@@ -118,4 +118,14 @@ def field_differences(hub: ServiceOrder, source: ServiceOrder, rules: FieldRules
     for name in ServiceOrder.model_fields:
         if name not in FINGERPRINT_EXCLUDED_FIELDS:
             differ.compare(name, getattr(hub, name), getattr(source, name))
+    return differ.found
+
+
+def differences_in(
+    hub: ServiceOrder, source: ServiceOrder, rules: FieldRules, fields: list[str]
+) -> list[FieldDifference]:
+    """The differences of ``hub`` and ``source`` on the named top-level ``fields`` only, under ``rules``."""
+    differ = _Differ(rules)
+    for name in fields:
+        differ.compare(name, getattr(hub, name), getattr(source, name))
     return differ.found

@@ -20,7 +20,15 @@ from canonical.model import ServiceOrder
 from saleshub.errors import LoadIssue, MappingLoadError
 from saleshub.mapping.yaml_source import load_located_yaml
 
-__all__ = ["RULES_FILE", "FieldRules", "ManifestColumns", "ReconciliationRules", "SystemRules", "load_rules"]
+__all__ = [
+    "RULES_FILE",
+    "FieldRules",
+    "ManifestColumns",
+    "ReconciliationRules",
+    "SystemRules",
+    "load_rules",
+    "located_issues",
+]
 
 #: The rules file's name inside the mappings directory.
 RULES_FILE = "reconciliation.yaml"
@@ -112,7 +120,8 @@ class ReconciliationRules(_Strict):
         return SystemRules.model_validate(merged)
 
 
-def _issues(error: ValidationError, located: Any, file: str) -> list[LoadIssue]:
+def located_issues(error: ValidationError, located: Any, file: str) -> list[LoadIssue]:
+    """Each validation error of a located YAML document as a ``LoadIssue`` with its file and line."""
     issues = []
     for item in error.errors():
         loc = tuple(item["loc"])
@@ -136,7 +145,7 @@ def load_rules(mappings_dir: Path) -> ReconciliationRules:
     try:
         rules = ReconciliationRules.model_validate(located.data)
     except ValidationError as exc:
-        raise MappingLoadError(_issues(exc, located, file)) from None
+        raise MappingLoadError(located_issues(exc, located, file)) from None
     problems: list[LoadIssue] = []
     for system in rules.systems:  # each merged system must still be valid
         try:

@@ -6,7 +6,9 @@ The composition root builds one ``NightlyReconciliation`` with the database engi
 ``pollers.systems``, on the pollers' scheduler (in an executor of its own, so a long run never holds
 up a poll) at ``pollers.reconcile_at``. Each
 night the job reconciles the previous UTC day of every system, one after the other; a failing
-system is logged (its run is stored as ``failed``) and the others still run.
+system is logged (its run is stored as ``failed``) and the others still run. Given the stewards'
+cross-references, it then runs the day across systems (``reconciliation.across``): conflicts
+between systems, incremental customer linking of the day's new orders, the operational figures.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
+from reconciliation.across import reconcile_across
 from reconciliation.api import ApiManifestReader
+from reconciliation.crossrefs import CrossReferences
 from reconciliation.engine import reconcile
 from reconciliation.model import Window
 from reconciliation.rules import ReconciliationRules, load_rules
 from reconciliation.sources import SourceManifestReader
 from saleshub.errors import SalesHubError
 from saleshub.receive.polling import PollingHub
+from saleshub.store.cross_system import CROSS_SYSTEM
 
 __all__ = [
     "EXECUTOR",
@@ -59,6 +64,7 @@ class NightlyReconciliation:
     rules: ReconciliationRules
     readers: Mapping[str, SourceManifestReader]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    references: CrossReferences | None = None  # also run across systems when given
 
     def __call__(self) -> dict[str, str]:
         """Run every system; ``{system: run id, or the error}``."""
@@ -73,6 +79,14 @@ class NightlyReconciliation:
                 continue
             _log.info("nightly reconciliation of %s: run %s", system, run_id)
             outcome[system] = str(run_id)
+        if self.references is not None:
+            try:
+                run_id = reconcile_across(self.engine, self.references, window)
+            except SalesHubError as exc:
+                _log.error("nightly reconciliation across systems failed: %s", exc)
+                outcome[CROSS_SYSTEM] = f"failed: {exc}"
+            else:
+                outcome[CROSS_SYSTEM] = str(run_id)
         return outcome
 
 

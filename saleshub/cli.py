@@ -4,7 +4,7 @@
 every mapping file at once, run the golden samples with field-level differences, see what one payload
 becomes, see what an edit would change over stored events, and regenerate the editor schema of the
 mapping-file format. The operators' commands (``serve``, ``status``, ``db``, ``events``, ``orders``,
-``kafka``, ``poll``, ``reconcile``)
+``kafka``, ``poll``, ``reconcile``, ``report``)
 live in ``saleshub.commands`` and are registered here.
 """
 
@@ -30,6 +30,7 @@ from saleshub.commands.orders import orders_app
 from saleshub.commands.poll import poll_app
 from saleshub.commands.process import process
 from saleshub.commands.reconcile import reconcile_app
+from saleshub.commands.report import report_app
 from saleshub.commands.revisions import (
     deploy_mappings,
     deployed_catalog,
@@ -101,6 +102,7 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(poll_app, name="poll")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(report_app, name="report")
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("process")(process)

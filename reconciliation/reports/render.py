@@ -18,7 +18,7 @@ from markupsafe import Markup
 from reconciliation.model import Finding, Kind, ReconciliationReport
 from reconciliation.reports import svg
 
-__all__ = ["CSV_COLUMNS", "render_csv", "render_html", "render_json", "worst_findings"]
+__all__ = ["CSV_COLUMNS", "environment", "render_csv", "render_html", "render_json", "worst_findings"]
 
 CSV_COLUMNS = (
     "run_id",
@@ -95,7 +95,8 @@ def worst_findings(report: ReconciliationReport, limit: int = 25) -> list[Findin
 
 
 @cache
-def _environment() -> Environment:
+def environment() -> Environment:
+    """The Jinja environment of the report templates (HTML autoescaped)."""
     return Environment(
         loader=PackageLoader("reconciliation", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -127,7 +128,7 @@ def _charts(report: ReconciliationReport) -> dict[str, Markup]:
 def render_html(report: ReconciliationReport, *, worst: int = 25) -> str:
     """The self-contained HTML page for business readers."""
     return (
-        _environment()
+        environment()
         .get_template("report.html.j2")
         .render(
             report=report,

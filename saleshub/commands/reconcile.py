@@ -13,13 +13,21 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 from sqlalchemy import Engine
 
+from reconciliation.across import reconcile_across
 from reconciliation.api import ApiManifestReader
+from reconciliation.crossrefs import load_cross_references
 from reconciliation.engine import reconcile
 from reconciliation.heal import HealResult
 from reconciliation.heal import heal as heal_run
-from reconciliation.history import compare_runs, list_runs
+from reconciliation.history import compare_runs, list_runs, load_run
 from reconciliation.model import Finding, Kind, RunSummary, Window
 from reconciliation.reports import build_report, render_csv, render_html, render_json
+from reconciliation.reports.across import (
+    build_across_report,
+    render_across_csv,
+    render_across_html,
+    render_across_json,
+)
 from reconciliation.rules import SystemRules, load_rules
 from reconciliation.sources import FileManifestReader, SourceManifestReader
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
@@ -27,8 +35,9 @@ from saleshub.console import err, out
 from saleshub.errors import MappingLoadError, SalesHubError
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime
+from saleshub.store.cross_system import CROSS_SYSTEM
 
-__all__ = ["compare", "reconcile_app", "report", "rules", "run", "runs"]
+__all__ = ["across", "compare", "reconcile_app", "report", "rules", "run", "runs"]
 
 reconcile_app = typer.Typer(
     help="Reconciliation: what a sales system says it sold against what the hub holds.", no_args_is_help=True
@@ -40,6 +49,7 @@ _FORMATS = ("html", "json", "csv")
 def _rules_or_exit(directory: Path) -> None:
     try:
         load_rules(directory)
+        load_cross_references(directory)
     except MappingLoadError as exc:
         err.print(f"[red bold]{len(exc.issues)} problem(s) in the reconciliation rules[/red bold]")
         for issue in exc.issues:
@@ -244,10 +254,16 @@ def report(
     run_uuid = parse_uuid(run_id, "RUN")
     with database() as db, db.engine.connect() as conn:
         try:
-            data = build_report(conn, run_uuid)
+            if load_run(conn, run_uuid).source_system == CROSS_SYSTEM:
+                across_data = build_across_report(conn, run_uuid)
+                renderers = {"html": render_across_html, "json": render_across_json, "csv": render_across_csv}
+                rendered = renderers[fmt](across_data)
+            else:
+                rendered = {"html": render_html, "json": render_json, "csv": render_csv}[fmt](
+                    build_report(conn, run_uuid)
+                )
         except SalesHubError as exc:
             raise fail(str(exc)) from None
-    rendered = {"html": render_html, "json": render_json, "csv": render_csv}[fmt](data)
     if output is None:
         sys.stdout.write(rendered)
     else:
@@ -259,7 +275,7 @@ def report(
 def rules(
     directory: Annotated[Path | None, typer.Option("--dir", help="mappings directory")] = None,
 ) -> None:
-    """Check the stewards' reconciliation rules (mappings/reconciliation.yaml); problems with file:line."""
+    """Check the reconciliation rules and cross-references (mappings/); problems with file:line."""
     path = directory or Settings().mappings_dir
     _rules_or_exit(path)
     loaded = load_rules(path)
@@ -275,3 +291,58 @@ def rules(
             r.manifest.key_separator.join(r.manifest.key_columns),
         )
     out.print(table)
+    references = load_cross_references(path)
+    shared = Table("cross-reference", "system", "field", "when", title="Orders reported by several systems")
+    for name, reference in sorted(references.references.items()):
+        for system, key in sorted(reference.systems.items()):
+            when = "" if key.when is None else f"{key.when.field} in {', '.join(key.when.in_)}"
+            shared.add_row(name, system, key.field, when)
+    out.print(shared)
+    compared = references.compare
+    out.print(
+        f"compared on {', '.join(compared.fields)}; amount tolerance {compared.amount_tolerance}, "
+        f"time tolerance {compared.time_tolerance_seconds} s"
+    )
+
+
+@reconcile_app.command("across")
+def across(
+    start: Annotated[str, typer.Option("--from", help="window start, ISO 8601 (UTC if no offset)")],
+    end: Annotated[str, typer.Option("--to", help="window end (exclusive)")],
+    full_relink: Annotated[
+        bool, typer.Option("--full-relink", help="forget every customer link and link all orders again")
+    ] = False,
+) -> None:
+    """Orders reported by several systems, one customer across channels, and the operational figures."""
+    settings = Settings()
+    window_start, window_end = parse_time(start, "--from"), parse_time(end, "--to")
+    if window_start is None or window_end is None or window_end <= window_start:
+        raise fail("--to must be after --from", 2)
+    _rules_or_exit(settings.mappings_dir)
+    references = load_cross_references(settings.mappings_dir)
+    window = Window(start=window_start, end=window_end)
+    with database(settings) as db:
+        try:
+            run_id = reconcile_across(
+                db.engine,
+                references,
+                window,
+                full_relink=full_relink,
+                progress=lambda phase, count: err.print(f"{phase}: {count:,}"),
+            )
+        except SalesHubError as exc:
+            raise fail(f"the run failed: {exc}") from None
+        with db.engine.connect() as conn:
+            data = build_across_report(conn, run_id, links=0)
+    stats = data.run.stats
+    table = Table("what", "count", title=f"Run {run_id} ({data.run.status})")
+    table.add_row("orders reported by two systems", f"{stats.get('cross_system_pairs', 0):,}")
+    table.add_row("of which in conflict", f"{len(data.conflicts):,}")
+    for category, count in data.conflicts_by_category.items():
+        table.add_row(f"  with {category} differences", f"{count:,}")
+    table.add_row("customer records linked", f"{stats.get('customer_records_linked', 0):,}")
+    table.add_row("customer links made", f"{stats.get('customer_links', 0):,}")
+    table.add_row("customers", f"{stats.get('customers', 0):,}")
+    table.add_row("customers in several channels", f"{stats.get('cross_channel_customers', 0):,}")
+    out.print(table)
+    out.print(f"report: saleshub reconcile report {run_id} --format html --output across.html")

@@ -16,6 +16,9 @@ Three groups:
   keeping each order's events in the order received);
 * reconciliation (``reconciliation_runs``: one row per comparison of a source's manifest with the
   hub; ``reconciliation_findings``: one row per discrepancy a run found);
+* linking across systems and channels (``customer_records``: one normalised customer per order,
+  personal data, with its cluster; ``customer_links``: accepted links with score and evidence;
+  ``cross_system_conflicts``: orders two systems report differently, per cross-system run);
 * the transactional outbox (``event_outbox``: one row per canonical event to publish, written in the
   ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` leases by which relay processes
   share the work while keeping each message key's events in order; ``kafka_broker_state``: one row
@@ -67,6 +70,9 @@ __all__ = [
     "business_unit_sales_systems",
     "business_units",
     "countries",
+    "cross_system_conflicts",
+    "customer_links",
+    "customer_records",
     "event_outbox",
     "event_queue",
     "hub_processes",
@@ -461,6 +467,7 @@ reconciliation_runs = Table(
     Column("counts", JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment="findings by kind"),
     Column("stats", JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment="rows read, skipped"),
     Column("error", Text, nullable=True),
+    Column("figures", JSONB, nullable=True, comment="operational figures of the window (cross-system runs)"),
     CheckConstraint("status IN ('running', 'completed', 'failed')", name="status"),
     Index("ix_reconciliation_runs_system_started", "source_system", "started_at"),
     comment="one row per comparison of a source system's manifest with the hub",
@@ -494,6 +501,85 @@ reconciliation_findings = Table(
     CheckConstraint(f"kind IN ({_in(RECONCILIATION_KINDS)})", name="kind"),
     Index("ix_reconciliation_findings_run_id", "run_id", "kind", "external_order_id"),
     comment="one row per discrepancy found by a reconciliation run",
+)
+
+customer_records = Table(
+    "customer_records",
+    metadata,
+    Column("record_id", BigInteger, Identity(always=False), primary_key=True),
+    Column("hub_order_id", UUID(as_uuid=True), nullable=False),
+    Column("source_system", String(32), nullable=False),
+    Column("external_order_id", Text, nullable=False),
+    Column("sales_channel", String(16), nullable=False),
+    Column("country_code", String(2), nullable=False),
+    Column("bu_code", String(16), nullable=False),
+    Column("order_fingerprint", BigInteger, nullable=False, comment="the order when normalised"),
+    *[
+        Column(name, Text, nullable=True)
+        for name in (
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "name_key",
+            "postal_code",
+            "street",
+            "house_number",
+            "city",
+        )
+    ],
+    Column("cluster_id", BigInteger, nullable=False, comment="the customer: its lowest record id"),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("hub_order_id"),
+    Index("ix_customer_records_email", "email"),
+    Index("ix_customer_records_phone", "phone"),
+    Index("ix_customer_records_postal_code", "postal_code", "house_number"),
+    Index("ix_customer_records_name_key", "name_key", "postal_code"),
+    Index("ix_customer_records_cluster_id", "cluster_id"),
+    comment="one normalised customer per order (personal data: never leaves the database unmasked)",
+)
+
+customer_links = Table(
+    "customer_links",
+    metadata,
+    Column("record_l", BigInteger, nullable=False),
+    Column("record_r", BigInteger, nullable=False),
+    Column("match_probability", Double, nullable=False),
+    Column("match_weight", Double, nullable=False),
+    Column("evidence", JSONB, nullable=False, comment="{field: {level, weight}}"),
+    Column("run_id", UUID(as_uuid=True), nullable=True),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("record_l", "record_r"),
+    Index("ix_customer_links_run_id", "run_id"),
+    comment="two customer records found to be one customer, with the score and its evidence",
+)
+
+cross_system_conflicts = Table(
+    "cross_system_conflicts",
+    metadata,
+    Column("conflict_id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "run_id",
+        UUID(as_uuid=True),
+        ForeignKey("reconciliation_runs.run_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("reference", Text, nullable=False, comment="the declared cross-reference"),
+    Column("reference_value", Text, nullable=False),
+    Column("left_system", String(32), nullable=False),
+    Column("left_external_order_id", Text, nullable=False),
+    Column("left_hub_order_id", UUID(as_uuid=True), nullable=False),
+    Column("right_system", String(32), nullable=False),
+    Column("right_external_order_id", Text, nullable=False),
+    Column("right_hub_order_id", UUID(as_uuid=True), nullable=False),
+    Column("country_code", String(2), nullable=True),
+    Column("bu_code", String(16), nullable=True),
+    Column("sales_channel", String(16), nullable=True),
+    Column("categories", ARRAY(Text), nullable=False, comment="amount, status, dates, lines, …"),
+    Column("differences", JSONB, nullable=False, comment="[{field, left, right, rule}]"),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, comment="open since (earlier runs)"),
+    Index("ix_cross_system_conflicts_run_id", "run_id"),
+    comment="one order reported by two systems that disagree, per cross-system run",
 )
 
 mapping_revisions = Table(

@@ -1,0 +1,109 @@
+"""Pure parts of linking across systems: normalisation, masking, the model's levels, cross-references."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciliation.cross_system import category_of, key_specs
+from reconciliation.crossrefs import load_cross_references
+from reconciliation.linking.masking import masked_record
+from reconciliation.linking.model import COMPARISONS, level_label, level_weight, splink_settings
+from reconciliation.linking.normalise import customer_record, normal_name, normal_phone, street_key
+from tests.conftest import MAPPINGS
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("José  Núñez-Gil", "jose nunez gil"),
+        ("Łukasz", "lukasz"),
+        ("Олександр", "oleksandr"),
+        ("  ", None),
+        (None, None),
+    ],
+)
+def test_names_fold_to_lower_case_ascii(raw: str | None, expected: str | None) -> None:
+    assert normal_name(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "country"), [("612 34 56 78", "ES"), ("+34 612-345-678", "ES"), ("0034612345678", "ES")]
+)
+def test_phones_in_any_format_become_e164(raw: str, country: str) -> None:
+    assert normal_phone(raw, country) == "+34612345678"
+
+
+def test_street_types_and_numbers() -> None:
+    assert street_key("Avda. de la Paz, 12") == ("av paz", "12")
+    assert street_key("Avenida Paz 12") == ("av paz", "12")
+    assert street_key("12 Rue des Lilas") == ("r lilas", "12")
+    assert street_key("ul. Lipowa 3") == street_key("ulica Lipowa 3")
+
+
+def test_swapped_names_share_a_name_key() -> None:
+    one = customer_record({"customer": {"first_name": "Ana", "last_name": "García López"}})
+    two = customer_record({"customer": {"first_name": "Garcia Lopez", "last_name": "Ana"}})
+    assert one.name_key == two.name_key == "ana garcia lopez"
+    assert one.first_name != two.first_name
+
+
+def test_a_company_without_contact_is_compared_by_its_name() -> None:
+    record = customer_record({"customer": {"kind": "COMPANY", "company_name": "Construcciones Iberia SL"}})
+    assert record.last_name == "construcciones iberia sl"
+
+
+def test_masked_values_never_hold_the_value() -> None:
+    values = {
+        "first_name": "ana",
+        "last_name": "garcia lopez",
+        "email": "ana.garcia@example.es",
+        "phone": "+34612345678",
+        "postal_code": "28001",
+        "street": "c mayor",
+    }
+    masked = masked_record(values)
+    assert masked == {
+        "name": "A••• G•••",
+        "email": "a•••@e•••.es",
+        "phone": "+34 ••• ••• •••78",
+        "address": "28••• C•••",
+    }
+    assert masked_record({}) == {"name": None, "email": None, "phone": None, "address": None}
+
+
+def test_each_level_is_told_apart_by_its_weight() -> None:
+    for name, levels in COMPARISONS.items():
+        weights = [level_weight(level) for level in levels]
+        assert len(set(weights)) == len(weights), name
+        for level in levels:
+            assert level_label(name, level_weight(level)) == level.label
+    family = next(level for level in COMPARISONS["name"] if level.label.startswith("family"))
+    assert level_weight(family) < -9  # a shared phone and address do not outweigh another first name
+
+
+def test_splink_settings_are_complete() -> None:
+    settings = splink_settings()
+    assert [c["output_column_name"] for c in settings["comparisons"]] == list(COMPARISONS)
+    assert all(
+        "m_probability" in level or level["is_null_level"]
+        for comparison in settings["comparisons"]
+        for level in comparison["comparison_levels"]
+    )
+
+
+def test_conflict_categories() -> None:
+    assert category_of("totals.gross_amount") == "amount"
+    assert category_of("lines[2].unit_price") == "amount"
+    assert category_of("lines[2]") == "lines"
+    assert category_of("lines[1].quantity") == "lines"
+    assert category_of("requested_window.start") == "dates"
+    assert category_of("status") == "status"
+
+
+def test_the_live_cross_references_load() -> None:
+    references = load_cross_references(MAPPINGS)
+    specs = {(s.reference, s.system): s for s in key_specs(references)}
+    erp = specs["pyxis_order", "erp"]
+    assert erp.path == ("system_metadata", "source_transaction_number")
+    assert erp.when_path == ("system_metadata", "source_transaction_system")
+    assert specs["pyxis_order", "pyxis"].path == ("external_order_id",)
