@@ -57,6 +57,7 @@ from saleshub.publish.relay import OutboxRelay, cloudevents_headers  # noqa: E40
 from saleshub.publish.schemas import EventSchemas  # noqa: E402
 from saleshub.receive.kafka_consumer import OrderEventConsumer  # noqa: E402
 from saleshub.runtime import HubRuntime, tune_collector  # noqa: E402
+from saleshub.services import Services  # noqa: E402
 from saleshub.store.embedded import EmbeddedPostgres  # noqa: E402
 from saleshub.store.migrate import upgrade  # noqa: E402
 from saleshub.store.outbox import write_outbox_rows  # noqa: E402
@@ -236,16 +237,19 @@ def consumer_rate(hub: HubRuntime, broker: TansuBroker, count: int) -> float:
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stop,))
     thread.start()
+    # The consumer records; a processor (as in `saleshub serve`) turns the records into orders.
+    processing = Services.start(hub, processors=1)
     try:
         return rate_until_stored(lambda: stored_orders(hub), count)
     finally:
         stop.set()
         thread.join(60)
         consumer.close()
+        processing.stop()
 
 
 def group_rate(hub: HubRuntime, broker: TansuBroker, count: int, processes: int) -> float:
-    """``processes`` × ``saleshub kafka consume`` in one consumer group, records produced once all joined."""
+    """``processes`` consumers in one group plus processors; records produced once the group settled."""
     topic = "pyxis.sales.order_events.group"
     kafka = hub.settings.kafka.model_copy(update={"topic_partitions": 6})
     ensure_topics(hub.settings.model_copy(update={"kafka": kafka}), hub.secrets, [topic])
@@ -268,6 +272,15 @@ def group_rate(hub: HubRuntime, broker: TansuBroker, count: int, processes: int)
         )
         for _ in range(processes)
     ]
+    workers.append(  # the consumers record; one processor process per consumer maps
+        subprocess.Popen(
+            [sys.executable, "-m", "saleshub", "process", "--threads", str(processes)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
     try:
         time.sleep(15)  # every member joined and the group settled before the first record
         baseline = stored_orders(hub)

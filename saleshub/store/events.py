@@ -429,11 +429,11 @@ def dequeue(conn: Connection, queue_ids: Sequence[int]) -> None:
         )
 
 
-_TRACE_KEYS = array_rows(("event_id", UUID(as_uuid=True)), ("received_at", DateTime(timezone=True)))
+_EVENT_KEYS = array_rows(("event_id", UUID(as_uuid=True)), ("received_at", DateTime(timezone=True)))
 _TRACES = select(_E.event_id, _E.headers["trace"].label("trace")).join_from(
-    _TRACE_KEYS,
+    _EVENT_KEYS,
     integration_events,
-    (_E.event_id == _TRACE_KEYS.c.event_id) & (_E.received_at == _TRACE_KEYS.c.received_at),
+    (_E.event_id == _EVENT_KEYS.c.event_id) & (_E.received_at == _EVENT_KEYS.c.received_at),
 )
 
 
@@ -501,9 +501,6 @@ class StoredEvent:
     content_type: str | None
     replay_of: uuid.UUID | None
     body: bytes | None
-
-
-_EVENT_KEYS = array_rows(("event_id", UUID(as_uuid=True)), ("received_at", DateTime(timezone=True)))
 
 
 def stored_events(conn: Connection, keys: Sequence[tuple[uuid.UUID, datetime]]) -> list[StoredEvent]:
