@@ -41,15 +41,24 @@ def published_count(hub: HubRuntime) -> int:
 
 def assert_published_equals_committed(hub: HubRuntime, broker: TansuBroker) -> None:
     with hub.database.engine.connect() as conn:
-        committed = {str(i) for i in conn.execute(select(event_outbox.c.event_id)).scalars()}
-    published = [
-        dict(message.headers() or [])["ce_id"].decode()
+        query = select(event_outbox.c.event_id, event_outbox.c.kafka_partition, event_outbox.c.kafka_offset)
+        committed = {
+            str(row.event_id): (row.kafka_partition, row.kafka_offset) for row in conn.execute(query)
+        }
+    on_broker = {
+        (message.partition(), message.offset()): dict(message.headers() or [])["ce_id"].decode()
         for message in read_topic(broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic)
-    ]
+    }
+    published = set(on_broker.values())
     assert len(committed) == BURST
-    assert set(published) == committed, (
-        f"{len(committed - set(published))} committed events missing, "
-        f"{len(set(published) - committed)} published events never committed"
+    missing = sorted(committed.keys() - published, key=lambda event_id: committed[event_id])
+    # Where the relay was told each missing record went, and what the broker serves there: tells a
+    # record the broker acknowledged and then lost from one that was never sent.
+    where = [f"{committed[e]} -> {on_broker.get(committed[e], 'nothing')}" for e in missing[:5]]
+    assert published == committed.keys(), (
+        f"{len(missing)} committed events missing, "
+        f"{len(published - committed.keys())} published events never committed; "
+        f"acknowledged at (partition, offset) -> the broker serves: {where}"
     )
 
 

@@ -2,13 +2,17 @@
 
 Shared by the property tests. ``check_outcome`` runs an adapter's whole chain on a body and asserts:
 only ``DataError`` subclasses are raised, within a CPU budget linear in the body's size (decoding is
-linear; anything worse, like the half-minute ``int(Decimal("1e999999"))``, blows it); an order can
+linear; anything worse, like the half-minute ``int(Decimal("1e999999"))``, blows it; a body over
+budget is translated once more, with the garbage collector off, and fails only if it is over again,
+so a collection or a cold cache on a busy machine is not taken for a slow input); an order can
 be dumped as JSON, fingerprinted, written as Avro and read back; every error message and error
 record is UTF-8 JSON without NUL (what PostgreSQL ``text``/``jsonb`` can hold).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import json
 import re
@@ -25,7 +29,7 @@ from saleshub.errors import DataError, FieldError, MappingError
 
 #: The CPU one call of ``translate`` may take: a fixed part plus a part per megabyte of body (JSON
 #: decoding of a megabyte of tiny containers alone takes ~100 ms on the 2-core CI machine).
-BASE_CPU_SECONDS = 0.05
+BASE_CPU_SECONDS = 0.1
 CPU_SECONDS_PER_MB = 0.5
 
 
@@ -74,6 +78,22 @@ def check_outcome(adapter: SourceAdapter, body: bytes) -> None:
         assert order_from_avro(fastavro.schemaless_reader(buffer, _avro_schema())) == order
         amounts = [line.unit_price.amount for line in order.lines] + [order.totals.gross_amount.amount]
         assert all(type(amount) is Decimal for amount in amounts)
-    elapsed = time.thread_time() - started
+    _check_cpu_time(adapter, body, time.thread_time() - started)
+
+
+def _translate_cpu_seconds(adapter: SourceAdapter, body: bytes) -> float:
+    started = time.thread_time()
+    with contextlib.suppress(DataError):  # the outcome is checked by check_outcome; here only the time counts
+        adapter.translate(body)
+    return time.thread_time() - started
+
+
+def _check_cpu_time(adapter: SourceAdapter, body: bytes, elapsed: float) -> None:
     budget = BASE_CPU_SECONDS + CPU_SECONDS_PER_MB * len(body) / 1_000_000
+    if elapsed >= budget:
+        gc.disable()
+        try:
+            elapsed = _translate_cpu_seconds(adapter, body)
+        finally:
+            gc.enable()
     assert elapsed < budget, f"{adapter.system}: {elapsed * 1000:.0f} ms of CPU for {len(body)} bytes"
