@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import create_engine, text
+from confluent_kafka import Message
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from saleshub.platform.secrets import EnvSecretStore
@@ -36,9 +37,10 @@ from saleshub.store.events import EventOutcome, Status, event_outcomes
 from saleshub.store.migrate import upgrade
 from saleshub.store.outbox import backlog
 from saleshub.store.partitions import ensure_partitions
+from saleshub.store.tables import event_outbox
 from tests.conftest import MAPPINGS, ROOT
 from tests.support.schema_registry import SchemaRegistryServer
-from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker
+from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
 SECRET = "whsec_" + base64.b64encode(b"synthetic-test-secret-32-bytes!!").decode()
 SECRETS = {f"SALESHUB_SECRET_WEBHOOK_{system}": SECRET for system in ("PYXIS", "TEMPO", "ERP")}
@@ -225,6 +227,18 @@ def outbox_pending(hub: HubRuntime) -> int:
     """Outbox rows not yet acknowledged by Kafka."""
     with hub.database.engine.connect() as conn:
         return backlog(conn).pending
+
+
+def read_published(hub: HubRuntime, broker: TansuBroker, topic: str) -> list[Message]:
+    """Every record of ``topic`` on the broker, read at least up to what the outbox says it acknowledged."""
+    query = (
+        select(event_outbox.c.kafka_partition, func.max(event_outbox.c.kafka_offset))
+        .where(event_outbox.c.topic == topic, event_outbox.c.kafka_offset.is_not(None))
+        .group_by(event_outbox.c.kafka_partition)
+    )
+    with hub.database.engine.connect() as conn:
+        acknowledged = {int(partition): int(offset) for partition, offset in conn.execute(query)}
+    return read_topic(broker.direct_bootstrap, topic, until=acknowledged)
 
 
 def start_kafka_command(

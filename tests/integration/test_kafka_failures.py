@@ -20,8 +20,14 @@ from saleshub.runtime import HubRuntime
 from saleshub.services import build_relay
 from saleshub.store.tables import event_outbox
 from saleshub.synthetic import pyxis_event
-from tests.integration.conftest import outbox_pending, record_batch, start_kafka_command, wait_until
-from tests.support.tansu import TansuBroker, read_topic
+from tests.integration.conftest import (
+    outbox_pending,
+    read_published,
+    record_batch,
+    start_kafka_command,
+    wait_until,
+)
+from tests.support.tansu import TansuBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,7 +53,7 @@ def assert_published_equals_committed(hub: HubRuntime, broker: TansuBroker) -> N
         }
     on_broker = {
         (message.partition(), message.offset()): dict(message.headers() or [])["ce_id"].decode()
-        for message in read_topic(broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic)
+        for message in read_published(hub, broker, EventKind.ORDER_RECEIVED.topic)
     }
     published = set(on_broker.values())
     assert len(committed) == BURST

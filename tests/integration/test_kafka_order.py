@@ -33,8 +33,8 @@ from saleshub.runtime import HubRuntime
 from saleshub.services import build_relay
 from saleshub.store.tables import event_outbox
 from saleshub.synthetic import pyxis_event
-from tests.integration.conftest import open_hub, outbox_pending, record_batch, wait_until
-from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
+from tests.integration.conftest import open_hub, outbox_pending, read_published, record_batch, wait_until
+from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker
 
 pytestmark = pytest.mark.integration
 
@@ -84,12 +84,12 @@ class Seen:
     offset: int
 
 
-def read_order_topics(bootstrap: str) -> list[Seen]:
+def read_order_topics(hub: HubRuntime, broker: TansuBroker) -> list[Seen]:
     """Every record of the three order topics, decoded against the schema it names."""
     schemas = EventSchemas.load(ROOT / "contracts" / "avro" / "events")
     seen = []
     for kind in ORDER_KINDS:
-        for message in read_topic(bootstrap, kind.topic):
+        for message in read_published(hub, broker, kind.topic):
             seen.append(decode(message, schemas))
     return seen
 
@@ -208,9 +208,9 @@ def test_no_version_of_an_order_overtakes_an_earlier_one_across_an_outage(
             relay.close()
     with hub.database.engine.connect() as conn:
         committed = {str(i) for i in conn.execute(select(event_outbox.c.event_id)).scalars()}
+    seen = read_order_topics(hub, broker)
     hub.close()
 
-    seen = read_order_topics(broker.direct_bootstrap)
     assert len(committed) == 1000 + 600 + 200
     assert {s.ce_id for s in seen} == committed, "every committed event is on Kafka"
     assert all(s.previous == (s.version - 1 or None) for s in seen)

@@ -34,6 +34,7 @@ from tests.integration.conftest import (
     free_port,
     open_hub,
     outbox_pending,
+    read_published,
     record_batch,
     wait_until,
 )
@@ -156,8 +157,8 @@ def test_each_key_keeps_its_order_over_1000_updates_of_50_orders_with_two_relays
 
     per_key: dict[bytes, list[int]] = defaultdict(list)
     ids: list[str] = []
-    messages = read_topic(broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic)
-    messages += read_topic(broker.direct_bootstrap, EventKind.ORDER_UPDATED.topic)
+    messages = read_published(kafka_hub, broker, EventKind.ORDER_RECEIVED.topic)
+    messages += read_published(kafka_hub, broker, EventKind.ORDER_UPDATED.topic)
     for message in sorted(messages, key=lambda m: (m.topic() != EventKind.ORDER_RECEIVED.topic, m.offset())):
         _, record, headers = decode(message)
         ids.append(headers["ce_id"])

