@@ -22,7 +22,7 @@ import httpx
 import pytest
 import uvicorn
 from confluent_kafka import Message
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import Connection, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from saleshub.platform.secrets import EnvSecretStore
@@ -229,15 +229,20 @@ def outbox_pending(hub: HubRuntime) -> int:
         return backlog(conn).pending
 
 
-def read_published(hub: HubRuntime, broker: TansuBroker, topic: str) -> list[Message]:
-    """Every record of ``topic`` on the broker, read at least up to what the outbox says it acknowledged."""
+def acknowledged_offsets(conn: Connection, topic: str) -> dict[int, int]:
+    """Per partition of ``topic``, the highest offset the broker acknowledged to the relay."""
     query = (
         select(event_outbox.c.kafka_partition, func.max(event_outbox.c.kafka_offset))
         .where(event_outbox.c.topic == topic, event_outbox.c.kafka_offset.is_not(None))
         .group_by(event_outbox.c.kafka_partition)
     )
+    return {int(partition): int(offset) for partition, offset in conn.execute(query)}
+
+
+def read_published(hub: HubRuntime, broker: TansuBroker, topic: str) -> list[Message]:
+    """Every record of ``topic`` on the broker, read at least up to what the outbox says it acknowledged."""
     with hub.database.engine.connect() as conn:
-        acknowledged = {int(partition): int(offset) for partition, offset in conn.execute(query)}
+        acknowledged = acknowledged_offsets(conn, topic)
     return read_topic(broker.direct_bootstrap, topic, until=acknowledged)
 
 

@@ -30,7 +30,7 @@ from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
 from saleshub.store.events import trace_carriers
 from saleshub.synthetic import pyxis_event, signed_headers
-from tests.integration.conftest import SECRET, SECRETS, free_port, wait_until
+from tests.integration.conftest import SECRET, SECRETS, acknowledged_offsets, free_port, wait_until
 from tests.support.datadog_agent import DatadogTestAgent
 from tests.support.dogstatsd import DogStatsdServer, StatsdMetric
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
@@ -166,9 +166,12 @@ def test_an_order_is_traced_through_every_stage_with_metrics_and_no_personal_dat
             statuses = dict(
                 conn.execute(text("SELECT order_key, status FROM sales_system_integration_events")).all()
             )
+            acknowledged = acknowledged_offsets(conn, EventKind.ORDER_RECEIVED.topic)
         engine.dispose()
         assert sorted(statuses.values()) == ["mapped", "mapped", "quarantined"], statuses
-        published = read_topic(broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic, idle=0.5)
+        published = read_topic(
+            broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic, until=acknowledged, idle=0.5
+        )
         time.sleep(1.5)  # a vitals report after the backlog emptied
     finally:
         process.send_signal(signal.SIGTERM)

@@ -94,7 +94,7 @@ def test_published_events_decode_against_the_contracts_and_carry_cloudevents(
 
     seen: dict[EventKind, list[dict[str, object]]] = defaultdict(list)
     for kind in EventKind:
-        for message in read_topic(broker.direct_bootstrap, kind.topic):
+        for message in read_published(kafka_hub, broker, kind.topic):
             decoded_kind, record, headers = decode(message)
             seen[decoded_kind].append(record)
             event = events[headers["ce_id"]]
