@@ -26,8 +26,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy import BigInteger, Connection, DateTime, Text, any_, bindparam, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, insert
+from sqlalchemy.types import TypeEngine
 
 from canonical.enums import OrderStatus
 from canonical.model import ServiceOrder
@@ -101,11 +102,43 @@ def _columns(item: NewOrder, fingerprint: int) -> dict[str, Any]:
 
 
 _C = service_orders.c
-# Without RETURNING, a list of rows goes through psycopg's pipelined executemany: one short
-# statement parsed once. RETURNING would need one multi-row VALUES statement with 19 parameters
-# per row, whose client-side building and parsing cost more than PostgreSQL's whole insert.
+# The batch's orders as parallel arrays, one statement whatever the batch size (a parameter per
+# value, or a per-row executemany, costs more on the client than PostgreSQL's whole insert). The
+# canonical JSON travels as text and is parsed once, into the jsonb column.
 # hub_order_id derives from the unique pair, so either conflict is the same order.
-_INSERT_NEW = insert(service_orders).on_conflict_do_nothing()
+_ORDER_COLUMNS: tuple[tuple[str, TypeEngine[Any]], ...] = (
+    ("hub_order_id", UUID(as_uuid=True)),
+    ("source_system", Text()),
+    ("external_order_id", Text()),
+    ("country_code", Text()),
+    ("bu_code", Text()),
+    ("store_code", Text()),
+    ("sales_channel", Text()),
+    ("service_type", Text()),
+    ("status", Text()),
+    ("content", Text()),
+    ("fingerprint", BigInteger()),
+    ("source_version", BigInteger()),
+    ("source_updated_at", DateTime(timezone=True)),
+    ("mapping", Text()),
+    ("mapping_hash", Text()),
+    ("last_event_id", UUID(as_uuid=True)),
+)
+_ORDERS = array_rows(*_ORDER_COLUMNS)
+_INSERT_NEW = (
+    insert(service_orders)
+    .from_select(
+        [name for name, _ in _ORDER_COLUMNS] + ["version_no"],
+        select(
+            *(
+                cast(_ORDERS.c[name], JSONB) if name == "content" else _ORDERS.c[name]
+                for name, _ in _ORDER_COLUMNS
+            ),
+            literal(1),
+        ),
+    )
+    .on_conflict_do_nothing()
+)
 # Every order of the call, inserted just now or stored before, locked in one order for every writer
 # (no deadlocks between batches). A row whose last_event_id is this call's event was inserted by it:
 # event ids are fresh, so no other writer can have stored one.
@@ -171,20 +204,17 @@ def write_orders(conn: Connection, items: Sequence[NewOrder]) -> list[OrderWrite
         raise FatalError("write_orders needs distinct orders per call (the caller splits repeats)")
     if not prepared:
         return []
-    conn.execute(
-        _INSERT_NEW,
-        [
-            {
-                "hub_order_id": order.hub_order_id,
-                "source_system": order.source_system,
-                "external_order_id": order.external_order_id,
-                "version_no": 1,
-                "last_event_id": event_id,
-                **row,
-            }
-            for order, event_id, row in prepared
-        ],
-    )
+    new_rows = [
+        {
+            "hub_order_id": order.hub_order_id,
+            "source_system": order.source_system,
+            "external_order_id": order.external_order_id,
+            "last_event_id": event_id,
+            **row,
+        }
+        for order, event_id, row in prepared
+    ]
+    conn.execute(_INSERT_NEW, {f"{name}_array": [r[name] for r in new_rows] for name, _ in _ORDER_COLUMNS})
     stored = {
         r.hub_order_id: r
         for r in conn.execute(_LOCK_ALL, {"ids": [order.hub_order_id for order, _, _ in prepared]})
