@@ -7,8 +7,11 @@ integration tests check the live files (``MAPPINGS``) against the golden samples
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 
+import anyio
 import pytest
 
 from adapters.base import SourceAdapter
@@ -19,6 +22,23 @@ ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
 FIXTURE_MAPPINGS = ROOT / "tests" / "fixtures" / "mappings"
 SAMPLES = ROOT / "contracts" / "samples"
+
+
+def _import_all_of_anyio() -> None:
+    """Import every anyio module now, in the main thread, before a test starts a server thread.
+
+    anyio imports its modules on first use (``anyio.open_file`` when Starlette first serves a
+    file). pytest rewrites the modules of the packages that provide its plugins, anyio among them,
+    parsing their source as they are imported, and CPython 3.11's parser is not safe in two threads
+    at once: a first use in a test's server thread, while another thread compiled, failed with
+    "SystemError: AST constructor recursion depth mismatch" and dropped the response.
+    """
+    for module in pkgutil.walk_packages(anyio.__path__, "anyio."):
+        if "trio" not in module.name:  # the optional trio backend is not installed
+            importlib.import_module(module.name)
+
+
+_import_all_of_anyio()
 
 
 @pytest.fixture(scope="session")
