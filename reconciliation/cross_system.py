@@ -9,8 +9,6 @@ dates, lines, or the field's own name).
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import Connection
 
 from reconciliation.crossrefs import CrossReferences
@@ -19,8 +17,6 @@ from reconciliation.model import Window
 from saleshub.store import cross_system as store
 
 __all__ = ["category_of", "compare_pairs", "key_specs"]
-
-_LINE = re.compile(r"^lines\[\d+\]$")
 
 
 def key_specs(references: CrossReferences) -> list[store.KeySpec]:

@@ -46,6 +46,7 @@ from sqlalchemy.orm import aliased
 
 from saleshub.errors import ClassificationError, DecodeError, MappingError
 from saleshub.store.arrays import array_rows
+from saleshub.store.failures import first_line
 from saleshub.store.tables import (
     PROCESSOR_LANES,
     event_queue,
@@ -112,7 +113,7 @@ _STAGES = frozenset(stage.value for stage in Stage)
 
 def error_record(stage: Stage, exc: BaseException) -> dict[str, Any]:
     """The JSON error record of an event stopped at ``stage`` by ``exc`` (the ``errors`` column)."""
-    record: dict[str, Any] = {"stage": stage.value, "error": type(exc).__name__, "message": _first_line(exc)}
+    record: dict[str, Any] = {"stage": stage.value, "error": type(exc).__name__, "message": first_line(exc)}
     if isinstance(exc, DecodeError):
         record["message"] = exc.reason
         if exc.position:
@@ -123,17 +124,6 @@ def error_record(stage: Stage, exc: BaseException) -> dict[str, Any]:
         record["message"] = f"{len(exc.errors)} field error(s) in mapping {exc.mapping}"
         record["fields"] = [error.as_dict() for error in exc.errors]
     return record
-
-
-def _first_line(exc: BaseException) -> str:
-    # A database error's text goes on with the statement and its parameters (order content, perhaps
-    # personal data): only its first line is kept, without what text columns cannot hold.
-    try:
-        text_ = str(exc)
-    except Exception:  # a message that cannot even be formatted still names its type
-        text_ = f"{type(exc).__name__} (its message could not be formatted)"
-    first = text_.splitlines()[0] if text_ else ""
-    return first.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:500]
 
 
 def lane_of(system: str, order_key: str) -> int:
@@ -514,7 +504,6 @@ def stored_events(conn: Connection, keys: Sequence[tuple[uuid.UUID, datetime]]) 
             _E.content_type,
             _E.replay_of,
             func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
-            _E.headers["trace"].label("trace"),
         )
         .select_from(_EVENT_KEYS)
         .join(

@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from saleshub.errors import RetriableError
 
-__all__ = ["as_retriable", "database_errors", "describe_database_error"]
+__all__ = ["as_retriable", "database_errors", "describe_database_error", "first_line"]
 
 
 def as_retriable(exc: BaseException) -> RetriableError | None:
@@ -62,3 +62,17 @@ def describe_database_error(exc: BaseException) -> str | None:
         first = str(exc.orig or exc).splitlines()[0]
         return f"the database refused the request: {first}"
     return None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, as a text column can hold it (no NUL, at most 500 chars).
+
+    A database error's text goes on with the statement and its parameters (order content, perhaps
+    personal data): only its first line is kept.
+    """
+    try:
+        text = str(exc)
+    except Exception:  # a message that cannot even be formatted still names its type
+        text = f"{type(exc).__name__} (its message could not be formatted)"
+    first = text.splitlines()[0] if text else ""
+    return first.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:500]

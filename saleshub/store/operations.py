@@ -62,19 +62,23 @@ def _seconds(value: Any) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def error_counts_by_system(conn: Connection, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
+def error_counts_by_system(
+    conn: Connection, start: datetime, end: datetime, *, system: str | None = None
+) -> dict[str, tuple[int, int]]:
     """``{system: (received, quarantined)}`` of the events received in the window (replays left out).
 
     Quarantined counts those still quarantined or failed (not superseded by a successful replay).
+    ``system`` limits the count to that one system.
     """
     rows = conn.execute(
         text(
             "SELECT source_system, count(*), count(*) FILTER (WHERE status IN ('quarantined', 'failed') "
             "AND superseded_by IS NULL) FROM sales_system_integration_events "
             "WHERE received_at >= :start AND received_at < :end AND transport <> 'replay' "
+            "AND (CAST(:system AS text) IS NULL OR source_system = :system) "
             "GROUP BY source_system ORDER BY source_system"
         ),
-        {"start": start, "end": end},
+        {"start": start, "end": end, "system": system},
     )
     return {system: (int(received), int(bad)) for system, received, bad in rows}
 

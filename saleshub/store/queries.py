@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 from sqlalchemy import Connection, Row, Text, func, select, text
 from sqlalchemy.dialects.postgresql import distinct_on
 
+from saleshub.store.operations import error_counts_by_system
 from saleshub.store.tables import integration_events, sales_systems, service_order_versions, service_orders
 
 __all__ = [
@@ -233,13 +234,4 @@ def integration_error_counts(
     Received counts what the sources sent (replays left out); quarantined counts those still
     quarantined or failed (not superseded by a successful replay).
     """
-    problem = _E.status.in_(("quarantined", "failed")) & _E.superseded_by.is_(None)
-    row = conn.execute(
-        select(func.count(), func.count().filter(problem)).where(
-            _E.source_system == system,
-            _E.received_at >= start,
-            _E.received_at < end,
-            _E.transport != "replay",
-        )
-    ).one()
-    return int(row[0]), int(row[1])
+    return error_counts_by_system(conn, start, end, system=system).get(system, (0, 0))

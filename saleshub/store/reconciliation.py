@@ -41,7 +41,6 @@ from sqlalchemy import Connection, text
 from saleshub.errors import ManifestError
 
 __all__ = [
-    "DISCREPANCY_KINDS",
     "ClassifyParams",
     "DuplicateKey",
     "ManifestFormat",
@@ -74,7 +73,6 @@ __all__ = [
 
 #: The classes of discrepancy the classification statement writes (the table allows two more kinds:
 #: ``duplicate_in_source`` and ``invalid_manifest_row``, written by ``record_findings``).
-DISCREPANCY_KINDS = ("missing_in_hub", "missing_in_source", "hub_stale", "source_stale", "content_mismatch")
 
 _RAW = "reconcile_raw"
 _MANIFEST = "reconcile_manifest"

@@ -285,6 +285,7 @@ def test_a_single_worker_serve_stops_cleanly_on_a_signal(db_url: str, tmp_path: 
     ) as process:
         try:
             wait_until(lambda: process.poll() is not None or post(port, 1) == 202, 60, "serve answers")
+            assert process.poll() is None, "serve exited before the signal"
             process.send_signal(signum)
             assert process.wait(30) == 0, process.stderr.read() if process.stderr else ""
         finally:

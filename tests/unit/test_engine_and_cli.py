@@ -30,7 +30,9 @@ def test_committed_mapping_schema_is_current_and_accepts_every_mapping_file() ->
     )
     jsonschema.Draft202012Validator.check_schema(committed)
     validator = jsonschema.Draft202012Validator(committed)
-    for path in sorted((FIXTURE_MAPPINGS).glob("*/*.yaml")):
+    paths = sorted(FIXTURE_MAPPINGS.glob("*/*.yaml"))
+    assert paths, f"no mapping files under {FIXTURE_MAPPINGS}"
+    for path in paths:
         errors = list(validator.iter_errors(yaml.safe_load(path.read_text(encoding="utf-8"))))
         assert not errors, f"{path}: {errors[0].message}"
 

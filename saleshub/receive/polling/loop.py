@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -42,7 +42,7 @@ from saleshub.receive.intake import InboundEvent, admit
 from saleshub.receive.polling.http import SourceClient, source_auth
 from saleshub.receive.recorder import Recorder
 from saleshub.store import polling as store
-from saleshub.store.failures import database_errors
+from saleshub.store.failures import database_errors, first_line
 from saleshub.store.polling import CursorRow, Stream
 
 __all__ = ["Outcome", "PageProgress", "Poller", "RunResult"]
@@ -218,7 +218,7 @@ class Poller:
                     if on_page is not None:
                         on_page(
                             PageProgress(
-                                **_fields(counts),
+                                **asdict(counts),
                                 feed_records=stored.records,
                                 remaining=remaining,
                                 cursor=cursor,
@@ -232,7 +232,7 @@ class Poller:
         except (
             BaseException
         ) as exc:  # a bug, or Ctrl+C / SIGTERM in a command: close the run, go on unwinding
-            self._close_run(run_id, "failed" if isinstance(exc, Exception) else "stopped", _first_line(exc))
+            self._close_run(run_id, "failed" if isinstance(exc, Exception) else "stopped", _error_text(exc))
             raise
         self._close_run(run_id, outcome, None, succeeded=stream == "incremental" and outcome == "completed")
         return RunResult(
@@ -240,10 +240,7 @@ class Poller:
             stream,
             outcome,
             run_id,
-            pages=counts.pages,
-            orders=counts.orders,
-            recorded=counts.recorded,
-            errors=counts.errors,
+            **asdict(counts),
             cursor=cursor,
         )
 
@@ -287,12 +284,12 @@ class Poller:
                 caught_up=end and stream == "incremental",
                 finished=end and stream == "backfill",
             )
-            store.progress_run(conn, run_id, **_fields(counts))
-        self.telemetry.count("poll.records", len(page.records), system=self.system)
+            store.progress_run(conn, run_id, **asdict(counts))
+        self.recorder.count(items, receipts)
         return advanced
 
     def _failed(self, run_id: uuid.UUID, stream: Stream, counts: _Counts, exc: SalesHubError) -> RunResult:
-        error = _first_line(exc)
+        error = _error_text(exc)
         log.warning("polling %s (%s) failed: %s", self.system, stream, error)
         paused = False
         with database_errors(), self.engine.begin() as conn:
@@ -312,10 +309,7 @@ class Poller:
             stream,
             "failed",
             run_id,
-            pages=counts.pages,
-            orders=counts.orders,
-            recorded=counts.recorded,
-            errors=counts.errors,
+            **asdict(counts),
             error=error,
             paused=paused,
         )
@@ -329,15 +323,5 @@ class Poller:
                 store.run_succeeded(conn, self.system)
 
 
-def _fields(counts: _Counts) -> dict[str, int]:
-    return {
-        "pages": counts.pages,
-        "orders": counts.orders,
-        "recorded": counts.recorded,
-        "errors": counts.errors,
-    }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:500]
+def _error_text(exc: BaseException) -> str:
+    return first_line(exc) or type(exc).__name__
