@@ -8,11 +8,14 @@ integration tests check the live files (``MAPPINGS``) against the golden samples
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, settings
 
 from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
@@ -39,6 +42,37 @@ def _import_all_of_anyio() -> None:
 
 
 _import_all_of_anyio()
+
+# No Hypothesis test depends on how fast the machine is: no per-example deadline (200 ms by default)
+# and no "too slow" health check; a test that bounds the CPU an input may take says so itself, with
+# a budget scaled to this machine (``tests/support/machine.py``).
+settings.register_profile("saleshub", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("saleshub")
+
+
+def _ours(handler: logging.Handler) -> bool:
+    """Whether a root handler was put there by the code under test, not by pytest's log capture."""
+    return not type(handler).__module__.startswith("_pytest")
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_as_it_was() -> Iterator[None]:
+    """Undo what a command run in-process did to the root logger (``configure_logging``).
+
+    A command configures logging for its process; run in-process by a test, its handler and level
+    would outlive the test, and every later test's log records (from any thread) would go through
+    them. Each test starts from the same logging configuration.
+    """
+    root = logging.getLogger()
+    before, level = [handler for handler in root.handlers if _ours(handler)], root.level
+    yield
+    for handler in [handler for handler in root.handlers if _ours(handler)]:
+        if handler not in before:
+            root.removeHandler(handler)
+    for handler in before:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ commands act on one system by hand, from any machine with the hub's settings:
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -36,6 +35,7 @@ from adapters.source import Window
 from saleshub.commands.common import StopSignal, database, fail, parse_time
 from saleshub.console import err, out
 from saleshub.errors import SalesHubError
+from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
 from saleshub.receive.polling import PageProgress, RunResult, build_poller
 from saleshub.runtime import HubRuntime
@@ -51,8 +51,7 @@ System = Annotated[str, typer.Argument(help="a polled system of SALESHUB_POLLERS
 
 def _open_hub() -> HubRuntime:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    configure_logging(settings)
     try:
         return HubRuntime.open(settings)
     except SalesHubError as exc:

@@ -38,6 +38,7 @@ __all__ = [
     "TEXT_FORMAT",
     "JsonFormatter",
     "MaskingFormatter",
+    "StandardErrorHandler",
     "TelemetryClientThrottle",
     "configure_logging",
 ]
@@ -117,9 +118,31 @@ def _text(error: BaseException) -> str:
         return type(error).__name__
 
 
+class StandardErrorHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A handler bound to the stream of the moment outlives it when the command runs in-process with
+    its output captured (a test's ``CliRunner``, an embedding program): a later record from any
+    thread then writes to a closed stream and fails there. Resolving ``sys.stderr`` at each record,
+    as the standard library's last-resort handler does, follows the interpreter's standard error.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        """The interpreter's standard error of this moment."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """The stream is always the current ``sys.stderr``; nothing to bind."""
+
+
 def configure_logging(settings: Settings) -> None:
     """Send every log record to stderr in ``settings.log_format``, at ``settings.log_level``, masked."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StandardErrorHandler()
     handler.addFilter(TelemetryClientThrottle())
     json_lines = JsonFormatter() if settings.log_format == "json" else None
     handler.setFormatter(json_lines or MaskingFormatter(TEXT_FORMAT))

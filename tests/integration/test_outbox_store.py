@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +21,7 @@ from saleshub.store.outbox import (
     write_outbox_rows,
 )
 from saleshub.synthetic import pyxis_event
+from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -93,12 +93,19 @@ def test_a_dead_relays_lease_expires(hub: HubRuntime) -> None:
     engine = hub.database.engine
     with engine.begin() as conn:
         write_outbox_rows(conn, order_rows(hub, orders=5, versions=1))
-    dead = claim_round(engine, uuid.uuid4(), lanes=64, shift=0, lease_seconds=1, limit=10)
+    dead = claim_round(engine, uuid.uuid4(), lanes=64, shift=0, lease_seconds=3, limit=10)
     assert len(dead.rows) == 5  # and its relay never finishes the round
     other = uuid.uuid4()
     assert claim_round(engine, other, lanes=64, shift=0, lease_seconds=60, limit=10).rows == []
-    time.sleep(1.2)
-    assert len(claim_round(engine, other, lanes=64, shift=0, lease_seconds=60, limit=10).rows) == 5
+    taken: list[int] = []
+    wait_until(
+        lambda: (
+            taken.append(len(claim_round(engine, other, lanes=64, shift=0, lease_seconds=60, limit=10).rows))
+            or taken[-1] == 5
+        ),
+        60,
+        "the dead relay's lease expires and another relay takes its rows",
+    )
 
 
 def test_the_broker_state_keeps_the_start_of_an_outage(db_url: str) -> None:

@@ -132,7 +132,7 @@ def test_workers_recover_from_a_dead_postmaster_and_sigterm_stops_everything(
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
-    wait_until(lambda: postmaster(data_dir) is None, 30, "the embedded PostgreSQL stopped")
+    wait_until(lambda: postmaster(data_dir) is None, 120, "the embedded PostgreSQL stopped")
     assert handles(data_dir) == []
 
 

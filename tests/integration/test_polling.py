@@ -331,7 +331,9 @@ def test_sigkill_between_two_pages_resumes_without_a_gap(
         try:
             wait_until(lambda: committed_pages() >= 3, 60, "the poller committed three pages")
             pages_before = source.counters.pages
-            wait_until(lambda: source.counters.pages > pages_before, 10, "the poller asked for the next page")
+            wait_until(
+                lambda: source.counters.pages > pages_before, 120, "the poller asked for the next page"
+            )
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait(10)
@@ -473,10 +475,10 @@ def test_serve_runs_the_pollers_on_their_schedule(db_url: str, source: SourceSer
     hub = polling_hub(db_url, source, interval_seconds=0.5)
     services = Services.start(hub, processors=1, pollers=True)
     try:
-        wait_until(lambda: hub_orders(hub) == source.erp.expected(), 30, "the first scheduled run")
+        wait_until(lambda: hub_orders(hub) == source.erp.expected(), 120, "the first scheduled run")
         source.erp.update(30)
         source.erp.add([61])
-        wait_until(lambda: hub_orders(hub) == source.erp.expected(), 30, "a later scheduled run")
+        wait_until(lambda: hub_orders(hub) == source.erp.expected(), 120, "a later scheduled run")
         with hub.database.engine.connect() as conn:
             state = store.poller_states(conn)["erp"]
         assert state.next_run_at is not None

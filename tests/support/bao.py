@@ -58,7 +58,7 @@ class BaoServer:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"bao exited with {self.process.returncode}; see {self.log_dir}/bao.log")
@@ -68,7 +68,7 @@ class BaoServer:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("bao did not become ready within 20 s")
+        raise RuntimeError("bao did not become ready within 120 s")
 
     def client(self) -> hvac.Client:
         """A client holding the root token."""

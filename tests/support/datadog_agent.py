@@ -50,7 +50,7 @@ class DatadogTestAgent:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"ddapm-test-agent exited: {self._log.read_text()[-2000:]}")
@@ -59,7 +59,7 @@ class DatadogTestAgent:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError("ddapm-test-agent did not answer within 30 s")
+        raise RuntimeError("ddapm-test-agent did not answer within 120 s")
 
     def __exit__(self, *_: object) -> None:
         if self._process is not None:

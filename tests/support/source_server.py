@@ -249,10 +249,10 @@ class SourceServer:
 
     def __enter__(self) -> SourceServer:
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120
         while not self.server.started:
             if time.monotonic() > deadline:
-                raise RuntimeError("the source server did not start within 10 s")
+                raise RuntimeError("the source server did not start within 120 s")
             time.sleep(0.02)
         return self
 

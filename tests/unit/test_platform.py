@@ -6,9 +6,12 @@ an error message or a log line.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from adapters.registry import AdapterRegistry
 from saleshub.errors import ConfigurationError, MissingSecretError, SecretStoreError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.platform.kafka_clients import consumer_config, producer_config
+from saleshub.platform.logs import configure_logging
 from saleshub.platform.secrets import EnvSecretStore, FileSecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings, settings_table
 from saleshub.platform.telemetry import NoTelemetry, RecordingTelemetry, telemetry_from_settings
@@ -216,3 +220,33 @@ def test_an_unknown_or_renamed_setting_is_refused_with_a_suggestion(monkeypatch:
     assert Settings().database.url is None
     with pytest.raises(ConfigurationError, match="database_url"):
         Settings(database_url="postgresql://elsewhere/db")  # type: ignore[call-arg]
+
+
+def test_log_lines_follow_standard_error_after_a_captured_command_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command run in-process with its output captured (a test's CliRunner) configures logging;
+    once the capture is closed, a record from any thread goes to the standard error of that moment,
+    never to the closed stream."""
+    captured = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", captured)
+    configure_logging(Settings())
+    logging.getLogger("saleshub.test").warning("while captured")
+    assert "while captured" in captured.getvalue()
+    captured.close()
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)
+    failures: list[BaseException] = []
+
+    def log_from_a_thread() -> None:
+        try:
+            logging.getLogger("httpx").warning("after the capture ended")
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=log_from_a_thread)
+    thread.start()
+    thread.join()
+    assert not failures
+    assert "after the capture ended" in later.getvalue()
+    assert "Logging error" not in later.getvalue()
