@@ -4,7 +4,8 @@ A record the dead-letter topic cannot take (larger than the producer's ``message
 dead-lettered as a reference to the stored event; a record already dead-lettered is not sent again
 when its round is consumed a second time; a record that decodes but fails its mapping is announced
 as ``order_rejected`` and is not dead-lettered; two records with the same bytes and no event id at
-different offsets are two events.
+different offsets are two events; a dead letter the broker does not take for a reason that can
+pass (its topic missing) holds back its own partition only, until it passes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -26,9 +28,9 @@ from saleshub.store.dead_letters import dead_letter_offsets
 from saleshub.store.events import Status
 from saleshub.store.tables import event_outbox, integration_events, service_orders
 from saleshub.synthetic import pyxis_event
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import open_hub, wait_until
 from tests.integration.test_kafka_consumer import DEAD_LETTERS, TOPIC, consumer_hub, count
-from tests.support.tansu import TansuBroker, read_topic
+from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +47,8 @@ def produce(broker: TansuBroker, records: list[tuple[bytes, bytes]]) -> None:
     assert producer.flush(30) == 0
 
 
-def committed(hub: HubRuntime, broker: TansuBroker) -> int:
-    """How many records of the topic the group has committed (the sum of the partitions' offsets)."""
+def committed_offsets(hub: HubRuntime, broker: TansuBroker) -> list[int]:
+    """The group's committed offset of each partition of the topic (0 where none is)."""
     reader = Consumer(
         {"bootstrap.servers": broker.direct_bootstrap, "group.id": hub.settings.kafka.consumer_group}
     )
@@ -54,7 +56,12 @@ def committed(hub: HubRuntime, broker: TansuBroker) -> int:
         offsets = reader.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=10)
     finally:
         reader.close()
-    return sum(max(tp.offset, 0) for tp in offsets)
+    return [max(tp.offset, 0) for tp in offsets]
+
+
+def committed(hub: HubRuntime, broker: TansuBroker) -> int:
+    """How many records of the topic the group has committed (the sum of the partitions' offsets)."""
+    return sum(committed_offsets(hub, broker))
 
 
 def dead_letters(hub: HubRuntime, broker: TansuBroker) -> list[Message]:
@@ -81,13 +88,13 @@ def sources(messages: list[Message]) -> Counter[tuple[int, int]]:
     return found
 
 
-def consume_in_thread(hub: HubRuntime, until: object, what: str) -> None:
+def consume_in_thread(hub: HubRuntime, until: Callable[[], bool], what: str) -> None:
     [consumer] = build_consumers(hub)
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, args=(stop,))
     thread.start()
     try:
-        wait_until(until, 90, what)  # type: ignore[arg-type]
+        wait_until(until, 90, what)
     finally:
         stop.set()
         thread.join(60)
@@ -219,5 +226,60 @@ def test_records_with_the_same_bytes_and_no_event_id_are_distinct_events(
         assert count(hub, integration_events, integration_events.c.body_size == 0) == 2
         found = sources(dead_letters(hub, broker))
         assert sorted(offset for _, offset in found) == [0, 2], "both empty records, once each"
+    finally:
+        hub.close()
+
+
+def test_a_dead_letter_the_broker_does_not_take_holds_back_only_its_partition_until_it_passes(
+    db_url: str, broker: TansuBroker
+) -> None:
+    # The dead-letter topic does not exist yet and may not be created on use: its records time out
+    # (a failure that can pass), until the topic is created.
+    hub = open_hub(
+        db_url,
+        kafka={
+            "bootstrap_servers": broker.direct_bootstrap,
+            "inbound_topics": {"pyxis": TOPIC},
+            "consumer_config": CONSUMER_TIMINGS,
+            "client_config": {"allow.auto.create.topics": False},
+            "topic_partitions": PARTITIONS,
+        },
+        relay={"message_timeout_ms": 2000},
+    )
+    try:
+        ensure_topics(hub.settings, hub.secrets, [TOPIC])
+        producer = Producer({"bootstrap.servers": broker.direct_bootstrap})
+        per_partition = {p: [pyxis_event(p * 100 + n) for n in range(10)] for p in range(PARTITIONS)}
+        per_partition[0][4:4] = [b'{"poison": 1', b'{"poison": 2']  # at offsets 4 and 5
+        for partition, values in per_partition.items():
+            for value in values:
+                producer.produce(
+                    TOPIC, value, partition=partition, headers=[("content-type", b"application/json")]
+                )
+        assert producer.flush(30) == 0
+        [consumer] = build_consumers(hub)
+        stop = threading.Event()
+        thread = threading.Thread(target=consumer.run, args=(stop,))
+        thread.start()
+        try:
+            wait_until(
+                lambda: committed_offsets(hub, broker) == [4, 10, 10],
+                90,
+                "the other partitions committed everything and partition 0 up to its poison record",
+            )
+            assert count(hub, integration_events) == 32, "the held partition's records are recorded"
+            ensure_topics(hub.settings, hub.secrets, [DEAD_LETTERS])
+            wait_until(
+                lambda: committed_offsets(hub, broker) == [12, 10, 10],
+                90,
+                "partition 0 went on once the dead-letter topic took its records",
+            )
+        finally:
+            stop.set()
+            thread.join(60)
+            consumer.close()
+        assert count(hub, integration_events) == 32
+        found = sources(dead_letters(hub, broker))
+        assert found == Counter({(0, 4): 1, (0, 5): 1})
     finally:
         hub.close()
