@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str | bytes | None]]
 
-FULL, REFERENCE = "full", "reference"
+_FULL, _REFERENCE = "full", "reference"
 #: A key longer than this is left out of a reference record (it may be why the record is too large).
 _REFERENCE_KEY_BYTES = 1024
 
@@ -50,7 +50,7 @@ def original_headers(message: Message) -> Headers:
     return list(raw.items()) if isinstance(raw, dict) else list(raw)
 
 
-def dead_letter_headers(message: Message, result: Receipt, form: str = FULL) -> Headers:
+def dead_letter_headers(message: Message, result: Receipt, form: str = _FULL) -> Headers:
     """Why the hub rejected the record and where it came from; a full record keeps its own headers."""
     errors = result.errors or {}
     extra = {
@@ -65,7 +65,7 @@ def dead_letter_headers(message: Message, result: Receipt, form: str = FULL) -> 
         "saleshub.original.size": str(len(message.value() or b"")),
         "saleshub.dead_letter.form": form,
     }
-    own = original_headers(message) if form == FULL else []
+    own = original_headers(message) if form == _FULL else []
     return own + [(key, value.encode()) for key, value in extra.items()]
 
 
@@ -84,7 +84,7 @@ class Forwarded:
 class _Attempt:
     message: Message
     result: Receipt
-    form: str = FULL
+    form: str = _FULL
     delivered: Message | None = None
     error: KafkaError | None = None
 
@@ -113,9 +113,9 @@ class DeadLetters:
                 attempts[result.event_id] = _Attempt(message, result)
         self._send(list(attempts.values()))
         # Refused as too large on delivery (a broker's limit below the producer's): by reference.
-        resend = [a for a in attempts.values() if a.form == FULL and _too_large(a.error)]
+        resend = [a for a in attempts.values() if a.form == _FULL and _too_large(a.error)]
         for attempt in resend:
-            attempt.form, attempt.error = REFERENCE, None
+            attempt.form, attempt.error = _REFERENCE, None
         self._send(resend)
         outcome = Forwarded()
         for attempt in attempts.values():
@@ -123,7 +123,7 @@ class DeadLetters:
                 self._unsettled(outcome, attempt)
                 continue
             outcome.sent += 1
-            outcome.references += attempt.form == REFERENCE
+            outcome.references += attempt.form == _REFERENCE
             self._unnoted[attempt.result.event_id] = self._letter(attempt, attempt.delivered)
         self._note()
         return outcome
@@ -141,16 +141,16 @@ class DeadLetters:
 
         message = attempt.message
         key = message.key()
-        if attempt.form == REFERENCE and key is not None and len(key) > _REFERENCE_KEY_BYTES:
+        if attempt.form == _REFERENCE and key is not None and len(key) > _REFERENCE_KEY_BYTES:
             key = None
-        value = message.value() if attempt.form == FULL else None
+        value = message.value() if attempt.form == _FULL else None
         headers = dead_letter_headers(message, attempt.result, attempt.form)
         try:
             self.producer.produce(self.topic, value, key, headers=headers, on_delivery=on_delivery)
         except KafkaException as exc:  # refused before sending: the record is larger than the limit …
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if attempt.form == FULL and _too_large(error):
-                attempt.form = REFERENCE
+            if attempt.form == _FULL and _too_large(error):
+                attempt.form = _REFERENCE
                 self._produce(attempt)
                 return
             attempt.error = error or KafkaError(KafkaError._FAIL, str(exc))

@@ -41,12 +41,15 @@ from saleshub.platform.telemetry import NoTelemetry, Span, Telemetry
 from saleshub.receive.dead_letters import DeadLetters, original_headers
 from saleshub.receive.intake import Admission, InboundEvent, admit
 from saleshub.receive.recorder import Receipt, Recorder
+from saleshub.store.events import Status
 
 __all__ = ["ConsumeRound", "OrderEventConsumer"]
 
 log = logging.getLogger(__name__)
 
-Partition = tuple[str, int]
+_Partition = tuple[str, int]
+
+_REJECTED = (Status.QUARANTINED, Status.FAILED)
 
 
 @dataclass(slots=True)
@@ -65,7 +68,7 @@ def _backoff(failures: int) -> float:
     return min(30.0, 0.5 * 2.0 ** min(failures, 6))
 
 
-def _where(message: Message) -> Partition:
+def _where(message: Message) -> _Partition:
     return message.topic() or "", message.partition() or 0
 
 
@@ -112,7 +115,7 @@ class OrderEventConsumer:
         self.telemetry = telemetry or NoTelemetry()
         # Partitions held back at a record the dead-letter topic did not take: when to try again,
         # and how many tries in a row failed.
-        self._held: dict[Partition, tuple[float, int]] = {}
+        self._held: dict[_Partition, tuple[float, int]] = {}
         consumer.subscribe([topic])
 
     def _event(self, message: Message) -> InboundEvent:
@@ -188,7 +191,11 @@ class OrderEventConsumer:
         A partition with a record the dead-letter topic did not take is stored up to that record,
         rewound to it and paused until its retry; the other partitions are not held back.
         """
-        rejected = [(m, r) for m, r in zip(messages, results, strict=True) if r.stopped_at_intake]
+        rejected = [
+            (m, r)
+            for m, r in zip(messages, results, strict=True)
+            if r.status in _REJECTED and r.stopped_at_intake  # not one an operator dismissed since
+        ]
         forwarded = self.dead_letters.forward(rejected) if rejected else None
         unsettled = forwarded.unsettled if forwarded else {}
         offsets = self._next_offsets(messages)
@@ -209,7 +216,7 @@ class OrderEventConsumer:
         sent = forwarded.sent if forwarded else 0
         return ConsumeRound(len(messages), recorded, len(results) - recorded, sent, len(unsettled))
 
-    def _hold(self, unsettled: dict[Partition, int], error: str | None) -> None:
+    def _hold(self, unsettled: dict[_Partition, int], error: str | None) -> None:
         """Rewind each partition to its unsettled record and pause it until its retry is due."""
         for (topic, partition), offset in unsettled.items():
             failures = self._held.get((topic, partition), (0.0, 0))[1] + 1
@@ -254,16 +261,16 @@ class OrderEventConsumer:
             raise
 
     @staticmethod
-    def _next_offsets(messages: list[Message]) -> dict[Partition, int]:
+    def _next_offsets(messages: list[Message]) -> dict[_Partition, int]:
         """Per partition, the offset after its last record in ``messages``."""
-        last: dict[Partition, int] = {}
+        last: dict[_Partition, int] = {}
         for message in messages:
             where = _where(message)
             last[where] = max(last.get(where, -1), (message.offset() or 0) + 1)
         return last
 
     def _rewind(self, messages: list[Message]) -> None:
-        first: dict[Partition, int] = {}
+        first: dict[_Partition, int] = {}
         for message in messages:
             where = _where(message)
             first[where] = min(first.get(where, message.offset() or 0), message.offset() or 0)
