@@ -35,9 +35,8 @@ class InboundEvent:
     source's event id is used, and failing that the body's SHA-256, prefixed with ``position`` where
     the transport has one (a Kafka record's ``topic:partition:offset``): two Kafka records with the
     same bytes and no event id are two events, while a record consumed again is the same event.
-    ``trace`` is the propagation
-    carrier of the span that records the event (stored in its ``headers`` under ``trace``, where a
-    processor continues the trace); empty when nothing is traced.
+    ``trace`` is the propagation carrier of the span that records the event (stored in its
+    ``headers`` under ``trace``, where a processor continues the trace); empty when nothing is traced.
     """
 
     system: str
