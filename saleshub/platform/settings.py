@@ -161,7 +161,8 @@ class KafkaSettings(_Group):
     consumer_group: str = Field(default="saleshub", description="consumer group shared by every hub process")
     dead_letter_topic: str = Field(
         default="integration.sales.dead_letter",
-        description="where undecodable or unmappable inbound records go",
+        description="where inbound records that intake refused (undecodable, unclassifiable) go, each "
+        "once; unmappable ones are announced as `order_rejected` instead",
     )
 
 

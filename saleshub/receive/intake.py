@@ -32,9 +32,11 @@ class InboundEvent:
     """One payload as a transport received it.
 
     ``idempotency_key`` is the transport's own key (the ``webhook-id`` header); without one, the
-    source's event id is used, and failing that the body's SHA-256. ``trace`` is the propagation
-    carrier of the span that records the event (stored in its ``headers`` under ``trace``, where a
-    processor continues the trace); empty when nothing is traced.
+    source's event id is used, and failing that the body's SHA-256, prefixed with ``position`` where
+    the transport has one (a Kafka record's ``topic:partition:offset``): two Kafka records with the
+    same bytes and no event id are two events, while a record consumed again is the same event.
+    ``trace`` is the propagation carrier of the span that records the event (stored in its
+    ``headers`` under ``trace``, where a processor continues the trace); empty when nothing is traced.
     """
 
     system: str
@@ -46,6 +48,7 @@ class InboundEvent:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     replay_of: uuid.UUID | None = None
     trace: Mapping[str, str] = field(default_factory=dict)
+    position: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +65,13 @@ class Admission:
         return self.info is None
 
     def idempotency_key(self, event: InboundEvent) -> str:
-        """The key the event is recorded under (transport's, else source's, else the body's hash)."""
+        """The key the event is recorded under: the transport's, else the source's event id, else the
+        body's hash (after the transport's position of the body, if it has one)."""
         key = event.idempotency_key or (self.info.idempotency_key if self.info else None)
-        return key or "sha256:" + hashlib.sha256(event.body).hexdigest()
+        if key:
+            return key
+        digest = "sha256:" + hashlib.sha256(event.body).hexdigest()
+        return f"{event.transport}:{event.position}:{digest}" if event.position else digest
 
 
 def admit(event: InboundEvent, adapter: SourceAdapter) -> Admission:

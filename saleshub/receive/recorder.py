@@ -38,6 +38,8 @@ from saleshub.store.outbox import write_outbox_rows
 
 __all__ = ["Item", "Receipt", "Recorder"]
 
+_INTAKE_STAGES = (Stage.CONTENT_TYPE, Stage.DECODE, Stage.CLASSIFY)
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -56,7 +58,18 @@ class Receipt:
     @property
     def refused(self) -> bool:
         """Whether intake refused the body (wrong type, undecodable, unclassifiable)."""
-        return self.stage in (Stage.CONTENT_TYPE, Stage.DECODE, Stage.CLASSIFY)
+        return self.stage in _INTAKE_STAGES
+
+    @property
+    def stopped_at_intake(self) -> bool:
+        """Whether intake refused the body or failed on it (a bug at decode or classify).
+
+        Such an event never reached a processor; an event quarantined by its mapping did.
+        """
+        if self.refused:
+            return True
+        at_stage = (self.errors or {}).get("at_stage")
+        return self.stage is Stage.INTERNAL and at_stage in {stage.value for stage in _INTAKE_STAGES}
 
     @classmethod
     def of_repeat(cls, outcome: EventOutcome, body: bytes | None = None) -> Receipt:

@@ -23,6 +23,8 @@ Three groups:
   ingestion transaction; ``outbox_lanes``: the ``OUTBOX_LANES`` leases by which relay processes
   share the work while keeping each message key's events in order; ``kafka_broker_state``: one row
   saying since when the relays find the broker unreachable);
+* the dead letters (``kafka_dead_letters``: one row per inbound Kafka record forwarded to the
+  dead-letter topic, so that a record consumed again is not forwarded twice);
 * mapping revisions (``mapping_revisions``: every deployed revision of the mapping files, whole;
   the newest is deployed; ``hub_processes``: which revision each running hub process maps with);
 * the pollers (``poll_cursors``: where each polled system's incremental feed and its backfill stand,
@@ -61,6 +63,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 __all__ = [
+    "DEAD_LETTER_FORMS",
     "EVENT_STATUSES",
     "OUTBOX_LANES",
     "POLL_STREAMS",
@@ -79,6 +82,7 @@ __all__ = [
     "integration_event_keys",
     "integration_events",
     "kafka_broker_state",
+    "kafka_dead_letters",
     "mapping_revisions",
     "metadata",
     "outbox_lanes",
@@ -368,6 +372,24 @@ kafka_broker_state = Table(
     Column("checked_at", DateTime(timezone=True), nullable=True, comment="the last probe"),
     CheckConstraint("singleton", name="singleton"),
     comment="one row: whether the relays can reach the Kafka broker, for saleshub status",
+)
+
+DEAD_LETTER_FORMS = ("full", "reference")
+
+kafka_dead_letters = Table(
+    "kafka_dead_letters",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True, comment="the recorded event: its bytes"),
+    Column("source_topic", Text, nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("source_offset", BigInteger, nullable=False),
+    Column("form", String(16), nullable=False, comment="full: the record's bytes; reference: none"),
+    Column("topic", Text, nullable=False, comment="the dead-letter topic"),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Column("dead_lettered_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint(f"form IN ({_in(DEAD_LETTER_FORMS)})", name="form"),
+    comment="one row per inbound Kafka record on the dead-letter topic; one found here is not sent again",
 )
 
 event_queue = Table(
