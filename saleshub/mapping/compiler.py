@@ -170,7 +170,10 @@ class _Compiler:
     def compile(self) -> CompiledObject:
         children = self.fields(self.spec.target, ServiceOrder, ("target",), "", "")
         system = self.spec.system
-        children = (CompiledValue("source_system", "(mapping system)", ConstRead(system)), *children)
+        source_system = CompiledValue(
+            "source_system", "(mapping system)", ConstRead(system), line=self.line(("system",))
+        )
+        children = (source_system, *children)
         return CompiledObject("", children)
 
     # -- structure -----------------------------------------------------------------------------

@@ -173,7 +173,7 @@ class _Interpreter:
             self.end(outer, before, found)
             return found
         if isinstance(node, CompiledList):
-            return self.list(node, scope)
+            return self.group(node, scope)
         if isinstance(node, CompiledObject):
             return self.object(node, scope)
         raise TypeError(f"no meaning defined for {type(node).__name__}")
@@ -184,8 +184,15 @@ class _Interpreter:
         source = scope.source + when.describe
         raw = self.read(when.read, target, source, scope, "the condition cannot be read")
         result = not isinstance(raw, _Unread) and bool(when.test(raw))
-        shown = "(cannot be read)" if isinstance(raw, _Unread) else repr(_plain(raw))
-        self.note("condition", f"only when {when.describe}: found {shown}, {'holds' if result else 'fails'}")
+        if self.current is not None:
+            verdict = "holds" if result else "fails"
+            unread = isinstance(raw, _Unread)
+            self.note(
+                "condition",
+                f"only when {when.describe}: {verdict}",
+                None if unread else _plain(raw),
+                not unread,
+            )
         return result
 
     def fields(self, children: tuple[CompiledNode, ...], scope: _Scope) -> dict[str, Any]:
@@ -203,7 +210,7 @@ class _Interpreter:
         inner = replace(scope, target=f"{scope.target}{node.name}.") if node.name else scope
         return self.fields(node.children, inner) or None
 
-    def list(self, node: CompiledList, scope: _Scope) -> list[dict[str, Any]] | None:
+    def group(self, node: CompiledList, scope: _Scope) -> list[dict[str, Any]] | None:
         target = scope.target + node.name
         outer, before = self.begin(target, node, group=True)
         try:
@@ -339,7 +346,10 @@ class _Interpreter:
             return code
         if lookup.policy == "default":
             self.note(
-                "lookup", f"{code!r} is not in {where}: the lookup's default", lookup.default, crosswalk=lookup.file
+                "lookup",
+                f"{code!r} is not in {where}: the lookup's default",
+                lookup.default,
+                crosswalk=lookup.file,
             )
             return lookup.default
         self.note("lookup", f"{code!r} is not in {where}", has_value=False, crosswalk=lookup.file)
@@ -348,7 +358,9 @@ class _Interpreter:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def read(self, read: Read, target: str, source: str, scope: _Scope, failure: str = "cannot be read") -> Any:
+    def read(
+        self, read: Read, target: str, source: str, scope: _Scope, failure: str = "cannot be read"
+    ) -> Any:
         if isinstance(read, ConstRead):
             self.note("read", "the constant", read.value)
             return read.value
