@@ -170,10 +170,10 @@ def _path_in_conditions(path: str, source: str, conditions: list[CompiledConditi
     return any(_path_matches(path, source, c.describe) for c in conditions)
 
 
-Rule = Callable[[CompiledMapping, str, CompiledNode], str]
+_Rule = Callable[[CompiledMapping, str, CompiledNode], str]
 
 
-def _uses_in(mapping: CompiledMapping, rule: Rule, path: str | None) -> list[FieldUse]:
+def _uses_in(mapping: CompiledMapping, rule: _Rule, path: str | None) -> list[FieldUse]:
     found = []
     name = f"{mapping.identity.system}/{mapping.identity.name}"
     for target, source, node, conditions in _leaves(mapping.root.children, "", ""):
@@ -200,16 +200,16 @@ def _prune(node: CompiledNode, keep: set[str], prefix: str) -> CompiledNode | No
 # -- which orders ----------------------------------------------------------------------------------
 
 
-Hit = Callable[[FieldTrace, Step], bool]
+_Hit = Callable[[FieldTrace, Step], bool]
 
 
 def _count(
     conn: Connection,
     catalogs: RevisionCatalogs,
     report: UsesReport,
-    rule: Rule,
+    rule: _Rule,
     path: str | None,
-    hit: Hit,
+    hit: _Hit,
     last: int,
 ) -> None:
     pruned: dict[tuple[int, str, str], CompiledObject | None] = {}
@@ -246,7 +246,7 @@ def _count(
 
 
 def _pruned_root(
-    catalog: MappingCatalog, system: str, name: str, rule: Rule, path: str | None
+    catalog: MappingCatalog, system: str, name: str, rule: _Rule, path: str | None
 ) -> CompiledObject | None:
     mapping = catalog.get(system, name)
     keep = {use.target for use in _uses_in(mapping, rule, path)}
