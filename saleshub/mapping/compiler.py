@@ -329,6 +329,7 @@ class _Compiler:
             required=node.required,
             when=when,
             line=self.line(spath),
+            value_type=f"{node.type} in minor units" if node.minor_units else node.type,
         )
 
     def check_type(self, node: ValueNode, bare: Any, spath: SpecPath, where: str) -> None:

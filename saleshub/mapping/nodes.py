@@ -151,6 +151,7 @@ class CompiledValue(CompiledNode):
     required: bool = False
     when: CompiledCondition | None = None
     line: int | None = None  # of the rule in the mapping file
+    value_type: str = "string"  # the file's ``type`` (``money in minor units`` for cents), for traces
 
 
 @dataclass(frozen=True, slots=True)

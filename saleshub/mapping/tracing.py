@@ -99,13 +99,9 @@ class _Scope:
 
 def conversion_name(node: CompiledValue) -> str:
     """The conversion a value node applies, in words (``decimal``, ``money in minor units`` …)."""
-    function: Any = node.convert or node.combine
-    if function is None:
+    if node.convert is None and node.combine is None:
         return "text (as read)"
-    name = getattr(function, "__name__", None) or getattr(getattr(function, "func", None), "__name__", "")
-    if name == "<lambda>" or not name:
-        return "converted"
-    return str(name).removeprefix("to_").replace("minor_money", "money in minor units")
+    return "text" if node.value_type == "string" else node.value_type
 
 
 def interpret(root: CompiledObject, document: Any) -> tuple[dict[str, Any], list[FieldError]]:

@@ -119,6 +119,9 @@ def test_every_field_of_every_golden_sample_is_traced_to_its_stored_value(deploy
                         )
                         traced += 1
                     for step in found.steps:  # a row shown is the row whose code was looked up
+                        if step.kind == "read" and step.source is not None and step.has_value:
+                            xml = lineage.mapping_file.startswith("tempo/")
+                            assert (step.line is not None) == xml, (lineage.order, found.target, step)
                         if step.kind == "lookup" and step.row is not None:
                             assert step.row_cells is not None and step.value in step.row_cells.values()
                             code = step.text.split("'")[1]
