@@ -125,8 +125,10 @@ def explain_order(
     from saleshub.errors import SalesHubError
     from saleshub.stewards import lineage
 
+    if event is not None and order is not None:  # with --event, every argument is a field
+        fields, order = [order, *(fields or [])], None
     if (order is None) == (event is None):
-        raise fail("give ORDER or --event ID (not both)", 2)
+        raise fail("give ORDER or --event ID", 2)
     if show_personal and not (reason or "").strip():
         raise fail('--show-personal-data needs --reason "..." (it is logged)', 2)
     catalogs = lineage.RevisionCatalogs()

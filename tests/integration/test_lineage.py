@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 from typer.testing import CliRunner
 
 from saleshub.cli import app
@@ -254,6 +254,9 @@ def test_the_commands_explain_and_uses(
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
+            (quarantined,) = conn.execute(
+                text("SELECT event_id FROM sales_system_integration_events WHERE status = 'quarantined'")
+            ).scalars()
             by_row = crosswalk_uses(conn, RevisionCatalogs(), "channels", 2, last=100)
             by_path = source_path_uses(conn, RevisionCatalogs(), "order.channel", last=100)
             orders = conn.execute(
@@ -266,6 +269,13 @@ def test_the_commands_explain_and_uses(
     assert {(u.mapping, u.target) for u in by_row.fields} >= {("pyxis/order", "sales_channel")}
     assert by_row.depending == by_row.by_field["sales_channel"] == in_store > 0
     assert by_path.depending == by_path.examined == len(orders)
+    result = run.invoke(
+        app, ["orders", "explain", "--event", str(quarantined), "sales_channel", "service_type"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "quarantined" in result.output and "is not in crosswalks/channels.csv" in result.output, (
+        result.output
+    )
     result = run.invoke(app, ["mappings", "uses", "channels", "2", "--last", "50"])
     assert result.exit_code == 0, result.output
     assert (
