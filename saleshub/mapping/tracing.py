@@ -180,14 +180,9 @@ class _Interpreter:
         source = scope.source + when.describe
         raw = self.read(when.read, target, source, scope, "the condition cannot be read")
         result = not isinstance(raw, _Unread) and bool(when.test(raw))
-        if self.current is not None:
-            verdict = "holds" if result else "fails"
-            unread = isinstance(raw, _Unread)
+        if self.current is not None:  # the value tested is the read step's just before
             self.note(
-                "condition",
-                f"only when {when.describe}: {verdict}",
-                None if unread else _plain(raw),
-                not unread,
+                "condition", f"only when {when.describe}: {'holds' if result else 'fails'}", has_value=False
             )
         return result
 

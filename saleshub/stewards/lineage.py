@@ -39,7 +39,7 @@ from saleshub.mapping.engine import CompiledMapping
 from saleshub.mapping.revision import MappingFiles
 from saleshub.mapping.tracing import FieldTrace, Step, trace
 from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
-from saleshub.platform.masking import MASK, mask
+from saleshub.platform.masking import MASK, is_personal_name, mask
 from saleshub.store import lineage as reads
 from saleshub.store import mapping_revisions, queries
 
@@ -506,6 +506,8 @@ def _fields(
         if personal:
             steps = [_masked(s) for s in steps]
             value = None if value is None else MASK
+        elif not show_personal:  # a rule may test a personal value (a company name) for another field
+            steps = [_masked(s) if _reads_personal(s) else s for s in steps]
         rule = f"{mapping.identity.file}:{item.rule_line}" if item.rule_line else mapping.identity.file
         found.append(FieldLineage(item.target, rule, steps, value, item.errors, personal, item.group))
     if fields and not found:
@@ -514,6 +516,14 @@ def _fields(
             f"{mapping.identity.label} maps none of {', '.join(fields)}; its fields: {', '.join(known)}"
         )
     return found
+
+
+def _reads_personal(step: Step) -> bool:
+    """Whether a step read a source field whose name says it holds personal data (``companyName``)."""
+    if step.source is None:
+        return False
+    name = re.split(r"[./]", step.source)[-1].split("[", 1)[0].lstrip("@").rsplit(":", 1)[-1]
+    return is_personal_name(name)
 
 
 def _masked(step: Step) -> Step:

@@ -157,6 +157,19 @@ def test_personal_values_are_masked_unless_asked_for_with_a_reason(deployed: Hub
         assert all(s.value == "***" for s in name.steps if s.has_value and s.value is not None)
         assert "***" not in json.dumps(shown.as_json())
         assert {f.target: f for f in masked.fields}["customer.kind"].masked is False
+
+        company = _send(hub, SAMPLES / "pyxis/07_fr_partner_company_multiline.json")
+        with hub.database.engine.connect() as conn:
+            kinds = [
+                explain_version(
+                    conn, RevisionCatalogs(), company.hub_order_id, fields=["customer.kind"], **how
+                )
+                for how in ({}, {"show_personal": True, "reason": WHY})
+            ]
+        # The kind is COMPANY because a company name is there: the name read for the condition is masked.
+        reads = [[s for s in k.fields[0].steps if s.kind == "read"] for k in kinds]
+        assert kinds[0].fields[0].value == "COMPANY" and reads[0][0].source == "order.customer.companyName"
+        assert reads[0][0].value == "***" and reads[1][0].value not in ("***", None)
     finally:
         hub.close()
 
