@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
 from canonical.model import ServiceOrder, is_personal_field
 from saleshub.errors import ConfigurationError, DataError, FieldError, MappingError, generic_target
@@ -38,7 +39,6 @@ from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.engine import CompiledMapping
 from saleshub.mapping.revision import MappingFiles
 from saleshub.mapping.tracing import FieldTrace, Step, trace
-from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 from saleshub.platform.masking import MASK, is_personal_name, mask
 from saleshub.store import lineage as reads
 from saleshub.store import mapping_revisions, queries
@@ -63,6 +63,7 @@ NOT_REPRODUCIBLE = "not reproducible with this hub version"
 
 _REVISION = re.compile(r"/r(\d+)$")
 _MISSING = object()
+_ANY_SIZE = 2**31 - 1
 
 
 def revision_of(label: str | None) -> int | None:
@@ -76,6 +77,8 @@ class RevisionCatalogs:
 
     def __init__(self) -> None:
         self._compiled: dict[int, MappingCatalog] = {}
+        self._adapters: dict[tuple[int, str], SourceAdapter] = {}
+        self._registry = AdapterRegistry.default()
 
     def get(self, conn: Connection, number: int) -> MappingCatalog:
         """Revision ``number`` compiled; ``ConfigurationError`` if it is not stored."""
@@ -86,6 +89,15 @@ class RevisionCatalogs:
                 raise ConfigurationError(f"mapping revision r{number} is not stored in this database")
             found = MappingFiles(stored.files).catalog(number)
             self._compiled[number] = found
+        return found
+
+    def adapter(self, conn: Connection, number: int, system: str) -> SourceAdapter:
+        """``system``'s adapter over revision ``number``'s mappings."""
+        found = self._adapters.get((number, system))
+        if found is None:
+            # A stored body was accepted once under the size limit of its day: it is not measured again.
+            found = self._registry.create(system, self.get(conn, number), max_body_bytes=_ANY_SIZE)
+            self._adapters[(number, system)] = found
         return found
 
 
@@ -366,12 +378,9 @@ def _prepare(
         )
         return None
     catalog = catalogs.get(conn, lineage.revision)
-    raw = bytes(body)
-    adapter = AdapterRegistry.default().create(
-        system, catalog, max_body_bytes=max(len(raw), DEFAULT_MAX_BODY_BYTES)
-    )
+    adapter = catalogs.adapter(conn, lineage.revision, system)
     try:
-        document = adapter.decode(raw)
+        document = adapter.decode(bytes(body))
         mapping = catalog.get(system, adapter.mapping_name(document, adapter.classify(document)))
     except DataError as exc:
         lineage.reason = f"{NOT_REPRODUCIBLE}: the stored raw body no longer decodes ({exc})"

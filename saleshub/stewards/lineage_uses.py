@@ -21,8 +21,6 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection
 
-from adapters.base import SourceAdapter
-from adapters.registry import AdapterRegistry
 from saleshub.errors import ConfigurationError, DataError, generic_target
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.engine import CompiledMapping
@@ -213,8 +211,6 @@ def _count(
     last: int,
 ) -> None:
     pruned: dict[tuple[int, str, str], CompiledObject | None] = {}
-    adapters: dict[tuple[int, str], SourceAdapter] = {}
-    registry = AdapterRegistry.default()
     for row in reads.recent_order_bodies(conn, last):
         report.examined += 1
         number = revision_of(row.mapping)
@@ -222,10 +218,7 @@ def _count(
             report.unreadable += 1
             continue
         catalog = catalogs.get(conn, number)
-        adapter = adapters.get((number, row.source_system))
-        if adapter is None:
-            adapter = registry.create(row.source_system, catalog, max_body_bytes=2**31 - 1)
-            adapters[(number, row.source_system)] = adapter
+        adapter = catalogs.adapter(conn, number, row.source_system)
         try:
             document = adapter.decode(bytes(row.raw_body))
             name = adapter.mapping_name(document, adapter.classify(document))
