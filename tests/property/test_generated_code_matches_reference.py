@@ -177,3 +177,13 @@ def test_tracing_maps_exactly_as_interpreting(catalog: MappingCatalog, payload: 
     data, errors, traces = trace(mapping.root, document)
     assert (data, errors) == interpret(mapping.root, document)
     assert sum(len(t.errors) for t in traces) == len(errors)  # every error belongs to one field
+
+
+def test_a_group_longer_than_its_canonical_field_maps_the_same_in_both(catalog: MappingCatalog) -> None:
+    document = copy.deepcopy(SAMPLE)
+    item = document["order"]["items"][0]
+    document["order"]["items"] = [{**item, "lineNo": n} for n in range(1, 504)]  # lines hold at most 500
+    mapping = catalog.get("pyxis")
+    data, errors = interpret(mapping.root, document)
+    assert (data, errors) == mapping.produce(document)
+    assert len(data["lines"]) == 500 and errors[0].rule == "has 503 elements; at most 500 are accepted"
