@@ -108,7 +108,7 @@ def explain_order(
         list[str] | None, typer.Argument(help="canonical fields (customer, lines.unit_price …); default all")
     ] = None,
     version: Annotated[
-        int | None, typer.Option("--version", min=1, help="version number [default: newest]")
+        int | None, typer.Option("--version", min=1, help="version number (default: the newest)")
     ] = None,
     event: Annotated[
         str | None,
