@@ -38,6 +38,7 @@ from saleshub.commands.revisions import (
     explain_mapping,
     load_issues,
     mapping_history,
+    mapping_uses,
     rollback_mappings,
 )
 from saleshub.commands.serve import serve, status
@@ -111,6 +112,7 @@ mappings_app.command("history")(mapping_history)
 mappings_app.command("rollback")(rollback_mappings)
 mappings_app.command("diff")(diff_mappings)
 mappings_app.command("explain")(explain_mapping)
+mappings_app.command("uses")(mapping_uses)
 
 
 @app.callback()

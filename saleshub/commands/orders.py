@@ -14,7 +14,7 @@ from saleshub.commands.events import events_table
 from saleshub.console import out
 from saleshub.store import queries
 
-__all__ = ["list_orders", "orders_app", "show_order"]
+__all__ = ["explain_order", "list_orders", "orders_app", "show_order"]
 
 orders_app = typer.Typer(help="Canonical orders in the store.", no_args_is_help=True)
 
@@ -97,3 +97,68 @@ def show_order(
     out.print(events_table(events, with_system=False, title="Events"))
     if content:
         out.print_json(json.dumps(row.content, ensure_ascii=False))
+
+
+@orders_app.command("explain")
+def explain_order(
+    order: Annotated[
+        str | None, typer.Argument(help="hub order id, or SYSTEM:EXTERNAL_ORDER_ID", show_default=False)
+    ] = None,
+    fields: Annotated[
+        list[str] | None, typer.Argument(help="canonical fields (customer, lines.unit_price …); default all")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="version number (default: the newest)")
+    ] = None,
+    event: Annotated[
+        str | None,
+        typer.Option("--event", help="an event id instead (a quarantined event: up to its failure)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the lineage as JSON")] = False,
+    show_personal: Annotated[
+        bool, typer.Option("--show-personal-data", help="show personal values (needs --reason; it is logged)")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="why personal data is shown")] = None,
+) -> None:
+    """Why each field of a stored order has its value: source, transforms, crosswalk row, rule."""
+    from saleshub.commands.lineage import print_lineage
+    from saleshub.errors import SalesHubError
+    from saleshub.stewards import lineage
+
+    if event is not None and order is not None:  # with --event, every argument is a field
+        fields, order = [order, *(fields or [])], None
+    if (order is None) == (event is None):
+        raise fail("give ORDER or --event ID", 2)
+    if show_personal and not (reason or "").strip():
+        raise fail('--show-personal-data needs --reason "..." (it is logged)', 2)
+    catalogs = lineage.RevisionCatalogs()
+    with database() as db, db.engine.connect() as conn:
+        try:
+            if event is not None:
+                found = lineage.explain_event(
+                    conn,
+                    catalogs,
+                    parse_uuid(event, "--event"),
+                    fields=fields or (),
+                    show_personal=show_personal,
+                    reason=reason,
+                )
+            else:
+                assert order is not None
+                hub_order_id = lineage.find_order_id(conn, order)
+                if hub_order_id is None:
+                    raise fail(f"no order {order}")
+                found = lineage.explain_version(
+                    conn,
+                    catalogs,
+                    hub_order_id,
+                    version=version,
+                    fields=fields or (),
+                    show_personal=show_personal,
+                    reason=reason,
+                )
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+    print_lineage(found, as_json)
+    if not found.reproducible and not (found.event_status == "quarantined" and found.fields):
+        raise typer.Exit(1)

@@ -39,6 +39,7 @@ __all__ = [
     "explain_mapping",
     "load_issues",
     "mapping_history",
+    "mapping_uses",
     "rollback_mappings",
 ]
 
@@ -253,3 +254,35 @@ def explain_mapping(
             out.print(f"[cyan]{label:>10}[/cyan]  {value}", soft_wrap=True)
     out.print("[cyan]generated code[/cyan]")
     out.print(item.code, markup=False, highlight=False, soft_wrap=True)
+
+
+def mapping_uses(
+    crosswalk: Annotated[
+        str | None,
+        typer.Argument(help="a crosswalk, e.g. channels (crosswalks/channels.csv)", show_default=False),
+    ] = None,
+    row: Annotated[int | None, typer.Argument(help="one row of it, by its line in the file")] = None,
+    source_path: Annotated[
+        str | None, typer.Option("--source-path", help="a source path instead, e.g. order.channel")
+    ] = None,
+    last: Annotated[int, typer.Option(min=1, max=1_000_000, help="how many recent orders to trace")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """Which canonical fields, and how many of the last N orders, depend on a crosswalk row or source path."""
+    from saleshub.commands.lineage import print_uses
+    from saleshub.stewards.lineage import RevisionCatalogs
+    from saleshub.stewards.lineage_uses import crosswalk_uses, source_path_uses
+
+    if (crosswalk is None) == (source_path is None):
+        raise fail("give a CROSSWALK [ROW] or --source-path PATH (not both)", 2)
+    catalogs = RevisionCatalogs()
+    with database() as db, database_errors(), db.engine.connect() as conn:
+        try:
+            if crosswalk is not None:
+                report = crosswalk_uses(conn, catalogs, crosswalk, row, last=last)
+            else:
+                assert source_path is not None
+                report = source_path_uses(conn, catalogs, source_path, last=last)
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+    print_uses(report, as_json)

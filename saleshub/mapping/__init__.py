@@ -7,8 +7,9 @@ canonical order). ``catalog`` loads a directory, ``revision`` a deployed revisio
 ``registry`` holds the revision a running hub maps with.
 
 The meaning of the nodes is written once, in ``nodes``' docstring, and checked twice: the generated
-code must agree with a plain reference interpreter of the nodes (``tests/support/mapping_reference.py``,
-run against generated mappings and documents by ``tests/property/test_generated_code_matches_reference.py``),
+code must agree with the plain interpreter of the nodes (``tracing``, which also records how each
+field got its value for ``saleshub orders explain``), run against generated mappings and documents
+by ``tests/property/test_generated_code_matches_reference.py``,
 and paths must mean what JMESPath and XPath mean (``tests/unit/test_codegen.py``).
 
 Adding a node kind or a value type — checklist:
@@ -22,7 +23,7 @@ Adding a node kind or a value type — checklist:
 3. ``nodes``: a new node dataclass, and its meaning in the module docstring.
 4. ``codegen``: ``_Writer.node`` dispatches to the code for it (only this module's templates
    become source; mapping-file values enter as ``repr`` literals or namespace references).
-5. ``tests/support/mapping_reference.py``: the same meaning, plainly; extend the strategies of
+5. ``tracing``: the same meaning, plainly, with its steps recorded; extend the strategies of
    ``tests/property/test_generated_code_matches_reference.py`` so Hypothesis writes the new node.
 6. ``saleshub.stewards.explain`` (how ``mappings explain`` describes it) and
    ``saleshub.stewards.revision_diff._WORDS`` (its key in steward words).

@@ -157,6 +157,10 @@ class _Compiler:
 
     # -- reporting -----------------------------------------------------------------------------
 
+    def line(self, spath: SpecPath) -> int | None:
+        """The line of the rule at ``spath`` in the mapping file."""
+        return self.located.line_of(spath)
+
     def issue(self, spath: SpecPath, message: str) -> None:
         key = dotted_key(spath)
         self.issues.append(LoadIssue(self.file, self.located.line_of(spath), key, message))
@@ -166,7 +170,10 @@ class _Compiler:
     def compile(self) -> CompiledObject:
         children = self.fields(self.spec.target, ServiceOrder, ("target",), "", "")
         system = self.spec.system
-        children = (CompiledValue("source_system", "(mapping system)", ConstRead(system)), *children)
+        source_system = CompiledValue(
+            "source_system", "(mapping system)", ConstRead(system), line=self.line(("system",))
+        )
+        children = (source_system, *children)
         return CompiledObject("", children)
 
     # -- structure -----------------------------------------------------------------------------
@@ -228,7 +235,7 @@ class _Compiler:
                 return None
             when = self.condition(node.when, (*spath, "when"), source) if node.when else None
             children = self.fields(node.fields, bare, (*spath, "fields"), f"{where}.", source)
-            return CompiledObject(name, children=children, when=when)
+            return CompiledObject(name, children=children, when=when, line=self.line(spath))
         return self.leaf(name, node, bare, spath, where, source)
 
     def list_node(
@@ -248,7 +255,13 @@ class _Compiler:
         if each is None:
             return None
         return CompiledList(
-            name, children=children, each=each, separator=self.separator, max_items=max_items, when=when
+            name,
+            children=children,
+            each=each,
+            separator=self.separator,
+            max_items=max_items,
+            when=when,
+            line=self.line(spath),
         )
 
     def free_object(
@@ -261,7 +274,7 @@ class _Compiler:
             if built is not None:
                 children.append(built)
         when = self.condition(node.when, (*spath, "when"), source) if node.when else None
-        return CompiledObject(name, children=tuple(children), when=when)
+        return CompiledObject(name, children=tuple(children), when=when, line=self.line(spath))
 
     # -- leaves --------------------------------------------------------------------------------
 
@@ -278,7 +291,9 @@ class _Compiler:
             self.check_enum_value(bare, node.default, (*spath, "default"))
             self.sources[generic_target(where)] = " | ".join(c.source for c in candidates if c)
             ready = tuple(c for c in candidates if c is not None)
-            return CompiledFirstOf(name, candidates=ready, default=node.default, required=node.required)
+            return CompiledFirstOf(
+                name, candidates=ready, default=node.default, required=node.required, line=self.line(spath)
+            )
         if not isinstance(node, ValueNode):
             self.issue(spath, f"{where} is a single value; map it with path, const, expr or position")
             return None
@@ -313,6 +328,8 @@ class _Compiler:
             default=node.default,
             required=node.required,
             when=when,
+            line=self.line(spath),
+            value_type=f"{node.type} in minor units" if node.minor_units else node.type,
         )
 
     def check_type(self, node: ValueNode, bare: Any, spath: SpecPath, where: str) -> None:
@@ -388,7 +405,12 @@ class _Compiler:
         if isinstance(bare, type) and issubclass(bare, Enum):
             self.check_table_results(crosswalk, spec, bare)
             self.check_enum_value(bare, spec.default, (*spath, "default"))
-        return CompiledLookup(table, crosswalk.file, spec.column, spec.on_missing, spec.default)
+        rows: dict[str, tuple[int, dict[str, str]]] = {}
+        for line, row in crosswalk.rows:
+            code = row.get(spec.column, "")
+            if code not in rows and table.get(code) == row.get(spec.to):  # the row the table took
+                rows[code] = (line, row)
+        return CompiledLookup(table, crosswalk.file, spec.column, spec.on_missing, spec.default, rows)
 
     def report_once(self, key: tuple[str, str, str], issues: list[LoadIssue]) -> None:
         # A crosswalk shared by several mapping files is reported once; the catalog fails either way.

@@ -10,6 +10,10 @@ per mapping, which is what maps payloads. Their meaning, which the generated cod
 * a value is read, then its text transforms run, then its lookup, then its conversion; an absent
   value takes its default, or is reported when required;
 * a repeated group maps at most as many elements as its canonical field may hold.
+
+Every node also keeps the line of its rule in the mapping file (``line``) and every lookup the
+crosswalk rows its codes come from (``rows``): nothing the generated code reads, what a trace of
+one payload (``saleshub.mapping.tracing``) shows.
 """
 
 from __future__ import annotations
@@ -95,15 +99,25 @@ class CompiledCondition:
 
 
 class CompiledLookup:
-    """A crosswalk lookup with its missing-key policy (``error``, ``default`` or ``pass_through``)."""
+    """A crosswalk lookup with its missing-key policy (``error``, ``default`` or ``pass_through``).
 
-    __slots__ = ("column", "default", "file", "policy", "table")
+    ``rows`` gives, for each code of ``table``, the file line and the cells of the row it comes from.
+    """
+
+    __slots__ = ("column", "default", "file", "policy", "rows", "table")
 
     def __init__(
-        self, table: dict[str, str], file: str, column: str, policy: str, default: str | None
+        self,
+        table: dict[str, str],
+        file: str,
+        column: str,
+        policy: str,
+        default: str | None,
+        rows: dict[str, tuple[int, dict[str, str]]] | None = None,
     ) -> None:
         self.table, self.file, self.column = table, file, column
         self.policy, self.default = policy, default
+        self.rows = rows if rows is not None else {}
 
     @property
     def problem(self) -> str:
@@ -136,6 +150,8 @@ class CompiledValue(CompiledNode):
     default: Any = None
     required: bool = False
     when: CompiledCondition | None = None
+    line: int | None = None  # of the rule in the mapping file
+    value_type: str = "string"  # the file's ``type`` (``money in minor units`` for cents), for traces
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +161,7 @@ class CompiledFirstOf(CompiledNode):
     candidates: tuple[CompiledValue, ...]
     default: Any
     required: bool
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +170,7 @@ class CompiledObject(CompiledNode):
 
     children: tuple[CompiledNode, ...]
     when: CompiledCondition | None = None
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +186,7 @@ class CompiledList(CompiledNode):
     separator: str
     max_items: int
     when: CompiledCondition | None = None
+    line: int | None = None
 
 
 def money_value(amount: Decimal, currency: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Final
 
 from canonical import PERSONAL_DATA_FIELDS
 
-__all__ = ["MASK", "PERSONAL_KEYS", "mask"]
+__all__ = ["MASK", "PERSONAL_KEYS", "is_personal_name", "mask"]
 
 MASK: Final = "***"
 
@@ -86,6 +86,11 @@ _FIELD = re.compile(
     r"""|[^\s,;{}\[\]&<]+(?:[ ](?![^\s=:]+[=:])[^\s,;{}\[\]&=:<]+)*)"""
 )
 _XML_FIELD = re.compile(r"(?P<open><(?:\w+:)?(?P<name>\w+)\b[^<>]*>)(?P<text>[^<]*)(?P<close></)")
+
+
+def is_personal_name(name: str) -> bool:
+    """Whether a field or element name (``lastName``, ``tso:FirstName``) names personal data."""
+    return bool(_PERSONAL_NAME.search(name))
 
 
 def _grouped(match: re.Match[str]) -> str:

@@ -1,1 +1,2 @@
-"""Stewards: golden samples, impact of a mapping edit and previews, for the people who own the mappings."""
+"""Stewards: golden samples, impact of a mapping edit, previews and field lineage, for the people who own
+the mappings."""

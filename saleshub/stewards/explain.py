@@ -25,6 +25,7 @@ from saleshub.mapping.nodes import (
     ExprRead,
     PositionRead,
 )
+from saleshub.mapping.tracing import conversion_name
 
 __all__ = ["FieldExplanation", "explain", "field_nodes"]
 
@@ -59,14 +60,6 @@ def field_nodes(root: CompiledObject) -> dict[str, CompiledNode]:
     return found
 
 
-def _type_of(node: CompiledValue) -> str:
-    function: Any = node.convert or node.combine
-    if function is None:
-        return "text (as read)"
-    name = getattr(function, "__name__", None) or getattr(getattr(function, "func", None), "__name__", "")
-    return str(name).removeprefix("to_").replace("minor_money", "money in minor units") or "converted"
-
-
 def _value(target: str, node: CompiledValue) -> FieldExplanation:
     read = node.read
     if isinstance(read, ConstRead):
@@ -92,7 +85,7 @@ def _value(target: str, node: CompiledValue) -> FieldExplanation:
         reads,
         transforms=", ".join(node.transforms),
         lookup=lookup,
-        type=_type_of(node) + qualifier,
+        type=conversion_name(node) + qualifier,
         default="" if node.default is None else repr(node.default),
         required=node.required,
         when=node.when.describe if node.when is not None else "",

@@ -1,4 +1,4 @@
-"""The generated mapping code against the reference interpreter (tests/support/mapping_reference.py).
+"""The generated mapping code against the interpreter of the nodes (saleshub/mapping/tracing.py).
 
 Hypothesis writes small mapping specifications (value nodes with paths, constants, expressions,
 transforms, crosswalk lookups under each missing-code policy, defaults, required, conditions and
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from adapters.registry import AdapterRegistry
 from saleshub.mapping.catalog import MappingCatalog
-from tests.support.mapping_reference import interpret
+from saleshub.mapping.tracing import interpret, trace
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "contracts/samples/pyxis/01_es_in_store_created.json").read_bytes())
@@ -159,3 +159,31 @@ def test_every_golden_sample_maps_the_same_in_both(catalog: MappingCatalog, payl
     document = adapter.decode(payload.read_bytes())
     mapping = catalog.get(payload.parent.name, adapter.mapping_name(document, adapter.classify(document)))
     assert mapping.produce(document) == interpret(mapping.root, document)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    sorted(
+        p
+        for p in (ROOT / "contracts/samples").glob("*/*")
+        if p.suffix in (".json", ".xml") and ".expected" not in p.name
+    ),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_tracing_maps_exactly_as_interpreting(catalog: MappingCatalog, payload: Path) -> None:
+    adapter = AdapterRegistry.default().create(payload.parent.name, catalog)
+    document = adapter.decode(payload.read_bytes())
+    mapping = catalog.get(payload.parent.name, adapter.mapping_name(document, adapter.classify(document)))
+    data, errors, traces = trace(mapping.root, document)
+    assert (data, errors) == interpret(mapping.root, document)
+    assert sum(len(t.errors) for t in traces) == len(errors)  # every error belongs to one field
+
+
+def test_a_group_longer_than_its_canonical_field_maps_the_same_in_both(catalog: MappingCatalog) -> None:
+    document = copy.deepcopy(SAMPLE)
+    item = document["order"]["items"][0]
+    document["order"]["items"] = [{**item, "lineNo": n} for n in range(1, 504)]  # lines hold at most 500
+    mapping = catalog.get("pyxis")
+    data, errors = interpret(mapping.root, document)
+    assert (data, errors) == mapping.produce(document)
+    assert len(data["lines"]) == 500 and errors[0].rule == "has 503 elements; at most 500 are accepted"
