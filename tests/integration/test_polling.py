@@ -352,6 +352,22 @@ def test_sigkill_between_two_pages_resumes_without_a_gap(
         # Every version read once: the three updated orders' first versions only where read before.
         read_before = sum(1 for number in (2, 77, 420) if number <= pages * 50)
         assert poll_events(hub) == {"mapped": 600 + read_before}
+        # The killed run was left open; the run that found its lock free closed it as interrupted.
+        with hub.database.engine.connect() as conn:
+            runs = store.last_runs(conn, "erp", 5)
+        assert [run.outcome for run in runs] == ["completed", "interrupted"]
+        assert runs[1].pages == pages and runs[1].finished_at is not None
+        status = subprocess.run(
+            [sys.executable, "-m", "saleshub", "poll", "status"],
+            cwd=ROOT,
+            env={**env, "COLUMNS": "300"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        assert "1 of the 2 last runs interrupted" in status.stdout
     finally:
         hub.close()
 
