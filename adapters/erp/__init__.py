@@ -34,9 +34,10 @@ __all__ = ["ErpAdapter", "content_digest"]
 def content_digest(document: Any) -> str:
     """A digest of a decoded document's content, independent of key order and whitespace (32 hex).
 
-    Numbers with a fraction are decoded as ``Decimal`` and written as their text.
+    Numbers with a fraction are decoded as ``Decimal`` and written as their text; text is written
+    with ASCII escapes, so any string the decoder let through can be hashed.
     """
-    canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
