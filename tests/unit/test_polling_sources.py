@@ -157,7 +157,7 @@ def test_tempo_items_repeated_by_the_next_page_are_no_ops_and_a_real_step_back_i
     ]
     assert second.cursor == Cursor(at(4), "PL/SYN/000000004", "t2")
     backwards = _tempo_page([(9, 1, at(1)), (5, 1, at(5))])  # never read in this run, before the cursor
-    with pytest.raises(SourcePageError, match="item 0 .* is not after the item before"):
+    with pytest.raises(SourcePageError, match=r"item 0 .* is not after the item before"):
         api.update_state(httpx.Response(200, content=backwards), second.cursor, Window())
 
 
@@ -286,7 +286,7 @@ def test_the_client_gives_up_after_its_attempts_or_an_overlong_retry_after() -> 
         client.page(Cursor(), Window())
     assert len(calls) == 4
     client, slept = _client(lambda request: httpx.Response(503, headers={"Retry-After": "3600"}))
-    with pytest.raises(SourceUnavailableError, match="503.*Retry-After 3600 s, beyond max_backoff_seconds"):
+    with pytest.raises(SourceUnavailableError, match=r"503.*Retry-After 3600 s, beyond max_backoff_seconds"):
         client.page(Cursor(), Window())
     assert [wait for wait in slept if wait > 0.01] == []  # an hour is over max_backoff_seconds: next run
 
