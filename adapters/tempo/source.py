@@ -20,8 +20,8 @@ have expired; a token that expires while a run pages (410) makes the run list ag
 time (``SourceApi.token_expired_statuses``).
 
 Token paging is at least once: a page may start with items the previous page ended with. An item
-this run already read (on the previous page or earlier on this one: the same change time, order and
-sequence) is left out; one with the same change time and order but another sequence (changed again
+the listing already read (on the previous page or earlier on this one: the same change time, order
+and sequence) is left out; one with the same change time and order but another sequence (changed again
 within the second) is kept without moving the cursor back; any other item that is not after the one
 before is a real step backwards and refuses the page.
 """
@@ -129,7 +129,9 @@ class TempoChangesApi(SourceApi):
         updated_at, tie = cursor.updated_at, cursor.tie
         records: list[SourceRecord] = []
         read: set[_Item] = set()
-        known = {seen[:2] for seen in self._recent}  # (change time, OrderNumber) read in this run
+        if cursor.token is None:  # a listing's first page: nothing read in it yet
+            self._recent = set()
+        known = {seen[:2] for seen in self._recent}  # (change time, OrderNumber) read in this listing
         items = 0
         for index, item in enumerate(root.iterfind(_ITEM)):
             items += 1

@@ -159,6 +159,8 @@ def test_tempo_items_repeated_by_the_next_page_are_no_ops_and_a_real_step_back_i
     backwards = _tempo_page([(9, 1, at(1)), (5, 1, at(5))])  # never read in this run, before the cursor
     with pytest.raises(SourcePageError, match=r"item 0 .* is not after the item before"):
         api.update_state(httpx.Response(200, content=backwards), second.cursor, Window())
+    relisted = api.update_state(httpx.Response(200, content=again), Cursor(at(0)), Window())
+    assert len(relisted.records) == 4  # a new listing (no token) has read nothing yet
 
 
 def test_erp_keys_hold_the_content_so_a_change_within_one_second_is_another_event() -> None:

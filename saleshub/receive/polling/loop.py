@@ -180,10 +180,6 @@ class Poller:
         self, stream: Stream, window: Window, started_by: str, force: bool
     ) -> tuple[uuid.UUID | None, CursorRow, str | None]:
         with database_errors(), self.engine.begin() as conn:
-            if stream == "incremental":
-                state = store.poller_states(conn, [self.system]).get(self.system)
-                if state is not None and state.paused_at is not None and not force:
-                    return None, CursorRow(), state.paused_reason
             interrupted = store.close_interrupted_runs(conn, self.system, stream)
             if interrupted:
                 log.warning(
@@ -192,6 +188,10 @@ class Poller:
                     self.system,
                     stream,
                 )
+            if stream == "incremental":
+                state = store.poller_states(conn, [self.system]).get(self.system)
+                if state is not None and state.paused_at is not None and not force:
+                    return None, CursorRow(), state.paused_reason
             stored = store.load_cursor(conn, self.system, stream)
             if stream == "backfill" and (
                 stored is None
