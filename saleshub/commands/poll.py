@@ -8,7 +8,8 @@ commands act on one system by hand, from any machine with the hub's settings:
 * ``backfill SYSTEM --since DATE [--until DATE]`` reads a window with a progress bar, on a cursor of
   its own (the incremental one stays where it is); stopped by Ctrl+C or a crash, the same command
   resumes where it stopped;
-* ``status`` shows per system the cursor, last and next run (and runs interrupted among the last ten),
+* ``status`` shows per system the cursor, last and next run (a run left open whose lock is free is
+  shown ``interrupted``, and so are such runs among the last ten),
   lag, last error (with a ``Retry-After`` the source asked for beyond ``max_backoff_seconds``) and pause;
 * ``pause SYSTEM`` / ``resume SYSTEM`` stop and restart its scheduled runs.
 """
@@ -193,7 +194,11 @@ def status() -> None:
                 position += f"\nbackfill at {backfill_cursor.updated_at or 'its start'}"
             last = "never"
             if run is not None:
-                outcome = run.outcome or "running"
+                outcome = run.outcome or (
+                    "running"
+                    if store.is_locked(conn, system, run.stream)
+                    else f"{store.INTERRUPTED} (its process died; the next run closes it)"
+                )
                 last = f"{_at(run.started_at)} {outcome}, {run.pages} pages, {run.orders} orders"
                 interrupted = [r for r in runs[1:] if r.outcome == store.INTERRUPTED]
                 if interrupted:

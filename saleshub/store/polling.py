@@ -2,7 +2,8 @@
 
 * ``try_lock``/``unlock``: a session-level PostgreSQL advisory lock per system and stream, held by the
   polling process for a whole run on a connection of its own; a second process (another hub) finds
-  it taken and skips its run. A process that dies loses its session, and with it the lock.
+  it taken and skips its run. A process that dies loses its session, and with it the lock;
+  ``is_locked`` tells (without taking it) whether a run's process is still there.
 * ``load_cursor``/``save_cursor``: where a feed stands; ``save_cursor`` runs in the caller's
   transaction, the one that records the page's events, so the two commit together or not at all.
 * ``start_run``/``progress_run``/``finish_run``: one ``poll_runs`` row per run;
@@ -35,6 +36,7 @@ __all__ = [
     "Stream",
     "close_interrupted_runs",
     "finish_run",
+    "is_locked",
     "last_runs",
     "load_cursor",
     "pause",
@@ -94,7 +96,7 @@ class PollRun:
 
     run_id: uuid.UUID
     system: str
-    stream: str
+    stream: Stream
     started_by: str
     started_at: datetime
     finished_at: datetime | None
@@ -117,6 +119,19 @@ def try_lock(conn: Connection, system: str, stream: Stream) -> bool:
     ).scalar_one()
     conn.commit()  # the lock is the session's; nothing else of this connection stays open
     return bool(taken)
+
+
+def is_locked(conn: Connection, system: str, stream: Stream) -> bool:
+    """Whether some session holds the feed's advisory lock (read from ``pg_locks``; takes nothing)."""
+    held = conn.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = :c AND objid = :o AND objsubid = 2)"
+        ),
+        {"c": _LOCK_CLASS, "o": _lock_key(system, stream) & 0xFFFFFFFF},  # pg_locks shows oids
+    ).scalar_one()
+    return bool(held)
 
 
 def unlock(conn: Connection, system: str, stream: Stream) -> None:

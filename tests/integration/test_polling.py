@@ -338,6 +338,9 @@ def test_sigkill_between_two_pages_resumes_without_a_gap(
         pages = committed_pages()
         assert 3 <= pages < 12
         assert sum(poll_events(hub).values()) == pages * 50  # exactly the committed pages, nothing half
+        with hub.database.engine.connect() as conn:  # the killed session's lock goes within moments
+            wait_until(lambda: not store.is_locked(conn, "erp", "incremental"), 30, "the lock was freed")
+        assert "interrupted (its process died" in _poll_status(env)
         source.page_delay = 0
         for number in (2, 77, 420):
             source.erp.update(number)
@@ -357,19 +360,23 @@ def test_sigkill_between_two_pages_resumes_without_a_gap(
             runs = store.last_runs(conn, "erp", 5)
         assert [run.outcome for run in runs] == ["completed", "interrupted"]
         assert runs[1].pages == pages and runs[1].finished_at is not None
-        status = subprocess.run(
-            [sys.executable, "-m", "saleshub", "poll", "status"],
-            cwd=ROOT,
-            env={**env, "COLUMNS": "300"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert status.returncode == 0, status.stderr
-        assert "1 of the 2 last runs interrupted" in status.stdout
+        assert "1 of the 2 last runs interrupted" in _poll_status(env)
     finally:
         hub.close()
+
+
+def _poll_status(env: dict[str, str]) -> str:
+    status = subprocess.run(
+        [sys.executable, "-m", "saleshub", "poll", "status"],
+        cwd=ROOT,
+        env={**env, "COLUMNS": "300"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stderr
+    return status.stdout
 
 
 def test_two_pollers_never_read_one_feed_at_once(erp_hub: HubRuntime, source: SourceServer) -> None:
