@@ -36,6 +36,10 @@ _SYSTEM_CODE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 class EventInfo:
     """What an inbound event is: its type, idempotency key, the order's source version and reference.
 
+    ``idempotency_key`` tells one event from another: an event the hub holds under the same key is
+    a repeat and records nothing. So it must differ between two versions of an order: the source's
+    event id, its revision, or a digest of the content, never a change time alone (a source that
+    writes times to the second changes an order twice within one).
     ``order_key`` is the source's own reference of the order (the value the mapping reads as
     ``external_order_id``), learned at intake so an order's events are processed one after another;
     ``None`` when the body does not carry it where the adapter looks (the mapping then decides).

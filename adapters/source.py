@@ -14,7 +14,11 @@ inside a page. So a new polled system is an adapter with a ``SourceApi`` plus it
 Cursors follow the source's change order: ``updated_at`` (the last record's change time, as the
 source wrote it) and ``tie`` (the key ordering records of one change time), or an opaque ``token``
 while a listing is unfinished. A run starts ``overlap`` before the stored cursor (``start``), so rows
-committed late are read again; records seen twice are no-ops (same idempotency key). ``Window``
+committed late are read again; the overlap is a reading position only: the stored cursor never moves
+back (``ahead``). A record read twice is a no-op only when it is the same version: an adapter's
+idempotency key for a polled record holds the source's revision or a digest of its content, never a
+change time alone (two changes within the time's resolution are two events). A listing whose token
+the source has expired (``token_expired_statuses``) is listed again from the stored time. ``Window``
 bounds a backfill, and lets another reader (reconciliation) ask for "records updated in
 [since, until)" with the same client.
 """
@@ -92,6 +96,8 @@ class SourceApi(ABC):
     system: ClassVar[str]
     path: ClassVar[str]
     accept: ClassVar[str]
+    #: Answers to a request carrying a continuation token that mean "this token has expired".
+    token_expired_statuses: ClassVar[frozenset[int]] = frozenset({410})
 
     def __init__(self, *, page_size: int = 500, overlap: timedelta = timedelta(minutes=5)) -> None:
         self.page_size = page_size
@@ -125,6 +131,23 @@ class SourceApi(ABC):
         if window.since is not None:  # in the source's own terms (offset or local time)
             starts.append(self.parse_time(self.format_time(window.since)))
         return Cursor(updated_at=self.format_time(max(starts))) if starts else Cursor()
+
+    def tie_order(self, tie: str) -> tuple[int, str]:
+        """The sort value of a ``tie``: its text (an adapter whose ties are numbers overrides it)."""
+        return (0, tie)
+
+    def ahead(self, cursor: Cursor, stored: Cursor | None) -> bool:
+        """Whether ``cursor`` is past ``stored`` in the change order (a stored cursor only moves on)."""
+        if stored is None or stored.updated_at is None:
+            return True
+        if cursor.updated_at is None:
+            return False
+        new, old = self.parse_time(cursor.updated_at), self.parse_time(stored.updated_at)
+        if new != old:
+            return new > old
+        if cursor.tie is None or stored.tie is None:  # no tie: before every record of that time
+            return cursor.tie is not None and stored.tie is None
+        return self.tie_order(cursor.tie) > self.tie_order(stored.tie)
 
     def describe(self, cursor: Cursor | None) -> str:
         """The cursor in words for ``saleshub poll status``."""

@@ -1,17 +1,22 @@
 """Healing a run: what the hub lacks or holds too old is fetched from the source again and recorded.
 
 After a run, ``heal`` reads the window from the source's API once more (``ApiManifestReader.records``,
-the pollers' client) and records every record whose order the run found ``missing_in_hub`` or
-``hub_stale`` through the hub's one record path: ``admit`` then ``Recorder.record_batch``, transport
-``poll``, built exactly as the poller builds its events, so a record has the idempotency key the poller
-gives it and one the hub already holds (recorded but not yet processed, say) is recorded nothing the
-second time. A processor then maps the recorded events like any others.
+the pollers' client) and records its records through the hub's one record path: ``admit`` then
+``Recorder.record_batch``, transport ``poll``, built exactly as the poller builds its events, so a
+record has the idempotency key the poller gives it, and one the hub already holds (recorded but not
+yet processed, say) is recorded nothing the second time.
+
+Every record of the window goes that way, not only those of the orders the run found
+``missing_in_hub`` or ``hub_stale``: a polled record's key holds its revision or content, so a record
+the hub holds unchanged is a no-op, while one that changed under the same change time (which the
+run may report as ``hub_stale``, or not at all when only fields its rules ignore differ) is
+recorded. A processor then maps the recorded events like any others.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,12 +38,19 @@ _BATCH = 200
 
 @dataclass(slots=True)
 class HealResult:
-    """What healing did: orders wanted, records recorded, already held, refused, not found at the source."""
+    """What healing did (see the fields).
+
+    ``wanted``: orders the run found missing or stale; ``recorded``/``repeated``: their records
+    recorded now / already held; ``refused``: records intake refused; ``unreported``: records of
+    other orders recorded now (the hub lacked that content: a change that kept its change time);
+    ``not_found``: wanted orders the source no longer lists.
+    """
 
     wanted: int = 0
     recorded: int = 0
     repeated: int = 0
     refused: int = 0
+    unreported: int = 0
     not_found: list[str] = field(default_factory=list)
 
 
@@ -54,8 +66,9 @@ def _wanted(engine: Engine, run_id: uuid.UUID) -> set[str]:
 def _record(
     recorder: Recorder,
     reader: ApiManifestReader,
-    batch: Iterable[ApiRecord],
+    batch: Sequence[ApiRecord],
     run_id: uuid.UUID,
+    wanted: set[str],
     result: HealResult,
 ) -> None:
     received_at = datetime.now(UTC)
@@ -71,11 +84,13 @@ def _record(
             received_at=received_at,
         )
         items.append((event, admit(event, reader.adapter)))
-    for receipt in recorder.record_batch(items):
-        if receipt.repeated:
-            result.repeated += 1
-        elif receipt.refused:
+    for found, receipt in zip(batch, recorder.record_batch(items), strict=True):
+        if receipt.refused and not receipt.repeated:
             result.refused += 1
+        elif found.key is None or found.key not in wanted:
+            result.unreported += 0 if receipt.repeated else 1
+        elif receipt.repeated:
+            result.repeated += 1
         else:
             result.recorded += 1
 
@@ -83,22 +98,19 @@ def _record(
 def heal(
     engine: Engine, recorder: Recorder, reader: ApiManifestReader, run_id: uuid.UUID, window: Window
 ) -> HealResult:
-    """Record again, from the source, the orders run ``run_id`` found missing in or stale in the hub."""
+    """Record again, from the source, what the hub lacks of ``window`` (see the module docstring)."""
     wanted = _wanted(engine, run_id)
     result = HealResult(wanted=len(wanted))
-    if not wanted:
-        return result
     found: set[str] = set()
     batch: list[ApiRecord] = []
     for item in reader.records(window):
-        if item.key is None or item.key not in wanted:
-            continue
-        found.add(item.key)
+        if item.key is not None and item.key in wanted:
+            found.add(item.key)
         batch.append(item)
         if len(batch) >= _BATCH:
-            _record(recorder, reader, batch, run_id, result)
+            _record(recorder, reader, batch, run_id, wanted, result)
             batch.clear()
     if batch:
-        _record(recorder, reader, batch, run_id, result)
+        _record(recorder, reader, batch, run_id, wanted, result)
     result.not_found = sorted(wanted - found)
     return result

@@ -9,7 +9,7 @@
     │   ├── UnknownAdapterError     no adapter of that name (lists the known ones)
     │   ├── MissingSecretError      a named secret the configuration needs is not in the secret store
     │   ├── SecretStoreError        the secret store cannot be read (file gone, bad YAML, bad secret)
-    │   └── SourceRefusedError      a polled source answered 4xx (credentials, URL): fix, then resume
+    │   └── SourceRefusedError      a polled source answered 4xx a retry cannot fix: fix, then resume
     ├── DataError                   this payload cannot be processed; keep it, quarantine it
     │   ├── DecodeError             the body is not well-formed JSON/XML, too big, or unsafe
     │   ├── ClassificationError     the body is well-formed but lacks what identifies the event
@@ -18,7 +18,8 @@
     │   └── ManifestError           a source's reconciliation manifest cannot be read (file:line)
     ├── RetriableError              a dependency is down; the same call may succeed later
     │   ├── SecretStoreUnavailableError  the secret store (Vault) cannot be reached or is sealed
-    │   └── SourceUnavailableError  a polled source timed out, refused the connection, 5xx or 429
+    │   ├── SourceUnavailableError  a polled source timed out, refused the connection, 5xx or 429
+    │   └── SourceTokenExpiredError a polled source expired a listing's token (410): list again
     └── FatalError                  a bug or broken invariant; stop and page someone
 
 Messages say what went wrong, where, and what was expected. They never contain a secret, and values of
@@ -57,6 +58,7 @@ __all__ = [
     "SecretStoreUnavailableError",
     "SourcePageError",
     "SourceRefusedError",
+    "SourceTokenExpiredError",
     "SourceUnavailableError",
     "UnknownAdapterError",
     "generic_target",
@@ -262,7 +264,10 @@ class MappingError(DataError):
 
 
 class SourceRefusedError(ConfigurationError):
-    """A polled source answered a 4xx other than 429: the request or its credentials are wrong.
+    """A polled source answered a 4xx a retry cannot fix: the request or its credentials are wrong.
+
+    Not 429 (``SourceUnavailableError``), nor the expired continuation token of a listing
+    (``SourceTokenExpiredError``).
 
     Never retried (the same request gets the same answer); the poller pauses until an operator
     resumes it. ``status`` is the HTTP status; the message names the system and the URL path, never
@@ -298,6 +303,18 @@ class SourceUnavailableError(RetriableError):
     ) -> None:
         self.system, self.reason, self.status, self.retry_after = system, reason, status, retry_after
         super().__init__(f"{system}: source unavailable: {reason}")
+
+
+class SourceTokenExpiredError(RetriableError):
+    """A polled source no longer knows a listing's continuation token (410 Gone, or its equivalent).
+
+    The normal end of a token's life, not a refusal: the poller lists again from its stored time
+    cursor (with the overlap) and goes on. ``status`` is the HTTP status the source answered.
+    """
+
+    def __init__(self, system: str, status: int, where: str) -> None:
+        self.system, self.status, self.where = system, status, where
+        super().__init__(f"{system}: {where} answered {status}: the continuation token has expired")
 
 
 class ManifestError(DataError):

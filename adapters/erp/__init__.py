@@ -3,14 +3,19 @@
 Documents follow the "Sales Orders for Order Hub" REST resource (``salesOrdersForOrderHub``): header
 attributes such as ``OrderNumber``, ``SourceTransactionNumber``, ``BuyingPartyName``,
 ``TransactionalCurrencyCode`` with ``lines``, ``billToCustomer`` and ``shipToCustomer`` children.
-One polled item is one event: its idempotency key is ``OrderKey`` (or ``OrderNumber``) plus
-``LastUpdateDate``; the source version is ``SourceTransactionRevisionNumber``. An order whose
+One polled item is one event: its idempotency key is ``OrderKey`` (or ``OrderNumber``), its
+``LastUpdateDate`` and a digest of its content (``content_digest``), since Oracle keeps
+``LastUpdateDate`` to the second and ``SourceTransactionRevisionNumber`` need not change with every
+edit: two changes within one second are two events, and the same item read again is one. The source
+version is ``SourceTransactionRevisionNumber``. An order whose
 ``StatusCode`` is ``CANCELED`` or whose ``CanceledFlag`` is true is a cancellation.
 Field mapping: ``mappings/erp/order.yaml``. Polling: ``adapters.erp.source`` (paged by key).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, ClassVar
 
 from typing_extensions import override
@@ -23,7 +28,17 @@ from canonical.enums import EventType
 from canonical.limits import BIGINT_MAX
 from saleshub.errors import shown
 
-__all__ = ["ErpAdapter"]
+__all__ = ["ErpAdapter", "content_digest"]
+
+
+def content_digest(document: Any) -> str:
+    """A digest of a decoded document's content, independent of key order and whitespace (32 hex).
+
+    Numbers with a fraction are decoded as ``Decimal`` and written as their text; text is written
+    with ASCII escapes, so any string the decoder let through can be hashed.
+    """
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 class ErpAdapter(SourceAdapter):
@@ -63,4 +78,5 @@ class ErpAdapter(SourceAdapter):
             event_type = EventType.UPDATED
         number = document.get("OrderNumber")
         order_key = number.strip() or None if isinstance(number, str) else None
-        return EventInfo(event_type, f"{key.strip()}@{updated.strip()}", revision, order_key=order_key)
+        identity = f"{key.strip()}@{updated.strip()}#{content_digest(document)}"
+        return EventInfo(event_type, identity, revision, order_key=order_key)

@@ -13,8 +13,9 @@ when many rows share one time), ``offset`` always 0::
     q=(LastUpdateDate > 'T' or (LastUpdateDate = 'T' and HeaderId > H))
 
 A run starts ``overlap`` before the stored cursor with ``LastUpdateDate >= 'T - overlap'``, so a row
-that committed late with an earlier time is still read; rows read twice have the same idempotency
-key (``OrderKey@LastUpdateDate``) and record nothing. A page whose rows are not in that order, or that
+that committed late with an earlier time is still read; a row read twice unchanged has the same
+idempotency key (``OrderKey@LastUpdateDate#digest`` of its content) and records nothing, while a row
+changed again within the same second is a new event. A page whose rows are not in that order, or that
 starts before its cursor, is refused (``SourcePageError``) before anything of it is recorded: the
 keyset would skip rows otherwise.
 """
@@ -119,6 +120,10 @@ class OrderHubApi(SourceApi):
             has_more,
             total if type(total) is int else None,
         )
+
+    @override
+    def tie_order(self, tie: str) -> tuple[int, str]:
+        return (int(tie), "")
 
     def _cursor_key(self, cursor: Cursor) -> _Key | None:
         if cursor.updated_at is None:

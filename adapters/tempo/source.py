@@ -13,14 +13,22 @@ a ``ContinuationToken``. The page contract is ``contracts/xsd/tempo-orderpage-2.
     </tpg:OrderPage>
 
 Each item becomes one ``tso:ServiceOrderMessage`` (the webhook's message), with the item's action and
-sequence and the ``messageId`` ``poll:<OrderNumber>:<sequence>``, so an item read twice records
-nothing the second time. A run starts ``overlap`` before the last change time read (inclusive), never
-from a token the source may have expired.
+sequence and the ``messageId`` ``poll:<OrderNumber>:<sequence>`` (the order's revision, so two changes
+within one second are two events), so an item read twice records nothing the second time. A run
+starts ``overlap`` before the last change time read (inclusive), never from a token the source may
+have expired; a token that expires while a run pages (410) makes the run list again from its stored
+time (``SourceApi.token_expired_statuses``).
+
+Token paging is at least once: a page may start with items the previous page ended with. An item
+the listing already read (on the previous page or earlier on this one: the same change time, order
+and sequence) is left out; one with the same change time and order but another sequence (changed again
+within the second) is kept without moving the cursor back; any other item that is not after the one
+before is a real step backwards and refuses the page.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
@@ -44,6 +52,8 @@ _ORDER = f"{{{_MESSAGE_NAMESPACE}}}Order"
 _NUMBER = f"{{{_MESSAGE_NAMESPACE}}}OrderNumber"
 _WARSAW = ZoneInfo("Europe/Warsaw")
 _MAX_ORDER_BYTES = 1 << 20
+
+_Item = tuple[datetime, str, str | None]  # an item's change time, OrderNumber and sequence
 
 
 def wrap_order(item: etree._Element) -> bytes:
@@ -75,6 +85,10 @@ class TempoChangesApi(SourceApi):
     system: ClassVar[str] = "tempo"
     path: ClassVar[str] = CHANGES_PATH
     accept: ClassVar[str] = "application/xml"
+
+    def __init__(self, *, page_size: int = 500, overlap: timedelta = timedelta(minutes=5)) -> None:
+        super().__init__(page_size=page_size, overlap=overlap)
+        self._recent: set[_Item] = set()  # the items of the page read last
 
     @override
     def parse_time(self, text: str) -> datetime:
@@ -114,18 +128,34 @@ class TempoChangesApi(SourceApi):
         last = self._key(cursor.updated_at, cursor.tie) if cursor.tie is not None else None
         updated_at, tie = cursor.updated_at, cursor.tie
         records: list[SourceRecord] = []
+        read: set[_Item] = set()
+        if cursor.token is None:  # a listing's first page: nothing read in it yet
+            self._recent = set()
+        known = {seen[:2] for seen in self._recent}  # (change time, OrderNumber) read in this listing
+        items = 0
         for index, item in enumerate(root.iterfind(_ITEM)):
+            items += 1
             key = self._key(item.get("modifiedAt"), item.findtext(f"{_ORDER}/{_NUMBER}"))
             if key is not None:
+                this = (*key, item.get("sequence"))
+                repeated = this in read or this in self._recent
+                read.add(this)
+                if repeated:
+                    continue  # read already in this run (at-least-once paging): a no-op
                 if last is not None and key <= last:
-                    raise SourcePageError(
-                        self.system,
-                        f"item {index} ({key[1]} changed {item.get('modifiedAt')}) is not after the "
-                        "item before; the source must sort by change time, then OrderNumber",
-                    )
-                last, updated_at, tie = key, item.get("modifiedAt"), key[1]
+                    if key not in known:
+                        raise SourcePageError(
+                            self.system,
+                            f"item {index} ({key[1]} changed {item.get('modifiedAt')}) is not after the "
+                            "item before; the source must sort by change time, then OrderNumber",
+                        )
+                    # changed again within the second: a new event; the cursor stays where it is
+                else:
+                    last, updated_at, tie = key, item.get("modifiedAt"), key[1]
+                known.add(key)
             records.append(SourceRecord(wrap_order(item), "application/xml"))
-        if token is not None and not records:
+        self._recent = read
+        if token is not None and not items:
             raise SourcePageError(self.system, "a continuation token on a page without items")
         total = root.get("total")
         return Page(

@@ -8,7 +8,9 @@ commands act on one system by hand, from any machine with the hub's settings:
 * ``backfill SYSTEM --since DATE [--until DATE]`` reads a window with a progress bar, on a cursor of
   its own (the incremental one stays where it is); stopped by Ctrl+C or a crash, the same command
   resumes where it stopped;
-* ``status`` shows per system the cursor, last and next run, lag, last error and pause;
+* ``status`` shows per system the cursor, last and next run (a run left open whose lock is free is
+  shown ``interrupted``, and so are such runs among the last ten),
+  lag, last error (with a ``Retry-After`` the source asked for beyond ``max_backoff_seconds``) and pause;
 * ``pause SYSTEM`` / ``resume SYSTEM`` stop and restart its scheduled runs.
 """
 
@@ -162,6 +164,10 @@ def _at(moment: datetime | None) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if moment else "—"
 
 
+#: How many of a system's newest runs ``status`` looks at for interrupted ones.
+_RECENT_RUNS = 10
+
+
 @poll_app.command("status")
 def status() -> None:
     """Per polled system: cursor, last and next run, lag, last error, and whether it is paused."""
@@ -178,7 +184,7 @@ def status() -> None:
             state = states.get(system, store.PollerState(system))
             cursor = store.load_cursor(conn, system, "incremental")
             backfill_cursor = store.load_cursor(conn, system, "backfill")
-            runs = store.last_runs(conn, system)
+            runs = store.last_runs(conn, system, _RECENT_RUNS)
             run = runs[0] if runs else None
             position = "(start of the feed)"
             if cursor is not None and cursor.updated_at:
@@ -187,8 +193,18 @@ def status() -> None:
                 position += f"\nbackfill at {backfill_cursor.updated_at or 'its start'}"
             last = "never"
             if run is not None:
-                outcome = run.outcome or "running"
+                outcome = run.outcome or (
+                    "running"
+                    if store.is_locked(conn, system, run.stream)
+                    else f"{store.INTERRUPTED} (its process died; the next run closes it)"
+                )
                 last = f"{_at(run.started_at)} {outcome}, {run.pages} pages, {run.orders} orders"
+                interrupted = [r for r in runs[1:] if r.outcome == store.INTERRUPTED]
+                if interrupted:
+                    last += (
+                        f"\n{len(interrupted)} of the {len(runs)} last runs interrupted, the latest "
+                        f"started {_at(interrupted[0].started_at)} (its process died)"
+                    )
             lag = _age(cursor.caught_up_at, now) if cursor and cursor.caught_up_at else "never caught up"
             error = f"{state.last_error} ({_age(state.last_error_at, now)} ago)" if state.last_error else "—"
             if state.paused_at is not None:

@@ -90,7 +90,7 @@ def run(
         Path | None, typer.Option("--source-file", help="the source's manifest: .csv or .jsonl")
     ] = None,
     heal: Annotated[
-        bool, typer.Option("--heal", help="re-fetch and record what is missing or stale")
+        bool, typer.Option("--heal", help="re-fetch and record what is missing, stale or changed")
     ] = False,
     grace: Annotated[
         int | None, typer.Option("--grace", min=0, help="grace period in minutes [default: from the rules]")
@@ -100,7 +100,8 @@ def run(
 
     Without --source-file the manifest is read from SYSTEM's API (a system of
     SALESHUB_POLLERS__SYSTEMS, through its poller's client); --heal then records again, from the
-    API, the orders found missing in or stale in the hub.
+    API, the orders found missing in or stale in the hub, and any record of the window whose content
+    the hub lacks (changed under the same change time).
     """
     settings = Settings()
     window_start, window_end = parse_time(start, "--from"), parse_time(end, "--to")
@@ -179,6 +180,11 @@ def _healed_line(healed: HealResult) -> str:
         f"healed: {healed.recorded:,} of {healed.wanted:,} missing or stale orders recorded again from the "
         f"source ({healed.repeated:,} already recorded, {healed.refused:,} refused)"
     )
+    if healed.unreported:
+        line += (
+            f"; {healed.unreported:,} more records whose content the hub lacked "
+            "(changed under the same change time) recorded"
+        )
     if healed.not_found:
         shown = ", ".join(healed.not_found[:5]) + (" …" if len(healed.not_found) > 5 else "")
         line += f"; not listed by the source any more: {shown}"

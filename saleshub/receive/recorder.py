@@ -166,20 +166,37 @@ class Recorder:
                 lane = store.lane_of(event.system, admission.info.order_key or key)
             rows.append({**_event_row(event, admission, receipt, key), "lane": lane, "receipt": receipt})
         claimed = store.record_events(conn, rows)
+        repeats = self._repeats(conn, round_, rows, claimed)
         receipts: dict[int, Receipt] = {}
         rejections: list[dict[str, Any]] = []
         for (index, event, _, key), row in zip(round_, rows, strict=True):
             receipt = row["receipt"]
             if receipt.event_id not in claimed:
-                receipts[index] = Receipt.of_repeat(
-                    store.repeated_events(conn, event.system, key), event.body
-                )
+                receipts[index] = Receipt.of_repeat(repeats[event.system, key], event.body)
                 continue
             receipts[index] = receipt
             if receipt.status is not Status.ACCEPTED:
                 rejections.append(self._rejection(event, receipt))
         write_outbox_rows(conn, rejections)
         return receipts
+
+    @staticmethod
+    def _repeats(
+        conn: Connection,
+        round_: list[tuple[int, InboundEvent, Admission, str]],
+        rows: list[dict[str, Any]],
+        claimed: set[uuid.UUID],
+    ) -> dict[tuple[str, str], store.EventOutcome]:
+        """The events holding the round's keys that were seen before, one query per system."""
+        keys: dict[str, list[str]] = {}
+        for (_, event, _, key), row in zip(round_, rows, strict=True):
+            if row["receipt"].event_id not in claimed:
+                keys.setdefault(event.system, []).append(key)
+        return {
+            (system, key): outcome
+            for system, wanted in keys.items()
+            for key, outcome in store.repeated_events(conn, system, wanted).items()
+        }
 
     def _rejection(self, event: InboundEvent, receipt: Receipt) -> dict[str, Any]:
         return self.outbox.rejection_row(

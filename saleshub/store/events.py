@@ -6,7 +6,7 @@ Two moments of an event's life write here:
   idempotency keys, stores the raw events with status ``accepted`` (or ``quarantined`` when intake
   refused the body), puts the accepted ones on the processing queue and wakes the processors when
   the transaction commits (PostgreSQL ``NOTIFY``), all in one statement; a repeated key is answered
-  with the original event (``repeated_events``);
+  with the original event (``repeated_events``, the repeats of a batch in one query);
 * **process** (a processor, one transaction per batch): ``claim_lanes`` locks some lanes
   (``FOR UPDATE SKIP LOCKED``, so several processors never share a lane), ``queued_events`` reads
   their events in the order received, ``finish_events`` sets each event's final status and
@@ -173,18 +173,20 @@ def _outcome(row: Any) -> EventOutcome:
     )
 
 
-def repeated_events(conn: Connection, system: str, key: str) -> EventOutcome:
-    """The event that holds ``(system, key)``, as it stands now."""
-    row = conn.execute(
-        select(*_OUTCOME_COLUMNS)
+def repeated_events(conn: Connection, system: str, keys: Sequence[str]) -> dict[str, EventOutcome]:
+    """The events that hold ``system``'s ``keys``, as they stand now, by key (one query)."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(_K.idempotency_key, *_OUTCOME_COLUMNS)
         .join_from(
             integration_event_keys,
             integration_events,
             (_E.event_id == _K.event_id) & (_E.received_at == _K.received_at),
         )
-        .where(_K.source_system == system, _K.idempotency_key == key)
-    ).one()
-    return _outcome(row)
+        .where(_K.source_system == system, _K.idempotency_key.in_(list(keys)))
+    )
+    return {row.idempotency_key: _outcome(row) for row in rows}
 
 
 def event_outcomes(conn: Connection, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, EventOutcome]:

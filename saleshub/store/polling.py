@@ -2,10 +2,13 @@
 
 * ``try_lock``/``unlock``: a session-level PostgreSQL advisory lock per system and stream, held by the
   polling process for a whole run on a connection of its own; a second process (another hub) finds
-  it taken and skips its run. A process that dies loses its session, and with it the lock.
+  it taken and skips its run. A process that dies loses its session, and with it the lock;
+  ``is_locked`` tells (without taking it) whether a run's process is still there.
 * ``load_cursor``/``save_cursor``: where a feed stands; ``save_cursor`` runs in the caller's
   transaction, the one that records the page's events, so the two commit together or not at all.
-* ``start_run``/``progress_run``/``finish_run``: one ``poll_runs`` row per run.
+* ``start_run``/``progress_run``/``finish_run``: one ``poll_runs`` row per run;
+  ``close_interrupted_runs``: a run still open when the next run holds the feed's lock lost its
+  process (a SIGKILL, a crash, a lost host) and is closed as ``interrupted``.
 * ``run_failed``/``run_succeeded``/``pause``/``resume``/``set_next_run``/``poller_states``: the
   per-system state ``saleshub poll status`` shows; ``run_failed`` pauses a system after
   ``pause_after`` failed runs in a row.
@@ -26,11 +29,14 @@ from sqlalchemy.dialects.postgresql import insert
 from saleshub.store.tables import poll_cursors, poll_runs, poller_state
 
 __all__ = [
+    "INTERRUPTED",
     "CursorRow",
     "PollRun",
     "PollerState",
     "Stream",
+    "close_interrupted_runs",
     "finish_run",
+    "is_locked",
     "last_runs",
     "load_cursor",
     "pause",
@@ -47,6 +53,9 @@ __all__ = [
 ]
 
 Stream = Literal["incremental", "backfill"]
+
+#: The outcome of a run whose process ended before it closed the run.
+INTERRUPTED = "interrupted"
 
 #: First key of the two-key advisory locks the pollers take (the second: crc32 of system:stream).
 _LOCK_CLASS = 0x5A1E5
@@ -87,7 +96,7 @@ class PollRun:
 
     run_id: uuid.UUID
     system: str
-    stream: str
+    stream: Stream
     started_by: str
     started_at: datetime
     finished_at: datetime | None
@@ -110,6 +119,19 @@ def try_lock(conn: Connection, system: str, stream: Stream) -> bool:
     ).scalar_one()
     conn.commit()  # the lock is the session's; nothing else of this connection stays open
     return bool(taken)
+
+
+def is_locked(conn: Connection, system: str, stream: Stream) -> bool:
+    """Whether some session holds the feed's advisory lock (read from ``pg_locks``; takes nothing)."""
+    held = conn.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = :c AND objid = :o AND objsubid = 2)"
+        ),
+        {"c": _LOCK_CLASS, "o": _lock_key(system, stream) & 0xFFFFFFFF},  # pg_locks shows oids
+    ).scalar_one()
+    return bool(held)
 
 
 def unlock(conn: Connection, system: str, stream: Stream) -> None:
@@ -204,6 +226,23 @@ def finish_run(conn: Connection, run_id: uuid.UUID, outcome: str, error: str | N
         .where(_R.run_id == run_id)
         .values(finished_at=func.now(), outcome=outcome, error=error)
     )
+
+
+def close_interrupted_runs(conn: Connection, system: str, stream: Stream) -> int:
+    """Close the feed's open runs as ``interrupted``; how many. Only with the feed's lock held.
+
+    Holding the lock proves that no live process runs the feed, so an open run's process is gone.
+    """
+    closed = conn.execute(
+        update(poll_runs)
+        .where(_R.source_system == system, _R.stream == stream, _R.outcome.is_(None))
+        .values(
+            finished_at=func.now(),
+            outcome=INTERRUPTED,
+            error="its process ended before the run finished; found by the next run",
+        )
+    )
+    return closed.rowcount
 
 
 def last_runs(conn: Connection, system: str, limit: int = 1) -> list[PollRun]:

@@ -454,7 +454,12 @@ poll_runs = Table(
     Column("orders", Integer, nullable=False, server_default=text("0"), comment="records read"),
     Column("recorded", Integer, nullable=False, server_default=text("0"), comment="new events recorded"),
     Column("errors", Integer, nullable=False, server_default=text("0"), comment="records refused at intake"),
-    Column("outcome", String(16), nullable=True, comment="completed, failed or stopped; NULL while running"),
+    Column(
+        "outcome",
+        String(16),
+        nullable=True,
+        comment="completed, failed, stopped or interrupted (its process died); NULL while running",
+    ),
     Column("error", Text, nullable=True),
     CheckConstraint(f"stream IN ({_in(POLL_STREAMS)})", name="stream"),
     Index("ix_poll_runs_system_started", "source_system", "started_at"),

@@ -340,6 +340,9 @@ def test_sigkill_between_two_pages_resumes_without_a_gap(
         pages = committed_pages()
         assert 3 <= pages < 12
         assert sum(poll_events(hub).values()) == pages * 50  # exactly the committed pages, nothing half
+        with hub.database.engine.connect() as conn:  # the killed session's lock goes within moments
+            wait_until(lambda: not store.is_locked(conn, "erp", "incremental"), 30, "the lock was freed")
+        assert "interrupted (its process died" in _poll_status(env)
         source.page_delay = 0
         for number in (2, 77, 420):
             source.erp.update(number)
@@ -354,8 +357,28 @@ def test_sigkill_between_two_pages_resumes_without_a_gap(
         # Every version read once: the three updated orders' first versions only where read before.
         read_before = sum(1 for number in (2, 77, 420) if number <= pages * 50)
         assert poll_events(hub) == {"mapped": 600 + read_before}
+        # The killed run was left open; the run that found its lock free closed it as interrupted.
+        with hub.database.engine.connect() as conn:
+            runs = store.last_runs(conn, "erp", 5)
+        assert [run.outcome for run in runs] == ["completed", "interrupted"]
+        assert runs[1].pages == pages and runs[1].finished_at is not None
+        assert "1 of the 2 last runs interrupted" in _poll_status(env)
     finally:
         hub.close()
+
+
+def _poll_status(env: dict[str, str]) -> str:
+    status = subprocess.run(
+        [sys.executable, "-m", "saleshub", "poll", "status"],
+        cwd=ROOT,
+        env={**env, "COLUMNS": "300"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stderr
+    return status.stdout
 
 
 def test_two_pollers_never_read_one_feed_at_once(erp_hub: HubRuntime, source: SourceServer) -> None:

@@ -14,7 +14,9 @@ runs: ``update`` gives an order a new revision at the source's current time (its
 puts that clock behind or ahead of the hub's). ``faults`` is a queue of scripted answers
 (``Fault(status=429, retry_after="1")``, ``Fault(delay=3)`` …) served before the real page;
 ``before_page`` is called (with the page's number) before each real page is built, so a test can
-change the data between two pages. ``requests`` counts what was asked.
+change the data between two pages. ``requests`` counts what was asked. ``TempoData(repeat=N)`` pages
+at least once, as token paging may: each page after the first starts with the previous page's last
+``N`` items again.
 """
 
 from __future__ import annotations
@@ -150,11 +152,16 @@ class ErpData:
 
 
 class TempoData:
-    """Tempo orders by number: (sequence, action, modifiedAt, the tso:Order XML)."""
+    """Tempo orders by number: (sequence, action, modifiedAt, the tso:Order XML).
 
-    def __init__(self, clock_skew: timedelta = timedelta(0)) -> None:
+    ``repeat``: a continuation token points ``repeat`` items before the page's end, so the next page
+    repeats them (at-least-once paging).
+    """
+
+    def __init__(self, clock_skew: timedelta = timedelta(0), *, repeat: int = 0) -> None:
         self.lock = threading.RLock()
         self.clock_skew = clock_skew
+        self.repeat = repeat
         self.orders: dict[int, tuple[int, str, str, bytes]] = {}
 
     def now(self) -> str:
@@ -208,7 +215,8 @@ class TempoData:
             parts.append(order)
             parts.append(b"</tpg:Item>")
         if len(rows) > size:
-            token = {"since": since, "before": before, "after": [chosen[-1][0], chosen[-1][1]]}
+            anchor = chosen[-1 - self.repeat] if self.repeat < len(chosen) else chosen[-1]
+            token = {"since": since, "before": before, "after": [anchor[0], anchor[1]]}
             encoded = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
             parts.append(f"<tpg:ContinuationToken>{encoded}</tpg:ContinuationToken>".encode())
         parts.append(b"</tpg:OrderPage>")

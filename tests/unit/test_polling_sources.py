@@ -12,11 +12,17 @@ import pytest
 import xmlschema
 from lxml import etree
 
+from adapters.erp import ErpAdapter
 from adapters.erp.source import OrderHubApi
 from adapters.registry import AdapterRegistry
 from adapters.source import Cursor, PageRequest, Window
 from adapters.tempo.source import TempoChangesApi
-from saleshub.errors import SourcePageError, SourceRefusedError, SourceUnavailableError
+from saleshub.errors import (
+    SourcePageError,
+    SourceRefusedError,
+    SourceTokenExpiredError,
+    SourceUnavailableError,
+)
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.platform.settings import SystemPollSettings
 from saleshub.receive.polling.http import RateLimit, SourceClient, retry_after_seconds
@@ -133,6 +139,50 @@ def test_tempo_page_matches_its_schema_and_each_item_becomes_a_message_the_adapt
         assert translation.event.idempotency_key.startswith("poll:PL/SYN/")
 
 
+def test_tempo_items_repeated_by_the_next_page_are_no_ops_and_a_real_step_back_is_refused() -> None:
+    api = TempoChangesApi()
+    at = "2026-11-20T10:13:0{}".format
+    first = api.update_state(
+        httpx.Response(200, content=_tempo_page([(1, 1, at(1)), (2, 1, at(2)), (3, 1, at(3))], "t1")),
+        Cursor(),
+        Window(),
+    )
+    assert first.cursor == Cursor(at(3), "PL/SYN/000000003", "t1")
+    # At least once: the next page starts with the last two items again; 3 changed within its second.
+    again = _tempo_page([(2, 1, at(2)), (3, 1, at(3)), (3, 2, at(3)), (4, 1, at(4))], "t2")
+    second = api.update_state(httpx.Response(200, content=again), first.cursor, Window())
+    assert [etree.fromstring(r.body).get("messageId") for r in second.records] == [
+        "poll:PL/SYN/000000003:2",
+        "poll:PL/SYN/000000004:1",
+    ]
+    assert second.cursor == Cursor(at(4), "PL/SYN/000000004", "t2")
+    backwards = _tempo_page([(9, 1, at(1)), (5, 1, at(5))])  # never read in this run, before the cursor
+    with pytest.raises(SourcePageError, match=r"item 0 .* is not after the item before"):
+        api.update_state(httpx.Response(200, content=backwards), second.cursor, Window())
+    relisted = api.update_state(httpx.Response(200, content=again), Cursor(at(0)), Window())
+    assert len(relisted.records) == 4  # a new listing (no token) has read nothing yet
+
+
+def test_erp_keys_hold_the_content_so_a_change_within_one_second_is_another_event() -> None:
+    adapter = ErpAdapter(MappingCatalog.load(MAPPINGS))
+    order = erp_order(1, updated_at=T0)
+    key = adapter.classify(adapter.decode(json.dumps(order).encode())).idempotency_key
+    reordered = json.dumps(dict(reversed(order.items())), indent=2).encode()
+    assert adapter.classify(adapter.decode(reordered)).idempotency_key == key  # the same content
+    assert key.startswith(f"OPS:SO-SYN-000000001@{T0}#")
+    changed = json.dumps({**order, "Comments": "changed within the second"}).encode()
+    assert adapter.classify(adapter.decode(changed)).idempotency_key != key
+
+
+def test_a_cursor_is_ahead_only_past_the_stored_one_erp_ties_as_numbers() -> None:
+    api = OrderHubApi()
+    stored = Cursor(T0, "9")
+    assert api.ahead(Cursor(T0, "10"), stored) and not api.ahead(Cursor(T0, "8"), stored)
+    assert not api.ahead(Cursor(T0), stored) and not api.ahead(Cursor(T0, "9"), stored)
+    assert not api.ahead(Cursor("2026-11-18T08:40:03.481+00:00", "99"), stored)
+    assert api.ahead(Cursor("2026-11-18T08:45:04.000+00:00"), stored) and api.ahead(Cursor(T0), None)
+
+
 def test_tempo_requests_follow_the_token_then_restart_from_a_time() -> None:
     api = TempoChangesApi(page_size=100, overlap=timedelta(seconds=30))
     request = PageRequest()
@@ -213,6 +263,19 @@ def test_the_client_never_retries_other_4xx(status: int) -> None:
     assert len(calls) == 1 and refused.value.status == status
 
 
+def test_a_410_to_a_request_with_a_token_is_an_expired_token_neither_retried_nor_a_refusal() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(410)
+
+    client, _ = _client(handler)
+    with pytest.raises(SourceTokenExpiredError, match="continuation token has expired"):
+        client.page(Cursor(T0, "1", token="expired"), Window())
+    assert len(calls) == 1
+
+
 def test_the_client_gives_up_after_its_attempts_or_an_overlong_retry_after() -> None:
     calls: list[httpx.Request] = []
 
@@ -225,7 +288,7 @@ def test_the_client_gives_up_after_its_attempts_or_an_overlong_retry_after() -> 
         client.page(Cursor(), Window())
     assert len(calls) == 4
     client, slept = _client(lambda request: httpx.Response(503, headers={"Retry-After": "3600"}))
-    with pytest.raises(SourceUnavailableError, match="503"):
+    with pytest.raises(SourceUnavailableError, match=r"503.*Retry-After 3600 s, beyond max_backoff_seconds"):
         client.page(Cursor(), Window())
     assert [wait for wait in slept if wait > 0.01] == []  # an hour is over max_backoff_seconds: next run
 

@@ -11,8 +11,11 @@ request and reads each answer) and owns everything in between:
 * retries (tenacity) on connection errors, timeouts, 5xx and 429, at most ``attempts`` tries, waiting
   exponentially longer (``backoff_seconds`` doubling up to ``max_backoff_seconds``, with jitter), or
   exactly what the source's ``Retry-After`` asks (seconds or an HTTP date); a ``Retry-After`` longer
-  than ``max_backoff_seconds`` ends the tries at once (the next run comes later). Never on other 4xx:
-  those raise ``SourceRefusedError``;
+  than ``max_backoff_seconds`` ends the tries at once (the next run comes later), with the wait the
+  source asked for in the error (so ``saleshub poll status`` shows it). Never on other 4xx: a
+  request carrying a continuation token that the source answers with one of the adapter's
+  ``token_expired_statuses`` (410) raises ``SourceTokenExpiredError`` (the poller lists again from
+  its time cursor), any other 4xx raises ``SourceRefusedError``;
 * httpx's own exceptions are translated here, once (``SourceUnavailableError``), so nothing above
   sees httpx's.
 
@@ -42,7 +45,12 @@ from tenacity.stop import stop_base
 from typing_extensions import override
 
 from adapters.source import Cursor, Page, PageRequest, SourceApi, SourceRecord, Window
-from saleshub.errors import MissingSecretError, SourceRefusedError, SourceUnavailableError
+from saleshub.errors import (
+    MissingSecretError,
+    SourceRefusedError,
+    SourceTokenExpiredError,
+    SourceUnavailableError,
+)
 from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import SystemPollSettings
 
@@ -179,7 +187,19 @@ class SourceClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        response = retrying(self._get, request)
+        try:
+            response = retrying(self._get, request, cursor.token is not None)
+        except SourceUnavailableError as exc:
+            limit = self.settings.max_backoff_seconds
+            if exc.retry_after is None or exc.retry_after <= limit:
+                raise
+            raise SourceUnavailableError(
+                self.system,
+                f"{exc.reason}; it asked for Retry-After {exc.retry_after:.0f} s, beyond "
+                f"max_backoff_seconds ({limit:g} s): the next run asks again",
+                status=exc.status,
+                retry_after=exc.retry_after,
+            ) from exc
         return self.api.update_state(response, cursor, window)
 
     def pages(self, start: Cursor, window: Window) -> Iterator[Page]:
@@ -197,7 +217,7 @@ class SourceClient:
         for page in self.pages(self.api.start(None, window), window):
             yield from page.records
 
-    def _get(self, request: PageRequest) -> httpx.Response:
+    def _get(self, request: PageRequest, with_token: bool) -> httpx.Response:
         self.rate.wait()
         path = self.api.path
         try:
@@ -217,6 +237,8 @@ class SourceClient:
                 status=status,
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
+        if with_token and status in self.api.token_expired_statuses:
+            raise SourceTokenExpiredError(self.system, status, path)
         if status >= 300:
             raise SourceRefusedError(self.system, status, path, response.reason_phrase)
         return response

@@ -4,15 +4,22 @@ One run of one system's feed (``incremental``, or a ``backfill`` of a window):
 
 1. take the feed's PostgreSQL advisory lock on a connection held for the run; if another process
    holds it, skip (two hub processes never poll one feed at once);
-2. open a ``poll_runs`` row and read the stored cursor; the run starts ``overlap`` before it (the
+2. close as ``interrupted`` the feed's runs still open (their process died: the lock was free), open
+   a ``poll_runs`` row and read the stored cursor; the run starts ``overlap`` before it (the
    adapter's ``SourceApi.start``), so rows the source committed late are read again;
 3. page after page (``SourceClient``): admit every record like any inbound event (transport
    ``poll``), then in **one transaction** record them (``Recorder.record_many``) and store the cursor
-   after the page. A crash between two pages resumes from the last committed page: nothing skipped,
-   nothing recorded twice (a record read again has the same idempotency key and writes nothing);
+   after the page, unless the page lies behind it (inside the overlap): the stored cursor never
+   moves back, so failed or killed runs cannot walk it backwards. A crash between two pages resumes
+   from the last committed page: nothing skipped, nothing recorded twice (a record read again
+   unchanged has the same idempotency key and writes nothing; one changed again under the same
+   change time has another key and is recorded). A continuation token the source has expired
+   (``SourceTokenExpiredError``) makes the run list again from the stored cursor, with the overlap,
+   up to ``attempts`` times in a row without a page read;
 4. close the run. A failed incremental run counts towards pausing the system
-   (``pause_after_failures`` in a row, or at once when the source refuses the request with a 4xx);
-   a paused system's scheduled runs are skipped until ``saleshub poll resume``.
+   (``pause_after_failures`` in a row, or at once when the source refuses the request with a 4xx a
+   retry cannot fix, such as 401 or 403); a paused system's scheduled runs are skipped until
+   ``saleshub poll resume``.
 
 A backfill keeps its own cursor (stream ``backfill``, with its window), so it never moves the
 incremental one, and resumes where it stopped when started again with the same window.
@@ -34,7 +41,7 @@ from sqlalchemy import Connection, Engine
 
 from adapters.base import SourceAdapter
 from adapters.source import Cursor, Page, SourceApi, Window
-from saleshub.errors import ConfigurationError, SalesHubError
+from saleshub.errors import ConfigurationError, SalesHubError, SourceTokenExpiredError
 from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import SystemPollSettings
 from saleshub.platform.telemetry import NoTelemetry, Telemetry
@@ -173,6 +180,14 @@ class Poller:
         self, stream: Stream, window: Window, started_by: str, force: bool
     ) -> tuple[uuid.UUID | None, CursorRow, str | None]:
         with database_errors(), self.engine.begin() as conn:
+            interrupted = store.close_interrupted_runs(conn, self.system, stream)
+            if interrupted:
+                log.warning(
+                    "%d run(s) of %s (%s) ended without closing (their process died): closed as interrupted",
+                    interrupted,
+                    self.system,
+                    stream,
+                )
             if stream == "incremental":
                 state = store.poller_states(conn, [self.system]).get(self.system)
                 if state is not None and state.paused_at is not None and not force:
@@ -204,13 +219,22 @@ class Poller:
         try:
             with self.client() as client:
                 api = client.api
-                resumed = Cursor(stored.updated_at, stored.tie, stored.token) if stored.updated_at else None
-                cursor = api.start(resumed, window)
+                cursor = api.start(_position(stored), window)
                 remaining: int | None = None
+                relists = 0
                 while stop is None or not stop.is_set():
                     with self.telemetry.span("poll", system=self.system, stream=stream):
-                        page = client.page(cursor, window)
-                        stored = self._record(page, run_id, stream, stored, counts)
+                        try:
+                            page = client.page(cursor, window)
+                        except SourceTokenExpiredError as exc:
+                            relists += 1
+                            if relists > self.settings.attempts:
+                                raise
+                            log.info("%s; listing %s again from the stored cursor", exc, self.system)
+                            cursor = api.start(_position(stored), window)
+                            continue
+                        relists = 0
+                        stored = self._record(api, page, run_id, stream, stored, counts)
                     remaining = page.total if page.total is not None else remaining
                     if remaining is not None:
                         remaining = max(0, remaining - len(page.records))
@@ -245,7 +269,13 @@ class Poller:
         )
 
     def _record(
-        self, page: Page, run_id: uuid.UUID, stream: Stream, stored: CursorRow, counts: _Counts
+        self,
+        api: SourceApi,
+        page: Page,
+        run_id: uuid.UUID,
+        stream: Stream,
+        stored: CursorRow,
+        counts: _Counts,
     ) -> CursorRow:
         received_at = datetime.now(UTC)
         headers = {"poll-run": str(run_id)}
@@ -262,12 +292,12 @@ class Poller:
             items.append((event, admit(event, self.adapter)))
         advanced = replace(
             stored,
-            updated_at=page.cursor.updated_at,
-            tie=page.cursor.tie,
             token=page.cursor.token,
             pages=stored.pages + 1,
             records=stored.records + len(page.records),
         )
+        if api.ahead(page.cursor, _position(stored)):  # a page inside the overlap leaves it where it was
+            advanced = replace(advanced, updated_at=page.cursor.updated_at, tie=page.cursor.tie)
         counts.pages += 1
         counts.orders += len(page.records)
         with database_errors(), self.engine.begin() as conn:
@@ -321,6 +351,11 @@ class Poller:
             store.finish_run(conn, run_id, outcome, error)
             if succeeded:
                 store.run_succeeded(conn, self.system)
+
+
+def _position(stored: CursorRow) -> Cursor | None:
+    """The stored cursor as a feed position; ``None`` before the feed's first page."""
+    return Cursor(stored.updated_at, stored.tie, stored.token) if stored.updated_at else None
 
 
 def _error_text(exc: BaseException) -> str:
