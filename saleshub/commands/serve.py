@@ -1,14 +1,16 @@
 """``saleshub serve`` and ``saleshub status``: run the hub, and tell an operator how it stands.
 
 ``serve`` loads and checks the mappings, opens the database (starting the embedded PostgreSQL when
-no URL is configured), migrates it, creates the event partitions, says what it runs on and which
+no URL is configured), migrates it and creates the event partitions (with a leased database user it
+only checks them: schema changes are the owner's, ``saleshub db upgrade``), says what it runs on and which
 systems have webhook secrets, starts the outbox relay and the Pyxis topic consumer when Kafka is
 configured (in this process, beside the web workers), then serves HTTP with uvicorn. With several
 workers each worker process opens its own pool on the same database: the resolved settings travel
 to them with uvicorn's configuration (``saleshub.commands.workers``), not through the environment.
 SIGTERM or SIGINT stops it cleanly (exit 0): the server drains, the Kafka threads stop and the
 embedded PostgreSQL is released. Without Kafka, canonical events are kept in the outbox, and both
-``serve`` and ``status`` say so.
+``serve`` and ``status`` say so. ``status`` tries Vault once instead of waiting for it, so it answers within
+seconds whatever is down, and says what is.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ fast the host is: a slower host only makes the wait longer.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -96,6 +98,61 @@ def test_two_workers_start_on_a_busy_host_and_none_is_replaced(
         assert last.get("workers") == "2 running, none replaced", last
         replaced = [line for line in log_path.read_text().splitlines() if any(w in line for w in RESTARTED)]
         assert not replaced, "a worker was replaced:\n" + "\n".join(replaced)
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(60)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait(30)
+
+
+def test_a_worker_that_stops_answering_is_replaced_and_readiness_says_so(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SALESHUB_")}
+    env |= {
+        **SECRETS,
+        "SALESHUB_DATABASE__DATA_DIR": str(tmp_path / "data"),
+        "SALESHUB_WEB__WORKER_TIMEOUT_SECONDS": "10",
+    }
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "saleshub", "serve", "--workers", "2", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        seen: dict[str, dict[str, object]] = {}
+        deadline = time.monotonic() + 600
+        while len(seen) < 2:
+            assert serve.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"only {sorted(seen)} answered"
+            status, process, body = ready_processes(port)
+            if status == 200 and process:
+                seen[process] = body
+            time.sleep(0.2)
+        frozen = int(sorted(seen)[0].rpartition(":")[2])
+        os.kill(frozen, signal.SIGSTOP)  # alive, and answering nothing: the supervisor must replace it
+        try:
+            while "replaced" not in log_path.read_text():
+                assert serve.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the frozen worker was never replaced"
+                time.sleep(0.2)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(frozen, signal.SIGCONT)
+        line = next(line for line in log_path.read_text().splitlines() if "replaced" in line)
+        assert f"web worker [{frozen}] replaced by [" in line and "health check within 10 s" in line, line
+        while True:
+            assert time.monotonic() < deadline, "readiness never reported the replacement"
+            status, _, body = ready_processes(port)
+            if status == 200 and body.get("workers") != "2 running, none replaced":
+                break
+            time.sleep(0.2)
+        assert str(body["workers"]).startswith("2 running, 1 replaced, the last "), body
     finally:
         serve.terminate()
         try:

@@ -20,6 +20,7 @@ from saleshub.platform.kafka_clients import consumer_config, producer_config
 from saleshub.platform.secrets import EnvSecretStore, FileSecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings, settings_table
 from saleshub.platform.telemetry import NoTelemetry, RecordingTelemetry, telemetry_from_settings
+from saleshub.platform.worker_board import LOOP_REPLACEMENTS, WorkerBoard
 from saleshub.synthetic import pyxis_event
 from tests.conftest import FIXTURE_MAPPINGS, ROOT
 
@@ -216,3 +217,17 @@ def test_an_unknown_or_renamed_setting_is_refused_with_a_suggestion(monkeypatch:
     assert Settings().database.url is None
     with pytest.raises(ConfigurationError, match="database_url"):
         Settings(database_url="postgresql://elsewhere/db")  # type: ignore[call-arg]
+
+
+def test_worker_board_tells_a_restart_loop_from_a_replacement() -> None:
+    board = WorkerBoard(2)
+    assert board.describe() == "2 running, none replaced"
+    assert board.replaced() == 1
+    assert board.describe().startswith("2 running, 1 replaced, the last ") and not board.restart_loop
+    for _ in range(LOOP_REPLACEMENTS - 1):
+        board.replaced()
+    assert board.restart_loop
+    assert board.describe().startswith(
+        f"restart loop: {LOOP_REPLACEMENTS} workers replaced in the last 5 min"
+    )
+    assert "SALESHUB_WEB__WORKER_TIMEOUT_SECONDS" in board.describe()
