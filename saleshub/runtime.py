@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -41,12 +40,7 @@ from saleshub.store import queries
 from saleshub.store.database import Database, open_database
 from saleshub.store.failures import first_line, lacks_privilege
 from saleshub.store.migrate import current_revision, head_revision, upgrade
-from saleshub.store.partitions import (
-    PARTITION_MONTHS_AHEAD,
-    ensure_partitions,
-    month_start,
-    uncovered_months,
-)
+from saleshub.store.partitions import ensure_partitions, uncovered_message, uncovered_months
 
 __all__ = ["HubRuntime", "tune_collector"]
 
@@ -167,20 +161,7 @@ def _prepare_store(database: Database, *, leased: bool) -> None:
     with database.engine.connect() as connection:
         missing = uncovered_months(connection)
     if missing:
-        log.warning("%s", _uncovered_message(missing))
-
-
-def _uncovered_message(missing: list[date]) -> str:
-    today = month_start(datetime.now(UTC).date())
-    months = ", ".join(f"{month:%Y-%m}" for month in missing)
-    run = (
-        "run `saleshub db upgrade` with the owner's credentials (secret database/owner): it creates "
-        f"the partitions {PARTITION_MONTHS_AHEAD} months ahead; this hub's user creates none"
-    )
-    if missing[0] == today:
-        return f"no event partition for {months}: their events go to the DEFAULT partition; {run}"
-    last = month_start(missing[0], -1)
-    return f"the event partitions end with {last:%Y-%m} ({months} have none yet); before then, {run}"
+        log.warning("%s", uncovered_message(missing))
 
 
 def _adapters(settings: Settings, registry: MappingRegistry) -> dict[str, SourceAdapter]:

@@ -45,7 +45,7 @@ from saleshub.store.failures import database_errors
 from saleshub.store.mapping_revisions import LiveProcess, StoredRevision, deployed_revision, live_processes
 from saleshub.store.migrate import current_revision, head_revision
 from saleshub.store.outbox import Backlog, BrokerState, backlog, broker_state
-from saleshub.store.partitions import list_partitions
+from saleshub.store.partitions import list_partitions, uncovered_message, uncovered_months
 
 __all__ = ["serve", "status"]
 
@@ -229,6 +229,7 @@ def _report(settings: Settings, secrets: SecretStore, db: Database) -> None:
         open_problems = queries.open_problem_count(conn)
         stray = queries.default_partition_rows(conn)
         partitions = list_partitions(conn, count_rows=False)
+        uncovered = uncovered_months(conn)
         waiting = backlog(conn)
         queued, oldest_queued = queue_depth(conn)
         broker = broker_state(conn)
@@ -242,6 +243,8 @@ def _report(settings: Settings, secrets: SecretStore, db: Database) -> None:
     out.print(f"[{colour}]open quarantined/failed events: {open_problems}[/{colour}]")
     if partitions:
         out.print(f"event partitions: {partitions[0].month:%Y-%m} … {partitions[-1].month:%Y-%m}")
+    if uncovered:
+        out.print(f"[yellow]event partitions: {uncovered_message(uncovered)}[/yellow]")
     if stray:
         out.print(f"[yellow]{stray} events in the DEFAULT partition: run `saleshub db upgrade`[/yellow]")
     _print_queue(queued, oldest_queued)

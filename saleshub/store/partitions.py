@@ -32,6 +32,7 @@ __all__ = [
     "list_partitions",
     "month_start",
     "purge_raw_bodies",
+    "uncovered_message",
     "uncovered_months",
 ]
 
@@ -70,6 +71,20 @@ def uncovered_months(
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     existing = {info.month for info in list_partitions(connection, count_rows=False)}
     return [month for shift in range(ahead + 1) if (month := month_start(today, shift)) not in existing]
+
+
+def uncovered_message(missing: list[date], *, now: datetime | None = None) -> str:
+    """What to tell an operator about ``missing`` months (from ``uncovered_months``), and what to run."""
+    today = month_start((now or datetime.now(UTC)).astimezone(UTC).date())
+    months = ", ".join(f"{month:%Y-%m}" for month in missing)
+    run = (
+        "run `saleshub db upgrade` with the owner's credentials (secret database/owner): it creates "
+        f"the partitions {PARTITION_MONTHS_AHEAD} months ahead; this hub's user creates none"
+    )
+    if missing[0] == today:
+        return f"no event partition for {months}: their events go to the DEFAULT partition; {run}"
+    last = month_start(missing[0], -1)
+    return f"the event partitions end with {last:%Y-%m} ({months} have none yet); before then, {run}"
 
 
 def ensure_partitions(

@@ -712,6 +712,10 @@ def test_month_rollover_restart_with_leased_credentials_runs_no_ddl(
         monkeypatch.setenv(f"SALESHUB_SECRETS__{key.upper()}", str(value))
     monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
     monkeypatch.setenv("COLUMNS", "250")
+    status = CliRunner().invoke(app, ["status"])
+    assert status.exit_code == 0, status.output
+    assert f"event partitions: the event partitions end with {months[2]:%Y-%m}" in status.output
+    assert "saleshub db upgrade` with the owner's credentials" in status.output
     refused = CliRunner().invoke(app, ["db", "upgrade"])
     assert refused.exit_code == 1
     assert "database/owner" in refused.output, refused.output
