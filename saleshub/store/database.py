@@ -153,8 +153,17 @@ def _leased_engine(parsed: URL, pool_size: int, leased: LeasedCredentials) -> En
         login_refused = context.connection is None and "authentication failed" in str(original)
         if sqlstate[:2] != "28" and sqlstate != _INSUFFICIENT_PRIVILEGE and not login_refused:
             return
-        user = context.connection.info.get(_LEASED_USER) if context.connection is not None else None
-        leased.refused(str(user or leased.current().username), first_line(context.original_exception))
+        connection = context.connection
+        user = (
+            connection.info.get(_LEASED_USER)
+            if connection is not None and not connection.invalidated
+            else None
+        )
+        if login_refused or sqlstate[:2] == "28":
+            reason = "its login was refused"
+        else:
+            reason = f"refused mid-transaction: {first_line(original)}"
+        leased.refused(str(user or leased.current().username), reason)
         context.is_disconnect = True
         context.invalidate_pool_on_disconnect = True
 
