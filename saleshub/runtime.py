@@ -1,7 +1,8 @@
 """The running hub's parts, built once per process from the settings.
 
 ``HubRuntime.open(settings)`` opens the database (embedded when no URL is set), optionally migrates
-it, creates the event partitions and checks that every adapter's system is registered, takes the
+it and creates the event partitions (or, with a leased database user, only checks them: that DDL is
+the owner's, ``saleshub db upgrade``) and checks that every adapter's system is registered, takes the
 mappings, and wires the recorder every transport uses, the processors' factory, the outbox, the
 event schemas, the secret store and the telemetry port.
 
@@ -37,8 +38,9 @@ from saleshub.receive.recorder import Recorder
 from saleshub.stewards.deployment import RevisionFollower, deploy, load_deployed
 from saleshub.store import queries
 from saleshub.store.database import Database, open_database
-from saleshub.store.migrate import upgrade
-from saleshub.store.partitions import ensure_partitions
+from saleshub.store.failures import first_line, lacks_privilege
+from saleshub.store.migrate import current_revision, head_revision, upgrade
+from saleshub.store.partitions import ensure_partitions, uncovered_message, uncovered_months
 
 __all__ = ["HubRuntime", "tune_collector"]
 
@@ -77,14 +79,14 @@ class HubRuntime:
             raise
         try:
             if migrate:
-                upgrade(database.engine)
+                leased = secrets.leased_credentials("database/credentials") is not None
+                _prepare_store(database, leased=leased)
             registry = (
                 MappingRegistry(pinned) if pinned is not None else _deployed(settings, database, migrate)
             )
             adapters = _adapters(settings, registry)
             if migrate:
-                with database.engine.begin() as connection:
-                    ensure_partitions(connection)
+                with database.engine.connect() as connection:
                     _check_systems_registered(connection, adapters)
         except Exception:
             database.close()
@@ -127,6 +129,39 @@ class HubRuntime:
         self.telemetry.close()
         self.database.close()
         self.secrets.close()
+
+
+def _prepare_store(database: Database, *, leased: bool) -> None:
+    """Bring the schema and the event partitions up to date, or only check them with a leased user.
+
+    Schema changes and partitions are DDL, made by the owner role: here when the hub logs in as
+    the owner (the embedded PostgreSQL, or static credentials of the owner), otherwise by
+    ``saleshub db upgrade`` with the owner's credentials. A leased runtime user never makes one
+    (its role owns nothing, so Vault can drop it): the start checks that the schema is current and
+    says what to run when the partitions run short, instead of failing on "permission denied".
+    """
+    if not leased:
+        upgrade(database.engine)
+        try:
+            with database.engine.begin() as connection:
+                ensure_partitions(connection)
+            return
+        except Exception as exc:
+            if not lacks_privilege(exc):
+                raise
+            log.warning("the database user may not create event partitions (%s)", first_line(exc))
+    else:
+        revision, expected = current_revision(database.engine), head_revision()
+        if revision != expected:
+            raise ConfigurationError(
+                f"the database schema is at {revision or '(empty)'} and this hub needs {expected}; "
+                "schema changes run as the owner role, never as the leased runtime user: run `saleshub "
+                "db upgrade` with the owner's credentials (secret database/owner)"
+            )
+    with database.engine.connect() as connection:
+        missing = uncovered_months(connection)
+    if missing:
+        log.warning("%s", uncovered_message(missing))
 
 
 def _adapters(settings: Settings, registry: MappingRegistry) -> dict[str, SourceAdapter]:

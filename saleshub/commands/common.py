@@ -60,10 +60,12 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @contextmanager
-def database(settings: Settings | None = None, secrets: SecretStore | None = None) -> Iterator[Database]:
-    """The configured (or embedded) database for the length of one command."""
+def database(
+    settings: Settings | None = None, secrets: SecretStore | None = None, *, owner: bool = False
+) -> Iterator[Database]:
+    """The configured (or embedded) database for the length of one command (``owner``: as its owner)."""
     try:
-        db = open_database(settings or Settings(), secrets)
+        db = open_database(settings or Settings(), secrets, owner=owner)
     except SalesHubError as exc:
         raise fail(str(exc)) from None
     try:

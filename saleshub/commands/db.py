@@ -9,7 +9,11 @@ from rich.table import Table
 
 from saleshub.commands.common import database, fail
 from saleshub.console import out
-from saleshub.store.migrate import current_revision, head_revision, upgrade
+from saleshub.errors import SalesHubError
+from saleshub.platform.secrets import secret_store_from_settings
+from saleshub.platform.settings import Settings
+from saleshub.store.database import OWNER_SECRET
+from saleshub.store.migrate import current_revision, head_revision, login_user, upgrade
 from saleshub.store.outbox import purge_published
 from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
 
@@ -20,15 +24,42 @@ db_app = typer.Typer(help="Database schema, partitions and retention.", no_args_
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations and create the coming months' event partitions."""
-    with database() as db:
-        before = current_revision(db.engine)
-        upgrade(db.engine)
-        with db.engine.begin() as connection:
-            created = ensure_partitions(connection)
-        out.print(f"{db.description}: schema {before or '(empty)'} → {current_revision(db.engine)}")
-        for name in created:
-            out.print(f"created partition {name}")
+    """Apply pending migrations and create the event partitions months ahead, as the owner role.
+
+    With a database URL, the owner logs in with the secret ``database/owner`` when it is set; else
+    with ``database/credentials``, unless those are leased from Vault (a leased user owns nothing
+    and makes no schema change).
+    """
+    settings = Settings()
+    try:
+        secrets = secret_store_from_settings(settings)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+    try:
+        owner = settings.database.url is not None and secrets.credentials(OWNER_SECRET) is not None
+    except SalesHubError as exc:
+        secrets.close()
+        raise fail(str(exc)) from None
+    try:
+        if not owner and settings.secrets.leases_database:
+            raise fail(
+                "schema changes and partitions run as the database's owner role, never as the leased "
+                f"runtime user: set the secret {OWNER_SECRET} (username, password) of the owner, in "
+                f"{secrets.where(OWNER_SECRET)}"
+            )
+        with database(settings, secrets, owner=owner) as db:
+            before = current_revision(db.engine)
+            upgrade(db.engine)
+            with db.engine.begin() as connection:
+                created = ensure_partitions(connection)
+            out.print(
+                f"{db.description} as {login_user(db.engine)}: schema {before or '(empty)'} → "
+                f"{current_revision(db.engine)}"
+            )
+            for name in created:
+                out.print(f"created partition {name}")
+    finally:
+        secrets.close()
 
 
 @db_app.command("partitions")

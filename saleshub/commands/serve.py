@@ -1,14 +1,16 @@
 """``saleshub serve`` and ``saleshub status``: run the hub, and tell an operator how it stands.
 
 ``serve`` loads and checks the mappings, opens the database (starting the embedded PostgreSQL when
-no URL is configured), migrates it, creates the event partitions, says what it runs on and which
+no URL is configured), migrates it and creates the event partitions (with a leased database user it
+only checks them: schema changes are the owner's, ``saleshub db upgrade``), says what it runs on and which
 systems have webhook secrets, starts the outbox relay and the Pyxis topic consumer when Kafka is
 configured (in this process, beside the web workers), then serves HTTP with uvicorn. With several
 workers each worker process opens its own pool on the same database: the resolved settings travel
 to them with uvicorn's configuration (``saleshub.commands.workers``), not through the environment.
 SIGTERM or SIGINT stops it cleanly (exit 0): the server drains, the Kafka threads stop and the
 embedded PostgreSQL is released. Without Kafka, canonical events are kept in the outbox, and both
-``serve`` and ``status`` say so.
+``serve`` and ``status`` say so. ``status`` tries Vault once instead of waiting for it, so it answers within
+seconds whatever is down, and says what is.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.table import Table
-from uvicorn.supervisors import Multiprocess
 
-from saleshub.commands.common import StopSignal, database, fail
-from saleshub.commands.workers import WorkerConfig, worker_settings
+from saleshub.commands.common import StopSignal, fail
+from saleshub.commands.workers import run_workers
 from saleshub.console import err, out
-from saleshub.errors import ConfigurationError, RetriableError, SalesHubError
+from saleshub.errors import ConfigurationError, RetriableError, SalesHubError, SecretStoreError
 from saleshub.mapping.revision import MappingFiles
 from saleshub.platform.logs import configure_logging
 from saleshub.platform.secrets import (
@@ -38,12 +39,13 @@ from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import Services
 from saleshub.store import queries
+from saleshub.store.database import Database, open_database
 from saleshub.store.events import queue_depth
 from saleshub.store.failures import database_errors
 from saleshub.store.mapping_revisions import LiveProcess, StoredRevision, deployed_revision, live_processes
 from saleshub.store.migrate import current_revision, head_revision
 from saleshub.store.outbox import Backlog, BrokerState, backlog, broker_state
-from saleshub.store.partitions import list_partitions
+from saleshub.store.partitions import list_partitions, uncovered_message, uncovered_months
 
 __all__ = ["serve", "status"]
 
@@ -150,10 +152,7 @@ def _serve_http(hub: HubRuntime, host: str, port: int, workers: int) -> None:
         "log_config": None,  # uvicorn's lines go through the hub's handler (format, masking)
     }
     if workers > 1:
-        # The workers get the resolved database URL inside their configuration, not the environment.
-        handed = worker_settings(hub.settings, hub.database.url)
-        config: uvicorn.Config = WorkerConfig(handed, workers=workers, **options)
-        Multiprocess(config, sockets=[config.bind_socket()]).run()  # stops on SIGTERM/SIGINT
+        run_workers(hub.settings, hub.database.url, workers, **options)
         return
     from saleshub.receive.app import create_app
 
@@ -170,7 +169,8 @@ def status() -> None:
     """How the hub stands: database, schema, events of the last 24 hours, open problems, partitions."""
     settings = Settings()
     try:
-        secrets = secret_store_from_settings(settings)
+        # Vault is tried once: status reports an outage instead of waiting it out.
+        secrets = secret_store_from_settings(settings, wait=False)
     except SalesHubError as exc:
         raise fail(str(exc)) from None
     try:
@@ -191,30 +191,50 @@ def _print_secrets(health: StoreHealth) -> None:
 
 
 def _status(settings: Settings, secrets: SecretStore) -> None:
-    with database(settings, secrets) as db:
-        try:
-            revision = current_revision(db.engine)
-        except Exception as exc:  # the operator needs the reason, whatever the driver raised
-            raise fail(f"{db.description}: cannot read the schema revision: {exc}") from None
-        expected = head_revision()
-        state = (
-            "[green]up to date[/green]"
-            if revision == expected
-            else f"[red]{revision} (needs {expected})[/red]"
-        )
-        out.print(f"database: {db.description}; schema {state}")
-        if revision != expected:
-            raise fail("run `saleshub db upgrade`")
-        with db.engine.connect() as conn:
-            counts = queries.event_status_counts(conn, datetime.now(UTC) - timedelta(hours=24))
-            open_problems = queries.open_problem_count(conn)
-            stray = queries.default_partition_rows(conn)
-            partitions = list_partitions(conn, count_rows=False)
-            waiting = backlog(conn)
-            queued, oldest_queued = queue_depth(conn)
-            broker = broker_state(conn)
-            deployed = deployed_revision(conn)
-            running = live_processes(conn, within_seconds=30)
+    try:
+        db = open_database(settings, secrets)
+    except (SecretStoreError, RetriableError) as exc:
+        health = secrets.health()
+        if settings.database.url is not None and not health.available:
+            out.print(
+                "[red]database: not checked: its credentials (database/credentials) come from the "
+                "secret store, which cannot give them now[/red]"
+            )
+            _print_secrets(health)
+            raise fail(f"the secret store is unavailable: {health.detail}") from None
+        raise fail(" ".join(str(exc).split())) from None
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+    try:
+        _report(settings, secrets, db)
+    finally:
+        db.close()
+
+
+def _report(settings: Settings, secrets: SecretStore, db: Database) -> None:
+    try:
+        revision = current_revision(db.engine)
+    except Exception as exc:  # the operator needs the reason, whatever the driver raised
+        _print_secrets(secrets.health())  # what else is down, before the error
+        raise fail(f"{db.description}: cannot read the schema revision: {exc}") from None
+    expected = head_revision()
+    state = (
+        "[green]up to date[/green]" if revision == expected else f"[red]{revision} (needs {expected})[/red]"
+    )
+    out.print(f"database: {db.description}; schema {state}")
+    if revision != expected:
+        raise fail("run `saleshub db upgrade`")
+    with db.engine.connect() as conn:
+        counts = queries.event_status_counts(conn, datetime.now(UTC) - timedelta(hours=24))
+        open_problems = queries.open_problem_count(conn)
+        stray = queries.default_partition_rows(conn)
+        partitions = list_partitions(conn, count_rows=False)
+        uncovered = uncovered_months(conn)
+        waiting = backlog(conn)
+        queued, oldest_queued = queue_depth(conn)
+        broker = broker_state(conn)
+        deployed = deployed_revision(conn)
+        running = live_processes(conn, within_seconds=30)
     table = Table("system", "status", "events (24 h)", title="Events of the last 24 hours")
     for (system, event_status), count in sorted(counts.items()):
         table.add_row(system, event_status, str(count))
@@ -223,6 +243,8 @@ def _status(settings: Settings, secrets: SecretStore) -> None:
     out.print(f"[{colour}]open quarantined/failed events: {open_problems}[/{colour}]")
     if partitions:
         out.print(f"event partitions: {partitions[0].month:%Y-%m} … {partitions[-1].month:%Y-%m}")
+    if uncovered:
+        out.print(f"[yellow]event partitions: {uncovered_message(uncovered)}[/yellow]")
     if stray:
         out.print(f"[yellow]{stray} events in the DEFAULT partition: run `saleshub db upgrade`[/yellow]")
     _print_queue(queued, oldest_queued)

@@ -124,6 +124,17 @@ class LeasedCredentials(ABC):
     def close(self) -> None:
         """Give the lease back."""
 
+    def refused(self, username: str, reason: str) -> None:  # noqa: B027  (a hook: static leases ignore it)
+        """The database refused ``username`` (a login, or a privilege mid-transaction): check the lease.
+
+        Called by the connection pool; the lease is checked and, if Vault no longer knows it
+        (revoked), replaced at once instead of at its next renewal.
+        """
+
+    def problem(self) -> str | None:
+        """Why the current credentials do not work, while they do not; ``None`` when they are fine."""
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class StoreHealth:
@@ -283,8 +294,12 @@ class FileSecretStore(SecretStore):
         return f"FileSecretStore({self.path})"
 
 
-def secret_store_from_settings(settings: Settings) -> SecretStore:
-    """The backend the settings choose (Vault: logged in, retrying while Vault is unavailable)."""
+def secret_store_from_settings(settings: Settings, *, wait: bool = True) -> SecretStore:
+    """The backend the settings choose (Vault: logged in, retrying while Vault is unavailable).
+
+    ``wait=False`` (``saleshub status``): Vault is tried once, and an unavailable Vault gives a store
+    that says so at once instead of retrying for ``vault_startup_seconds``.
+    """
     if settings.secrets.backend == "vault":
         try:
             from saleshub.platform.vault import VaultSecretStore
@@ -293,6 +308,8 @@ def secret_store_from_settings(settings: Settings) -> SecretStore:
                 f"SALESHUB_SECRETS__BACKEND=vault needs the hvac package ({exc.name} is missing): "
                 "pip install hvac"
             ) from None
+        if not wait:
+            return VaultSecretStore.probe(settings.secrets)
         return VaultSecretStore.connect(settings.secrets)
     if settings.secrets.backend == "file":
         if settings.secrets.file is None:

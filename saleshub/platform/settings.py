@@ -130,6 +130,12 @@ class WebSettings(_Group):
     access_log: bool = Field(
         default=False, description="uvicorn's per-request log (the event table is the audit trail)"
     )
+    worker_timeout_seconds: int = Field(
+        default=60,
+        ge=5,
+        description="with several workers: how long a worker may take to answer the supervisor's "
+        "health check (its start included) before it is replaced",
+    )
 
 
 class KafkaSettings(_Group):
@@ -274,6 +280,11 @@ class SecretsSettings(_Group):
         ge=0,
         description="how long the start waits for Vault (retrying with backoff) before it fails",
     )
+
+    @property
+    def leases_database(self) -> bool:
+        """Whether the runtime's database user is leased from Vault (then it makes no schema change)."""
+        return self.backend == "vault" and bool(self.vault_database_role)
 
 
 class TelemetrySettings(_Group):

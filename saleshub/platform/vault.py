@@ -19,7 +19,15 @@ path. A rotated webhook secret is therefore accepted, and a removed one refused,
 without a restart. While Vault is unreachable the cached values are served for
 ``vault_outage_grace_seconds`` after their last successful read; past that, reading them raises
 ``SecretStoreUnavailableError`` (retriable: a webhook gets 503). At start, ``connect`` retries the
-login with exponential backoff for ``vault_startup_seconds`` and then fails with the reason.
+login with exponential backoff for ``vault_startup_seconds`` and then fails with the reason;
+``probe`` (for ``saleshub status``) tries once.
+
+A path that held a secret and then reads as "not found" is taken for a Vault that lost it (restored
+from an empty or old backup, a mount recreated), not for a withdrawal: it raises
+``SecretStoreUnavailableError`` (a webhook gets 503 with ``Retry-After``, which senders retry, where
+"no secret" would be a 401, which they do not) until the path holds a secret again or the hub
+restarts. A key removed from a secret that still exists is a withdrawal, refused within the cache
+time; so is a secret written with no keys.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -53,11 +62,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    """One KV path as last read: its data (``None``: absent) or the refusal, and when."""
+    """One KV path as last read: its data (``None``: absent) or the refusal, and when.
+
+    ``vanished`` is set when a path that held a secret reads as absent: when it last held one.
+    """
 
     data: dict[str, Any] | None
     refusal: str | None
     read_at: float  # monotonic
+    vanished: datetime | None = None
 
 
 def _values(data: dict[str, Any]) -> tuple[SecretStr, ...]:
@@ -90,6 +103,26 @@ class VaultSecretStore(SecretStore):
         store = cls(config)
         store.retrying(store.session.login, "logging in")
         store.start()
+        return store
+
+    @classmethod
+    def probe(cls, config: SecretsSettings) -> VaultSecretStore:
+        """A store for a one-shot look (``saleshub status``): one login attempt, no retries, no keeper.
+
+        When Vault cannot be reached or refuses the login, the store is returned anyway, not logged
+        in: ``health()`` says why, and every read fails at once with that reason instead of waiting
+        for Vault again.
+        """
+        quick = config.model_copy(
+            update={"vault_startup_seconds": 0, "vault_timeout_seconds": min(config.vault_timeout_seconds, 3)}
+        )
+        store = cls(quick)
+        try:
+            store.session.login()
+        except SecretStoreError as exc:  # refused: said by health() and by every read
+            store._last_problem = str(exc)
+        except SecretStoreUnavailableError as exc:
+            store._last_problem, store._unreachable_since = str(exc), time.monotonic()
         return store
 
     def retrying(self, attempt: Any, what: str) -> Any:
@@ -142,7 +175,20 @@ class VaultSecretStore(SecretStore):
             entry = _Entry(None, str(exc), time.monotonic())
         else:
             data = None if answer is None else dict(answer["data"]["data"] or {})
-            entry = _Entry(data, None, time.monotonic())
+            vanished = None
+            if data is None:
+                before = self._cache.get(path)
+                if before is not None and before.vanished is not None:
+                    vanished = before.vanished
+                elif before is not None and before.data is not None:
+                    vanished = datetime.now(UTC)
+                    log.warning(
+                        "%s held a secret and now reads as not found: taken for a Vault that lost it "
+                        "(a restore, a recreated mount); requests that need it get 503 until it is "
+                        "back or the hub restarts",
+                        self.where(path),
+                    )
+            entry = _Entry(data, None, time.monotonic(), vanished)
         with self._lock:
             self._cache[path] = entry
         return entry
@@ -151,6 +197,8 @@ class VaultSecretStore(SecretStore):
         entry = self._cache.get(path)
         limit = self.config.vault_cache_seconds + self.config.vault_outage_grace_seconds
         if entry is None or time.monotonic() - entry.read_at > limit:
+            if not self.session.logged_in and self._last_problem:  # a probe that could not log in
+                raise SecretStoreUnavailableError(f"{self._last_problem}; {self.where(path)} not read")
             if self._unreachable_since is not None:
                 # The keeper knows Vault is down: answer now instead of making a request wait for a
                 # timeout; the keeper fills the cache again as soon as Vault answers.
@@ -161,7 +209,15 @@ class VaultSecretStore(SecretStore):
             entry = self._fetch(path)
         if entry.refusal is not None:
             raise SecretStoreError(entry.refusal)
+        if entry.vanished is not None:
+            raise SecretStoreUnavailableError(self._vanished(path, entry.vanished))
         return entry.data
+
+    def _vanished(self, path: str, since: datetime) -> str:
+        return (
+            f"{self.where(path)} held a secret until {since:%Y-%m-%d %H:%M:%S} UTC and now reads as "
+            "not found (Vault restored or its mount recreated?); write it again"
+        )
 
     @override
     def values(self, name: str) -> tuple[SecretStr, ...]:
@@ -204,6 +260,11 @@ class VaultSecretStore(SecretStore):
     def _database_lease(self) -> DatabaseLease:
         with self._lock:
             lease = self._leases.get("database/credentials")
+        if lease is None and not self.session.logged_in and self._last_problem:  # a probe that failed
+            raise SecretStoreUnavailableError(
+                f"{self._last_problem}; no lease of {self.config.vault_database_mount}/creds/"
+                f"{self.config.vault_database_role} for database/credentials"
+            )
         if lease is None:
             role = self.config.vault_database_role or ""
 
@@ -256,6 +317,14 @@ class VaultSecretStore(SecretStore):
         where = f"Vault at {self.session.address} ({self.session.login_method})"
         if not self.session.logged_in:
             return StoreHealth(False, f"{where}: not logged in: {self._last_problem}", leases)
+        lost = [
+            self._vanished(path, entry.vanished)
+            for path, entry in list(self._cache.items())
+            if entry.vanished
+        ]
+        lost += [problem for lease in list(self._leases.values()) if (problem := lease.problem())]
+        if lost:
+            return StoreHealth(False, f"{where}: {'; '.join(lost)}", leases)
         if self._unreachable_since is None:
             token = self.session.token_expires_in
             ttl = "a token that does not expire" if token is None else f"token valid {token:.0f} s more"

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from swagger_ui_bundle import swagger_ui_path
 
 from saleshub.platform.settings import Settings
+from saleshub.platform.worker_board import WorkerBoard
 from saleshub.receive.batching import GroupCommit
 from saleshub.receive.openapi import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, install_openapi
 from saleshub.receive.responses import EventReceipt, Health, Readiness
@@ -34,8 +35,14 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-def create_app(runtime: HubRuntime | None = None, settings: Settings | None = None) -> FastAPI:
-    """The application; opens its own runtime from ``settings`` at start-up when none is given."""
+def create_app(
+    runtime: HubRuntime | None = None, settings: Settings | None = None, workers: WorkerBoard | None = None
+) -> FastAPI:
+    """The application; opens its own runtime from ``settings`` at start-up when none is given.
+
+    ``workers`` is the supervisor's board when this is one of several worker processes: readiness
+    reports it, and fails while workers keep being replaced.
+    """
     state: dict[str, HubRuntime] = {}
     writers: dict[str, GroupCommit] = {}
 
@@ -110,7 +117,8 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         responses={
             503: {
                 "model": Readiness,
-                "description": "database unavailable or not migrated, or secret store unavailable",
+                "description": "database unavailable or not migrated, secret store unavailable, or "
+                "web workers in a restart loop",
             }
         },
         summary="Readiness: the database answers and is migrated, the secret store serves secrets",
@@ -122,19 +130,24 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
             expected = head_revision()
             secrets = hub.secrets.health()
             secrets_state = "ok" if secrets.available else f"unavailable: {secrets.detail}"
+            workers_state = workers.describe() if workers is not None else None
             try:
                 revision = current_revision(hub.database.engine)  # a query: fails if unreachable
             except Exception as exc:  # any failure here means "not ready"; the reason is reported
                 log.warning("readiness check failed: %s", exc)
+                # Leased credentials the database refuses: the cause is the lease, not the server.
+                leased = hub.secrets.leased_credentials("database/credentials")
+                problem = leased.problem() if leased is not None else None
                 return Readiness(
                     status="unavailable",
-                    database="unreachable",
+                    database=f"credentials refused: {problem}" if problem else "unreachable",
                     schema_revision=None,
                     expected_revision=expected,
                     secrets=secrets_state,
+                    workers=workers_state,
                 )
             status = "ok" if revision == expected else "not migrated"
-            if not secrets.available:
+            if not secrets.available or (workers is not None and workers.restart_loop):
                 status = "unavailable"
             return Readiness(
                 status=status,
@@ -144,6 +157,7 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
                 secrets=secrets_state,
                 mapping_revision=hub.mappings.revision,
                 process=hub.follower.process if hub.follower is not None else None,
+                workers=workers_state,
             )
 
         readiness = await run_in_threadpool(check)

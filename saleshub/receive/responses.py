@@ -59,3 +59,6 @@ class Readiness(BaseModel):
     mapping_revision: int | None = None
     #: This process, as ``host:pid`` (as ``saleshub status`` lists it).
     process: str | None = None
+    #: With several web workers: how many run and how many the supervisor replaced (a restart loop
+    #: makes the status ``unavailable``); ``None`` with one worker.
+    workers: str | None = None

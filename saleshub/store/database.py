@@ -22,15 +22,17 @@ import psycopg
 from psycopg.types.array import ListBinaryDumper
 from pydantic import SecretStr
 from sqlalchemy import URL, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import ConnectionPoolEntry
 
-from saleshub.errors import ConfigurationError
+from saleshub.errors import ConfigurationError, MissingSecretError
 from saleshub.platform.secrets import LeasedCredentials, SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
 from saleshub.store.embedded import EmbeddedPostgres
+from saleshub.store.failures import first_line
 
-__all__ = ["Database", "EncodedJSON", "dedicated_connection", "open_database"]
+__all__ = ["OWNER_SECRET", "Database", "EncodedJSON", "dedicated_connection", "open_database"]
 
 
 class EncodedJSON(str):
@@ -121,18 +123,61 @@ def _engine(parsed: URL, pool_size: int, recycle: float = -1) -> Engine:
     return engine
 
 
+#: The secret with the owner role's user and password, for schema changes (``saleshub db upgrade``).
+OWNER_SECRET = "database/owner"
+_LEASED_USER = "saleshub_leased_user"  # key in a pooled connection's info: the user it logged in as
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
 def _leased_engine(parsed: URL, pool_size: int, leased: LeasedCredentials) -> Engine:
     engine = _engine(parsed.set(username=None, password=None), pool_size, leased.recycle_seconds)
 
     @event.listens_for(engine, "do_connect")
     def _current_credentials(
-        _dialect: object, _record: object, _args: object, params: dict[str, object]
+        _dialect: object, record: ConnectionPoolEntry, _args: object, params: dict[str, object]
     ) -> None:
         credentials = leased.current()
         params["user"] = credentials.username
         params["password"] = credentials.password.get_secret_value()
+        record.info[_LEASED_USER] = credentials.username
+
+    @event.listens_for(engine, "handle_error")
+    def _credentials_refused(context: ExceptionContext) -> None:
+        # A revoked lease shows here first: its user can no longer log in, and the connections it
+        # already has lose their privileges mid-transaction. The lease is told (it is checked and
+        # replaced at once), and the error counts as a lost connection: the pool drops every
+        # connection opened before now, so none of the revoked user's is used again.
+        original = context.original_exception
+        sqlstate = getattr(original, "sqlstate", None) or ""
+        # A refused login carries no SQLSTATE in psycopg (libpq reports it as text while connecting).
+        login_refused = context.connection is None and "authentication failed" in str(original)
+        if sqlstate[:2] != "28" and sqlstate != _INSUFFICIENT_PRIVILEGE and not login_refused:
+            return
+        connection = context.connection
+        user = (
+            connection.info.get(_LEASED_USER)
+            if connection is not None and not connection.invalidated
+            else None
+        )
+        if login_refused or sqlstate[:2] == "28":
+            reason = "its login was refused"
+        else:
+            reason = f"refused mid-transaction: {first_line(original)}"
+        leased.refused(str(user or leased.current().username), reason)
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = True
 
     return engine
+
+
+def _owner(parsed: URL, store: SecretStore, owned: SecretStore | None) -> Database:
+    credentials = store.credentials(OWNER_SECRET)
+    if credentials is None:
+        raise MissingSecretError(OWNER_SECRET, store.where(OWNER_SECRET))
+    parsed = parsed.set(username=credentials.username, password=credentials.password.get_secret_value())
+    engine = _engine(parsed, 1)
+    where = engine.url.render_as_string(hide_password=True)
+    return Database(engine, None, f"PostgreSQL at {where} (the owner role)", owned)
 
 
 def _configured(parsed: URL, pool_size: int, store: SecretStore, owned: SecretStore | None) -> Database:
@@ -168,11 +213,13 @@ def dedicated_connection(engine: Engine) -> tuple[psycopg.Connection[tuple[objec
     return connection, (float(recycle) if recycle > 0 else None)
 
 
-def open_database(settings: Settings, secrets: SecretStore | None = None) -> Database:
+def open_database(settings: Settings, secrets: SecretStore | None = None, *, owner: bool = False) -> Database:
     """The configured database, or a started embedded one when no URL is set.
 
     ``secrets`` gives ``database/credentials`` (default: the store the settings choose); when set,
-    its user and password replace those of the URL.
+    its user and password replace those of the URL. ``owner``: log in with ``database/owner``
+    instead, the role that owns the schema (schema changes and partitions; a missing secret is an
+    error), never a leased user.
     """
     config = settings.database
     if config.url is not None:
@@ -181,6 +228,8 @@ def open_database(settings: Settings, secrets: SecretStore | None = None) -> Dat
         if secrets is None:
             secrets = owned = secret_store_from_settings(settings)
         try:
+            if owner:
+                return _owner(parsed, secrets, owned)
             return _configured(parsed, config.pool_size, secrets, owned)
         except Exception:
             if owned is not None:

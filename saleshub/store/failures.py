@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from saleshub.errors import RetriableError
 
-__all__ = ["as_retriable", "database_errors", "describe_database_error", "first_line"]
+__all__ = ["as_retriable", "database_errors", "describe_database_error", "first_line", "lacks_privilege"]
 
 
 def as_retriable(exc: BaseException) -> RetriableError | None:
@@ -45,9 +45,17 @@ def database_errors() -> Iterator[None]:
 
 def _is_unavailable(exc: DBAPIError) -> bool:
     # OperationalError covers a refused, dropped or shut-down connection; SQLSTATE class 57
-    # (operator intervention, e.g. admin shutdown) and 08 (connection exception) say the same.
+    # (operator intervention, e.g. admin shutdown) and 08 (connection exception) say the same, and
+    # so do class 28 (the login refused) and 42501 (a privilege revoked, e.g. with a revoked
+    # database lease): the hub's own statements are granted, so their refusal is the database's
+    # state, not the request's fault, and passes once the credentials are fixed or replaced.
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    return isinstance(exc, OperationalError) or sqlstate[:2] in ("08", "57")
+    return isinstance(exc, OperationalError) or sqlstate[:2] in ("08", "28", "57") or sqlstate == "42501"
+
+
+def lacks_privilege(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL refusing a statement to the user for want of a privilege."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "42501"
 
 
 def describe_database_error(exc: BaseException) -> str | None:

@@ -14,11 +14,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, ForeignKeyConstraint
+from sqlalchemy import Engine, ForeignKeyConstraint, text
 
 from saleshub.store.partitions import PARENT
 
-__all__ = ["current_revision", "head_revision", "include_name", "include_object", "upgrade"]
+__all__ = ["current_revision", "head_revision", "include_name", "include_object", "login_user", "upgrade"]
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 
@@ -60,3 +60,9 @@ def current_revision(engine: Engine) -> str | None:
     """The migration the database is at (``None`` for an empty database)."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def login_user(engine: Engine) -> str:
+    """The database user the engine logs in as (who a migration runs as)."""
+    with engine.connect() as conn:
+        return str(conn.execute(text("SELECT current_user")).scalar_one())

@@ -1,9 +1,13 @@
 """Monthly partitions of the integration-event table, and the retention of raw bodies.
 
 Partitions are named ``sales_system_integration_events_YYYYMM`` and cover one calendar month in UTC.
-``ensure_partitions`` creates the months around now (called by ``saleshub db upgrade`` and at every
-start of ``saleshub serve``); events outside every monthly partition land in the DEFAULT partition,
-so an insert never fails for want of a partition, and ``saleshub status`` reports such rows.
+``ensure_partitions`` creates the current month and ``PARTITION_MONTHS_AHEAD`` following ones; it is
+DDL, run by ``saleshub db upgrade`` as the owner role (and by ``saleshub serve`` only when the hub
+logs in as the owner, as with the embedded PostgreSQL). A hub whose runtime user is leased never
+creates one: ``uncovered_months`` tells it which months of the next ``PARTITION_MONTHS_CHECKED`` lack
+their partition, so it can say what to run. Events outside every monthly partition land in the
+DEFAULT partition, so an insert never fails for want of a partition, and ``saleshub status``
+reports such rows.
 
 Retention never deletes an audit row: ``purge_raw_bodies`` empties ``raw_body`` (and records when) in
 partitions that ended before the cut-off, then the space is reclaimed by PostgreSQL's vacuum.
@@ -21,14 +25,22 @@ from saleshub.errors import ConfigurationError
 
 __all__ = [
     "PARENT",
+    "PARTITION_MONTHS_AHEAD",
+    "PARTITION_MONTHS_CHECKED",
     "PartitionInfo",
     "ensure_partitions",
     "list_partitions",
     "month_start",
     "purge_raw_bodies",
+    "uncovered_message",
+    "uncovered_months",
 ]
 
 PARENT = "sales_system_integration_events"
+#: Months after the current one that ``saleshub db upgrade`` creates partitions for.
+PARTITION_MONTHS_AHEAD = 6
+#: Months after the current one a start checks: fewer left says to run ``saleshub db upgrade``.
+PARTITION_MONTHS_CHECKED = 3
 _NAME = re.compile(rf"^{PARENT}_(\d{{4}})(\d{{2}})$")
 
 
@@ -52,7 +64,32 @@ def _name(month: date) -> str:
     return f"{PARENT}_{month:%Y%m}"
 
 
-def ensure_partitions(connection: Connection, *, now: datetime | None = None, ahead: int = 3) -> list[str]:
+def uncovered_months(
+    connection: Connection, *, now: datetime | None = None, ahead: int = PARTITION_MONTHS_CHECKED
+) -> list[date]:
+    """The months from the current one to ``ahead`` after it that have no partition."""
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    existing = {info.month for info in list_partitions(connection, count_rows=False)}
+    return [month for shift in range(ahead + 1) if (month := month_start(today, shift)) not in existing]
+
+
+def uncovered_message(missing: list[date], *, now: datetime | None = None) -> str:
+    """What to tell an operator about ``missing`` months (from ``uncovered_months``), and what to run."""
+    today = month_start((now or datetime.now(UTC)).astimezone(UTC).date())
+    months = ", ".join(f"{month:%Y-%m}" for month in missing)
+    run = (
+        "run `saleshub db upgrade` with the owner's credentials (secret database/owner): it creates "
+        f"the partitions {PARTITION_MONTHS_AHEAD} months ahead; this hub's user creates none"
+    )
+    if missing[0] == today:
+        return f"no event partition for {months}: their events go to the DEFAULT partition; {run}"
+    last = month_start(missing[0], -1)
+    return f"the event partitions end with {last:%Y-%m} ({months} have none yet); before then, {run}"
+
+
+def ensure_partitions(
+    connection: Connection, *, now: datetime | None = None, ahead: int = PARTITION_MONTHS_AHEAD
+) -> list[str]:
     """Create the current month's partition and ``ahead`` following ones; the names created."""
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     existing = {info.name for info in list_partitions(connection, count_rows=False)}

@@ -12,10 +12,13 @@ import logging
 import os
 import random
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,9 @@ from saleshub.platform.settings import Settings
 from saleshub.platform.vault import VaultSecretStore
 from saleshub.runtime import HubRuntime
 from saleshub.store.events import Status, event_outcomes
+from saleshub.store.partitions import PARENT, PARTITION_MONTHS_AHEAD, list_partitions, month_start
 from saleshub.synthetic import pyxis_event, signed_headers
-from tests.conftest import MAPPINGS
+from tests.conftest import MAPPINGS, ROOT
 from tests.integration.conftest import LiveServer, free_port, wait_until
 from tests.support.bao import BaoServer, TokenReviewServer, service_account_jwt
 
@@ -84,11 +88,26 @@ def vault_postgres(pg_base_url: str, bao: BaoServer) -> Iterator[str]:
 
 
 def grant_app_role(db_url: str) -> None:
+    """The grants of docs/database-roles.md, the owner being ``postgres`` here."""
     engine = create_engine(db_url)
     with engine.begin() as conn:
         conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}"))
-        conn.execute(text(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"))
-        conn.execute(text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}"))
+        conn.execute(
+            text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")
+        )
+        conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}"))
+        conn.execute(
+            text(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public "
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}"
+            )
+        )
+        conn.execute(
+            text(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public "
+                f"GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}"
+            )
+        )
     engine.dispose()
 
 
@@ -538,3 +557,211 @@ def test_status_shows_the_vault_connection_and_the_lease(
     assert f"secrets: database/credentials leased from database/creds/{role} as v-approle-" in result.output
     assert "UTC (renewable)" in result.output
     assert tenant.secret_id not in result.output
+
+
+def post_signed(client: httpx.Client, secret: str, system: str = "pyxis") -> httpx.Response:
+    body = pyxis_event(random.randrange(10**8))
+    return client.post(
+        f"/webhooks/{system}", content=body, headers=signed_headers(secret, uuid.uuid4().hex, body)
+    )
+
+
+def test_a_webhook_secret_that_vanishes_from_vault_is_a_503_never_a_401(
+    bao: BaoServer, db_url: str, tmp_path: Path
+) -> None:
+    tenant = Tenant(bao, tmp_path)
+    secret = new_secret()
+    tenant.put("webhook/pyxis", current=secret)
+    hub = HubRuntime.open(tenant.settings(db_url))
+    try:
+        with LiveServer(hub) as live, httpx.Client(base_url=live.url, timeout=30) as client:
+            assert post_signed(client, secret).status_code == 202
+            # Vault restored from an empty backup: the secret that existed a moment ago is "not found".
+            tenant.root.secrets.kv.v2.delete_metadata_and_all_versions(path=f"{tenant.prefix}/webhook/pyxis")
+            answers: list[httpx.Response] = []
+
+            def refused() -> bool:
+                answers.append(post_signed(client, secret))
+                return answers[-1].status_code != 202
+
+            wait_until(refused, 20, "the hub reads the secret again (cache 0.5 s)")
+            for _ in range(5):  # and it stays so: the sender is told to come back, not that it is wrong
+                answers.append(post_signed(client, secret))
+            gone = [answer for answer in answers if answer.status_code != 202]
+            assert {answer.status_code for answer in gone} == {503}, [a.status_code for a in gone]
+            assert all(answer.headers.get("retry-after") for answer in gone)
+            ready = client.get("/health/ready")
+            assert ready.status_code == 503 and "webhook/pyxis" in ready.json()["secrets"], ready.json()
+            # A secret that never existed is still a 401: the sender is not proven.
+            assert post_signed(client, secret, "tempo").status_code == 401
+            tenant.put("webhook/pyxis", current=secret)  # restored
+            wait_until(lambda: post_signed(client, secret).status_code == 202, 20, "the secret is back")
+            assert client.get("/health/ready").status_code == 200
+            # Vault unreachable before a path was ever read: 503 too, never 401.
+            bao.pause()
+            try:
+                answer = post_signed(client, new_secret(), "erp")
+                assert answer.status_code == 503 and answer.headers.get("retry-after"), answer.text
+            finally:
+                bao.resume()
+    finally:
+        hub.close()
+
+
+def test_a_revoked_lease_is_replaced_at_once_and_never_makes_a_500(
+    bao: BaoServer, vault_postgres: str, db_url: str, tmp_path: Path
+) -> None:
+    grant_app_role(db_url)
+    # A lease and a token that live long: only the revocation can make the hub change credentials.
+    role = database_role(bao, ttl=600, max_ttl=1200)
+    tenant = Tenant(bao, tmp_path, token_ttl="1200s")
+    secret = new_secret()
+    tenant.put("webhook/pyxis", current=secret)
+    hub = HubRuntime.open(tenant.settings(db_url, vault_database_role=role))
+    lease = hub.secrets.leased_credentials("database/credentials")
+    assert lease is not None
+    first = lease.current().username
+    try:
+        with LiveServer(hub) as live, httpx.Client(base_url=live.url, timeout=30) as client:
+            assert post_signed(client, secret).status_code == 202
+            bao.client().sys.revoke_prefix(f"database/creds/{role}")  # `bao lease revoke -prefix`
+            answers: list[httpx.Response] = []
+
+            def accepted() -> bool:
+                answers.append(post_signed(client, secret))
+                return answers[-1].status_code == 202
+
+            wait_until(accepted, 30, "webhooks are accepted again with fresh credentials")
+            assert lease.current().username != first
+            codes = [answer.status_code for answer in answers]
+            assert set(codes) <= {202, 503}, codes
+            assert all(a.headers.get("retry-after") for a in answers if a.status_code == 503)
+
+            # Revoked while Vault cannot be reached: the database fails, and readiness says why.
+            second = lease.current().username
+            bao.client().sys.revoke_prefix(f"database/creds/{role}")
+            bao.pause()
+            try:
+                answer = post_signed(client, secret)
+                assert answer.status_code == 503 and answer.headers.get("retry-after"), answer.text
+                ready = client.get("/health/ready")
+                body = ready.json()
+                assert ready.status_code == 503, body
+                assert body["database"].startswith(
+                    f"credentials refused: the database refuses the user {second} leased from "
+                    f"database/creds/{role} ("
+                ), body
+                assert (
+                    f"the lease is revoked or expired and is being replaced from Vault at {bao.address}"
+                    in (body["database"])
+                ), body
+                assert body["secrets"] != "ok", body
+            finally:
+                bao.resume()
+            wait_until(accepted, 30, "webhooks are accepted again once Vault answers")
+            assert lease.current().username not in (first, second)
+            assert client.get("/health/ready").json()["database"] == "ok"
+    finally:
+        hub.close()
+
+
+def test_status_answers_at_once_and_says_what_is_down(tmp_path: Path, db_url: str) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SALESHUB_")}
+    env |= {
+        "SALESHUB_SECRETS__BACKEND": "vault",
+        "SALESHUB_SECRETS__VAULT_ADDRESS": closed,
+        "SALESHUB_SECRETS__VAULT_TOKEN": "a-token",
+        "SALESHUB_SECRETS__VAULT_STARTUP_SECONDS": "3600",  # serve would wait; status must not
+        "SALESHUB_DATABASE__URL": db_url,
+        "COLUMNS": "250",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "saleshub", "status"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "retrying" not in output, output
+    assert (
+        f"secrets: Vault at {closed} (token auth): not logged in: Vault at {closed} is unavailable ("
+        in output
+    )
+    assert (
+        "database: not checked: its credentials (database/credentials) come from the secret store" in output
+    )
+    assert "a-token" not in output
+
+
+def test_month_rollover_restart_with_leased_credentials_runs_no_ddl(  # noqa: PLR0915 - one scenario, in order
+    bao: BaoServer,
+    vault_postgres: str,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    grant_app_role(db_url)
+    role = database_role(bao, ttl=300, max_ttl=600)
+    tenant = Tenant(bao, tmp_path)
+    today = datetime.now(UTC).date()
+    months = [month_start(today, shift) for shift in range(4)]
+    admin = create_engine(db_url)
+    with admin.begin() as conn:  # the last upgrade ran a month ago: the window's last month is missing
+        conn.execute(text(f"DROP TABLE {PARENT}_{months[3]:%Y%m}"))
+    settings = tenant.settings(db_url, vault_database_role=role)
+    with caplog.at_level(logging.WARNING):
+        hub = HubRuntime.open(settings, migrate=True)  # what `saleshub serve` opens
+    try:
+        assert hub.database.description.endswith("(credentials leased from the secret store)")
+        warned = caplog.text
+        assert f"{months[2]:%Y-%m}" in warned and "saleshub db upgrade" in warned, warned
+    finally:
+        hub.close()
+    with admin.connect() as conn:
+        names = {info.name for info in list_partitions(conn, count_rows=False)}
+    assert f"{PARENT}_{months[3]:%Y%m}" not in names, "the leased user created a partition"
+
+    # The migration step runs as the owner role, with its own credentials, never with the lease.
+    for key, value in tenant.secrets(vault_database_role=role).items():
+        monkeypatch.setenv(f"SALESHUB_SECRETS__{key.upper()}", str(value))
+    monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
+    monkeypatch.setenv("COLUMNS", "250")
+    status = CliRunner().invoke(app, ["status"])
+    assert status.exit_code == 0, status.output
+    assert f"event partitions: the event partitions end with {months[2]:%Y-%m}" in status.output
+    assert "saleshub db upgrade` with the owner's credentials" in status.output
+    refused = CliRunner().invoke(app, ["db", "upgrade"])
+    assert refused.exit_code == 1
+    assert "database/owner" in refused.output, refused.output
+    tenant.put("database/owner", username="postgres", password="owner-password-unused-by-trust")
+    upgraded = CliRunner().invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "as postgres" in upgraded.output, upgraded.output
+    ahead = [month_start(today, shift) for shift in range(PARTITION_MONTHS_AHEAD + 1)]
+    with admin.connect() as conn:
+        names = {info.name for info in list_partitions(conn, count_rows=False)}
+        owners = set(
+            conn.execute(
+                text("SELECT DISTINCT tableowner FROM pg_tables WHERE tablename LIKE :p"),
+                {"p": f"{PARENT}_%"},
+            ).scalars()
+        )
+    assert {f"{PARENT}_{month:%Y%m}" for month in ahead} <= names
+    assert owners == {"postgres"}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        hub = HubRuntime.open(settings, migrate=True)
+    try:
+        assert "saleshub db upgrade" not in caplog.text
+        with hub.database.engine.begin() as conn:  # the leased user writes into the new partitions
+            assert conn.execute(text("SELECT current_user")).scalar() != "postgres"
+            conn.execute(text(f"SELECT count(*) FROM {PARENT}_{months[3]:%Y%m}"))
+    finally:
+        hub.close()
+    admin.dispose()

@@ -24,6 +24,7 @@ from saleshub.platform.logs import configure_logging
 from saleshub.platform.secrets import EnvSecretStore, FileSecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings, settings_table
 from saleshub.platform.telemetry import NoTelemetry, RecordingTelemetry, telemetry_from_settings
+from saleshub.platform.worker_board import LOOP_REPLACEMENTS, WorkerBoard
 from saleshub.synthetic import pyxis_event
 from tests.conftest import FIXTURE_MAPPINGS, ROOT
 
@@ -250,3 +251,17 @@ def test_log_lines_follow_standard_error_after_a_captured_command_ends(
     assert not failures
     assert "after the capture ended" in later.getvalue()
     assert "Logging error" not in later.getvalue()
+
+
+def test_worker_board_tells_a_restart_loop_from_a_replacement() -> None:
+    board = WorkerBoard(2)
+    assert board.describe() == "2 running, none replaced"
+    assert board.replaced() == 1
+    assert board.describe().startswith("2 running, 1 replaced, the last ") and not board.restart_loop
+    for _ in range(LOOP_REPLACEMENTS - 1):
+        board.replaced()
+    assert board.restart_loop
+    assert board.describe().startswith(
+        f"restart loop: {LOOP_REPLACEMENTS} workers replaced in the last 5 min"
+    )
+    assert "SALESHUB_WEB__WORKER_TIMEOUT_SECONDS" in board.describe()
