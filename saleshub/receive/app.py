@@ -29,7 +29,7 @@ from saleshub.receive.webhooks import problem, receive
 from saleshub.runtime import HubRuntime
 from saleshub.store.migrate import current_revision, head_revision
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "readiness_of"]
 
 log = logging.getLogger(__name__)
 
@@ -118,35 +118,40 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
     async def ready() -> JSONResponse:
         hub = state["runtime"]
 
-        def check() -> Readiness:
-            expected = head_revision()
-            secrets = hub.secrets.health()
-            secrets_state = "ok" if secrets.available else f"unavailable: {secrets.detail}"
-            try:
-                revision = current_revision(hub.database.engine)  # a query: fails if unreachable
-            except Exception as exc:  # any failure here means "not ready"; the reason is reported
-                log.warning("readiness check failed: %s", exc)
-                return Readiness(
-                    status="unavailable",
-                    database="unreachable",
-                    schema_revision=None,
-                    expected_revision=expected,
-                    secrets=secrets_state,
-                )
-            status = "ok" if revision == expected else "not migrated"
-            if not secrets.available:
-                status = "unavailable"
-            return Readiness(
-                status=status,
-                database="ok",
-                schema_revision=revision,
-                expected_revision=expected,
-                secrets=secrets_state,
-                mapping_revision=hub.mappings.revision,
-                process=hub.follower.process if hub.follower is not None else None,
-            )
-
-        readiness = await run_in_threadpool(check)
+        readiness = await run_in_threadpool(readiness_of, hub)
         return JSONResponse(readiness.model_dump(), status_code=200 if readiness.status == "ok" else 503)
 
     return app
+
+
+def readiness_of(hub: HubRuntime) -> Readiness:
+    """Whether ``hub`` can do its work: the database answers and is migrated, the secret store serves.
+
+    ``/health/ready`` of the web workers and of the worker commands' health port answer with it.
+    """
+    expected = head_revision()
+    secrets = hub.secrets.health()
+    secrets_state = "ok" if secrets.available else f"unavailable: {secrets.detail}"
+    try:
+        revision = current_revision(hub.database.engine)  # a query: fails if unreachable
+    except Exception as exc:  # any failure here means "not ready"; the reason is reported
+        log.warning("readiness check failed: %s", exc)
+        return Readiness(
+            status="unavailable",
+            database="unreachable",
+            schema_revision=None,
+            expected_revision=expected,
+            secrets=secrets_state,
+        )
+    status = "ok" if revision == expected else "not migrated"
+    if not secrets.available:
+        status = "unavailable"
+    return Readiness(
+        status=status,
+        database="ok",
+        schema_revision=revision,
+        expected_revision=expected,
+        secrets=secrets_state,
+        mapping_revision=hub.mappings.revision,
+        process=hub.follower.process if hub.follower is not None else None,
+    )

@@ -1,0 +1,120 @@
+"""One role per process, as the Kubernetes chart runs them: receivers, processors, pollers, nightly runs.
+
+``saleshub serve --receive-only`` records webhooks and leaves them queued; a ``saleshub process``
+process maps them; both answer the health paths (the processor on ``--health-port``) and stop with
+exit 0 on SIGTERM. The poller and reconciliation commands refuse to start without a polled system.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
+
+from saleshub.cli import app
+from saleshub.synthetic import pyxis_event, signed_headers
+from tests.integration.conftest import SECRET, SECRETS, free_port, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = 20
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "saleshub", *args], cwd=ROOT, env=env, stdout=sink, stderr=sink
+        )
+
+
+def answers(url: str, process: subprocess.Popen[bytes], log: Path) -> bool:
+    if process.poll() is not None:
+        raise AssertionError(f"exited with {process.returncode}: {log.read_text()[-3000:]}")
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def statuses(db_url: str) -> dict[str, int]:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT status, count(*) FROM sales_system_integration_events GROUP BY status"))
+            return {status: count for status, count in rows}
+    finally:
+        engine.dispose()
+
+
+def stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert code == 0, log.read_text()[-3000:]
+
+
+def test_a_receive_only_server_leaves_its_events_to_a_processor_process(db_url: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        **SECRETS,
+        "SALESHUB_DATABASE__URL": db_url,
+        "SALESHUB_DATABASE__DATA_DIR": str(tmp_path / "data"),
+        "SALESHUB_LOG_LEVEL": "WARNING",
+    }
+    web, health = free_port(), free_port()
+    receiver_log, processor_log = tmp_path / "receiver.log", tmp_path / "processor.log"
+    receiver = start(["serve", "--receive-only", "--port", str(web)], env, receiver_log)
+    processor: subprocess.Popen[bytes] | None = None
+    try:
+        base = f"http://127.0.0.1:{web}"
+        wait_until(lambda: answers(f"{base}/health/ready", receiver, receiver_log), 120, "the receiver is ready")
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for number in range(EVENTS):
+                body = pyxis_event(number)
+                headers = signed_headers(SECRET, f"msg_roles_{number}", body)
+                assert client.post("/webhooks/pyxis", content=body, headers=headers).status_code == 202
+        # A serve with a processor maps each event within moments of its commit's notification; the
+        # receiver has none, so all stay queued however long this check takes.
+        assert statuses(db_url) == {"accepted": EVENTS}
+        assert "receiving only" in receiver_log.read_text()
+
+        processor = start(["process", "--health-port", str(health)], env, processor_log)
+        probe = f"http://127.0.0.1:{health}"
+        wait_until(lambda: answers(f"{probe}/health/live", processor, processor_log), 120, "processor live")
+        ready = httpx.get(f"{probe}/health/ready", timeout=10)
+        assert ready.status_code == 200 and ready.json()["database"] == "ok", ready.text
+        assert httpx.get(f"{probe}/elsewhere", timeout=10).status_code == 404
+        wait_until(lambda: statuses(db_url) == {"mapped": EVENTS}, 120, "the processor mapped every event")
+        stop(processor, processor_log)
+        processor = None
+        stop(receiver, receiver_log)
+    finally:
+        for process in (processor, receiver):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(30)
+
+
+def test_the_poller_and_nightly_commands_need_a_polled_system(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
+    monkeypatch.delenv("SALESHUB_POLLERS__SYSTEMS", raising=False)
+    runner = CliRunner()
+    polled = runner.invoke(app, ["poll", "serve"])
+    assert polled.exit_code == 1
+    assert "SALESHUB_POLLERS__SYSTEMS" in polled.output
+    nightly = runner.invoke(app, ["reconcile", "nightly"])
+    assert nightly.exit_code == 2
+    assert "SALESHUB_POLLERS__SYSTEMS" in nightly.output
