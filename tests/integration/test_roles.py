@@ -48,8 +48,10 @@ def statuses(db_url: str) -> dict[str, int]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT status, count(*) FROM sales_system_integration_events GROUP BY status"))
-            return {status: count for status, count in rows}
+            rows = conn.execute(
+                text("SELECT status, count(*) FROM sales_system_integration_events GROUP BY status")
+            )
+            return {str(row[0]): int(row[1]) for row in rows.all()}
     finally:
         engine.dispose()
 
@@ -78,7 +80,9 @@ def test_a_receive_only_server_leaves_its_events_to_a_processor_process(db_url: 
     processor: subprocess.Popen[bytes] | None = None
     try:
         base = f"http://127.0.0.1:{web}"
-        wait_until(lambda: answers(f"{base}/health/ready", receiver, receiver_log), 120, "the receiver is ready")
+        wait_until(
+            lambda: answers(f"{base}/health/ready", receiver, receiver_log), 120, "the receiver is ready"
+        )
         with httpx.Client(base_url=base, timeout=30) as client:
             for number in range(EVENTS):
                 body = pyxis_event(number)
