@@ -303,10 +303,6 @@ def test_every_setting_is_a_value_and_reaches_every_hub_container() -> None:
             node = node.setdefault(part, {})
         # JSON settings get a map, the others a string naming the variable
         node[path[-1]] = {"probe": variable} if variable in JSON_SETTINGS else f"v-{variable.lower()}"
-            {"probe": variable}
-            if "CONFIG" in variable or "TOPICS" in variable or "SYSTEMS" in variable
-            else f"v-{variable.lower()}"
-        )
     values["settings"]["database"]["url"] = "postgresql+psycopg://db.sales.svc/saleshub"
     values["secretEnv"] = [
         {"name": name, "secretName": "saleshub-vault", "key": name.lower()} for name in secret
