@@ -94,6 +94,14 @@ def deployments(manifests: list[Manifest]) -> dict[str, Manifest]:
     }
 
 
+def cronjobs(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return {
+        manifest["metadata"]["labels"]["app.kubernetes.io/component"]: manifest
+        for manifest in manifests
+        if manifest["kind"] == "CronJob"
+    }
+
+
 def env_of(container: Manifest) -> dict[str, Manifest]:
     return {variable["name"]: variable for variable in container.get("env", [])}
 
@@ -216,9 +224,27 @@ def test_the_migration_runs_db_upgrade_as_a_hook_under_its_own_service_account()
     )
 
 
+def test_partitions_are_created_monthly_as_the_owner_and_retention_runs_as_the_runtime() -> None:
+    manifests = render(production())
+    (job,) = [m for m in manifests if m["kind"] == "Job"]
+    owner = job["spec"]["template"]["spec"]["serviceAccountName"]
+    jobs = cronjobs(manifests)
+    partitions = jobs["partitions"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert partitions["containers"][0]["args"] == ["db", "upgrade"]
+    assert partitions["serviceAccountName"] == owner
+    assert env_of(partitions["containers"][0])["SALESHUB_SECRETS__VAULT_ROLE"]["value"] == "saleshub-owner"
+    retention = jobs["retention"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert retention["containers"][0]["args"][:2] == ["db", "retention"]
+    assert retention["serviceAccountName"] != owner
+    options = {
+        name for parameter in _command(retention["containers"][0]["args"]).params for name in parameter.opts
+    }
+    assert {word for word in retention["containers"][0]["args"] if word.startswith("--")} <= options
+
+
 def test_pollers_leave_the_nightly_reconciliation_to_the_cronjob() -> None:
     manifests = render(production())
-    (cron,) = [m for m in manifests if m["kind"] == "CronJob"]
+    cron = cronjobs(manifests)["reconciliation"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["reconcile", "nightly"]
@@ -309,13 +335,12 @@ def test_every_setting_is_a_value_and_reaches_every_hub_container() -> None:
     ]
     manifests = render(values)
     for name, spec in pod_specs(manifests).items():
-        if name.startswith("Job/"):
-            continue  # the migration has its own secretEnv
+        owner = spec["serviceAccountName"].endswith("-migration")  # the owner's own secretEnv
         for container in spec["containers"]:
             env = env_of(container)
-            missing = set(paths) - set(env)
+            missing = set(paths) - set(env) - (secret if owner else set())
             assert not missing, f"{name}: {sorted(missing)}"
-            for variable in secret:
+            for variable in set() if owner else secret:
                 assert env[variable]["valueFrom"]["secretKeyRef"]["name"] == "saleshub-vault"
 
 

@@ -194,3 +194,60 @@ affinity:
 priorityClassName: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+A CronJob running one saleshub command. Takes {"root", "component", "schedule", "args",
+"serviceAccount", "settings", "secretEnv", "resources", "activeDeadlineSeconds"}.
+*/}}
+{{- define "saleshub.cronjob" -}}
+{{- $root := .root -}}
+{{- $ctx := dict "root" $root "component" .component }}
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {{ include "saleshub.fullname" $root }}-{{ .component }}
+  labels:
+{{ include "saleshub.labels" $ctx | indent 4 }}
+spec:
+  schedule: {{ .schedule | quote }}
+  timeZone: {{ $root.Values.cronTimeZone | quote }}
+  concurrencyPolicy: Forbid
+  startingDeadlineSeconds: 3600
+  successfulJobsHistoryLimit: 3
+  failedJobsHistoryLimit: 3
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      activeDeadlineSeconds: {{ .activeDeadlineSeconds }}
+      template:
+        metadata:
+          labels:
+{{ include "saleshub.labels" $ctx | indent 12 }}
+        spec:
+          restartPolicy: Never
+          serviceAccountName: {{ .serviceAccount }}
+          automountServiceAccountToken: {{ $root.Values.serviceAccount.automountToken }}
+{{ include "saleshub.podCommon" $root | indent 10 }}
+          containers:
+            - name: {{ .component }}
+              image: {{ include "saleshub.image" $root }}
+              imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+              args:
+{{- range .args }}
+                - {{ . | quote }}
+{{- end }}
+              env:
+{{ include "saleshub.env" (dict "settings" .settings "secretEnv" .secretEnv "root" $root) | indent 16 }}
+              {{- with .envFrom }}
+              envFrom:
+{{ . | indent 16 }}
+              {{- end }}
+              resources:
+{{ toYaml .resources | indent 16 }}
+              securityContext:
+{{ toYaml $root.Values.securityContext | indent 16 }}
+              volumeMounts:
+{{ include "saleshub.volumeMounts" $root | indent 16 }}
+          volumes:
+{{ include "saleshub.volumes" $root | indent 12 }}
+{{- end -}}
