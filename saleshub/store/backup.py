@@ -3,13 +3,14 @@
 For the embedded default only (``saleshub db backup|restore``): a configured, managed PostgreSQL is
 backed up by its own service, with point-in-time recovery (``docs/operations.md``). A backup is
 one file in ``pg_dump``'s custom format of the hub's database, taken in one consistent snapshot
-while the hub runs. A restore replaces every object of the dump in one transaction and refuses
+while the hub runs. A restore replaces the ``public`` schema with the dump's in one transaction and refuses
 while another process is connected to the database: stop the hub first.
 """
 
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 from sqlalchemy import text
@@ -81,16 +82,26 @@ def restore(database: Database, file: Path) -> None:
             f"{others} other connection(s) use the database: stop `saleshub serve` and every other hub "
             "process on this data directory, then restore"
         )
-    _run(
-        [
-            str(_tool("pg_restore")),
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",
-            "--exit-on-error",
-            f"--dbname={conninfo}",
-            str(file),
-        ],
-        f"pg_restore of {file}",
-    )
+    # pg_restore --clean cannot drop the indexes of partitions (their parents' indexes need them),
+    # so the schema is replaced whole: dropped, created and filled by the dump's script, in one
+    # transaction; if any statement fails nothing has changed.
+    with tempfile.TemporaryDirectory(prefix="saleshub-restore-") as scratch:
+        script = Path(scratch) / "restore.sql"
+        _run(
+            [str(_tool("pg_restore")), "--no-owner", "--schema=public", f"--file={script}", str(file)],
+            f"reading the backup {file}",
+        )
+        _run(
+            [
+                str(_tool("psql")),
+                "--no-psqlrc",
+                "--quiet",
+                "--single-transaction",
+                "--set=ON_ERROR_STOP=1",
+                "--command=DROP SCHEMA public CASCADE",
+                "--command=CREATE SCHEMA public",
+                f"--file={script}",
+                f"--dbname={conninfo}",
+            ],
+            f"the restore of {file}",
+        )

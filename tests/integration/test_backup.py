@@ -1,86 +1,122 @@
 """``saleshub db backup|restore`` on the embedded PostgreSQL: a backup taken, later events undone.
 
-The commands run as the CLI, on an embedded server of their own data directory: one event is
-recorded, a backup written, a second event recorded, then the restore brings the database back to
-one event. A restore refuses while another process holds a connection, and with a configured
-database URL both commands point the operator to that server's own backups.
+Every step is a process of its own on one data directory, as an operator's commands are (the
+embedded server stops when the last process using it lets go): one event is recorded, a backup
+written, a second event recorded; a restore refuses while another process holds a connection and
+changes nothing; once that process is gone the restore brings the database back to one event. With
+a configured database URL the commands point the operator to that server's own backups.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from saleshub.cli import app
+from tests.conftest import MAPPINGS, ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RECORD = """
+import sys
+from pathlib import Path
 from saleshub.platform.settings import Settings
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
 from saleshub.synthetic import pyxis_event
-from tests.conftest import MAPPINGS
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+settings = Settings(database={"data_dir": Path(sys.argv[1])}, mappings_dir=Path(sys.argv[2]))
+hub = HubRuntime.open(settings, migrate=True)
+try:
+    event = InboundEvent("pyxis", "webhook", pyxis_event(int(sys.argv[3])), "application/json")
+    hub.recorder.record(event, admit(event, hub.adapters["pyxis"]))
+    if sys.argv[4] == "hold":  # keep a connection open until killed, as a running hub does
+        with hub.database.engine.connect() as connection:
+            print("holding", flush=True)
+            sys.stdin.read()
+finally:
+    hub.close()
+"""
+
+COUNT = """
+import sys
+from pathlib import Path
+from sqlalchemy import text
+from saleshub.platform.settings import Settings
+from saleshub.store.database import open_database
+
+database = open_database(Settings(database={"data_dir": Path(sys.argv[1])}))
+try:
+    with database.engine.connect() as connection:
+        print(connection.execute(text("SELECT count(*) FROM sales_system_integration_events")).scalar_one())
+finally:
+    database.close()
+"""
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("SALESHUB_DATABASE__URL", raising=False)
-    monkeypatch.setenv("SALESHUB_DATABASE__DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
+def python(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
-def record(data_dir: Path, number: int) -> None:
-    settings = Settings(database={"data_dir": data_dir}, mappings_dir=MAPPINGS)  # type: ignore[arg-type]
-    hub = HubRuntime.open(settings, migrate=True)
-    try:
-        event = InboundEvent("pyxis", "webhook", pyxis_event(number), "application/json")
-        hub.recorder.record(event, admit(event, hub.adapters["pyxis"]))
-    finally:
-        hub.close()
+def saleshub(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "SALESHUB_DATABASE__URL"}
+    env["SALESHUB_DATABASE__DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "saleshub", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def events(data_dir: Path) -> int:
-    settings = Settings(database={"data_dir": data_dir}, mappings_dir=MAPPINGS)  # type: ignore[arg-type]
-    hub = HubRuntime.open(settings)
-    try:
-        with hub.database.engine.connect() as conn:
-            return int(
-                conn.execute(text("SELECT count(*) FROM sales_system_integration_events")).scalar_one()
-            )
-    finally:
-        hub.close()
+    return int(python(COUNT, str(data_dir)).strip())
 
 
-def test_a_restore_brings_back_the_database_of_the_backup(data_dir: Path, tmp_path: Path) -> None:
-    runner = CliRunner()
-    record(data_dir, 1)
-    file = tmp_path / "hub.dump"
-    backed = runner.invoke(app, ["db", "backup", str(file)])
-    assert backed.exit_code == 0, backed.output
+def test_a_restore_brings_back_the_database_of_the_backup(tmp_path: Path) -> None:
+    data_dir, file = tmp_path / "data", tmp_path / "hub.dump"
+    python(RECORD, str(data_dir), str(MAPPINGS), "1", "-")
+    backed = saleshub(data_dir, "db", "backup", str(file))
+    assert backed.returncode == 0, backed.stderr
     assert file.stat().st_size > 0
-    record(data_dir, 2)
+    python(RECORD, str(data_dir), str(MAPPINGS), "2", "-")
     assert events(data_dir) == 2
 
-    settings = Settings(database={"data_dir": data_dir}, mappings_dir=MAPPINGS)  # type: ignore[arg-type]
-    holder = HubRuntime.open(settings)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", RECORD, str(data_dir), str(MAPPINGS), "3", "hold"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        with holder.database.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-            refused = runner.invoke(app, ["db", "restore", str(file)])
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        refused = saleshub(data_dir, "db", "restore", str(file))
+        assert refused.returncode == 1
+        assert "other connection" in " ".join(refused.stderr.split()), refused.stderr
+        assert events(data_dir) == 3, "a refused restore changes nothing"
     finally:
-        holder.close()
-    assert refused.exit_code == 1
-    assert "other connection" in " ".join(refused.output.split())
+        holder.communicate("", timeout=60)  # end of input: it lets go and exits
+    assert holder.returncode == 0
 
-    restored = runner.invoke(app, ["db", "restore", str(file)])
-    assert restored.exit_code == 0, restored.output
+    restored = saleshub(data_dir, "db", "restore", str(file))
+    assert restored.returncode == 0, restored.stderr
     assert events(data_dir) == 1
 
 
 def test_backup_points_a_configured_database_to_its_own_backups(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
 ) -> None:
     monkeypatch.setenv("SALESHUB_DATABASE__URL", db_url)
     result = CliRunner().invoke(app, ["db", "backup", str(tmp_path / "x.dump")])
