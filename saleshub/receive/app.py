@@ -27,7 +27,7 @@ from saleshub.receive.openapi import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, install
 from saleshub.receive.responses import EventReceipt, Health, Readiness
 from saleshub.receive.webhooks import problem, receive
 from saleshub.runtime import HubRuntime
-from saleshub.store.migrate import current_revision, head_revision
+from saleshub.store.migrate import current_revision, head_revision, is_newer_than_head
 
 __all__ = ["create_app", "readiness_of"]
 
@@ -125,7 +125,8 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
 
 
 def readiness_of(hub: HubRuntime) -> Readiness:
-    """Whether ``hub`` can do its work: the database answers and is migrated, the secret store serves.
+    """Whether ``hub`` can do its work: the database answers and is migrated (to this release's
+    schema or the next one's), the secret store serves.
 
     ``/health/ready`` of the web workers and of the worker commands' health port answer with it.
     """
@@ -143,7 +144,8 @@ def readiness_of(hub: HubRuntime) -> Readiness:
             expected_revision=expected,
             secrets=secrets_state,
         )
-    status = "ok" if revision == expected else "not migrated"
+    # A schema migrated by the next release is compatible with this one (see is_newer_than_head).
+    status = "ok" if revision == expected or is_newer_than_head(revision) else "not migrated"
     if not secrets.available:
         status = "unavailable"
     return Readiness(

@@ -18,7 +18,14 @@ from sqlalchemy import Engine, ForeignKeyConstraint
 
 from saleshub.store.partitions import PARENT
 
-__all__ = ["current_revision", "head_revision", "include_name", "include_object", "upgrade"]
+__all__ = [
+    "current_revision",
+    "head_revision",
+    "include_name",
+    "include_object",
+    "is_newer_than_head",
+    "upgrade",
+]
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 
@@ -60,3 +67,16 @@ def current_revision(engine: Engine) -> str | None:
     """The migration the database is at (``None`` for an empty database)."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def is_newer_than_head(revision: str | None) -> bool:
+    """Whether ``revision`` comes from a newer hub: set, and none of this hub's migrations.
+
+    A release's migrations keep the previous release working on the new schema (added columns and
+    tables, nothing dropped or renamed that it uses), so during a rollout, and after a rollback of
+    the code, this hub runs on a schema one release ahead of its own migrations.
+    """
+    if revision is None:
+        return False
+    known = {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+    return revision not in known

@@ -19,6 +19,8 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from saleshub.cli import app
+from saleshub.receive.app import readiness_of
+from saleshub.runtime import HubRuntime
 from saleshub.synthetic import pyxis_event, signed_headers
 from tests.integration.conftest import SECRET, SECRETS, free_port, wait_until
 
@@ -122,3 +124,18 @@ def test_the_poller_and_nightly_commands_need_a_polled_system(
     nightly = runner.invoke(app, ["reconcile", "nightly"])
     assert nightly.exit_code == 2
     assert "SALESHUB_POLLERS__SYSTEMS" in nightly.output
+
+
+def test_a_schema_migrated_by_the_next_release_keeps_this_one_ready(hub: HubRuntime) -> None:
+    # A rollout migrates first (the chart's hook), while the previous release still serves: its
+    # pods must stay ready on a schema newer than they know (migrations stay compatible one release
+    # back), or every receiver drops out of the Service until the new ones start.
+    assert readiness_of(hub).status == "ok"
+    with hub.database.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_next_release'"))
+    ahead = readiness_of(hub)
+    assert ahead.status == "ok"
+    assert ahead.schema_revision == "9999_from_the_next_release"
+    with hub.database.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
+    assert readiness_of(hub).status == "not migrated", "a schema behind this release is not ready"
