@@ -37,7 +37,7 @@ from saleshub.receive.recorder import Recorder
 from saleshub.stewards.deployment import RevisionFollower, deploy, load_deployed
 from saleshub.store import queries
 from saleshub.store.database import Database, open_database
-from saleshub.store.migrate import upgrade
+from saleshub.store.migrate import current_revision, is_newer_than_head, upgrade
 from saleshub.store.partitions import ensure_partitions
 
 __all__ = ["HubRuntime", "tune_collector"]
@@ -76,7 +76,9 @@ class HubRuntime:
             secrets.close()
             raise
         try:
-            if migrate:
+            # A schema a newer release migrated stays as it is (compatible one release back): this is
+            # the previous release starting after a rollback of the code.
+            if migrate and not is_newer_than_head(current_revision(database.engine)):
                 upgrade(database.engine)
             registry = (
                 MappingRegistry(pinned) if pinned is not None else _deployed(settings, database, migrate)

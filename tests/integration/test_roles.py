@@ -19,9 +19,11 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from saleshub.cli import app
+from saleshub.platform.settings import Settings
 from saleshub.receive.app import readiness_of
 from saleshub.runtime import HubRuntime
 from saleshub.synthetic import pyxis_event, signed_headers
+from tests.conftest import MAPPINGS
 from tests.integration.conftest import SECRET, SECRETS, free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -139,3 +141,20 @@ def test_a_schema_migrated_by_the_next_release_keeps_this_one_ready(hub: HubRunt
     with hub.database.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
     assert readiness_of(hub).status == "not migrated", "a schema behind this release is not ready"
+
+
+def test_serve_of_the_previous_release_starts_on_the_next_releases_schema(db_url: str) -> None:
+    # After `helm rollback` the schema stays where the newer release migrated it; the previous
+    # release's `serve` (which migrates on start) must start on it rather than fail to find the
+    # revision among its own migrations.
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_next_release'"))
+    engine.dispose()
+    hub = open_hub_migrating(db_url)
+    hub.close()
+
+
+def open_hub_migrating(db_url: str) -> HubRuntime:
+    settings = Settings(database={"url": db_url}, mappings_dir=MAPPINGS)  # type: ignore[arg-type]
+    return HubRuntime.open(settings, migrate=True)
