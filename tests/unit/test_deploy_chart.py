@@ -212,7 +212,14 @@ def test_the_migration_runs_db_upgrade_as_a_hook_under_its_own_service_account()
     assert spec["serviceAccountName"] not in runtime, "never as the runtime's identity"
     env = env_of(container)
     assert env["SALESHUB_SECRETS__VAULT_ROLE"]["value"] == "saleshub-owner"
-    assert env["SALESHUB_SECRETS__VAULT_DATABASE_ROLE"]["value"] == "saleshub-owner"
+    assert env["SALESHUB_SECRETS__VAULT_PATH"]["value"] == "saleshub-owner"
+    assert "SALESHUB_SECRETS__VAULT_DATABASE_ROLE" not in env, "never the runtime's leased user"
+    assert (
+        env["SALESHUB_DATABASE__URL"]
+        == env_of(deployments(manifests)["processor"]["spec"]["template"]["spec"]["containers"][0])[
+            "SALESHUB_DATABASE__URL"
+        ]
+    )
     (account,) = [
         m
         for m in manifests
@@ -222,6 +229,14 @@ def test_the_migration_runs_db_upgrade_as_a_hook_under_its_own_service_account()
     assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
         annotations["helm.sh/hook-weight"]
     )
+
+
+def test_the_owners_settings_keep_numbers_as_written() -> None:
+    values = production()
+    values["settings"]["web"]["max_body_bytes"] = 10485760
+    (job,) = [m for m in render(values) if m["kind"] == "Job"]
+    env = env_of(job["spec"]["template"]["spec"]["containers"][0])
+    assert env["SALESHUB_WEB__MAX_BODY_BYTES"]["value"] == "10485760"
 
 
 def test_partitions_are_created_monthly_as_the_owner_and_retention_runs_as_the_runtime() -> None:
@@ -320,6 +335,7 @@ def test_every_setting_is_a_value_and_reaches_every_hub_container() -> None:
         assert (path[-1] in node) is (variable not in secret), f"values.yaml settings: {'.'.join(path)}"
 
     values = everything_on()
+    values["migration"]["settings"] = {}  # the owner's pods then get every setting too
     values["settings"] = {}
     for variable, path in paths.items():
         if variable in secret:

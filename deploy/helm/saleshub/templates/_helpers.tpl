@@ -89,15 +89,24 @@ field SALESHUB_<FIELD>; null is left out (the hub's default), maps and lists are
 {{- if not (kindIs "invalid" $value) }}
 {{- if not (and (kindIs "map" $value) (empty $value)) }}
 - name: {{ printf "SALESHUB_%s__%s" (upper $group) (upper $field) }}
-  value: {{ if or (kindIs "map" $value) (kindIs "slice" $value) }}{{ toJson $value | quote }}{{ else }}{{ toString $value | quote }}{{ end }}
+  value: {{ if or (kindIs "map" $value) (kindIs "slice" $value) }}{{ toJson $value | quote }}{{ else }}{{ include "saleshub.scalar" $value | quote }}{{ end }}
 {{- end }}
 {{- end }}
 {{- end }}
 {{- else if not (kindIs "invalid" $fields) }}
 - name: {{ printf "SALESHUB_%s" (upper $group) }}
-  value: {{ toString $fields | quote }}
+  value: {{ include "saleshub.scalar" $fields | quote }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* A scalar setting as text; a whole number stays whole after a trip through JSON (fromJson). */}}
+{{- define "saleshub.scalar" -}}
+{{- if and (kindIs "float64" .) (eq (floor .) .) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Everything a hub container needs in its environment. Takes {"settings", "secretEnv", "root"}. */}}
@@ -250,4 +259,25 @@ spec:
 {{ include "saleshub.volumeMounts" $root | indent 16 }}
           volumes:
 {{ include "saleshub.volumes" $root | indent 12 }}
+{{- end -}}
+
+{{/*
+The owner's settings (the migration and the partitions CronJob): `settings` with
+`migration.settings` laid over it key by key; a null there unsets the runtime's value (e.g. its
+vault_database_role). As JSON, for fromJson.
+*/}}
+{{- define "saleshub.ownerSettings" -}}
+{{- $settings := deepCopy .Values.settings -}}
+{{- range $group, $fields := .Values.migration.settings }}
+{{- if kindIs "map" $fields }}
+{{- $target := index $settings $group | default dict }}
+{{- range $field, $value := $fields }}
+{{- $_ := set $target $field $value }}
+{{- end }}
+{{- $_ := set $settings $group $target }}
+{{- else }}
+{{- $_ := set $settings $group $fields }}
+{{- end }}
+{{- end }}
+{{- toJson $settings -}}
 {{- end -}}
