@@ -285,6 +285,35 @@ def run(server_url: str, receivers: int, processors: int, args: argparse.Namespa
     )
 
 
+def _ratio(processed: float, baseline: list[Outcome] | None) -> str:
+    if not baseline:
+        return "—"
+    return f"{processed / (sum(o.processed for o in baseline) / len(baseline)):.2f}×"
+
+
+def print_row(outcome: Outcome, baseline: list[Outcome] | None) -> None:
+    print(
+        f"{outcome.receivers}×{outcome.processors:<3} {outcome.intake:>9,.0f} {outcome.processed:>12,.0f} "
+        f"{_ratio(outcome.processed, baseline):>7} {outcome.backlog_at_end:>8,} {outcome.drain:>8,.0f} "
+        f"{outcome.non_202:>8} {outcome.twice:>6} {outcome.out_of_order:>10} {outcome.not_mapped:>11}",
+        flush=True,
+    )
+
+
+def print_mean(outcomes: list[Outcome], baseline: list[Outcome] | None) -> None:
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    processed = mean([o.processed for o in outcomes])
+    print(
+        f"{outcomes[0].receivers}×{outcomes[0].processors:<3} {mean([o.intake for o in outcomes]):>9,.0f} "
+        f"{processed:>12,.0f} {_ratio(processed, baseline):>7} "
+        f"{'':>8} {mean([o.drain for o in outcomes]):>8,.0f} {sum(o.non_202 for o in outcomes):>8} "
+        f"{sum(o.twice for o in outcomes):>6} {sum(o.out_of_order for o in outcomes):>10} "
+        f"{sum(o.not_mapped for o in outcomes):>11}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -294,6 +323,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--versions", type=int, default=4, help="versions per order, sent in sequence")
     parser.add_argument("--database-url", help="a PostgreSQL server (default: an embedded one)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run the grid this many times, every other round reversed"
+    )
     args = parser.parse_args()
     grid = [tuple(int(part) for part in cell.split("x")) for cell in args.grid]
 
@@ -316,18 +348,17 @@ def main() -> None:
                 f"{'non-202':>8} {'twice':>6} {'reordered':>10} {'not mapped':>11}"
             )
             print(header)
-            baseline: float | None = None
-            for receivers, processors in grid:
-                outcome = run(server_url, receivers, processors, args, logs)
-                if (receivers, processors) == (1, 1):
-                    baseline = outcome.processed
-                ratio = f"{outcome.processed / baseline:.2f}×" if baseline else "—"
-                print(
-                    f"{receivers}×{processors:<3} {outcome.intake:>9,.0f} {outcome.processed:>12,.0f} "
-                    f"{ratio:>7} {outcome.backlog_at_end:>8,} {outcome.drain:>8,.0f} {outcome.non_202:>8} "
-                    f"{outcome.twice:>6} {outcome.out_of_order:>10} {outcome.not_mapped:>11}",
-                    flush=True,
-                )
+            results: dict[tuple[int, int], list[Outcome]] = {}
+            for round_number in range(args.rounds):
+                cells = grid if round_number % 2 == 0 else list(reversed(grid))
+                for receivers, processors in cells:
+                    outcome = run(server_url, receivers, processors, args, logs)
+                    results.setdefault((receivers, processors), []).append(outcome)
+                    print_row(outcome, results.get((1, 1)))
+            if args.rounds > 1:
+                print("means over the rounds:")
+                for cell in grid:
+                    print_mean(results[cell], results.get((1, 1)))
         finally:
             if embedded is not None:
                 embedded.stop()
