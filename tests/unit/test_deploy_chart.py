@@ -193,7 +193,7 @@ def test_every_long_running_container_has_startup_liveness_and_readiness_probes(
 
 def test_graceful_termination_outlasts_a_relay_round() -> None:
     settings = Settings()
-    workloads = deployments(render())
+    workloads = deployments(render(production()))
     relay = workloads["relay"]["spec"]["template"]["spec"]
     assert relay["terminationGracePeriodSeconds"] > settings.relay.message_timeout_ms / 1000
     (receiver,) = workloads["receiver"]["spec"]["template"]["spec"]["containers"]
@@ -229,6 +229,14 @@ def test_the_migration_runs_db_upgrade_as_a_hook_under_its_own_service_account()
     assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
         annotations["helm.sh/hook-weight"]
     )
+
+
+def test_roles_run_only_where_configured() -> None:
+    assert set(deployments(render())) == {"receiver", "processor"}, "no relay without Kafka"
+    with pytest.raises(helm.HelmError, match=r"poller.replicas is 1, but settings.pollers.systems is empty"):
+        render({"poller": {"replicas": 1}})
+    with pytest.raises(helm.HelmError, match=r"consumer.replicas is 2, but settings.kafka"):
+        render({"consumer": {"replicas": 2}, "settings": {"kafka": {"bootstrap_servers": "k:9092"}}})
 
 
 def test_the_owners_settings_keep_numbers_as_written() -> None:
@@ -364,12 +372,13 @@ def test_every_setting_is_a_value_and_reaches_every_hub_container() -> None:
     ("settings", "refusal"),
     [
         ({"database": {"url": "postgresql+psycopg://hub:hunter2@db/saleshub"}}, "holds a password"),
+        ({"database": {"url": None}}, "settings.database.url is required"),
         ({"secrets": {"vault_token": "s.canary"}}, "vault_token is a secret"),
         ({"secrets": {"vault_secret_id": "canary"}}, "vault_secret_id is a secret"),
         ({"kafka": {"client_config": {"sasl.password": "canary"}}}, "is a credential"),
     ],
 )
-def test_a_secret_given_as_a_value_is_refused(settings: dict[str, Any], refusal: str) -> None:
+def test_values_the_chart_refuses(settings: dict[str, Any], refusal: str) -> None:
     with pytest.raises(helm.HelmError, match=refusal):
         render({"settings": settings})
 

@@ -66,6 +66,9 @@ field SALESHUB_<FIELD>; null is left out (the hub's default), maps and lists are
 */}}
 {{- define "saleshub.settingsEnv" -}}
 {{- $settings := .settings -}}
+{{- if not (($settings.database | default dict).url) }}
+{{- fail "settings.database.url is required: every role of the release shares one PostgreSQL (without it each pod would start an embedded one of its own)" }}
+{{- end }}
 {{- if (($settings.database | default dict).url) }}
 {{- if regexMatch "://[^/@]*:[^/@]*@" (toString $settings.database.url) }}
 {{- fail "settings.database.url holds a password: give the host and database only; the credentials come from the secret store (database/credentials, or Vault's database engine)" }}
