@@ -2,11 +2,15 @@
 
 ``saleshub serve --receive-only`` records webhooks and leaves them queued; a ``saleshub process``
 process maps them; both answer the health paths (the processor on ``--health-port``) and stop with
-exit 0 on SIGTERM. The poller and reconciliation commands refuse to start without a polled system.
+exit 0 on SIGTERM. Two ``saleshub poll serve`` replicas both skip a feed whose lock another session
+holds, and one reads it once it is free. The poller and reconciliation commands refuse to start
+without a polled system. A release runs on the schema of the next one (a rollout migrates first; a
+rollback leaves the schema).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,9 +26,11 @@ from saleshub.cli import app
 from saleshub.platform.settings import Settings
 from saleshub.receive.app import readiness_of
 from saleshub.runtime import HubRuntime
+from saleshub.store.polling import try_lock, unlock
 from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import MAPPINGS
 from tests.integration.conftest import SECRET, SECRETS, free_port, wait_until
+from tests.support.source_server import PASSWORD, USERNAME, SourceServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -158,3 +164,62 @@ def test_serve_of_the_previous_release_starts_on_the_next_releases_schema(db_url
 def open_hub_migrating(db_url: str) -> HubRuntime:
     settings = Settings(database={"url": db_url}, mappings_dir=MAPPINGS)  # type: ignore[arg-type]
     return HubRuntime.open(settings, migrate=True)
+
+
+def test_two_poller_replicas_poll_a_feed_once_the_lock_is_free(db_url: str, tmp_path: Path) -> None:
+    # The chart's pollers: two `saleshub poll serve` replicas. While another session holds the
+    # ERP feed's advisory lock both skip their runs (a standby); once it is free one of them reads
+    # the feed, and every order is recorded once.
+    engine = create_engine(db_url)
+    holder = engine.connect()
+    assert try_lock(holder, "erp", "incremental")
+    holder.commit()
+    processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+    with SourceServer() as source:
+        source.erp.add(range(1, 201))
+        env = {
+            **os.environ,
+            "SALESHUB_DATABASE__URL": db_url,
+            "SALESHUB_DATABASE__DATA_DIR": str(tmp_path / "data"),
+            "SALESHUB_LOG_LEVEL": "INFO",
+            "SALESHUB_SECRET_SOURCE_ERP_USERNAME": USERNAME,
+            "SALESHUB_SECRET_SOURCE_ERP_PASSWORD": PASSWORD,
+            "SALESHUB_POLLERS__SYSTEMS": json.dumps(
+                {"erp": {"base_url": source.url, "interval_seconds": 1, "page_size": 50}}
+            ),
+        }
+        try:
+            for number in range(2):
+                log = tmp_path / f"poller-{number}.log"
+                processes.append((start(["poll", "serve", "--health-port", str(free_port())], env, log), log))
+
+            def both_skipped() -> bool:
+                for process, log in processes:
+                    assert process.poll() is None, log.read_text()[-3000:]
+                return all("another process is polling erp" in log.read_text() for _, log in processes)
+
+            wait_until(both_skipped, 120, "both pollers skipped the locked feed")
+            assert source.counters.pages == 0
+            unlock(holder, "erp", "incremental")
+
+            def recorded() -> int:
+                with engine.connect() as conn:
+                    return int(
+                        conn.execute(
+                            text(
+                                "SELECT count(*) FROM sales_system_integration_events WHERE transport = 'poll'"
+                            )
+                        ).scalar_one()
+                    )
+
+            wait_until(lambda: recorded() == 200, 120, "a poller recorded the feed's 200 orders")
+            for process, log in processes:
+                stop(process, log)
+            assert recorded() == 200
+        finally:
+            holder.close()
+            engine.dispose()
+            for process, _ in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(30)
