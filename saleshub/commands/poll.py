@@ -43,6 +43,7 @@ from saleshub.commands.common import StopSignal, database, fail, parse_time, wai
 from saleshub.commands.health import HealthPortOption, health_port
 from saleshub.console import err, out
 from saleshub.errors import SalesHubError
+from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
 from saleshub.receive.polling import PageProgress, RunResult, build_poller
 from saleshub.runtime import HubRuntime
@@ -91,7 +92,12 @@ def _finish(result: RunResult) -> None:
 @poll_app.command("serve")
 def serve(health: HealthPortOption = None) -> None:
     """Poll every system of SALESHUB_POLLERS__SYSTEMS on its schedule until stopped (one per feed at once)."""
-    hub = _open_hub()
+    settings = Settings()
+    configure_logging(settings)  # a long-running role: the format of SALESHUB_LOG_FORMAT, masked
+    try:
+        hub = HubRuntime.open(settings)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
     try:
         if not hub.settings.pollers.systems:
             raise fail(

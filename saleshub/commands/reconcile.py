@@ -34,6 +34,7 @@ from reconciliation.sources import FileManifestReader, SourceManifestReader
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.console import err, out
 from saleshub.errors import MappingLoadError, SalesHubError
+from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime
 from saleshub.store.cross_system import CROSS_SYSTEM
@@ -196,6 +197,7 @@ def nightly() -> None:
     settings = Settings()
     if not settings.pollers.systems:
         raise fail("no polled system to reconcile: SALESHUB_POLLERS__SYSTEMS is empty", 2)
+    configure_logging(settings)  # the run's log lines in the format of SALESHUB_LOG_FORMAT, masked
     hub = _open_hub(settings)
     try:
         try:

@@ -3,7 +3,8 @@
 ``serve`` loads and checks the mappings, opens the database (starting the embedded PostgreSQL when
 no URL is configured), migrates it, creates the event partitions, says what it runs on and which
 systems have webhook secrets, starts the outbox relay and the Pyxis topic consumer when Kafka is
-configured (in this process, beside the web workers), then serves HTTP with uvicorn. With several
+configured (in this process, beside the web workers; ``--receive-only`` leaves them, the processors
+and the pollers to commands of their own), then serves HTTP with uvicorn. With several
 workers each worker process opens its own pool on the same database: the resolved settings travel
 to them with uvicorn's configuration (``saleshub.commands.workers``), not through the environment.
 SIGTERM or SIGINT stops it cleanly (exit 0): the server drains, the Kafka threads stop and the
