@@ -39,7 +39,7 @@ from saleshub.stewards.deployment import RevisionFollower, deploy, load_deployed
 from saleshub.store import queries
 from saleshub.store.database import Database, open_database
 from saleshub.store.failures import first_line, lacks_privilege
-from saleshub.store.migrate import current_revision, head_revision, upgrade
+from saleshub.store.migrate import current_revision, head_revision, is_newer_than_head, upgrade
 from saleshub.store.partitions import ensure_partitions, uncovered_message, uncovered_months
 
 __all__ = ["HubRuntime", "tune_collector"]
@@ -139,9 +139,13 @@ def _prepare_store(database: Database, *, leased: bool) -> None:
     ``saleshub db upgrade`` with the owner's credentials. A leased runtime user never makes one
     (its role owns nothing, so Vault can drop it): the start checks that the schema is current and
     says what to run when the partitions run short, instead of failing on "permission denied".
+    A schema a newer release migrated stays as it is (compatible one release back): this is the
+    previous release starting during a rollout or after a rollback of the code.
     """
+    revision = current_revision(database.engine)
     if not leased:
-        upgrade(database.engine)
+        if not is_newer_than_head(revision):
+            upgrade(database.engine)
         try:
             with database.engine.begin() as connection:
                 ensure_partitions(connection)
@@ -151,8 +155,8 @@ def _prepare_store(database: Database, *, leased: bool) -> None:
                 raise
             log.warning("the database user may not create event partitions (%s)", first_line(exc))
     else:
-        revision, expected = current_revision(database.engine), head_revision()
-        if revision != expected:
+        expected = head_revision()
+        if revision != expected and not is_newer_than_head(revision):
             raise ConfigurationError(
                 f"the database schema is at {revision or '(empty)'} and this hub needs {expected}; "
                 "schema changes run as the owner role, never as the leased runtime user: run `saleshub "

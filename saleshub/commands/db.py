@@ -1,7 +1,8 @@
-"""``saleshub db``: migrate the schema, list event partitions, apply raw-body retention."""
+"""``saleshub db``: migrate the schema, list event partitions, apply retention, back up and restore."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,12 +13,13 @@ from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.platform.secrets import secret_store_from_settings
 from saleshub.platform.settings import Settings
+from saleshub.store.backup import backup, restore
 from saleshub.store.database import OWNER_SECRET
 from saleshub.store.migrate import current_revision, head_revision, login_user, upgrade
 from saleshub.store.outbox import purge_published
 from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
 
-__all__ = ["db_app", "db_partitions", "db_retention", "db_upgrade"]
+__all__ = ["db_app", "db_backup", "db_partitions", "db_restore", "db_retention", "db_upgrade"]
 
 db_app = typer.Typer(help="Database schema, partitions and retention.", no_args_is_help=True)
 
@@ -95,3 +97,25 @@ def db_retention(
         with db.engine.begin() as connection:
             published = purge_published(connection, keep_days=outbox_days, dry_run=dry_run)
         out.print(f"{verb} {published} published outbox rows older than {outbox_days} days")
+
+
+@db_app.command("backup")
+def db_backup(file: Annotated[Path, typer.Argument(help="the backup file to write")]) -> None:
+    """Back up the embedded PostgreSQL's hub database to FILE (pg_dump, custom format; the hub may run)."""
+    with database() as db:
+        try:
+            backup(db, file)
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+        out.print(f"{db.description}: backed up to {file} ({file.stat().st_size:,} bytes)")
+
+
+@db_app.command("restore")
+def db_restore(file: Annotated[Path, typer.Argument(help="a file written by `saleshub db backup`")]) -> None:
+    """Restore the embedded PostgreSQL's hub database from FILE (stop every hub process first)."""
+    with database() as db:
+        try:
+            restore(db, file)
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+        out.print(f"{db.description}: restored from {file}; run `saleshub db upgrade` if the hub is newer")

@@ -14,6 +14,7 @@ import typer
 from confluent_kafka import KafkaException
 
 from saleshub.commands.common import fail, wait_for_signal
+from saleshub.commands.health import HealthPortOption, health_port
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.platform.kafka_clients import ensure_topics
@@ -44,6 +45,7 @@ def _hub() -> HubRuntime:
 @kafka_app.command("relay")
 def relay(
     drain: Annotated[bool, typer.Option("--drain", help="publish the backlog, then exit")] = False,
+    health: HealthPortOption = None,
 ) -> None:
     """Publish outbox events to Kafka until stopped (several relay processes share the work)."""
     hub = _hub()
@@ -54,7 +56,8 @@ def relay(
         services = Services.start(hub, relay=True)
         servers = hub.settings.kafka.bootstrap_servers
         out.print(f"outbox relay ({len(services.relays)} threads) publishing to {servers}; Ctrl+C stops")
-        wait_for_signal()
+        with health_port(health, hub, services):
+            wait_for_signal()
         services.stop()
     finally:
         hub.close()
@@ -77,7 +80,7 @@ def _drain(hub: HubRuntime) -> None:
 
 
 @kafka_app.command("consume")
-def consume() -> None:
+def consume(health: HealthPortOption = None) -> None:
     """Consume each system's order-event topic into the hub until stopped (a consumer-group member).
 
     The consumers record; processors (`saleshub serve` or `saleshub process`) map the events.
@@ -93,7 +96,8 @@ def consume() -> None:
             raise fail(str(exc)) from None
         topics = ", ".join(f"{topic} ({system})" for system, topic in sorted(kafka.inbound_topics.items()))
         out.print(f"consuming {topics} as group {kafka.consumer_group}")
-        wait_for_signal()
+        with health_port(health, hub, services):
+            wait_for_signal()
         services.stop()
     finally:
         hub.close()

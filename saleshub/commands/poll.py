@@ -3,6 +3,12 @@
 ``saleshub serve`` runs the pollers of ``SALESHUB_POLLERS__SYSTEMS`` on their schedules; these
 commands act on one system by hand, from any machine with the hub's settings:
 
+* ``serve`` runs every system's poller on its schedule until stopped, with the nightly reconciliation
+  of ``pollers.reconcile_at`` (what ``saleshub serve`` runs beside its web workers, alone); several
+  such processes are safe: a feed's advisory lock lets one poll it at a time and the others' runs of
+  that system are skipped until it is free (a replica takes over within one interval of the holder
+  ending); the nightly reconciliation is not locked, so with several set ``reconcile_at`` to ``off``
+  and run ``saleshub reconcile nightly`` once a day instead;
 * ``run SYSTEM`` reads the incremental feed to its end now (``--force`` also when paused; a completed
   forced run lifts the pause);
 * ``backfill SYSTEM --since DATE [--until DATE]`` reads a window with a progress bar, on a cursor of
@@ -34,17 +40,19 @@ from rich.table import Table
 from rich.text import Text
 
 from adapters.source import Window
-from saleshub.commands.common import StopSignal, database, fail, parse_time
+from saleshub.commands.common import StopSignal, database, fail, parse_time, wait_for_signal
+from saleshub.commands.health import HealthPortOption, health_port
 from saleshub.console import err, out
 from saleshub.errors import SalesHubError
 from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
 from saleshub.receive.polling import PageProgress, RunResult, build_poller
 from saleshub.runtime import HubRuntime
+from saleshub.services import Services
 from saleshub.store import polling as store
 from saleshub.store.failures import database_errors
 
-__all__ = ["System", "backfill", "pause", "poll_app", "resume", "run", "status"]
+__all__ = ["System", "backfill", "pause", "poll_app", "resume", "run", "serve", "status"]
 
 poll_app = typer.Typer(help="The pollers of source APIs (the ERP, Tempo).", no_args_is_help=True)
 
@@ -79,6 +87,34 @@ def _finish(result: RunResult) -> None:
     raise fail(
         f"{result.system} ({result.stream}) {result.outcome} after {_summary(result)}: {result.error}{paused}"
     )
+
+
+@poll_app.command("serve")
+def serve(health: HealthPortOption = None) -> None:
+    """Poll every system of SALESHUB_POLLERS__SYSTEMS on its schedule until stopped (one per feed at once)."""
+    settings = Settings()
+    configure_logging(settings)  # a long-running role: the format of SALESHUB_LOG_FORMAT, masked
+    try:
+        hub = HubRuntime.open(settings)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
+    try:
+        if not hub.settings.pollers.systems:
+            raise fail(
+                'no system to poll: set SALESHUB_POLLERS__SYSTEMS=\'{"erp": {"base_url": "https://…"}}\''
+            )
+        try:
+            services = Services.start(hub, pollers=True)
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+        for system, polled in sorted(hub.settings.pollers.systems.items()):
+            out.print(f"polling: {system} at {polled.base_url}, {polled.trigger_description()}")
+        out.print("Ctrl+C stops")
+        with health_port(health, hub, services):
+            wait_for_signal()
+        services.stop()
+    finally:
+        hub.close()
 
 
 @poll_app.command("run")

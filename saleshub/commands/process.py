@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from saleshub.commands.common import fail, wait_for_signal
+from saleshub.commands.health import HealthPortOption, health_port
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.platform.logs import configure_logging
@@ -25,6 +26,7 @@ __all__ = ["process"]
 def process(
     threads: Annotated[int, typer.Option(min=1, max=16, help="processor threads in this process")] = 1,
     drain: Annotated[bool, typer.Option("--drain", help="process the queued events, then exit")] = False,
+    health: HealthPortOption = None,
 ) -> None:
     """Map recorded events into orders until stopped (several processors share the work)."""
     settings = Settings()
@@ -46,7 +48,8 @@ def process(
         hub.follow_mappings("process")
         services = Services.start(hub, processors=threads)
         out.print(f"processing recorded events with {threads} thread(s); Ctrl+C stops")
-        wait_for_signal()
+        with health_port(health, hub, services):
+            wait_for_signal()
         services.stop()
     finally:
         hub.close()

@@ -29,15 +29,17 @@ from reconciliation.reports.across import (
     render_across_json,
 )
 from reconciliation.rules import SystemRules, load_rules
+from reconciliation.schedule import api_nightly
 from reconciliation.sources import FileManifestReader, SourceManifestReader
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.console import err, out
 from saleshub.errors import MappingLoadError, SalesHubError
+from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime
 from saleshub.store.cross_system import CROSS_SYSTEM
 
-__all__ = ["across", "compare", "reconcile_app", "report", "rules", "run", "runs"]
+__all__ = ["across", "compare", "nightly", "reconcile_app", "report", "rules", "run", "runs"]
 
 reconcile_app = typer.Typer(
     help="Reconciliation: what a sales system says it sold against what the hub holds.", no_args_is_help=True
@@ -189,6 +191,31 @@ def _healed_line(healed: HealResult) -> str:
         shown = ", ".join(healed.not_found[:5]) + (" …" if len(healed.not_found) > 5 else "")
         line += f"; not listed by the source any more: {shown}"
     return line
+
+
+@reconcile_app.command("nightly")
+def nightly() -> None:
+    """Reconcile the previous UTC day of every polled system against its API, once (a CronJob's task).
+
+    The same job ``saleshub serve`` and ``saleshub poll serve`` schedule at SALESHUB_POLLERS__RECONCILE_AT;
+    exit 1 when a system's run failed (the others still ran).
+    """
+    settings = Settings()
+    if not settings.pollers.systems:
+        raise fail("no polled system to reconcile: SALESHUB_POLLERS__SYSTEMS is empty", 2)
+    configure_logging(settings)  # the run's log lines in the format of SALESHUB_LOG_FORMAT, masked
+    hub = _open_hub(settings)
+    try:
+        try:
+            outcome = api_nightly(hub)()
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+    finally:
+        hub.close()
+    for system, result in sorted(outcome.items()):
+        out.print(f"{system}: {result if result.startswith('failed') else 'run ' + result}")
+    if any(result.startswith("failed") for result in outcome.values()):
+        raise fail("the nightly reconciliation failed for a system (see above); the others ran")
 
 
 @reconcile_app.command("runs")

@@ -4,7 +4,8 @@
 no URL is configured), migrates it and creates the event partitions (with a leased database user it
 only checks them: schema changes are the owner's, ``saleshub db upgrade``), says what it runs on and which
 systems have webhook secrets, starts the outbox relay and the Pyxis topic consumer when Kafka is
-configured (in this process, beside the web workers), then serves HTTP with uvicorn. With several
+configured (in this process, beside the web workers; ``--receive-only`` leaves them, the processors
+and the pollers to commands of their own), then serves HTTP with uvicorn. With several
 workers each worker process opens its own pool on the same database: the resolved settings travel
 to them with uvicorn's configuration (``saleshub.commands.workers``), not through the environment.
 SIGTERM or SIGINT stops it cleanly (exit 0): the server drains, the Kafka threads stop and the
@@ -50,7 +51,7 @@ from saleshub.store.partitions import list_partitions, uncovered_message, uncove
 __all__ = ["serve", "status"]
 
 
-def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
+def _announce(hub: HubRuntime, host: str, port: int, workers: int, *, receive_only: bool) -> None:
     out.print(f"[bold]saleshub[/bold] on {hub.database.description}")
     out.print(f"mappings: {', '.join(m.identity.label for m in hub.catalog)}")
     _warn_if_disk_differs(hub)
@@ -67,6 +68,13 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
                 f"[yellow]webhooks for {system} are refused (401): no secret; set "
                 f"{EnvSecretStore.variable(f'webhook/{system}')} or the secrets file[/yellow]"
             )
+    if receive_only:
+        out.print(
+            "receiving only: processors (`saleshub process`), relays (`saleshub kafka relay`), "
+            "consumers (`saleshub kafka consume`) and pollers (`saleshub poll serve`) run elsewhere"
+        )
+        out.print(f"serving with {workers} worker(s); Ctrl+C stops")
+        return
     kafka = hub.settings.kafka
     if kafka.bootstrap_servers:
         framing = "schema registry" if kafka.schema_registry_url else "Avro single-object encoding"
@@ -110,6 +118,14 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="worker processes [default: SALESHUB_WEB__WORKERS]")
     ] = None,
+    receive_only: Annotated[
+        bool,
+        typer.Option(
+            "--receive-only",
+            help="only receive webhooks: no processors, relays, consumers or pollers in this process "
+            "(each runs as a command of its own)",
+        ),
+    ] = False,
 ) -> None:
     """Run the hub: migrate, then receive webhooks (embedded PostgreSQL unless a URL is set)."""
     settings = Settings()
@@ -124,16 +140,16 @@ def serve(
     except SalesHubError as exc:
         raise fail(str(exc)) from None
     try:
-        _announce(hub, host, port, workers)
+        _announce(hub, host, port, workers, receive_only=receive_only)
         tune_collector()
-        kafka_on = bool(settings.kafka.bootstrap_servers)
-        hub.follow_mappings("serve")
+        kafka_on = bool(settings.kafka.bootstrap_servers) and not receive_only
+        hub.follow_mappings("receiver" if receive_only else "serve")
         background = Services.start(
             hub,
-            processors=settings.processor.threads,
+            processors=0 if receive_only else settings.processor.threads,
             relay=kafka_on,
             consumer=kafka_on,
-            pollers=bool(settings.pollers.systems),
+            pollers=bool(settings.pollers.systems) and not receive_only,
         )
         try:
             _serve_http(hub, host, port, workers)

@@ -28,9 +28,9 @@ from saleshub.receive.openapi import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, install
 from saleshub.receive.responses import EventReceipt, Health, Readiness
 from saleshub.receive.webhooks import problem, receive
 from saleshub.runtime import HubRuntime
-from saleshub.store.migrate import current_revision, head_revision
+from saleshub.store.migrate import current_revision, head_revision, is_newer_than_head
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "readiness_of"]
 
 log = logging.getLogger(__name__)
 
@@ -126,41 +126,49 @@ def create_app(
     async def ready() -> JSONResponse:
         hub = state["runtime"]
 
-        def check() -> Readiness:
-            expected = head_revision()
-            secrets = hub.secrets.health()
-            secrets_state = "ok" if secrets.available else f"unavailable: {secrets.detail}"
-            workers_state = workers.describe() if workers is not None else None
-            try:
-                revision = current_revision(hub.database.engine)  # a query: fails if unreachable
-            except Exception as exc:  # any failure here means "not ready"; the reason is reported
-                log.warning("readiness check failed: %s", exc)
-                # Leased credentials the database refuses: the cause is the lease, not the server.
-                leased = hub.secrets.leased_credentials("database/credentials")
-                problem = leased.problem() if leased is not None else None
-                return Readiness(
-                    status="unavailable",
-                    database=f"credentials refused: {problem}" if problem else "unreachable",
-                    schema_revision=None,
-                    expected_revision=expected,
-                    secrets=secrets_state,
-                    workers=workers_state,
-                )
-            status = "ok" if revision == expected else "not migrated"
-            if not secrets.available or (workers is not None and workers.restart_loop):
-                status = "unavailable"
-            return Readiness(
-                status=status,
-                database="ok",
-                schema_revision=revision,
-                expected_revision=expected,
-                secrets=secrets_state,
-                mapping_revision=hub.mappings.revision,
-                process=hub.follower.process if hub.follower is not None else None,
-                workers=workers_state,
-            )
-
-        readiness = await run_in_threadpool(check)
+        readiness = await run_in_threadpool(readiness_of, hub, workers)
         return JSONResponse(readiness.model_dump(), status_code=200 if readiness.status == "ok" else 503)
 
     return app
+
+
+def readiness_of(hub: HubRuntime, workers: WorkerBoard | None = None) -> Readiness:
+    """Whether ``hub`` can do its work: the database answers and is migrated (to this release's
+    schema or the next one's), the secret store serves, and the web workers (``workers``, when this
+    is one of several) are not being replaced over and over.
+
+    ``/health/ready`` of the web workers and of the worker commands' health port answer with it.
+    """
+    expected = head_revision()
+    secrets = hub.secrets.health()
+    secrets_state = "ok" if secrets.available else f"unavailable: {secrets.detail}"
+    workers_state = workers.describe() if workers is not None else None
+    try:
+        revision = current_revision(hub.database.engine)  # a query: fails if unreachable
+    except Exception as exc:  # any failure here means "not ready"; the reason is reported
+        log.warning("readiness check failed: %s", exc)
+        # Leased credentials the database refuses: the cause is the lease, not the server.
+        leased = hub.secrets.leased_credentials("database/credentials")
+        problem = leased.problem() if leased is not None else None
+        return Readiness(
+            status="unavailable",
+            database=f"credentials refused: {problem}" if problem else "unreachable",
+            schema_revision=None,
+            expected_revision=expected,
+            secrets=secrets_state,
+            workers=workers_state,
+        )
+    # A schema migrated by the next release is compatible with this one (see is_newer_than_head).
+    status = "ok" if revision == expected or is_newer_than_head(revision) else "not migrated"
+    if not secrets.available or (workers is not None and workers.restart_loop):
+        status = "unavailable"
+    return Readiness(
+        status=status,
+        database="ok",
+        schema_revision=revision,
+        expected_revision=expected,
+        secrets=secrets_state,
+        mapping_revision=hub.mappings.revision,
+        process=hub.follower.process if hub.follower is not None else None,
+        workers=workers_state,
+    )

@@ -18,7 +18,15 @@ from sqlalchemy import Engine, ForeignKeyConstraint, text
 
 from saleshub.store.partitions import PARENT
 
-__all__ = ["current_revision", "head_revision", "include_name", "include_object", "login_user", "upgrade"]
+__all__ = [
+    "current_revision",
+    "head_revision",
+    "include_name",
+    "include_object",
+    "is_newer_than_head",
+    "login_user",
+    "upgrade",
+]
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 
@@ -66,3 +74,16 @@ def login_user(engine: Engine) -> str:
     """The database user the engine logs in as (who a migration runs as)."""
     with engine.connect() as conn:
         return str(conn.execute(text("SELECT current_user")).scalar_one())
+
+
+def is_newer_than_head(revision: str | None) -> bool:
+    """Whether ``revision`` comes from a newer hub: set, and none of this hub's migrations.
+
+    A release's migrations keep the previous release working on the new schema (added columns and
+    tables, nothing dropped or renamed that it uses), so during a rollout, and after a rollback of
+    the code, this hub runs on a schema one release ahead of its own migrations.
+    """
+    if revision is None:
+        return False
+    known = {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+    return revision not in known
