@@ -22,6 +22,7 @@ from rich.table import Table
 from typer.core import TyperOption
 
 from adapters.registry import AdapterRegistry
+from saleshub.commands.audit import audit
 from saleshub.commands.common import database, fail, install_stop_handlers
 from saleshub.commands.db import db_app
 from saleshub.commands.events import events_app
@@ -106,6 +107,7 @@ app.add_typer(report_app, name="report")
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("process")(process)
+app.command("audit")(audit)
 mappings_app.command("deploy")(deploy_mappings)
 mappings_app.command("history")(mapping_history)
 mappings_app.command("rollback")(rollback_mappings)
@@ -337,10 +339,13 @@ app.add_typer(api_app, name="api")
 def openapi(
     output: Annotated[Path | None, typer.Option(help="write to this file instead of standard output")] = None,
 ) -> None:
-    """Print the OpenAPI document of the webhook and health endpoints (kept in contracts/openapi.json)."""
+    """Print the OpenAPI document: webhooks, health, the operator API (kept in contracts/openapi.json)."""
+    from saleshub.console.api import api_router
     from saleshub.receive.app import create_app
 
-    text = json.dumps(create_app().openapi(), indent=2, ensure_ascii=False) + "\n"
+    described = create_app()
+    described.include_router(api_router())  # the operator API is in the contract, on or off
+    text = json.dumps(described.openapi(), indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:

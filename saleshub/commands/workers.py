@@ -22,7 +22,6 @@ from typing_extensions import override
 from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
 from saleshub.platform.telemetry import telemetry_from_settings
-from saleshub.receive.app import create_app
 from saleshub.runtime import tune_collector
 
 __all__ = ["WorkerConfig", "worker_app", "worker_settings"]
@@ -39,7 +38,9 @@ def worker_app(settings: Settings) -> FastAPI:
     tune_collector()
     configure_logging(settings)
     telemetry_from_settings(settings)  # instruments the web framework before the app is built
-    return create_app(settings=settings)
+    from saleshub.console.app import create_hub_app  # web framework and authlib: only in workers
+
+    return create_hub_app(settings=settings)
 
 
 class WorkerConfig(uvicorn.Config):

@@ -40,7 +40,7 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
     writers: dict[str, GroupCommit] = {}
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         hub: HubRuntime = (
             runtime
             if runtime is not None
@@ -51,6 +51,7 @@ def create_app(runtime: HubRuntime | None = None, settings: Settings | None = No
         writer = GroupCommit(hub.recorder)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer
+        application.state.runtime = hub  # the console's routes (``saleshub.console``) act through it
         try:
             yield
         finally:

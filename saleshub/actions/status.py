@@ -1,0 +1,58 @@
+"""How the hub stands, as data: what ``saleshub status`` prints and the console's dashboard shows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection
+
+from saleshub.store import queries
+from saleshub.store.events import queue_depth
+from saleshub.store.mapping_revisions import LiveProcess, StoredRevision, deployed_revision, live_processes
+from saleshub.store.outbox import Backlog, BrokerState, backlog, broker_state
+from saleshub.store.partitions import PartitionInfo, list_partitions
+
+__all__ = ["HubStatus", "hub_status"]
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatus:
+    """The figures of ``saleshub status``, read in one connection."""
+
+    counts: dict[tuple[str, str], int]
+    open_problems: int
+    default_partition_rows: int
+    partitions: list[PartitionInfo]
+    backlog: Backlog
+    queued: int
+    oldest_queued: datetime | None
+    broker: BrokerState
+    deployed: StoredRevision | None
+    running: Sequence[LiveProcess]
+
+    @property
+    def received_by_system(self) -> dict[str, int]:
+        """Events of the last 24 hours per system, every status together."""
+        totals: dict[str, int] = {}
+        for (system, _), count in self.counts.items():
+            totals[system] = totals.get(system, 0) + count
+        return totals
+
+
+def hub_status(conn: Connection, *, hours: int = 24) -> HubStatus:
+    """Read the status figures (events of the last ``hours``, open problems, queues, mappings)."""
+    queued, oldest_queued = queue_depth(conn)
+    return HubStatus(
+        counts=queries.event_status_counts(conn, datetime.now(UTC) - timedelta(hours=hours)),
+        open_problems=queries.open_problem_count(conn),
+        default_partition_rows=queries.default_partition_rows(conn),
+        partitions=list_partitions(conn, count_rows=False),
+        backlog=backlog(conn),
+        queued=queued,
+        oldest_queued=oldest_queued,
+        broker=broker_state(conn),
+        deployed=deployed_revision(conn),
+        running=live_processes(conn, within_seconds=30),
+    )
