@@ -179,14 +179,14 @@ def diff(old: dict[str, str], new: dict[str, str]) -> list[Change]:
     return diff_revisions(old, new)
 
 
-def start_draft(engine: Engine, actor: Actor) -> uuid.UUID:
-    """A new draft holding the deployed revision's files; its id."""
+def start_draft(engine: Engine, actor: Actor, mappings_dir: Path) -> uuid.UUID:
+    """A new draft of the deployed revision's files (``mappings_dir``'s when none is deployed); its id."""
     with database_errors(), engine.begin() as conn:
         current = store.deployed_revision(conn, with_files=True)
-        if current is None:
-            raise StateConflictError("no mapping revision is deployed yet; deploy one with the command line")
-        draft_id = store_drafts.create_draft(conn, current.files, current.revision, actor.subject)
-        record_action(conn, actor, "drafts.create", "draft", str(draft_id), None, {"base": current.revision})
+        files = current.files if current is not None else MappingFiles.read(mappings_dir).files
+        base = current.revision if current is not None else None
+        draft_id = store_drafts.create_draft(conn, files, base, actor.subject)
+        record_action(conn, actor, "drafts.create", "draft", str(draft_id), None, {"base": base})
     return draft_id
 
 

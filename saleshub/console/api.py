@@ -355,7 +355,13 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
 
         def act() -> Any:
             caller.require("steward", "drafting mappings")
-            return {"draft_id": str(mapping_actions.start_draft(hub.database.engine, actor_of(caller)))}
+            return {
+                "draft_id": str(
+                    mapping_actions.start_draft(
+                        hub.database.engine, actor_of(caller), hub.settings.mappings_dir
+                    )
+                )
+            }
 
         return run(act)
 

@@ -9,12 +9,13 @@ form posts the session's CSRF token; the role is checked again on the server for
 
 from __future__ import annotations
 
+import html
 import json
 import uuid
 from pathlib import Path
 from typing import Any
 
-from authlib.integrations.starlette_client import OAuth
+from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -26,6 +27,7 @@ from saleshub.actions.status import hub_status
 from saleshub.console.api import actor_of, draft_impact, order_details, preview_input
 from saleshub.console.security import check_csrf, csrf_token, session_principal, start_session
 from saleshub.errors import NotFoundError, SalesHubError
+from saleshub.mapping.revision import MappingFiles
 from saleshub.platform.auth import AuthenticationError, Principal, principal_from_claims
 from saleshub.platform.masking import mask
 from saleshub.platform.settings import ConsoleSettings
@@ -105,7 +107,14 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
 
     @router.get("/callback")
     async def callback(request: Request) -> Response:
-        token = await client(request).authorize_access_token(request)
+        try:
+            token = await client(request).authorize_access_token(request)
+        except OAuthError as exc:  # a refused code, a wrong client secret, a replayed state
+            return HTMLResponse(
+                f"<!doctype html><title>Login refused</title><p>The provider refused the login: "
+                f"{html.escape(str(exc))}</p>",
+                status_code=403,
+            )
         claims = dict(token.get("userinfo") or {})
         verifier = request.app.state.token_verifier
         verified = await run_in_threadpool(verifier.verify, token["id_token"])
@@ -113,7 +122,9 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         try:
             principal = principal_from_claims(claims, settings)
         except SalesHubError as exc:
-            return HTMLResponse(f"<!doctype html><title>Refused</title><p>{exc}</p>", status_code=403)
+            return HTMLResponse(
+                f"<!doctype html><title>Refused</title><p>{html.escape(str(exc))}</p>", status_code=403
+            )
         start_session(request, principal, settings.session_minutes)
         return RedirectResponse("/console/", status_code=303)
 
@@ -218,7 +229,8 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
             return to_login()
         check_csrf(request, csrf)
         me.require("steward", "drafting mappings")
-        draft_id = mapping_actions.start_draft(_hub(request).database.engine, actor_of(me))
+        hub = _hub(request)
+        draft_id = mapping_actions.start_draft(hub.database.engine, actor_of(me), hub.settings.mappings_dir)
         suffix = f"?event={uuid.UUID(event)}" if event else ""
         return RedirectResponse(f"/console/drafts/{draft_id}{suffix}", status_code=303)
 
@@ -233,10 +245,11 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         hub = _hub(request)
         with database_errors(), hub.database.engine.connect() as conn:
             found = mapping_actions.draft_of(conn, draft_id)
-        changes = []
         if found.base_revision is not None:
             base = mapping_actions.revision_files(hub.database.engine, found.base_revision)
-            changes = mapping_actions.diff(base, found.files)
+        else:
+            base = MappingFiles.read(hub.settings.mappings_dir).files
+        changes = mapping_actions.diff(base, found.files)
         preview = impact = problem = None
         system = None
         try:

@@ -56,7 +56,8 @@ class SecurityHeaders(BaseHTTPMiddleware):
         if request.url.path.startswith(_GUARDED):
             response.headers["Content-Security-Policy"] = self.policy
             response.headers["X-Content-Type-Options"] = "nosniff"
-            response.headers["Referrer-Policy"] = "no-referrer"
+            # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form posts
+            response.headers["Referrer-Policy"] = "same-origin"
             response.headers["X-Frame-Options"] = "DENY"
             response.headers["Cache-Control"] = "no-store"
         return response
