@@ -338,13 +338,23 @@ app.add_typer(api_app, name="api")
 @api_app.command("openapi")
 def openapi(
     output: Annotated[Path | None, typer.Option(help="write to this file instead of standard output")] = None,
+    operator_api: Annotated[
+        bool,
+        typer.Option("--operator-api", help="the document of a hub with the console on (with /api/v1)"),
+    ] = False,
 ) -> None:
-    """Print the OpenAPI document: webhooks, health, the operator API (kept in contracts/openapi.json)."""
-    from saleshub.console.api import api_router
+    """Print the OpenAPI document: webhooks and health (contracts/openapi.json), or with the operator API.
+
+    ``--operator-api`` adds ``/api/v1``, served only when the console is configured
+    (contracts/operator-api.json).
+    """
     from saleshub.receive.app import create_app
 
     described = create_app()
-    described.include_router(api_router())  # the operator API is in the contract, on or off
+    if operator_api:
+        from saleshub.console.api import api_router
+
+        described.include_router(api_router())
     text = json.dumps(described.openapi(), indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)

@@ -42,7 +42,7 @@ with warnings.catch_warnings():  # the provider imports authlib.jose, which warn
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's (scripts/test.sh installs it); Playwright downloads none
 CLIENT_ID = "saleshub-console"
 ROLES = {"hub-viewers": "viewer", "hub-operators": "operator", "hub-stewards": "steward"}
 USERS = [
@@ -157,6 +157,15 @@ def junk_channel(n: int, channel: bytes = b"NOWHERE") -> bytes:
     return pyxis_event(n).replace(b'"channel": "STORE"', b'"channel": "' + channel + b'"')
 
 
+def test_operator_api_document_matches_the_app(console_hub: HubRuntime) -> None:
+    committed = json.loads(
+        (Path(__file__).resolve().parents[2] / "contracts" / "operator-api.json").read_text()
+    )
+    assert create_hub_app(console_hub).openapi() == committed, (
+        "run `saleshub api openapi --operator-api --output contracts/operator-api.json`"
+    )
+
+
 def test_console_and_api_are_off_without_a_provider(hub: HubRuntime) -> None:
     with ConsoleServer(hub) as live:
         assert httpx.get(f"{live.url}/api/v1/status").status_code == 404
@@ -182,7 +191,13 @@ def test_api_roles_masking_and_refused_tokens(console_hub: HubRuntime, provider:
             return httpx.request(method, f"{live.url}/api/v1{path}", headers=headers, timeout=60, **kwargs)
 
         assert call("GET", "/status", None).status_code == 401
-        assert call("GET", "/status", steward).status_code == 200
+        answer = call("GET", "/status", steward)
+        assert answer.status_code == 200 and answer.json()["open_problems"] == 1
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src 'self'" in policy and "unsafe" not in policy
+        assert (
+            httpx.get(f"{live.url}/console/", follow_redirects=False).headers["location"] == "/console/login"
+        )
         stranger = RSAKey.generate_key(2048)
         assert call("GET", "/status", _forged(steward, stranger)).status_code == 401
         tampered = steward.split(".")
@@ -213,7 +228,31 @@ def test_api_roles_masking_and_refused_tokens(console_hub: HubRuntime, provider:
         assert [a["action"] for a in audit][:2] == ["events.dismiss", "drafts.create"]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is installed by scripts/test.sh")
+def login(browser: Any, url: str, sub: str) -> Any:
+    """A new page logged in as ``sub`` through the provider's form (one click on the user)."""
+    page = browser.new_page()
+    page.goto(f"{url}/console/login")
+    page.get_by_role("button", name=sub).click()
+    page.wait_for_url(f"{url}/console/")
+    return page
+
+
+def lower_roles_see_less(browser: Any, url: str, hub: HubRuntime, shots: Path) -> None:
+    """An operator sees replay but no draft or deploy control; a viewer sees neither, and masked data."""
+    operator = login(browser, url, "otto")
+    send(url, junk_channel(52, b"ELSEWHERE"))  # NOWHERE is mapped now
+    other = quarantined_event(hub, "PX-SYN-000000052")
+    operator.goto(f"{url}/console/events/{other}")
+    assert operator.locator("#replay").count() == 1
+    assert operator.locator("#start-draft").count() == 0 and operator.locator("#deploy").count() == 0
+
+    viewer = login(browser, url, "vera")
+    viewer.goto(f"{url}/console/events/{other}")
+    assert "***" in viewer.locator("#raw-body").inner_text()
+    assert viewer.locator("#replay").count() == 0
+    viewer.screenshot(path=shots / "event-viewer.png", full_page=True)
+
+
 def test_steward_fixes_a_quarantined_order_in_the_browser(
     console_hub: HubRuntime, provider: str, tmp_path: Path
 ) -> None:
@@ -226,13 +265,10 @@ def test_steward_fixes_a_quarantined_order_in_the_browser(
         event_id = quarantined_event(console_hub, "PX-SYN-000000051")
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = browser.new_page()
-            page.goto(f"{live.url}/console/login")
-            page.get_by_role("button", name="stella").click()
-            page.wait_for_url(f"{live.url}/console/")
+            page = login(browser, live.url, "stella")
             page.screenshot(path=shots / "dashboard.png", full_page=True)
             page.goto(f"{live.url}/console/events")
-            page.get_by_role("link", name=page.locator("a[href$='/" + event_id + "']").inner_text()).click()
+            page.locator(f"a[href$='/{event_id}']").click()
             assert "channel" in page.locator("#field-errors").inner_text()
             page.screenshot(path=shots / "event.png", full_page=True)
             page.locator("#start-draft").click()
@@ -258,24 +294,7 @@ def test_steward_fixes_a_quarantined_order_in_the_browser(
             forged = page.request.post(f"{live.url}/console/drafts", form={"event": event_id})
             assert forged.status == 403
 
-            operator = browser.new_page()
-            operator.goto(f"{live.url}/console/login")
-            operator.get_by_role("button", name="otto").click()
-            operator.wait_for_url(f"{live.url}/console/")
-            send(live.url, junk_channel(52, b"ELSEWHERE"))  # NOWHERE is mapped now
-            other = quarantined_event(console_hub, "PX-SYN-000000052")
-            operator.goto(f"{live.url}/console/events/{other}")
-            assert operator.locator("#replay").count() == 1
-            assert operator.locator("#start-draft").count() == 0 and operator.locator("#deploy").count() == 0
-
-            viewer = browser.new_page()
-            viewer.goto(f"{live.url}/console/login")
-            viewer.get_by_role("button", name="vera").click()
-            viewer.wait_for_url(f"{live.url}/console/")
-            viewer.goto(f"{live.url}/console/events/{other}")
-            assert "***" in viewer.locator("#raw-body").inner_text()
-            assert viewer.locator("#replay").count() == 0
-            viewer.screenshot(path=shots / "event-viewer.png", full_page=True)
+            lower_roles_see_less(browser, live.url, console_hub, shots)
         finally:
             browser.close()
     with console_hub.database.engine.connect() as conn:
