@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from saleshub.actions import events as event_actions
 from saleshub.actions import mappings as mapping_actions
+from saleshub.actions.pollers import pause_poller, resume_poller
 from saleshub.actions.status import hub_status
 from saleshub.errors import (
     GoldenSamplesError,
@@ -114,9 +115,9 @@ _Caller = Annotated[Principal, Depends(_bearer)]
 
 
 class DismissRequest(BaseModel):
-    """Why an event is closed."""
+    """Why an event is closed, or a poller paused."""
 
-    reason: str = Field(min_length=1, description="kept with the event and in the audit trail")
+    reason: str = Field(min_length=1, description="kept with the object and in the audit trail")
 
 
 class ReplayRequest(BaseModel):
@@ -209,6 +210,9 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
         system: str | None = None,
         status: Status | None = None,
         since: datetime | None = None,
+        before: Annotated[
+            datetime | None, Query(description="received before: the last page's oldest")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> Any:
         hub = _runtime(request)
@@ -216,7 +220,12 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
         def read() -> Any:
             with database_errors(), hub.database.engine.connect() as conn:
                 rows = queries.events(
-                    conn, system=system, status=status.value if status else None, since=since, limit=limit
+                    conn,
+                    system=system,
+                    status=status.value if status else None,
+                    since=since,
+                    before=before,
+                    limit=limit,
                 )
             return [
                 {**_plain(dict(row._mapping)), "first_error": event_actions.first_error(row.errors)}
@@ -442,6 +451,30 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
 
         return run(read)
 
+    @router.post("/pollers/{system}/pause", summary="Stop a system's scheduled polling (operator)")
+    def pause(request: Request, caller: _Caller, system: str, payload: DismissRequest) -> Any:
+        hub = _runtime(request)
+
+        def act() -> Any:
+            caller.require("operator", "pausing a poller")
+            _polled(hub, system)
+            pause_poller(hub.database.engine, system, payload.reason, actor_of(caller))
+            return {"system": system, "paused": True}
+
+        return run(act)
+
+    @router.post("/pollers/{system}/resume", summary="Restart a system's scheduled polling (operator)")
+    def resume(request: Request, caller: _Caller, system: str) -> Any:
+        hub = _runtime(request)
+
+        def act() -> Any:
+            caller.require("operator", "resuming a poller")
+            _polled(hub, system)
+            resume_poller(hub.database.engine, system, actor_of(caller))
+            return {"system": system, "paused": False}
+
+        return run(act)
+
     @router.get("/audit", summary="Operator actions, newest first (keyset pages: before=<action_id>)")
     def audit(
         request: Request,
@@ -458,6 +491,12 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
         return run(read)
 
     return router
+
+
+def _polled(hub: HubRuntime, system: str) -> None:
+    if system not in hub.settings.pollers.systems:
+        known = ", ".join(sorted(hub.settings.pollers.systems)) or "none"
+        raise NotFoundError(f"{system} is not a polled system (SALESHUB_POLLERS__SYSTEMS: {known})")
 
 
 def order_details(hub: HubRuntime, order: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,12 +151,17 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         return page(request, "dashboard.html", me, status=now, active="dashboard")
 
     @router.get("/events")
-    def events(request: Request, status: str = "quarantined", system: str | None = None) -> Response:
+    def events(
+        request: Request,
+        status: str = "quarantined",
+        system: str | None = None,
+        before: datetime | None = None,
+    ) -> Response:
         me = who(request)
         if me is None:
             return to_login()
         with database_errors(), _hub(request).database.engine.connect() as conn:
-            rows = queries.events(conn, status=status or None, system=system, limit=100)
+            rows = queries.events(conn, status=status or None, system=system, before=before, limit=100)
         return page(
             request,
             "events.html",

@@ -50,9 +50,10 @@ def events(
     status: str | None = None,
     since: datetime | None = None,
     hub_order_id: uuid.UUID | None = None,
+    before: datetime | None = None,
     limit: int = 50,
 ) -> Sequence[AnyRow]:
-    """The newest events matching the filters (raw bodies left out)."""
+    """The newest events matching the filters (raw bodies left out); ``before`` pages back by key."""
     query = (
         select(
             _E.event_id,
@@ -80,6 +81,8 @@ def events(
         query = query.where(_E.received_at >= since)
     if hub_order_id is not None:
         query = query.where(_E.hub_order_id == hub_order_id)
+    if before is not None:
+        query = query.where(_E.received_at < before)
     return conn.execute(query).all()
 
 

@@ -228,6 +228,15 @@ def test_api_roles_masking_and_refused_tokens(console_hub: HubRuntime, provider:
         assert [a["action"] for a in audit][:2] == ["events.dismiss", "drafts.create"]
 
 
+def accessible(page: Any) -> None:
+    """No serious or critical axe-core violation on the page (axe-playwright-python's bundled axe)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    serious = [(v["id"], v["help"]) for v in violations if v["impact"] in ("serious", "critical")]
+    assert not serious, f"{page.url}: {serious}"
+
+
 def login(browser: Any, url: str, sub: str) -> Any:
     """A new page logged in as ``sub`` through the provider's form (one click on the user)."""
     page = browser.new_page()
@@ -267,10 +276,12 @@ def test_steward_fixes_a_quarantined_order_in_the_browser(
         try:
             page = login(browser, live.url, "stella")
             page.screenshot(path=shots / "dashboard.png", full_page=True)
+            accessible(page)
             page.goto(f"{live.url}/console/events")
             page.locator(f"a[href$='/{event_id}']").click()
             assert "channel" in page.locator("#field-errors").inner_text()
             page.screenshot(path=shots / "event.png", full_page=True)
+            accessible(page)
             page.locator("#start-draft").click()
             page.select_option("#crosswalk", "crosswalks/channels.csv")
             page.fill("#row", "PHONE,NOWHERE,,,Kiosk orders taken by phone")
@@ -278,6 +289,7 @@ def test_steward_fixes_a_quarantined_order_in_the_browser(
             page.locator("#preview-ok").wait_for()
             assert "newly mapped 1" in page.locator("#impact").inner_text()
             page.screenshot(path=shots / "draft.png", full_page=True)
+            accessible(page)
             page.fill("#message", "Kiosk channel NOWHERE is a phone sale")
             page.locator("#deploy").click()
             page.wait_for_url(f"**/console/events/{event_id}?deployed=*")
@@ -287,12 +299,18 @@ def test_steward_fixes_a_quarantined_order_in_the_browser(
             page.goto(f"{live.url}/console/mappings")
             assert "Stella Steward" in page.locator("#history tbody tr").first.inner_text()
             page.screenshot(path=shots / "mappings.png", full_page=True)
+            accessible(page)
             page.goto(f"{live.url}/console/orders")
             page.screenshot(path=shots / "orders.png", full_page=True)
+            accessible(page)
 
             # A forged cross-site POST (the session cookie, no CSRF token) is refused.
             forged = page.request.post(f"{live.url}/console/drafts", form={"event": event_id})
             assert forged.status == 403
+
+            page.get_by_role("button", name="Log out").click()
+            page.wait_for_url(f"{provider}/**")  # RP-initiated logout at the provider
+            assert page.request.get(f"{live.url}/console/", max_redirects=0).status == 303
 
             lower_roles_see_less(browser, live.url, console_hub, shots)
         finally:
