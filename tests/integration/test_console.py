@@ -262,6 +262,18 @@ def lower_roles_see_less(browser: Any, url: str, hub: HubRuntime, shots: Path) -
     viewer.screenshot(path=shots / "event-viewer.png", full_page=True)
 
 
+def processed_and_deployed_by(hub: HubRuntime) -> tuple[str, bool]:
+    """Who deployed the mappings, and whether order PX-SYN-000000051 landed."""
+    with hub.database.engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT status FROM service_orders WHERE external_order_id = 'PX-SYN-000000051'")
+        ).scalar_one_or_none()
+        deployer = conn.execute(
+            text("SELECT name FROM operator_actions WHERE action = 'mappings.deploy'")
+        ).scalar_one()
+    return deployer, status is not None
+
+
 def test_steward_fixes_a_quarantined_order_in_the_browser(
     console_hub: HubRuntime, provider: str, tmp_path: Path
 ) -> None:
@@ -315,12 +327,5 @@ def test_steward_fixes_a_quarantined_order_in_the_browser(
             lower_roles_see_less(browser, live.url, console_hub, shots)
         finally:
             browser.close()
-    with console_hub.database.engine.connect() as conn:
-        status = conn.execute(
-            text("SELECT status FROM service_orders WHERE external_order_id = 'PX-SYN-000000051'")
-        ).scalar_one_or_none()
-        deployer = conn.execute(
-            text("SELECT name FROM operator_actions WHERE action = 'mappings.deploy'")
-        ).scalar_one()
-    assert status is not None and deployer == "Stella Steward"
+    assert processed_and_deployed_by(console_hub) == ("Stella Steward", True)
     assert {p.name for p in shots.iterdir()} >= {"dashboard.png", "event.png", "draft.png", "mappings.png"}
