@@ -144,11 +144,12 @@ def measure(url: str, repeat: int, events: int) -> None:
                             "WHERE status = 'quarantined' LIMIT 1"
                         )
                     ).scalar_one()
+                older = urllib.parse.quote(middle.isoformat())
                 pages = {
                     "/health/live (baseline)": "/health/live",
                     "dashboard": "/console/",
                     "quarantine, first page": "/console/events",
-                    "quarantine, an old page": f"/console/events?before={urllib.parse.quote(middle.isoformat())}",
+                    "quarantine, an old page": f"/console/events?before={older}",
                     "all events, first page": "/console/events?status=",
                     "one event": f"/console/events/{one}",
                     "orders": "/console/orders",
