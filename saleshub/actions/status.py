@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
+from reconciliation.model import ERROR_RATE_LINE
 from saleshub.store import queries
 from saleshub.store.events import queue_depth
 from saleshub.store.mapping_revisions import LiveProcess, StoredRevision, deployed_revision, live_processes
+from saleshub.store.operations import error_counts_by_system
 from saleshub.store.outbox import Backlog, BrokerState, backlog, broker_state
 from saleshub.store.partitions import PartitionInfo, list_partitions
 
@@ -31,6 +33,17 @@ class HubStatus:
     broker: BrokerState
     deployed: StoredRevision | None
     running: Sequence[LiveProcess]
+    #: ``{system: (received, still quarantined or failed)}`` over the window (``report ops``'s query).
+    errors: dict[str, tuple[int, int]]
+    error_rate_line: float = ERROR_RATE_LINE
+
+    def error_rates(self) -> list[tuple[str, int, float | None, bool]]:
+        """Per system: received, error rate (``None`` without events), above the line or not."""
+        rates = []
+        for system, (received, failing) in sorted(self.errors.items()):
+            rate = failing / received if received else None
+            rates.append((system, received, rate, rate is not None and rate > self.error_rate_line))
+        return rates
 
     @property
     def received_by_system(self) -> dict[str, int]:
@@ -44,8 +57,10 @@ class HubStatus:
 def hub_status(conn: Connection, *, hours: int = 24) -> HubStatus:
     """Read the status figures (events of the last ``hours``, open problems, queues, mappings)."""
     queued, oldest_queued = queue_depth(conn)
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=hours)
     return HubStatus(
-        counts=queries.event_status_counts(conn, datetime.now(UTC) - timedelta(hours=hours)),
+        counts=queries.event_status_counts(conn, since),
         open_problems=queries.open_problem_count(conn),
         default_partition_rows=queries.default_partition_rows(conn),
         partitions=list_partitions(conn, count_rows=False),
@@ -55,4 +70,5 @@ def hub_status(conn: Connection, *, hours: int = 24) -> HubStatus:
         broker=broker_state(conn),
         deployed=deployed_revision(conn),
         running=live_processes(conn, within_seconds=30),
+        errors=error_counts_by_system(conn, since, now),
     )

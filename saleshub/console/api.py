@@ -195,6 +195,11 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
                     {"system": s, "status": st, "count": n} for (s, st), n in sorted(now.counts.items())
                 ],
                 "open_problems": now.open_problems,
+                "error_rates": [
+                    {"system": system, "received": received, "rate": rate, "above_line": above}
+                    for system, received, rate, above in now.error_rates()
+                ],
+                "error_rate_line": now.error_rate_line,
                 "queued": now.queued,
                 "outbox_pending": now.backlog.pending,
                 "deployed_revision": now.deployed.revision if now.deployed else None,

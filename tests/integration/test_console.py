@@ -288,6 +288,9 @@ def test_steward_fixes_a_quarantined_order_in_the_browser(
         try:
             page = login(browser, live.url, "stella")
             page.screenshot(path=shots / "dashboard.png", full_page=True)
+            assert "pyxis 1 100.00% (above the line)" in " ".join(
+                page.locator("#error-rates").inner_text().split()
+            )
             accessible(page)
             page.goto(f"{live.url}/console/events")
             page.locator(f"a[href$='/{event_id}']").click()
