@@ -1,13 +1,13 @@
 """Console page times with many stored events: p50/p95 per page over loopback, logged in over OIDC.
 
 An embedded PostgreSQL is filled with ``--events`` synthetic events (one in a hundred quarantined,
-spread over the last days, inserted by one SQL statement), a hub with the console is served by
+spread over the last ``--days``, inserted by one SQL statement), a hub with the console is served by
 uvicorn in this process, a steward logs in through a real OIDC provider (oidc-provider-mock, the
 same code flow as a browser), and each page is fetched ``--repeat`` times. The side-by-side
 baseline is ``/health/live`` on the same server and client (the stack's floor); each page's p95
 is printed with its ratio to it.
 
-    .venv/bin/python bench/console.py [--events 1000000] [--repeat 40]
+    .venv/bin/python bench/console.py [--events 1000000] [--days 30] [--repeat 40]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.parse
 import warnings
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +71,7 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--days", type=int, default=30, help="the events are spread over this many days")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         workdir = Path(tmp)
@@ -86,13 +88,13 @@ def main() -> None:
             upgrade(engine)
             started = time.perf_counter()
             with engine.begin() as conn:
+                ensure_partitions(conn, now=datetime.now(UTC) - timedelta(days=args.days), ahead=3)
                 ensure_partitions(conn)
-                # Spread over the days of this month so far (at least an hour), inside one partition.
-                span = max(3600.0, (time.time() % (28 * 86400)) * 0.2)
-                conn.execute(text(FILL), {"n": args.events, "span": span})
+                conn.execute(text(FILL), {"n": args.events, "span": args.days * 86400.0})
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("ANALYZE sales_system_integration_events"))
-            print(f"stored {args.events:,} events in {time.perf_counter() - started:.1f} s")
+            taken = time.perf_counter() - started
+            print(f"stored {args.events:,} events over the last {args.days} days in {taken:.1f} s")
             engine.dispose()
             measure(bench_url.render_as_string(hide_password=False), args.repeat, args.events)
         finally:
@@ -149,6 +151,7 @@ def measure(url: str, repeat: int, events: int) -> None:
                     "/health/live (baseline)": "/health/live",
                     "dashboard": "/console/",
                     "quarantine, first page": "/console/events",
+                    "quarantined (all), first page": "/console/events?status=quarantined",
                     "quarantine, an old page": f"/console/events?before={older}",
                     "all events, first page": "/console/events?status=",
                     "one event": f"/console/events/{one}",

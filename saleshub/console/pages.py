@@ -161,7 +161,10 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         if me is None:
             return to_login()
         with database_errors(), _hub(request).database.engine.connect() as conn:
-            rows = queries.events(conn, status=status or None, system=system, before=before, limit=100)
+            if status == "open":  # the quarantine: what still needs a person
+                rows = queries.events(conn, open_only=True, system=system, before=before, limit=100)
+            else:
+                rows = queries.events(conn, status=status or None, system=system, before=before, limit=100)
         return page(
             request,
             "events.html",

@@ -51,9 +51,14 @@ def events(
     since: datetime | None = None,
     hub_order_id: uuid.UUID | None = None,
     before: datetime | None = None,
+    open_only: bool = False,
     limit: int = 50,
 ) -> Sequence[AnyRow]:
-    """The newest events matching the filters (raw bodies left out); ``before`` pages back by key."""
+    """The newest events matching the filters (raw bodies left out); ``before`` pages back by key.
+
+    ``open_only``: only open quarantined or failed events (not replayed since), which the partial
+    index of open problems serves.
+    """
     query = (
         select(
             _E.event_id,
@@ -83,6 +88,8 @@ def events(
         query = query.where(_E.hub_order_id == hub_order_id)
     if before is not None:
         query = query.where(_E.received_at < before)
+    if open_only:
+        query = query.where(_E.status.in_(("quarantined", "failed")), _E.superseded_by.is_(None))
     return conn.execute(query).all()
 
 

@@ -3,7 +3,8 @@
 ``operator_actions`` records every state change a person makes (through the operator API, the
 console or the command line): who (the provider's subject and the name), what, on which object,
 with the reason given, and when. ``mapping_drafts`` keeps a steward's edited mapping files between
-the edit, the preview, the impact and the deploy.
+the edit, the preview, the impact and the deploy. An index on ``received_at`` serves the newest
+events of every system first (the console's and the API's event pages) without sorting a month.
 
 Revision ID: 0010
 Revises: 0009
@@ -24,7 +25,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Create the two tables."""
+    """Create the two tables, and the index of the newest events of every system."""
+    op.create_index(
+        "ix_sales_system_integration_events_received", "sales_system_integration_events", ["received_at"]
+    )
     op.create_table(
         "operator_actions",
         sa.Column("action_id", sa.BigInteger(), sa.Identity(always=True), primary_key=True),
@@ -63,7 +67,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the two tables."""
+    """Drop the two tables and the index."""
+    op.drop_index("ix_sales_system_integration_events_received", table_name="sales_system_integration_events")
     op.drop_table("mapping_drafts")
     op.drop_index("operator_actions_acted_at", table_name="operator_actions")
     op.drop_index("operator_actions_object", table_name="operator_actions")
