@@ -218,6 +218,9 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
         before: Annotated[
             datetime | None, Query(description="received before: the last page's oldest")
         ] = None,
+        open_only: Annotated[
+            bool, Query(alias="open", description="only open quarantined or failed events (not replayed)")
+        ] = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> Any:
         hub = _runtime(request)
@@ -230,6 +233,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
                     status=status.value if status else None,
                     since=since,
                     before=before,
+                    open_only=open_only,
                     limit=limit,
                 )
             return [

@@ -209,6 +209,8 @@ def test_api_roles_masking_and_refused_tokens(console_hub: HubRuntime, provider:
             call("GET", "/status", _forged(steward, stranger, exp=int(time.time()) - 3600)).status_code == 401
         )
 
+        listed = call("GET", "/events?open=true", viewer).json()
+        assert [e["event_id"] for e in listed] == [event_id]
         seen = call("GET", f"/events/{event_id}", viewer).json()
         raw = call("GET", f"/events/{event_id}", operator).json()
         assert "***" in seen["body"] and "***" not in raw["body"]
