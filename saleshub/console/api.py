@@ -18,11 +18,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from saleshub.actions import events as event_actions
 from saleshub.actions import mappings as mapping_actions
+from saleshub.actions import reconciliation as recon
 from saleshub.actions.pollers import pause_poller, resume_poller
 from saleshub.actions.status import hub_status
 from saleshub.errors import (
@@ -483,6 +484,48 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
             return {"system": system, "paused": False}
 
         return run(act)
+
+    @router.get("/reconciliation/runs", summary="The newest reconciliation runs with their counts")
+    def reconciliation_runs(
+        request: Request,
+        caller: _Caller,
+        system: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    ) -> Any:
+        hub = _runtime(request)
+
+        def read() -> Any:
+            with database_errors(), hub.database.engine.connect() as conn:
+                return [_plain(run) for run in recon.list_runs(conn, system=system, limit=limit)]
+
+        return run(read)
+
+    @router.get(
+        "/reconciliation/runs/{run_id}/report",
+        summary="A run's report: JSON, CSV or a self-contained HTML page (personal data masked)",
+    )
+    def reconciliation_report(
+        request: Request, caller: _Caller, run_id: uuid.UUID, format: str = "json"
+    ) -> Any:
+        hub = _runtime(request)
+
+        def read() -> Any:
+            with database_errors(), hub.database.engine.connect() as conn:
+                rendered = recon.run_report(conn, run_id, format)
+            media = {"json": "application/json", "csv": "text/csv", "html": "text/html"}[format]
+            return Response(rendered, media_type=f"{media}; charset=utf-8")
+
+        return run(read)
+
+    @router.get("/reconciliation/compare", summary="What is new in run b, what was resolved since run a")
+    def reconciliation_compare(request: Request, caller: _Caller, a: uuid.UUID, b: uuid.UUID) -> Any:
+        hub = _runtime(request)
+
+        def read() -> Any:
+            with database_errors(), hub.database.engine.connect() as conn:
+                return _plain(recon.compare_runs(conn, a, b))
+
+        return run(read)
 
     @router.get("/audit", summary="Operator actions, newest first (keyset pages: before=<action_id>)")
     def audit(

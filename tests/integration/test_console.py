@@ -226,6 +226,9 @@ def test_api_roles_masking_and_refused_tokens(console_hub: HubRuntime, provider:
         assert gone.status_code == 200, gone.text
         shown = call("GET", f"/events/{event_id}", viewer).json()
         assert shown["last_action"]["by"] == "Otto Operator"
+        assert call("GET", "/reconciliation/runs", viewer).json() == []
+        missing = call("GET", f"/reconciliation/runs/{uuid.uuid4()}/report", viewer)
+        assert missing.status_code == 404, missing.text
         audit = call("GET", "/audit", viewer).json()
         assert [a["action"] for a in audit][:2] == ["events.dismiss", "drafts.create"]
 
