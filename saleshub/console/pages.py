@@ -24,6 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from saleshub.actions import events as event_actions
 from saleshub.actions import mappings as mapping_actions
+from saleshub.actions import reconciliation as recon
+from saleshub.actions.pollers import pause_poller, resume_poller
 from saleshub.actions.status import hub_status
 from saleshub.console.api import actor_of, draft_impact, order_details, preview_input
 from saleshub.console.security import check_csrf, csrf_token, session_principal, start_session
@@ -38,6 +40,7 @@ from saleshub.stewards.deployment import load_deployed
 from saleshub.store import queries
 from saleshub.store.audit import list_actions
 from saleshub.store.failures import database_errors
+from saleshub.store.polling import PollerState, poller_states
 
 __all__ = ["pages_router"]
 
@@ -376,6 +379,53 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         with database_errors(), _hub(request).database.engine.connect() as conn:
             revisions = mapping_actions.history(conn, 50)
         return page(request, "mappings.html", me, revisions=revisions, active="mappings")
+
+    @router.get("/pollers")
+    def pollers(request: Request) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        hub = _hub(request)
+        systems = sorted(hub.settings.pollers.systems)
+        with database_errors(), hub.database.engine.connect() as conn:
+            states = poller_states(conn, systems)
+        rows = [(system, states.get(system, PollerState(system))) for system in systems]
+        return page(request, "pollers.html", me, rows=rows, active="pollers")
+
+    @router.post("/pollers/{system}/pause")
+    def pause(request: Request, system: str, reason: str = Form(""), csrf: str = Form("")) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("operator", "pausing a poller")
+        hub = _hub(request)
+        if system not in hub.settings.pollers.systems:
+            return failure(request, me, NotFoundError(f"{system} is not a polled system"))
+        pause_poller(hub.database.engine, system, reason.strip() or "paused from the console", actor_of(me))
+        return RedirectResponse("/console/pollers", status_code=303)
+
+    @router.post("/pollers/{system}/resume")
+    def resume(request: Request, system: str, csrf: str = Form("")) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("operator", "resuming a poller")
+        hub = _hub(request)
+        if system not in hub.settings.pollers.systems:
+            return failure(request, me, NotFoundError(f"{system} is not a polled system"))
+        resume_poller(hub.database.engine, system, actor_of(me))
+        return RedirectResponse("/console/pollers", status_code=303)
+
+    @router.get("/reconciliation")
+    def reconciliation(request: Request) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        with database_errors(), _hub(request).database.engine.connect() as conn:
+            runs = recon.list_runs(conn, limit=50)
+        return page(request, "reconciliation.html", me, runs=runs, active="reconciliation")
 
     @router.get("/audit")
     def audit(request: Request, before: int | None = None) -> Response:

@@ -265,6 +265,11 @@ def lower_roles_see_less(browser: Any, url: str, hub: HubRuntime, shots: Path) -
     assert "***" in viewer.locator("#raw-body").inner_text()
     assert viewer.locator("#replay").count() == 0
     viewer.screenshot(path=shots / "event-viewer.png", full_page=True)
+    for name, table in (("pollers", "#pollers"), ("reconciliation", "#runs"), ("audit", "table")):
+        viewer.goto(f"{url}/console/{name}")
+        assert viewer.locator(table).count() == 1
+        viewer.screenshot(path=shots / f"{name}.png", full_page=True)
+        accessible(viewer)
 
 
 def processed_and_deployed_by(hub: HubRuntime) -> tuple[str, bool]:
