@@ -14,11 +14,9 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from typing import Any
 
 from fastapi import Request
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from saleshub.platform.auth import AuthenticationError, ForbiddenError, Principal
 
@@ -43,24 +41,39 @@ def content_security_policy(form_targets: str = "") -> str:
     )
 
 
-class SecurityHeaders(BaseHTTPMiddleware):
-    """Adds the CSP and the other protective headers to the console's and the API's responses."""
+class SecurityHeaders:
+    """Adds the CSP and the other protective headers to the console's and the API's responses.
 
-    def __init__(self, app: Any, form_targets: str) -> None:
-        super().__init__(app)
-        self.policy = content_security_policy(form_targets)
+    A plain ASGI middleware: requests outside ``/console`` and ``/api/v1`` (the webhooks) pass
+    straight through, untouched and at no cost.
+    """
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        """Answer, then add the headers on the guarded paths."""
-        response = await call_next(request)
-        if request.url.path.startswith(_GUARDED):
-            response.headers["Content-Security-Policy"] = self.policy
-            response.headers["X-Content-Type-Options"] = "nosniff"
+    def __init__(self, app: ASGIApp, form_targets: str) -> None:
+        self.app = app
+        policy = content_security_policy(form_targets)
+        self.headers = [
+            (b"content-security-policy", policy.encode("latin-1")),
+            (b"x-content-type-options", b"nosniff"),
             # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form posts
-            response.headers["Referrer-Policy"] = "same-origin"
-            response.headers["X-Frame-Options"] = "DENY"
-            response.headers["Cache-Control"] = "no-store"
-        return response
+            (b"referrer-policy", b"same-origin"),
+            (b"x-frame-options", b"DENY"),
+            (b"cache-control", b"no-store"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the headers to a guarded path's response."""
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(_GUARDED):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in self.headers}
+                kept = [(n, v) for n, v in message.get("headers", []) if n.lower() not in names]
+                message = {**message, "headers": kept + self.headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def start_session(request: Request, principal: Principal, minutes: int) -> None:
