@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from reconciliation.model import Finding, Kind, RunComparison, RunSummary, Window
-from saleshub.errors import ConfigurationError
+from saleshub.errors import NotFoundError
 from saleshub.store import reconciliation as store
 
 __all__ = ["compare_runs", "finding_of", "list_runs", "load_run", "summary_of"]
@@ -44,10 +44,10 @@ def list_runs(conn: Connection, *, system: str | None = None, limit: int = 20) -
 
 
 def load_run(conn: Connection, run_id: uuid.UUID) -> RunSummary:
-    """One run, or a ``ConfigurationError`` naming the id that does not exist."""
+    """One run, or a ``NotFoundError`` naming the id that does not exist."""
     stored = store.run(conn, run_id)
     if stored is None:
-        raise ConfigurationError(f"no reconciliation run {run_id} (saleshub reconcile runs lists them)")
+        raise NotFoundError(f"no reconciliation run {run_id} (saleshub reconcile runs lists them)")
     return summary_of(stored)
 
 

@@ -22,6 +22,7 @@ from rich.table import Table
 from typer.core import TyperOption
 
 from adapters.registry import AdapterRegistry
+from saleshub.commands.audit import audit
 from saleshub.commands.common import database, fail, install_stop_handlers
 from saleshub.commands.db import db_app
 from saleshub.commands.events import events_app
@@ -107,6 +108,7 @@ app.add_typer(report_app, name="report")
 app.command("serve")(serve)
 app.command("status")(status)
 app.command("process")(process)
+app.command("audit")(audit)
 mappings_app.command("deploy")(deploy_mappings)
 mappings_app.command("history")(mapping_history)
 mappings_app.command("rollback")(rollback_mappings)
@@ -338,11 +340,24 @@ app.add_typer(api_app, name="api")
 @api_app.command("openapi")
 def openapi(
     output: Annotated[Path | None, typer.Option(help="write to this file instead of standard output")] = None,
+    operator_api: Annotated[
+        bool,
+        typer.Option("--operator-api", help="the document of a hub with the console on (with /api/v1)"),
+    ] = False,
 ) -> None:
-    """Print the OpenAPI document of the webhook and health endpoints (kept in contracts/openapi.json)."""
+    """Print the OpenAPI document: webhooks and health (contracts/openapi.json), or with the operator API.
+
+    ``--operator-api`` adds ``/api/v1``, served only when the console is configured
+    (contracts/operator-api.json).
+    """
     from saleshub.receive.app import create_app
 
-    text = json.dumps(create_app().openapi(), indent=2, ensure_ascii=False) + "\n"
+    described = create_app()
+    if operator_api:
+        from saleshub.console.api import api_router
+
+        described.include_router(api_router())
+    text = json.dumps(described.openapi(), indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:

@@ -47,11 +47,13 @@ __all__ = [
     "FatalError",
     "FieldError",
     "GoldenSamplesError",
+    "InvalidRequestError",
     "LoadIssue",
     "ManifestError",
     "MappingError",
     "MappingLoadError",
     "MissingSecretError",
+    "NotFoundError",
     "RetriableError",
     "SalesHubError",
     "SecretStoreError",
@@ -60,6 +62,7 @@ __all__ = [
     "SourceRefusedError",
     "SourceTokenExpiredError",
     "SourceUnavailableError",
+    "StateConflictError",
     "UnknownAdapterError",
     "generic_target",
     "printable",
@@ -89,6 +92,18 @@ class RetriableError(SalesHubError):
 
 class FatalError(SalesHubError):
     """A broken invariant: a bug, not bad data. Stop rather than guess."""
+
+
+class NotFoundError(SalesHubError):
+    """An operator asked for an event, order, revision or draft that does not exist."""
+
+
+class InvalidRequestError(SalesHubError):
+    """An operator's request is malformed (an id, a time, a revision number, an empty reason)."""
+
+
+class StateConflictError(SalesHubError):
+    """An operator's action does not apply to the object's state (dismissing a processed event)."""
 
 
 @dataclass(frozen=True, slots=True)

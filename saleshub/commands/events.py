@@ -7,20 +7,21 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Connection
 
+from saleshub.actions import events as actions
+from saleshub.actions.events import event_record, first_error
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.platform.settings import Settings
-from saleshub.receive.replay import Replayer, ReplaySelection, select_events
+from saleshub.receive.replay import ReplaySelection
 from saleshub.runtime import HubRuntime, tune_collector
-from saleshub.store import events as store_events
 from saleshub.store import queries
 from saleshub.store.events import Status
 from saleshub.store.queries import AnyRow
@@ -39,18 +40,6 @@ __all__ = [
 events_app = typer.Typer(
     help="Recorded integration events: list, show, dismiss, replay.", no_args_is_help=True
 )
-
-
-def first_error(errors: dict[str, Any] | None) -> str:
-    """A one-line reason from an event's structured errors."""
-    if not errors:
-        return ""
-    fields = errors.get("fields") or []
-    if fields:
-        first = fields[0]
-        more = f" (+{len(fields) - 1} more)" if len(fields) > 1 else ""
-        return f"{first['target']}: {first['rule']}{more}"
-    return str(errors.get("message", ""))
 
 
 def events_table(rows: Sequence[AnyRow], *, with_system: bool = True, title: str | None = None) -> Table:
@@ -100,37 +89,23 @@ def show_event(
     """Everything recorded about one event (or, with --body, its exact raw bytes)."""
     with database() as db, db.engine.connect() as conn:
         row = queries.event(conn, resolve_event_id(conn, event_id))
-    if row is None:
-        raise fail(f"no event {event_id}")
+        if row is None:
+            raise fail(f"no event {event_id}")
+        record = event_record(conn, row)
     if body:
         if row.raw_body is None:
             raise fail(f"event {event_id} has no raw body (a replay, or purged by retention)")
         sys.stdout.buffer.write(bytes(row.raw_body))
         return
-    record = {key: value for key, value in row._mapping.items() if key not in ("raw_body", "body_sha256")}
-    record["body_sha256"] = bytes(row.body_sha256).hex()
-    record["raw_body"] = (
-        "purged" if row.raw_body_purged_at else ("with the original" if row.replay_of else "kept")
-    )
     out.print_json(json.dumps(record, default=str, ensure_ascii=False))
 
 
 def resolve_event_id(conn: Connection, text: str) -> uuid.UUID:
     """The event ``text`` names: a whole id, or an id prefix that only one event has."""
-    cleaned = text.strip().lower()
-    if len(cleaned) == 36:
-        return parse_uuid(cleaned, "EVENT_ID")
-    if len(cleaned) < 4 or any(c not in "0123456789abcdef-" for c in cleaned):
-        raise fail(
-            f"an event id or its first characters (4 or more hexadecimal digits) is needed; got {text!r}"
-        )
-    found = queries.event_ids_with_prefix(conn, cleaned)
-    if not found:
-        raise fail(f"no event id starts with {cleaned}")
-    if len(found) > 1:
-        shown = ", ".join(str(event_id) for event_id in found)
-        raise fail(f"{cleaned} is the start of several event ids ({shown}); give more characters")
-    return found[0]
+    try:
+        return actions.resolve_event_id(conn, text)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
 
 
 @events_app.command("dismiss")
@@ -139,17 +114,13 @@ def dismiss_event(
     reason: Annotated[str, typer.Option("--reason", help="why it is closed (kept with the event)")],
 ) -> None:
     """Close an open quarantined or failed event that is junk (a test message, a sender's mistake)."""
-    if not reason.strip():
-        raise fail("--reason must say why the event is dismissed")
-    with database() as db, db.engine.begin() as conn:
-        resolved = resolve_event_id(conn, event_id)
-        previous = store_events.dismiss(conn, resolved, reason.strip())
-        if previous is None:
-            row = queries.event(conn, resolved)
-            state = (
-                "replayed" if row is not None and row.superseded_by else (row.status if row else "unknown")
-            )
-            raise fail(f"event {resolved} is {state}, not an open quarantined or failed event")
+    with database() as db:
+        with db.engine.connect() as conn:
+            resolved = resolve_event_id(conn, event_id)
+        try:
+            previous = actions.dismiss_event(db.engine, resolved, reason, actions.cli_actor())
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
     out.print(f"event {resolved} dismissed (was {previous}): {reason.strip()}")
 
 
@@ -187,11 +158,13 @@ def replay(
         raise fail(str(exc)) from None
     tune_collector()
     try:
-        keys = select_events(hub.database.engine, selection)
-        replayer = Replayer(hub.recorder, hub.adapters, hub.processor())
         with Progress(console=out, transient=True) as progress:
-            task = progress.add_task("replaying", total=len(keys))
-            summary = replayer.replay(keys, lambda n: progress.advance(task, n))
+            task = progress.add_task("replaying", total=None)
+            summary = actions.replay_events(
+                hub, selection, actions.cli_actor(), lambda n: progress.advance(task, n)
+            )
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
     finally:
         hub.close()
     rate = summary.replayed / summary.seconds if summary.seconds else 0.0

@@ -274,14 +274,20 @@ def pause(
     reason: Annotated[str, typer.Option(help="why, for saleshub poll status")] = "paused by an operator",
 ) -> None:
     """Stop SYSTEM's scheduled runs until `saleshub poll resume`."""
-    with database() as db, database_errors(), db.engine.begin() as conn:
-        store.pause(conn, system, reason)
+    from saleshub.actions.events import cli_actor
+    from saleshub.actions.pollers import pause_poller
+
+    with database() as db:
+        pause_poller(db.engine, system, reason, cli_actor())
     out.print(f"{system}: paused")
 
 
 @poll_app.command("resume")
 def resume(system: System) -> None:
     """Restart SYSTEM's scheduled runs and forget its failures in a row."""
-    with database() as db, database_errors(), db.engine.begin() as conn:
-        store.resume(conn, system)
+    from saleshub.actions.events import cli_actor
+    from saleshub.actions.pollers import resume_poller
+
+    with database() as db:
+        resume_poller(db.engine, system, cli_actor())
     out.print(f"{system}: resumed")

@@ -19,25 +19,22 @@ from reconciliation.crossrefs import load_cross_references
 from reconciliation.engine import reconcile
 from reconciliation.heal import HealResult
 from reconciliation.heal import heal as heal_run
-from reconciliation.history import compare_runs, list_runs, load_run
+from reconciliation.history import compare_runs, list_runs
 from reconciliation.model import Finding, Kind, RunSummary, Window
-from reconciliation.reports import build_report, render_csv, render_html, render_json
+from reconciliation.reports import build_report
 from reconciliation.reports.across import (
     build_across_report,
-    render_across_csv,
-    render_across_html,
-    render_across_json,
 )
 from reconciliation.rules import SystemRules, load_rules
 from reconciliation.schedule import api_nightly
 from reconciliation.sources import FileManifestReader, SourceManifestReader
+from saleshub.actions.reconciliation import run_report
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.console import err, out
 from saleshub.errors import MappingLoadError, SalesHubError
 from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime
-from saleshub.store.cross_system import CROSS_SYSTEM
 
 __all__ = ["across", "compare", "nightly", "reconcile_app", "report", "rules", "run", "runs"]
 
@@ -287,14 +284,7 @@ def report(
     run_uuid = parse_uuid(run_id, "RUN")
     with database() as db, db.engine.connect() as conn:
         try:
-            if load_run(conn, run_uuid).source_system == CROSS_SYSTEM:
-                across_data = build_across_report(conn, run_uuid)
-                renderers = {"html": render_across_html, "json": render_across_json, "csv": render_across_csv}
-                rendered = renderers[fmt](across_data)
-            else:
-                rendered = {"html": render_html, "json": render_json, "csv": render_csv}[fmt](
-                    build_report(conn, run_uuid)
-                )
+            rendered = run_report(conn, run_uuid, fmt)
         except SalesHubError as exc:
             raise fail(str(exc)) from None
     if output is None:

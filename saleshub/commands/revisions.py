@@ -20,13 +20,15 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
+from saleshub.actions import mappings as actions
+from saleshub.actions.events import cli_actor
 from saleshub.commands.common import database, fail
 from saleshub.console import err, out
 from saleshub.errors import MappingLoadError, SalesHubError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.revision import MappingFiles
 from saleshub.platform.settings import Settings
-from saleshub.stewards.deployment import check_candidate, deploy, load_deployed, rollback
+from saleshub.stewards.deployment import load_deployed
 from saleshub.stewards.explain import explain
 from saleshub.stewards.revision_diff import diff_revisions
 from saleshub.store import mapping_revisions as store
@@ -103,20 +105,19 @@ def deploy_mappings(
     """Check the mappings, run the golden samples, then deploy them to every running hub process."""
     settings = Settings()
     path = directory or settings.mappings_dir
-    try:
-        candidate = check_candidate(path, samples or settings.samples_dir)
-    except MappingLoadError as exc:
-        load_issues(exc)
-        raise typer.Exit(1) from None
-    except SalesHubError as exc:
-        raise fail(str(exc)) from None
-    passed = sum(1 for r in candidate.results if r.passed)
-    out.print(f"{len(candidate.catalog)} mappings valid; {passed} golden sample(s) pass")
     with database(settings) as db:
         try:
-            number = deploy(db.engine, candidate.files, candidate.catalog, message)
+            result = actions.deploy_files(
+                db.engine, path, samples or settings.samples_dir, message, cli_actor()
+            )
+        except MappingLoadError as exc:
+            load_issues(exc)
+            raise typer.Exit(1) from None
         except SalesHubError as exc:
             raise fail(str(exc)) from None
+        candidate, number = result.candidate, result.revision
+        passed = sum(1 for r in candidate.results if r.passed)
+        out.print(f"{len(candidate.catalog)} mappings valid; {passed} golden sample(s) pass")
         if number is None:
             out.print("nothing to deploy: the deployed revision has exactly these files")
             return
@@ -129,7 +130,7 @@ def mapping_history(
 ) -> None:
     """Deployed mapping revisions, newest (the one in use) first."""
     with database() as db, database_errors(), db.engine.connect() as conn:
-        revisions = store.revision_history(conn, limit)
+        revisions = actions.history(conn, limit)
         live = store.live_processes(conn, within_seconds=30)
     if not revisions:
         out.print("no mapping revision deployed yet (`saleshub mappings deploy`, or start `saleshub serve`)")
@@ -137,14 +138,18 @@ def mapping_history(
     running: dict[int | None, int] = {}
     for process in live:
         running[process.mapping_revision] = running.get(process.mapping_revision, 0) + 1
-    table = Table("revision", "deployed (UTC)", "hash", "mappings", "message", "processes", title="Mappings")
-    for revision in revisions:
+    table = Table(
+        "revision", "deployed (UTC)", "by", "hash", "mappings", "message", "processes", title="Mappings"
+    )
+    newest = revisions[0][0]
+    for revision, acted in revisions:
         note = revision.message or ""
         if revision.rollback_of is not None and f"r{revision.rollback_of}" not in note:
             note = f"rollback to r{revision.rollback_of}; {note}".rstrip("; ")
         table.add_row(
-            f"r{revision.revision}" + (" (deployed)" if revision is revisions[0] else ""),
+            f"r{revision.revision}" + (" (deployed)" if revision is newest else ""),
             f"{revision.deployed_at:%Y-%m-%d %H:%M:%S}",
+            acted.name if acted is not None else "",
             revision.content_hash[:12],
             "\n".join(revision.mappings.values()),
             note,
@@ -154,10 +159,10 @@ def mapping_history(
 
 
 def _revision_number(text: str) -> int:
-    digits = text.strip().lower().removeprefix("r")
-    if not digits.isdigit():
-        raise fail(f"a revision is a number like 3 or r3; got {text!r}")
-    return int(digits)
+    try:
+        return actions.parse_revision(text)
+    except SalesHubError as exc:
+        raise fail(str(exc)) from None
 
 
 def rollback_mappings(
@@ -168,7 +173,7 @@ def rollback_mappings(
     number = _revision_number(revision)
     with database() as db:
         try:
-            deployed = rollback(db.engine, number, message)
+            deployed = actions.rollback_to(db.engine, number, message, cli_actor())
         except MappingLoadError as exc:
             load_issues(exc)
             raise typer.Exit(1) from None
@@ -202,11 +207,11 @@ def _files(which: str) -> dict[str, str]:
         except SalesHubError as exc:
             raise fail(str(exc)) from None
     number = _revision_number(which)
-    with database() as db, database_errors(), db.engine.connect() as conn:
-        found = store.stored_revision(conn, number)
-    if found is None:
-        raise fail(f"no mapping revision r{number}; see `saleshub mappings history`")
-    return found.files
+    with database() as db:
+        try:
+            return actions.revision_files(db.engine, number)
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
 
 
 def explain_mapping(

@@ -24,6 +24,7 @@ import typer
 import uvicorn
 from rich.table import Table
 
+from saleshub.actions.status import hub_status
 from saleshub.commands.common import StopSignal, fail
 from saleshub.commands.workers import run_workers
 from saleshub.console import err, out
@@ -39,14 +40,12 @@ from saleshub.platform.secrets import (
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime, tune_collector
 from saleshub.services import Services
-from saleshub.store import queries
 from saleshub.store.database import Database, open_database
-from saleshub.store.events import queue_depth
 from saleshub.store.failures import database_errors
-from saleshub.store.mapping_revisions import LiveProcess, StoredRevision, deployed_revision, live_processes
+from saleshub.store.mapping_revisions import LiveProcess, StoredRevision, deployed_revision
 from saleshub.store.migrate import current_revision, head_revision
-from saleshub.store.outbox import Backlog, BrokerState, backlog, broker_state
-from saleshub.store.partitions import list_partitions, uncovered_message, uncovered_months
+from saleshub.store.outbox import Backlog, BrokerState
+from saleshub.store.partitions import uncovered_message
 
 __all__ = ["serve", "status"]
 
@@ -170,9 +169,9 @@ def _serve_http(hub: HubRuntime, host: str, port: int, workers: int) -> None:
     if workers > 1:
         run_workers(hub.settings, hub.database.url, workers, **options)
         return
-    from saleshub.receive.app import create_app
+    from saleshub.console.app import create_hub_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(hub), **options))  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(create_hub_app(hub), **options))  # type: ignore[arg-type]
     try:
         server.run()
     except StopSignal:  # uvicorn shut down gracefully on the signal, then raised it again
@@ -241,31 +240,25 @@ def _report(settings: Settings, secrets: SecretStore, db: Database) -> None:
     if revision != expected:
         raise fail("run `saleshub db upgrade`")
     with db.engine.connect() as conn:
-        counts = queries.event_status_counts(conn, datetime.now(UTC) - timedelta(hours=24))
-        open_problems = queries.open_problem_count(conn)
-        stray = queries.default_partition_rows(conn)
-        partitions = list_partitions(conn, count_rows=False)
-        uncovered = uncovered_months(conn)
-        waiting = backlog(conn)
-        queued, oldest_queued = queue_depth(conn)
-        broker = broker_state(conn)
-        deployed = deployed_revision(conn)
-        running = live_processes(conn, within_seconds=30)
+        now = hub_status(conn)
     table = Table("system", "status", "events (24 h)", title="Events of the last 24 hours")
-    for (system, event_status), count in sorted(counts.items()):
+    for (system, event_status), count in sorted(now.counts.items()):
         table.add_row(system, event_status, str(count))
     out.print(table)
-    colour = "red" if open_problems else "green"
-    out.print(f"[{colour}]open quarantined/failed events: {open_problems}[/{colour}]")
-    if partitions:
-        out.print(f"event partitions: {partitions[0].month:%Y-%m} … {partitions[-1].month:%Y-%m}")
-    if uncovered:
-        out.print(f"[yellow]event partitions: {uncovered_message(uncovered)}[/yellow]")
-    if stray:
-        out.print(f"[yellow]{stray} events in the DEFAULT partition: run `saleshub db upgrade`[/yellow]")
-    _print_queue(queued, oldest_queued)
-    _print_mappings(deployed, running)
-    _print_backlog(settings, waiting, broker)
+    colour = "red" if now.open_problems else "green"
+    out.print(f"[{colour}]open quarantined/failed events: {now.open_problems}[/{colour}]")
+    if now.partitions:
+        out.print(f"event partitions: {now.partitions[0].month:%Y-%m} … {now.partitions[-1].month:%Y-%m}")
+    if now.uncovered:
+        out.print(f"[yellow]event partitions: {uncovered_message(now.uncovered)}[/yellow]")
+    if now.default_partition_rows:
+        out.print(
+            f"[yellow]{now.default_partition_rows} events in the DEFAULT partition: "
+            "run `saleshub db upgrade`[/yellow]"
+        )
+    _print_queue(now.queued, now.oldest_queued)
+    _print_mappings(now.deployed, now.running)
+    _print_backlog(settings, now.backlog, now.broker)
     _print_secrets(secrets.health())
 
 

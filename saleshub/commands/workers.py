@@ -53,15 +53,15 @@ def worker_settings(settings: Settings, database_url: SecretStr) -> Settings:
 def worker_app(settings: Settings, board: WorkerBoard | None = None) -> FastAPI:
     """The application of one worker process (its entry: the collector is tuned here, once)."""
     # Imported here, in the worker, while it already answers the supervisor's pings.
+    from saleshub.console.app import create_hub_app  # web framework and authlib: only in workers
     from saleshub.platform.logs import configure_logging
     from saleshub.platform.telemetry import telemetry_from_settings
-    from saleshub.receive.app import create_app
     from saleshub.runtime import tune_collector
 
     tune_collector()
     configure_logging(settings)
     telemetry_from_settings(settings)  # instruments the web framework before the app is built
-    return create_app(settings=settings, workers=board)
+    return create_hub_app(settings=settings, workers=board)
 
 
 class WorkerConfig(uvicorn.Config):

@@ -23,9 +23,17 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -40,7 +48,9 @@ from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 __all__ = [
     "CONFIG_FILE_VARIABLE",
     "ENV_PREFIX",
+    "ROLES",
     "SECRET_ENV_PREFIX",
+    "ConsoleSettings",
     "DatabaseSettings",
     "KafkaProperties",
     "KafkaSettings",
@@ -387,6 +397,58 @@ class PollerSettings(_Group):
         return int(hour), int(minute)
 
 
+ROLES: Final = ("viewer", "operator", "steward", "admin")
+
+
+class ConsoleSettings(_Group):
+    """The operators' web console and API, behind the organisation's OpenID Connect provider."""
+
+    issuer: str | None = Field(
+        default=None,
+        description="the OIDC provider's issuer URL (discovery at "
+        "`<issuer>/.well-known/openid-configuration`); unset: the console and `/api/v1` "
+        "are off (webhooks work)",
+    )
+    client_id: str | None = Field(
+        default=None,
+        description="the console's client id at the provider (the client secret is the secret "
+        "`console/client_secret`)",
+    )
+    audience: str | None = Field(
+        default=None, description="the `aud` bearer tokens of scripts must carry [default: the client id]"
+    )
+    groups_claim: str = Field(default="groups", description="the token claim that lists the person's groups")
+    roles: dict[str, str] = Field(
+        default_factory=dict,
+        description="group → role (`viewer`, `operator`, `steward`, `admin`), as JSON; a person gets the "
+        "highest role of their groups, none: refused",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="the console's URL as browsers reach it (for the provider's redirect) [default: "
+        "from the request]",
+    )
+    session_minutes: int = Field(
+        default=480, ge=1, description="a console session ends this long after login"
+    )
+    leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="accepted clock difference on token `exp`/`iat`/`nbf`"
+    )
+    insecure_cookies: bool = Field(
+        default=False,
+        description="drop the `Secure` flag of the session cookie (only for a console on plain HTTP on "
+        "localhost, as in tests)",
+    )
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted({role for role in value.values() if role not in ROLES})
+        if unknown:
+            raise ValueError(f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything an operator can configure, in one group per part of the hub."""
 
@@ -406,6 +468,9 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings, description="the secret store")
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings, description="telemetry")
     pollers: PollerSettings = Field(default_factory=PollerSettings, description="source-API pollers")
+    console: ConsoleSettings = Field(
+        default_factory=ConsoleSettings, description="the operators' console and API"
+    )
     mappings_dir: Path = Field(default=Path("mappings"), description="mapping files and crosswalks")
     samples_dir: Path = Field(default=Path("contracts/samples"), description="golden samples")
     contracts_dir: Path = Field(

@@ -47,7 +47,7 @@ def create_app(
     writers: dict[str, GroupCommit] = {}
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         hub: HubRuntime = (
             runtime
             if runtime is not None
@@ -58,6 +58,7 @@ def create_app(
         writer = GroupCommit(hub.recorder)
         writer.start()
         state["runtime"], writers["writer"] = hub, writer
+        application.state.runtime = hub  # the console's routes (``saleshub.console``) act through it
         try:
             yield
         finally:

@@ -50,9 +50,15 @@ def events(
     status: str | None = None,
     since: datetime | None = None,
     hub_order_id: uuid.UUID | None = None,
+    before: datetime | None = None,
+    open_only: bool = False,
     limit: int = 50,
 ) -> Sequence[AnyRow]:
-    """The newest events matching the filters (raw bodies left out)."""
+    """The newest events matching the filters (raw bodies left out); ``before`` pages back by key.
+
+    ``open_only``: only open quarantined or failed events (not replayed since), which the partial
+    index of open problems serves.
+    """
     query = (
         select(
             _E.event_id,
@@ -80,6 +86,10 @@ def events(
         query = query.where(_E.received_at >= since)
     if hub_order_id is not None:
         query = query.where(_E.hub_order_id == hub_order_id)
+    if before is not None:
+        query = query.where(_E.received_at < before)
+    if open_only:
+        query = query.where(_E.status.in_(("quarantined", "failed")), _E.superseded_by.is_(None))
     return conn.execute(query).all()
 
 

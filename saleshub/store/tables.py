@@ -83,8 +83,10 @@ __all__ = [
     "integration_events",
     "kafka_broker_state",
     "kafka_dead_letters",
+    "mapping_drafts",
     "mapping_revisions",
     "metadata",
+    "operator_actions",
     "outbox_lanes",
     "poll_cursors",
     "poll_runs",
@@ -292,6 +294,8 @@ integration_events = Table(
     CheckConstraint(f"transport IN ({_in(TRANSPORTS)})", name="transport"),
     Index("ix_sales_system_integration_events_system_received", "source_system", "received_at"),
     Index("ix_sales_system_integration_events_order", "hub_order_id"),
+    # The newest events first, whatever their system (the console's and the API's event pages).
+    Index("ix_sales_system_integration_events_received", "received_at"),
     Index(
         "ix_sales_system_integration_events_open",
         "status",
@@ -631,4 +635,34 @@ hub_processes = Table(
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("seen_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     comment="running hub processes and the mapping revision each maps with",
+)
+
+operator_actions = Table(
+    "operator_actions",
+    metadata,
+    Column("action_id", BigInteger, Identity(always=True), primary_key=True),
+    Column("acted_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("subject", Text, nullable=False, comment="the provider's subject (or cli:<user> for the CLI)"),
+    Column("name", Text, nullable=False, comment="the person's name as the provider gave it"),
+    Column("action", Text, nullable=False, comment="e.g. events.dismiss, mappings.deploy"),
+    Column("object_type", Text, nullable=False, comment="event, mapping_revision, draft, poller"),
+    Column("object_id", Text, nullable=False),
+    Column("reason", Text, nullable=True, comment="the reason or deploy message given"),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("operator_actions_object", "object_type", "object_id"),
+    Index("operator_actions_acted_at", "acted_at"),
+    comment="every state change made by a person through the API, the console or the CLI",
+)
+
+mapping_drafts = Table(
+    "mapping_drafts",
+    metadata,
+    Column("draft_id", UUID(as_uuid=True), primary_key=True),
+    Column("base_revision", Integer, nullable=True, comment="the deployed revision it started from"),
+    Column("files", JSONB, nullable=False, comment="relative path -> file text, edited"),
+    Column("created_by", Text, nullable=False, comment="subject of the steward who started it"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("deployed_as", Integer, nullable=True, comment="the revision it became, once deployed"),
+    comment="a steward's edits of the mapping files, previewed and checked before a deploy",
 )

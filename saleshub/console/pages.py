@@ -1,0 +1,439 @@
+"""The console's pages (``/console``): server-rendered with Jinja2, every asset served by the hub.
+
+One flow for a quarantined order: the event page says why it failed, field by field, with the raw
+body; a steward starts a draft from it, adds the missing crosswalk row, sees what the event becomes
+with the draft and what the draft changes over the system's last orders, deploys it with a message,
+and replays the event. Operators replay and dismiss; viewers read, with personal data masked. Every
+form posts the session's CSRF token; the role is checked again on the server for every change.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from authlib.integrations.starlette_client import OAuth, OAuthError
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from saleshub.actions import events as event_actions
+from saleshub.actions import mappings as mapping_actions
+from saleshub.actions import reconciliation as recon
+from saleshub.actions.pollers import pause_poller, resume_poller
+from saleshub.actions.status import hub_status
+from saleshub.console.api import actor_of, draft_impact, order_details, preview_input
+from saleshub.console.security import check_csrf, csrf_token, session_principal, start_session
+from saleshub.errors import NotFoundError, SalesHubError
+from saleshub.mapping.revision import MappingFiles
+from saleshub.platform.auth import AuthenticationError, Principal, principal_from_claims
+from saleshub.platform.masking import mask
+from saleshub.platform.settings import ConsoleSettings
+from saleshub.receive.replay import ReplaySelection
+from saleshub.runtime import HubRuntime
+from saleshub.stewards.deployment import load_deployed
+from saleshub.store import queries
+from saleshub.store.audit import list_actions
+from saleshub.store.failures import database_errors
+from saleshub.store.polling import PollerState, poller_states
+
+__all__ = ["pages_router"]
+
+_TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _hub(request: Request) -> HubRuntime:
+    hub: HubRuntime = request.app.state.runtime
+    return hub
+
+
+def _shown(principal: Principal, text: str) -> str:
+    return text if principal.sees_personal_data else mask(text)
+
+
+def _json(principal: Principal, value: Any) -> str:
+    return _shown(principal, json.dumps(value, default=str, ensure_ascii=False, indent=2))
+
+
+def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one closure per route)
+    """The ``/console`` routes for ``settings``' provider."""
+    router = APIRouter(prefix="/console", include_in_schema=False)
+    oauth = OAuth()
+    registered: dict[str, Any] = {}
+
+    def client(request: Request) -> Any:
+        if "client" not in registered:
+            secret = request.app.state.client_secret
+            registered["client"] = oauth.register(
+                name="hub",
+                client_id=settings.client_id,
+                client_secret=secret,
+                server_metadata_url=f"{(settings.issuer or '').rstrip('/')}/.well-known/openid-configuration",
+                client_kwargs={
+                    "scope": "openid profile email",
+                    "code_challenge_method": "S256",
+                    "token_endpoint_auth_method": "client_secret_basic" if secret else "none",
+                },
+            )
+        return registered["client"]
+
+    def page(request: Request, name: str, principal: Principal, **context: Any) -> HTMLResponse:
+        return _TEMPLATES.TemplateResponse(
+            request, name, {"me": principal, "csrf": csrf_token(request), **context}
+        )
+
+    def who(request: Request) -> Principal | None:
+        try:
+            return session_principal(request)
+        except AuthenticationError:
+            return None
+
+    def to_login() -> RedirectResponse:
+        return RedirectResponse("/console/login", status_code=303)
+
+    def failure(
+        request: Request, principal: Principal, exc: SalesHubError, status: int = 400
+    ) -> HTMLResponse:
+        response = page(request, "error.html", principal, message=str(exc))
+        response.status_code = 404 if isinstance(exc, NotFoundError) else status
+        return response
+
+    @router.get("/login")
+    async def login(request: Request) -> Response:
+        base = settings.public_url.rstrip("/") if settings.public_url else str(request.base_url).rstrip("/")
+        redirect: Response = await client(request).authorize_redirect(request, f"{base}/console/callback")
+        return redirect
+
+    @router.get("/callback")
+    async def callback(request: Request) -> Response:
+        try:
+            token = await client(request).authorize_access_token(request)
+        except OAuthError as exc:  # a refused code, a wrong client secret, a replayed state
+            return HTMLResponse(
+                f"<!doctype html><title>Login refused</title><p>The provider refused the login: "
+                f"{html.escape(str(exc))}</p>",
+                status_code=403,
+            )
+        claims = dict(token.get("userinfo") or {})
+        verifier = request.app.state.token_verifier
+        verified = await run_in_threadpool(verifier.verify, token["id_token"])
+        claims.update(verified)
+        try:
+            principal = principal_from_claims(claims, settings)
+        except SalesHubError as exc:
+            return HTMLResponse(
+                f"<!doctype html><title>Refused</title><p>{html.escape(str(exc))}</p>", status_code=403
+            )
+        start_session(request, principal, settings.session_minutes)
+        return RedirectResponse("/console/", status_code=303)
+
+    @router.post("/logout")
+    async def logout(request: Request, csrf: str = Form("")) -> Response:
+        check_csrf(request, csrf)
+        request.session.clear()
+        metadata = await client(request).load_server_metadata()
+        end = metadata.get("end_session_endpoint")
+        return RedirectResponse(end or "/console/logged-out", status_code=303)
+
+    @router.get("/logged-out")
+    async def logged_out(request: Request) -> HTMLResponse:
+        return _TEMPLATES.TemplateResponse(request, "logged_out.html", {})
+
+    @router.get("/")
+    def dashboard(request: Request) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        with database_errors(), _hub(request).database.engine.connect() as conn:
+            now = hub_status(conn)
+        return page(request, "dashboard.html", me, status=now, active="dashboard")
+
+    @router.get("/events")
+    def events(
+        request: Request,
+        status: str = "quarantined",
+        system: str | None = None,
+        before: datetime | None = None,
+    ) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        with database_errors(), _hub(request).database.engine.connect() as conn:
+            if status == "open":  # the quarantine: what still needs a person
+                rows = queries.events(conn, open_only=True, system=system, before=before, limit=100)
+            else:
+                rows = queries.events(conn, status=status or None, system=system, before=before, limit=100)
+        return page(
+            request,
+            "events.html",
+            me,
+            rows=rows,
+            status=status,
+            first_error=event_actions.first_error,
+            active="events",
+        )
+
+    @router.get("/events/{event_id}")
+    def event(request: Request, event_id: uuid.UUID) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        with database_errors(), _hub(request).database.engine.connect() as conn:
+            row = queries.event(conn, event_id)
+            if row is None:
+                return failure(request, me, NotFoundError(f"no event {event_id}"))
+            record = event_actions.event_record(conn, row)
+        body = bytes(row.raw_body).decode("utf-8", "replace") if row.raw_body is not None else None
+        return page(
+            request,
+            "event.html",
+            me,
+            row=row,
+            record=record,
+            body=_shown(me, body) if body is not None else None,
+            errors=(row.errors or {}).get("fields") or [],
+            message=_shown(me, str((row.errors or {}).get("message", ""))),
+            active="events",
+        )
+
+    @router.post("/events/{event_id}/dismiss")
+    def dismiss(
+        request: Request, event_id: uuid.UUID, reason: str = Form(""), csrf: str = Form("")
+    ) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("operator", "dismissing an event")
+        try:
+            event_actions.dismiss_event(_hub(request).database.engine, event_id, reason, actor_of(me))
+        except SalesHubError as exc:
+            return failure(request, me, exc, 409)
+        return RedirectResponse(f"/console/events/{event_id}", status_code=303)
+
+    @router.post("/events/{event_id}/replay")
+    def replay(request: Request, event_id: uuid.UUID, csrf: str = Form("")) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("operator", "replaying an event")
+        hub = _hub(request)
+        summary = event_actions.replay_events(
+            hub, ReplaySelection(event_id=event_id, open_only=False), actor_of(me)
+        )
+        with database_errors(), hub.database.engine.connect() as conn:
+            row = queries.event(conn, event_id)
+        target = f"/console/events/{row.superseded_by}" if row is not None and row.superseded_by else None
+        return RedirectResponse(
+            target or f"/console/events/{event_id}?replayed={summary.replayed}", status_code=303
+        )
+
+    @router.post("/drafts")
+    def new_draft(request: Request, event: str = Form(""), csrf: str = Form("")) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("steward", "drafting mappings")
+        hub = _hub(request)
+        draft_id = mapping_actions.start_draft(hub.database.engine, actor_of(me), hub.settings.mappings_dir)
+        suffix = f"?event={uuid.UUID(event)}" if event else ""
+        return RedirectResponse(f"/console/drafts/{draft_id}{suffix}", status_code=303)
+
+    @router.get("/drafts/{draft_id}")
+    def draft(
+        request: Request, draft_id: uuid.UUID, event: uuid.UUID | None = None, last: int = 200
+    ) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        me.require("steward", "drafting mappings")
+        hub = _hub(request)
+        with database_errors(), hub.database.engine.connect() as conn:
+            found = mapping_actions.draft_of(conn, draft_id)
+        if found.base_revision is not None:
+            base = mapping_actions.revision_files(hub.database.engine, found.base_revision)
+        else:
+            base = MappingFiles.read(hub.settings.mappings_dir).files
+        changes = mapping_actions.diff(base, found.files)
+        preview = impact = problem = None
+        system = None
+        try:
+            if event is not None:
+                system, body = preview_input(hub, event, None, None)
+                catalog = mapping_actions.validate_files(found.files)
+                preview = mapping_actions.preview(catalog, system, body, hub.settings.web.max_body_bytes)
+                impact = draft_impact(hub, draft_id, system, max(1, min(last, 100_000)))
+        except SalesHubError as exc:
+            problem = str(exc)
+        crosswalks = sorted(path for path in found.files if path.startswith("crosswalks/"))
+        return page(
+            request,
+            "draft.html",
+            me,
+            draft=found,
+            event=event,
+            system=system,
+            changes=changes,
+            preview=preview,
+            preview_json=_json(me, preview.result) if preview is not None and preview.result else None,
+            impact=impact,
+            problem=problem,
+            crosswalks=crosswalks,
+            active="mappings",
+        )
+
+    @router.post("/drafts/{draft_id}/rows")
+    def add_row(
+        request: Request,
+        draft_id: uuid.UUID,
+        crosswalk: str = Form(...),
+        row: str = Form(...),
+        event: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("steward", "editing a draft")
+        try:
+            mapping_actions.add_crosswalk_row(
+                _hub(request).database.engine, draft_id, crosswalk, row, actor_of(me)
+            )
+        except SalesHubError as exc:
+            return failure(request, me, exc)
+        suffix = f"?event={uuid.UUID(event)}" if event else ""
+        return RedirectResponse(f"/console/drafts/{draft_id}{suffix}", status_code=303)
+
+    @router.post("/drafts/{draft_id}/deploy")
+    def deploy(
+        request: Request,
+        draft_id: uuid.UUID,
+        message: str = Form(""),
+        event: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("steward", "deploying mappings")
+        hub = _hub(request)
+        try:
+            result = mapping_actions.deploy_draft(
+                hub.database.engine, draft_id, hub.settings.samples_dir, message, actor_of(me)
+            )
+        except SalesHubError as exc:
+            return failure(request, me, exc, 422)
+        if result.revision is not None:
+            # This process maps with the new revision at once (the others follow within seconds),
+            # so a replay right after the deploy uses it.
+            deployed = load_deployed(hub.database.engine)
+            if deployed is not None:
+                hub.mappings.install(*deployed)
+        target = f"/console/events/{uuid.UUID(event)}" if event else "/console/mappings"
+        return RedirectResponse(f"{target}?deployed={result.revision}", status_code=303)
+
+    @router.get("/orders")
+    def orders(request: Request, system: str | None = None) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        with database_errors(), _hub(request).database.engine.connect() as conn:
+            rows = queries.orders(conn, system=system, limit=100)
+        return page(request, "orders.html", me, rows=rows, active="orders")
+
+    @router.get("/orders/{order}")
+    def order(request: Request, order: str) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        try:
+            details = order_details(_hub(request), order)
+        except SalesHubError as exc:
+            return failure(request, me, exc)
+        return page(
+            request,
+            "order.html",
+            me,
+            order=details["order"],
+            versions=details["versions"],
+            events=details["events"],
+            content=_json(me, details["order"]["content"]),
+            first_error=event_actions.first_error,
+            active="orders",
+        )
+
+    @router.get("/mappings")
+    def mappings(request: Request) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        with database_errors(), _hub(request).database.engine.connect() as conn:
+            revisions = mapping_actions.history(conn, 50)
+        return page(request, "mappings.html", me, revisions=revisions, active="mappings")
+
+    @router.get("/pollers")
+    def pollers(request: Request) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        hub = _hub(request)
+        systems = sorted(hub.settings.pollers.systems)
+        with database_errors(), hub.database.engine.connect() as conn:
+            states = poller_states(conn, systems)
+        rows = [(system, states.get(system, PollerState(system))) for system in systems]
+        return page(request, "pollers.html", me, rows=rows, active="pollers")
+
+    @router.post("/pollers/{system}/pause")
+    def pause(request: Request, system: str, reason: str = Form(""), csrf: str = Form("")) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("operator", "pausing a poller")
+        hub = _hub(request)
+        if system not in hub.settings.pollers.systems:
+            return failure(request, me, NotFoundError(f"{system} is not a polled system"))
+        pause_poller(hub.database.engine, system, reason.strip() or "paused from the console", actor_of(me))
+        return RedirectResponse("/console/pollers", status_code=303)
+
+    @router.post("/pollers/{system}/resume")
+    def resume(request: Request, system: str, csrf: str = Form("")) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("operator", "resuming a poller")
+        hub = _hub(request)
+        if system not in hub.settings.pollers.systems:
+            return failure(request, me, NotFoundError(f"{system} is not a polled system"))
+        resume_poller(hub.database.engine, system, actor_of(me))
+        return RedirectResponse("/console/pollers", status_code=303)
+
+    @router.get("/reconciliation")
+    def reconciliation(request: Request) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        with database_errors(), _hub(request).database.engine.connect() as conn:
+            runs = recon.list_runs(conn, limit=50)
+        return page(request, "reconciliation.html", me, runs=runs, active="reconciliation")
+
+    @router.get("/audit")
+    def audit(request: Request, before: int | None = None) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        with database_errors(), _hub(request).database.engine.connect() as conn:
+            entries = list_actions(conn, limit=100, before=before)
+        return page(request, "audit.html", me, entries=entries, active="audit")
+
+    return router
