@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 
 from saleshub.console import err
 from saleshub.errors import SalesHubError
-from saleshub.platform.secrets import SecretStore
-from saleshub.platform.settings import Settings
-from saleshub.store.database import Database, open_database
+
+if TYPE_CHECKING:  # imported when a command opens the database, so `saleshub --help` stays light
+    from saleshub.platform.secrets import SecretStore
+    from saleshub.platform.settings import Settings
+    from saleshub.store.database import Database
 
 __all__ = [
     "StopSignal",
@@ -62,6 +65,9 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @contextmanager
 def database(settings: Settings | None = None, secrets: SecretStore | None = None) -> Iterator[Database]:
     """The configured (or embedded) database for the length of one command."""
+    from saleshub.platform.settings import Settings
+    from saleshub.store.database import open_database
+
     try:
         db = open_database(settings or Settings(), secrets)
     except SalesHubError as exc:

@@ -15,19 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.table import Table
-from uvicorn.supervisors import Multiprocess
 
 from saleshub.commands.common import StopSignal, database, fail
-from saleshub.commands.workers import WorkerConfig, worker_settings
 from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, RetriableError, SalesHubError
-from saleshub.mapping.revision import MappingFiles
-from saleshub.platform.logs import configure_logging
 from saleshub.platform.secrets import (
     EnvSecretStore,
     SecretStore,
@@ -35,8 +30,6 @@ from saleshub.platform.secrets import (
     secret_store_from_settings,
 )
 from saleshub.platform.settings import Settings
-from saleshub.runtime import HubRuntime, tune_collector
-from saleshub.services import Services
 from saleshub.store import queries
 from saleshub.store.events import queue_depth
 from saleshub.store.failures import database_errors
@@ -44,6 +37,9 @@ from saleshub.store.mapping_revisions import LiveProcess, StoredRevision, deploy
 from saleshub.store.migrate import current_revision, head_revision
 from saleshub.store.outbox import Backlog, BrokerState, backlog, broker_state
 from saleshub.store.partitions import list_partitions
+
+if TYPE_CHECKING:  # `serve` imports these when it runs; `status` needs none of them
+    from saleshub.runtime import HubRuntime
 
 __all__ = ["serve", "status"]
 
@@ -80,6 +76,8 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
 
 def _warn_if_disk_differs(hub: HubRuntime) -> None:
     """Say so when the files on disk are not the deployed revision (an edit not yet deployed)."""
+    from saleshub.mapping.revision import MappingFiles
+
     if hub.mappings.revision is None:
         return
     try:
@@ -110,6 +108,10 @@ def serve(
     ] = None,
 ) -> None:
     """Run the hub: migrate, then receive webhooks (embedded PostgreSQL unless a URL is set)."""
+    from saleshub.platform.logs import configure_logging
+    from saleshub.runtime import HubRuntime, tune_collector
+    from saleshub.services import Services
+
     settings = Settings()
     web = settings.web
     host, port, workers = host or web.host, port or web.port, workers or web.workers
@@ -142,6 +144,11 @@ def serve(
 
 
 def _serve_http(hub: HubRuntime, host: str, port: int, workers: int) -> None:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from saleshub.commands.workers import WorkerConfig, worker_settings
+
     options: dict[str, object] = {
         "host": host,
         "port": port,
