@@ -9,7 +9,9 @@ process. Building it:
    the hub writes its environment; an operator's ``DD_*`` variables win: unified service tagging);
 2. imports ddtrace and instruments the web app (FastAPI), httpx, psycopg (every SQL
    statement, SQLAlchemy's included) and confluent-kafka;
-3. installs a trace filter that masks personal data (``saleshub.platform.masking``) in every
+3. installs two trace filters: one drops a trace that is a lone database statement (the idle
+   polls, leases and heartbeats of the background threads: no request or stage span around it),
+   the other masks personal data (``saleshub.platform.masking``) in every
    string tag and resource of every span before it leaves the process, the library spans' error
    messages and stacks included;
 4. opens a DogStatsD client (``telemetry.statsd_host``/``statsd_port``, buffered, no client
@@ -63,6 +65,8 @@ def _export_settings(settings: TelemetrySettings) -> None:
         "DD_TRACE_AGENT_URL": settings.agent_url,
         # ddtrace logs through the hub's handler (masked, JSON or text), not a handler of its own.
         "DD_TRACE_LOG_STREAM_HANDLER": "false",
+        # A consumer's poll that returns no record is no work: not a trace every second per consumer.
+        "DD_KAFKA_EMPTY_POLL_ENABLED": "false",
     }
     for variable, value in wanted.items():
         if value:
@@ -99,6 +103,12 @@ class _DatadogSpan(Span):
         self._span.set_tag("error.message", mask(_text(exc)))
 
     @override
+    def set_failed(self, error_type: str, message: str) -> None:
+        self._span.error = 1
+        self._span.set_tag("error.type", error_type)
+        self._span.set_tag("error.message", mask(message))
+
+    @override
     def context(self) -> Carrier:
         from ddtrace.propagation.http import HTTPPropagator
 
@@ -130,6 +140,21 @@ class DatadogTelemetry(Telemetry):
 
         ddtrace.patch(**dict.fromkeys(INSTRUMENTED, True))
 
+        class DropBackgroundQueries(TraceFilter):
+            """Drops a trace that is one database statement with no request or stage around it.
+
+            The processors' idle polls, lane leases, heartbeats and vitals queries run every second
+            or so in every process; as traces they were nearly all of them, and an agent's quota
+            went to them instead of orders. SQL under a request or a stage span stays in its trace.
+            """
+
+            def process_trace(self, trace: list[Any]) -> list[Any] | None:
+                for span in trace:
+                    if not span.parent_id:  # the root: a statement, a commit or a rollback alone
+                        alone = span.span_type == "sql" or span.get_tag("component") == "psycopg"
+                        return None if alone else trace
+                return trace
+
         class MaskPersonalData(TraceFilter):
             """Masks personal data in every string tag and resource before a trace is sent."""
 
@@ -143,7 +168,7 @@ class DatadogTelemetry(Telemetry):
                         span.resource = mask(span.resource)
                 return trace
 
-        tracer.configure(trace_processors=[MaskPersonalData()])
+        tracer.configure(trace_processors=[DropBackgroundQueries(), MaskPersonalData()])
         agent = os.environ.get("DD_TRACE_AGENT_URL", "http://localhost:8126")
         if not _agent_answers(agent):
             log.warning("no Datadog agent answers at %s; spans and metrics are dropped until one does", agent)

@@ -50,7 +50,7 @@ from saleshub.platform.telemetry import Telemetry
 from saleshub.receive.batching import GroupCommit
 from saleshub.receive.intake import Admission, InboundEvent, admit
 from saleshub.receive.openapi import PROBLEM
-from saleshub.receive.recorder import Receipt
+from saleshub.receive.recorder import Receipt, mark_refused
 from saleshub.receive.responses import EventReceipt, Problem
 from saleshub.receive.signatures import SignatureError, verify
 from saleshub.store.events import Stage, error_record
@@ -228,6 +228,7 @@ async def _receive(hub: WebhookHub, writer: GroupCommit, system: str, request: R
             response = _unavailable("Database unavailable", settings.retry_after_seconds)
             return refused(response, system, "database unavailable")
         span.set_tags(status=result.status.value, repeated=result.repeated, event_id=str(result.event_id))
+        mark_refused(span, result)
         if admission.info is not None and admission.info.order_key:
             span.set_tags(order_key=admission.info.order_key)
     return _answer(system, result)
