@@ -25,7 +25,7 @@ from saleshub.platform.secrets import FileSecretStore, SecretStore, secret_store
 from saleshub.platform.settings import Settings
 from saleshub.receive.signatures import sign_with_key
 
-__all__ = ["send_webhook", "webhooks_app"]
+__all__ = ["send_webhook", "webhook_url", "webhooks_app"]
 
 webhooks_app = typer.Typer(help="Send signed webhooks to a running hub.", no_args_is_help=True)
 
@@ -40,12 +40,23 @@ def _keys(settings: Settings, system: str) -> tuple[list[bytes], SecretStore]:
     return keys, store
 
 
+def webhook_url(given: str, system: str) -> str:
+    """The webhook URL of ``system`` from the hub's base URL or from the full webhook URL itself."""
+    base = given.rstrip("/")
+    path = f"/webhooks/{system}"
+    return base if base.endswith(path) else base + path
+
+
 @webhooks_app.command("send")
 def send_webhook(
     system: Annotated[str, typer.Argument(help="sales system, e.g. pyxis")],
     file: Annotated[Path, typer.Argument(help="the payload file")],
     url: Annotated[
-        str | None, typer.Option(help="the hub [default: http://SALESHUB_WEB__HOST:SALESHUB_WEB__PORT]")
+        str | None,
+        typer.Option(
+            help="the hub's base URL, or the full webhook URL ending in /webhooks/SYSTEM "
+            "[default: http://SALESHUB_WEB__HOST:SALESHUB_WEB__PORT]"
+        ),
     ] = None,
     webhook_id: Annotated[str | None, typer.Option("--id", help="webhook-id [default: a new one]")] = None,
     content_type: Annotated[str | None, typer.Option(help="Content-Type [default: the system's own]")] = None,
@@ -71,7 +82,7 @@ def send_webhook(
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign_with_key(keys[0], message_id, timestamp, body),
     }
-    target = (url or f"http://{settings.web.host}:{settings.web.port}").rstrip("/") + f"/webhooks/{system}"
+    target = webhook_url(url or f"http://{settings.web.host}:{settings.web.port}", system)
     try:
         response = httpx.post(target, content=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:

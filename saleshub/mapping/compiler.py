@@ -313,6 +313,7 @@ class _Compiler:
             default=node.default,
             required=node.required,
             when=when,
+            kind=f"{node.type} in minor units" if node.type == "money" and node.minor_units else node.type,
         )
 
     def check_type(self, node: ValueNode, bare: Any, spath: SpecPath, where: str) -> None:

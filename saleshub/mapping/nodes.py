@@ -136,6 +136,9 @@ class CompiledValue(CompiledNode):
     default: Any = None
     required: bool = False
     when: CompiledCondition | None = None
+    #: The declared type (``decimal``, ``money in minor units`` …), for explanations: the
+    #: conversion functions are closures whose names say nothing.
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)

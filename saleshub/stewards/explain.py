@@ -60,11 +60,9 @@ def field_nodes(root: CompiledObject) -> dict[str, CompiledNode]:
 
 
 def _type_of(node: CompiledValue) -> str:
-    function: Any = node.convert or node.combine
-    if function is None:
+    if node.convert is None and node.combine is None:
         return "text (as read)"
-    name = getattr(function, "__name__", None) or getattr(getattr(function, "func", None), "__name__", "")
-    return str(name).removeprefix("to_").replace("minor_money", "money in minor units") or "converted"
+    return node.kind or "converted"
 
 
 def _value(target: str, node: CompiledValue) -> FieldExplanation:
