@@ -58,8 +58,11 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int) -> None:
             out.print(f"webhooks: POST http://{host}:{port}/webhooks/{system} ({count} secret(s))")
         else:
             err.print(
-                f"[yellow]webhooks for {system} are refused (401): no secret; set "
-                f"{EnvSecretStore.variable(f'webhook/{system}')} or the secrets file[/yellow]"
+                f"[yellow]webhooks for {system} are refused (401): no secret in "
+                f"{hub.secrets.where(f'webhook/{system}')}; set "
+                f"{EnvSecretStore.variable(f'webhook/{system}')}, or SALESHUB_SECRETS__BACKEND=file with "
+                f"SALESHUB_SECRETS__FILE=<a YAML file with webhook: {{{system}: [whsec_…]}}>[/yellow]",
+                soft_wrap=True,
             )
     kafka = hub.settings.kafka
     if kafka.bootstrap_servers:

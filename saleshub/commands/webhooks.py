@@ -1,9 +1,9 @@
 """``saleshub webhooks send``: send a payload to a running hub as a signed webhook, as a sales system would.
 
 The body is signed (Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
-with the system's secret from the configured secret store (``webhook/<system>``), posted to the
-hub, and the answer printed. With no secret configured for the system, the local secrets file that
-``scripts/serve.sh`` makes (``<data_dir>/secrets.yaml``) is used if it exists.
+with the system's secret from the secret store the hub uses with the same settings
+(``webhook/<system>``; with none configured, the local secrets file ``<data_dir>/secrets.yaml`` that
+``scripts/serve.sh`` makes), posted to the hub, and the answer printed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from adapters.registry import AdapterRegistry
 from saleshub.commands.common import fail
 from saleshub.console import err, out
 from saleshub.errors import SalesHubError
-from saleshub.platform.secrets import FileSecretStore, SecretStore, secret_store_from_settings
+from saleshub.platform.secrets import SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
 from saleshub.receive.signatures import sign_with_key
 
@@ -32,12 +32,7 @@ webhooks_app = typer.Typer(help="Send signed webhooks to a running hub.", no_arg
 
 def _keys(settings: Settings, system: str) -> tuple[list[bytes], SecretStore]:
     store = secret_store_from_settings(settings)
-    keys = store.webhook_keys(system)
-    local = settings.database.data_dir / "secrets.yaml"
-    if not keys and local.is_file():
-        store = FileSecretStore(local)
-        keys = store.webhook_keys(system)
-    return keys, store
+    return store.webhook_keys(system), store
 
 
 def webhook_url(given: str, system: str) -> str:
