@@ -9,6 +9,7 @@ commands (``saleshub.commands.mappings``); the others are the operators'.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import sys
@@ -16,6 +17,7 @@ from typing import Any, Final, NamedTuple
 
 import typer
 from typer import _click as click  # the click that Typer 0.29 vendors and builds commands with
+from typer._click.exceptions import UsageError
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from saleshub.console import err
@@ -122,7 +124,13 @@ class _LazyGroup(TyperGroup):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] in COMMANDS and args[0] not in self.commands:
             self.add_command(load_command(args[0]), args[0])
-        return super().resolve_command(ctx, args)
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:  # Typer suggests among the loaded commands only
+            close = difflib.get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if close and "Did you mean" not in exc.message:
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, close))}?"
+            raise
 
 
 app = typer.Typer(

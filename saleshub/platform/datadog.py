@@ -29,6 +29,7 @@ said, not shouted.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -48,6 +49,10 @@ __all__ = ["INSTRUMENTED", "DatadogTelemetry"]
 INSTRUMENTED = ("fastapi", "httpx", "psycopg", "kafka")
 
 log = logging.getLogger(__name__)
+
+#: ``mask`` of the trace filter, remembered: the same few SQL statements, resources and tag values
+#: come back in every trace, and masking a SQL statement costs about 0.1 ms.
+_mask_tag = functools.lru_cache(maxsize=8192)(mask)
 
 
 def _package_version() -> str:
@@ -161,11 +166,11 @@ class DatadogTelemetry(Telemetry):
             def process_trace(self, trace: list[Any]) -> list[Any]:
                 for span in trace:
                     for key, value in span.get_tags().items():
-                        masked = mask(value)
+                        masked = _mask_tag(value)
                         if masked != value:
                             span.set_tag(key, masked)
                     if span.resource:
-                        span.resource = mask(span.resource)
+                        span.resource = _mask_tag(span.resource)
                 return trace
 
         tracer.configure(trace_processors=[DropBackgroundQueries(), MaskPersonalData()])

@@ -57,3 +57,8 @@ def test_every_command_runs_through_the_lazy_table() -> None:
     result = CliRunner().invoke(app, ["mappings", "--help"])
     assert result.exit_code == 0 and "validate" in result.output
     assert isinstance(app, typer.Typer)
+
+
+def test_a_mistyped_command_gets_a_suggestion() -> None:
+    result = CliRunner().invoke(app, ["stauts"])
+    assert result.exit_code == 2 and "Did you mean 'status'?" in result.output
