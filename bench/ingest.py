@@ -355,8 +355,6 @@ def compare(variant: dict[str, str], pairs: int, port: int, args: argparse.Names
 
 
 def _compare(variant: dict[str, str], pairs: int, port: int, workdir: Path, args: argparse.Namespace) -> None:
-    requests = build_requests(0, int(args.seconds * 10_000))
-    warm_up = build_requests(len(requests), 500)
     label = " ".join(f"{k}={v}" for k, v in variant.items())
     print(f"default against the variant {label}, {pairs} pairs\n")
     rates: dict[str, list[float]] = {"default": [], "variant": []}
@@ -365,6 +363,10 @@ def _compare(variant: dict[str, str], pairs: int, port: int, workdir: Path, args
         order = [("default", {}), ("variant", variant)]
         for name, settings in order if pair % 2 == 0 else order[::-1]:
             port += 1
+            # Signed afresh for each run: a run minutes later would find their timestamps out of the
+            # webhook tolerance (five minutes) and measure 401s.
+            requests = build_requests(0, int(args.seconds * 10_000))
+            warm_up = build_requests(len(requests), 500)
             hub = start_hub(port, args.workers, workdir / f"pair-{port}", settings)
             try:
                 asyncio.run(closed_loop(port, warm_up, args.connections, 2, warm_up=True))
