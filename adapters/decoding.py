@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -38,7 +38,7 @@ from lxml import etree
 from saleshub.errors import DecodeError, printable
 from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
-__all__ = ["MAX_NUMBER_CHARS", "decode_json", "decode_xml", "split_json_page"]
+__all__ = ["MAX_NUMBER_CHARS", "decode_json", "decode_xml", "refuse_repeated_elements", "split_json_page"]
 
 #: The longest JSON number literal accepted. Parsing an integer costs time quadratic in its digits
 #: (Python stops at 4,300); no amount, quantity, version or id needs more than a few dozen.
@@ -294,3 +294,33 @@ def decode_xml(system: str, body: bytes, max_bytes: int = DEFAULT_MAX_BODY_BYTES
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise DecodeError(system, "XML with a DOCTYPE is not accepted (entities and DTDs are unsafe)")
     return root
+
+
+def refuse_repeated_elements(
+    system: str, root: etree._Element, namespace: str, single: Mapping[str, frozenset[str]]
+) -> None:
+    """Refuse a child element that appears more than once where the schema allows one.
+
+    ``single`` maps an element's local name (in ``namespace``) to the children it may hold at most
+    once. The first repetition in document order is named with its parent and line, e.g.
+    ``element Order/OrderNumber appears 2 times; the schema allows one``: like a duplicate JSON key, a
+    second value is never silently dropped.
+    """
+    prefix = f"{{{namespace}}}"
+    for element in root.iter(f"{prefix}*"):
+        name = element.tag[len(prefix) :]
+        once = single.get(name)
+        if not once:
+            continue
+        seen: dict[str, list[etree._Element]] = {}
+        for child in element.iterchildren(f"{prefix}*"):
+            child_name = child.tag[len(prefix) :]
+            if child_name in once:
+                seen.setdefault(child_name, []).append(child)
+        for child_name, children in seen.items():
+            if len(children) > 1:
+                raise DecodeError(
+                    system,
+                    f"element {name}/{child_name} appears {len(children)} times; the schema allows one",
+                    position=f"line {children[1].sourceline}",
+                )

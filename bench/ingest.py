@@ -30,9 +30,16 @@ run nothing else.
 Single runs on a 2-core VM swing by ±20%, more than most settings are worth. ``--compare
 SETTING=VALUE --pairs N`` measures only that: N pairs of hub starts, closed loop, the default and
 the variant, the order swapped from pair to pair (so warming up favours neither), and prints each
-pair, how many the variant won and both means.
+pair, how many the variant won and both means:
 
     .venv/bin/python bench/ingest.py --compare SALESHUB_DATABASE__POOL_SIZE=4 --pairs 8
+
+It also prints what is steadier on a shared machine: the CPU seconds the hub's processes (the
+server and its web workers; the embedded PostgreSQL runs detached and is not counted) spend per
+1,000 webhooks, and the throughput the variant reaches at equal CPU (default CPU / variant CPU,
+median over the pairs). The cost of Datadog telemetry (target: at least 0.85x):
+
+    .venv/bin/python bench/ingest.py --compare SALESHUB_TELEMETRY__MODE=datadog --pairs 4 --seconds 6
 """
 
 from __future__ import annotations
@@ -348,28 +355,60 @@ def compare(variant: dict[str, str], pairs: int, port: int, args: argparse.Names
 
 
 def _compare(variant: dict[str, str], pairs: int, port: int, workdir: Path, args: argparse.Namespace) -> None:
-    requests = build_requests(0, int(args.seconds * 10_000))
-    warm_up = build_requests(len(requests), 500)
     label = " ".join(f"{k}={v}" for k, v in variant.items())
     print(f"default against the variant {label}, {pairs} pairs\n")
     rates: dict[str, list[float]] = {"default": [], "variant": []}
+    cpu: dict[str, list[float]] = {"default": [], "variant": []}
     for pair in range(pairs):
         order = [("default", {}), ("variant", variant)]
         for name, settings in order if pair % 2 == 0 else order[::-1]:
             port += 1
+            # Signed afresh for each run: a run minutes later would find their timestamps out of the
+            # webhook tolerance (five minutes) and measure 401s.
+            requests = build_requests(0, int(args.seconds * 10_000))
+            warm_up = build_requests(len(requests), 500)
             hub = start_hub(port, args.workers, workdir / f"pair-{port}", settings)
             try:
                 asyncio.run(closed_loop(port, warm_up, args.connections, 2, warm_up=True))
+                before = tree_cpu_seconds(hub.pid)
                 bad, latencies = asyncio.run(closed_loop(port, requests, args.connections, args.seconds))
+                used = tree_cpu_seconds(hub.pid) - before
             finally:
                 stop(hub)
             rates[name].append(report(f"pair {pair + 1}, {name}", bad, latencies, args.seconds))
+            cpu[name].append(1000 * used / max(len(latencies), 1))
+            print(f"{'':<32} {cpu[name][-1]:9.2f} s of the hub's CPU per 1,000 webhooks")
     wins = sum(v > d for d, v in zip(rates["default"], rates["variant"], strict=True))
     mean = {name: sum(values) / len(values) for name, values in rates.items()}
     print(
         f"\n{label} won {wins} of {pairs} pairs; mean {mean['variant']:,.0f}/s "
         f"against the default's {mean['default']:,.0f}/s ({mean['variant'] / mean['default'] - 1:+.0%})"
     )
+    # On a shared machine the rates swing with the neighbours' load; the CPU the hub spends per
+    # webhook swings far less, and its inverse is the rate the hub would reach on cores of its own.
+    per_pair = sorted(d / v for d, v in zip(cpu["default"], cpu["variant"], strict=True))
+    middle = per_pair[len(per_pair) // 2]
+    cost = {name: sum(values) / len(values) for name, values in cpu.items()}
+    print(
+        f"CPU per 1,000 webhooks: default {cost['default']:.2f} s, variant {cost['variant']:.2f} s; "
+        f"throughput at equal CPU, variant/default: median {middle:.2f}x over the pairs "
+        f"(range {per_pair[0]:.2f}-{per_pair[-1]:.2f}x)"
+    )
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its descendants (the web workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def processing(workdir: Path, args: argparse.Namespace) -> None:

@@ -8,10 +8,14 @@ from typing import Any
 from sqlalchemy import Connection
 
 from reconciliation.model import Finding, Kind, RunComparison, RunSummary, Window
-from saleshub.errors import NotFoundError
+from saleshub.errors import InvalidRequestError, NotFoundError
 from saleshub.store import reconciliation as store
 
-__all__ = ["compare_runs", "finding_of", "list_runs", "load_run", "summary_of"]
+__all__ = ["compare_runs", "finding_of", "list_runs", "load_run", "resolve_run", "summary_of"]
+
+#: The shortest id prefix accepted for a run (``saleshub reconcile runs`` may show ids cut short).
+_MIN_PREFIX = 4
+_HEX = set("0123456789abcdef-")
 
 
 def summary_of(stored: store.StoredRun) -> RunSummary:
@@ -41,6 +45,30 @@ def finding_of(row: dict[str, Any]) -> Finding:
 def list_runs(conn: Connection, *, system: str | None = None, limit: int = 20) -> list[RunSummary]:
     """The newest runs first."""
     return [summary_of(stored) for stored in store.recent_runs(conn, system=system, limit=limit)]
+
+
+def resolve_run(conn: Connection, given: str, what: str = "RUN") -> uuid.UUID:
+    """The run a whole id or the start of one names; else an ``InvalidRequestError`` (not an id or a
+    prefix, or one several runs start with) or a ``NotFoundError`` saying why."""
+    text = given.strip().lower()
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        pass
+    if len(text.replace("-", "")) < _MIN_PREFIX or not set(text) <= _HEX:
+        raise InvalidRequestError(
+            f"{what} must be a run id or its first {_MIN_PREFIX} or more characters "
+            f"(saleshub reconcile runs lists them); got {given!r}"
+        )
+    found = store.run_ids_starting(conn, text)
+    if not found:
+        raise NotFoundError(
+            f"no reconciliation run starts with {given!r} (saleshub reconcile runs lists them)"
+        )
+    if len(found) > 1:
+        listed = ", ".join(str(run_id) for run_id in found[:4])
+        raise InvalidRequestError(f"{given!r} starts several runs ({listed}, …); give more characters")
+    return found[0]
 
 
 def load_run(conn: Connection, run_id: uuid.UUID) -> RunSummary:

@@ -1,59 +1,29 @@
 """The ``saleshub`` command line (Typer + Rich).
 
-``saleshub mappings validate|test|preview|impact|schema`` are the data stewards' commands: check
-every mapping file at once, run the golden samples with field-level differences, see what one payload
-becomes, see what an edit would change over stored events, and regenerate the editor schema of the
-mapping-file format. The operators' commands (``serve``, ``status``, ``db``, ``events``, ``orders``,
-``kafka``, ``poll``, ``reconcile``, ``report``)
-live in ``saleshub.commands`` and are registered here.
+The commands live in ``saleshub.commands`` and are loaded when one is run, not before: ``COMMANDS``
+names each command's module and help line, so ``saleshub --help`` imports none of them, and
+``saleshub status`` imports what status needs, not the web server, Alembic's migrations of
+``serve``, Kafka or the reconciliation engine. ``saleshub mappings …`` are the data stewards'
+commands (``saleshub.commands.mappings``); the others are the operators'.
 """
 
 from __future__ import annotations
 
-import json
+import difflib
+import importlib
 import logging
 import sys
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any, Final, NamedTuple
 
 import typer
-from pydantic import ValidationError
-from rich.table import Table
-from typer.core import TyperOption
+from typer import _click as click  # the click that Typer 0.29 vendors and builds commands with
+from typer._click.exceptions import UsageError
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from adapters.registry import AdapterRegistry
-from saleshub.commands.audit import audit
-from saleshub.commands.common import database, fail, install_stop_handlers
-from saleshub.commands.db import db_app
-from saleshub.commands.events import events_app
-from saleshub.commands.kafka import kafka_app
-from saleshub.commands.orders import orders_app
-from saleshub.commands.poll import poll_app
-from saleshub.commands.process import process
-from saleshub.commands.reconcile import reconcile_app
-from saleshub.commands.report import report_app
-from saleshub.commands.revisions import (
-    deploy_mappings,
-    deployed_catalog,
-    diff_mappings,
-    explain_mapping,
-    load_issues,
-    mapping_history,
-    mapping_uses,
-    rollback_mappings,
-)
-from saleshub.commands.serve import serve, status
-from saleshub.commands.webhooks import webhooks_app
-from saleshub.console import err, out
-from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
-from saleshub.mapping.catalog import MappingCatalog
-from saleshub.mapping.schema import mapping_file_schema
-from saleshub.platform.settings import Settings
-from saleshub.stewards.goldens import CaseResult, discover, render, run_case
-from saleshub.stewards.impact import ImpactReport, mapping_impact
-from saleshub.store.failures import describe_database_error
+from saleshub.console import err
+from saleshub.errors import SalesHubError
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "LazyCommand", "app", "load_command", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +38,126 @@ _TYPER_TYPE_COLUMN = TyperOption.display_type_rich
 TyperOption.display_type_rich = _type_of_option  # type: ignore[method-assign,assignment]
 
 
+class LazyCommand(NamedTuple):
+    """Where a command is defined (a Typer app or a function) and its help line for ``saleshub --help``."""
+
+    module: str
+    attribute: str
+    help: str
+
+
+#: Every command of ``saleshub``, in the order ``--help`` lists them. A test keeps each help line
+#: equal to the command's own.
+COMMANDS: Final[dict[str, LazyCommand]] = {
+    "serve": LazyCommand(
+        "saleshub.commands.serve",
+        "serve",
+        "Run the hub: migrate, then receive webhooks (embedded PostgreSQL unless a URL is set).",
+    ),
+    "status": LazyCommand(
+        "saleshub.commands.serve",
+        "status",
+        "How the hub stands: database, schema, events of the last 24 hours, open problems, partitions.",
+    ),
+    "process": LazyCommand(
+        "saleshub.commands.process",
+        "process",
+        "Map recorded events into orders until stopped (several processors share the work).",
+    ),
+    "mappings": LazyCommand(
+        "saleshub.commands.mappings",
+        "mappings_app",
+        "Check, test and preview the steward-owned mapping files.",
+    ),
+    "db": LazyCommand("saleshub.commands.db", "db_app", "Database schema, partitions and retention."),
+    "events": LazyCommand(
+        "saleshub.commands.events",
+        "events_app",
+        "Recorded integration events: list, show, dismiss, replay.",
+    ),
+    "orders": LazyCommand("saleshub.commands.orders", "orders_app", "Canonical orders in the store."),
+    "kafka": LazyCommand(
+        "saleshub.commands.kafka",
+        "kafka_app",
+        "Publish the outbox to Kafka, consume order events, create topics.",
+    ),
+    "webhooks": LazyCommand(
+        "saleshub.commands.webhooks", "webhooks_app", "Send signed webhooks to a running hub."
+    ),
+    "poll": LazyCommand("saleshub.commands.poll", "poll_app", "The pollers of source APIs (the ERP, Tempo)."),
+    "reconcile": LazyCommand(
+        "saleshub.commands.reconcile",
+        "reconcile_app",
+        "Reconciliation: what a sales system says it sold against what the hub holds.",
+    ),
+    "report": LazyCommand("saleshub.commands.report", "report_app", "Reports on the hub's operation."),
+    "audit": LazyCommand(
+        "saleshub.commands.audit",
+        "audit",
+        "Operator actions, newest first: dismissals, replays, drafts, deploys, rollbacks.",
+    ),
+    "api": LazyCommand("saleshub.commands.mappings", "api_app", "The HTTP interface's contract."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The click command of ``COMMANDS[name]``, importing its module."""
+    entry = COMMANDS[name]
+    found = getattr(importlib.import_module(entry.module), entry.attribute)
+    if isinstance(found, typer.Typer):
+        return typer.main.get_group(found)
+    single = typer.Typer()
+    single.command(name)(found)
+    return typer.main.get_command(single)
+
+
+class _LazyGroup(TyperGroup):
+    """A group whose commands are imported when one is run; ``--help`` shows their help lines only."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        loaded = super().get_command(ctx, cmd_name)
+        if loaded is not None or cmd_name not in COMMANDS:
+            return loaded
+        # Listed in a help page: a stand-in with the help line (running one goes through resolve_command).
+        return TyperCommand(cmd_name, help=COMMANDS[cmd_name].help)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in COMMANDS and args[0] not in self.commands:
+            self.add_command(load_command(args[0]), args[0])
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:  # Typer suggests among the loaded commands only
+            close = difflib.get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if close and "Did you mean" not in exc.message:
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, close))}?"
+            raise
+
+
+app = typer.Typer(
+    name="saleshub",
+    help="Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    cls=_LazyGroup,
+)
+
+
+@app.callback()
+def _entry() -> None:
+    """Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP."""
+    from saleshub.commands.common import install_stop_handlers
+
+    install_stop_handlers()
+
+
 def _one_line(exc: Exception) -> str:
+    from pydantic import ValidationError
+
     if isinstance(exc, SalesHubError):
         return " ".join(str(exc).split()) if "\n  " not in str(exc) else str(exc)
     if isinstance(exc, ValidationError):
@@ -78,6 +167,8 @@ def _one_line(exc: Exception) -> str:
             for e in exc.errors(include_url=False)
         )
         return f"invalid setting: {problems}"
+    from saleshub.store.failures import describe_database_error
+
     described = describe_database_error(exc)
     if described is not None:
         return described
@@ -85,42 +176,6 @@ def _one_line(exc: Exception) -> str:
         f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
         "run again with SALESHUB_LOG_LEVEL=DEBUG to log the trace"
     )
-
-
-app = typer.Typer(
-    name="saleshub",
-    help="Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-mappings_app = typer.Typer(
-    help="Check, test and preview the steward-owned mapping files.", no_args_is_help=True
-)
-app.add_typer(mappings_app, name="mappings")
-app.add_typer(db_app, name="db")
-app.add_typer(events_app, name="events")
-app.add_typer(orders_app, name="orders")
-app.add_typer(kafka_app, name="kafka")
-app.add_typer(webhooks_app, name="webhooks")
-app.add_typer(poll_app, name="poll")
-app.add_typer(reconcile_app, name="reconcile")
-app.add_typer(report_app, name="report")
-app.command("serve")(serve)
-app.command("status")(status)
-app.command("process")(process)
-app.command("audit")(audit)
-mappings_app.command("deploy")(deploy_mappings)
-mappings_app.command("history")(mapping_history)
-mappings_app.command("rollback")(rollback_mappings)
-mappings_app.command("diff")(diff_mappings)
-mappings_app.command("explain")(explain_mapping)
-mappings_app.command("uses")(mapping_uses)
-
-
-@app.callback()
-def _entry() -> None:
-    """Sales integration hub: canonical service orders from Pyxis, Tempo and the ERP."""
-    install_stop_handlers()
 
 
 def main() -> None:
@@ -136,230 +191,3 @@ def main() -> None:
         log.debug("the command failed", exc_info=exc)
         err.print(f"[red]error:[/red] {_one_line(exc)}", soft_wrap=True, highlight=False)
         sys.exit(1)
-
-
-CandidateDir = Annotated[
-    Path | None,
-    typer.Option("--mapping", "--dir", help="a mappings directory [default: the deployed revision]"),
-]
-MappingsDir = Annotated[
-    Path | None,
-    typer.Option("--dir", help="mappings directory [default: SALESHUB_MAPPINGS_DIR or ./mappings]"),
-]
-
-
-def _catalog(directory: Path | None) -> MappingCatalog:
-    path = directory or Settings().mappings_dir
-    try:
-        return MappingCatalog.load(path)
-    except MappingLoadError as exc:
-        load_issues(exc)
-        raise typer.Exit(1) from None
-    except SalesHubError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-
-
-@mappings_app.command("validate")
-def validate(directory: MappingsDir = None) -> None:
-    """Load and check every mapping file and crosswalk; list every problem; exit 1 on any."""
-    catalog = _catalog(directory)
-    table = Table("system", "mapping", "revision", "content hash", "file", title="Mappings OK")
-    for compiled in catalog:
-        identity = compiled.identity
-        table.add_row(
-            identity.system, identity.name, identity.revision, identity.content_hash[:12], identity.file
-        )
-    out.print(table)
-
-
-def _show_result(result: CaseResult, verbose: bool) -> None:
-    case = result.case
-    label = f"{case.system}/{case.name}"
-    if result.missing_expected:
-        out.print(
-            f"[yellow]NEW [/yellow] {label}: no {case.expected.name} yet (run with --update, then review)"
-        )
-        return
-    if result.passed:
-        if verbose:
-            out.print(f"[green]PASS[/green] {label}")
-        return
-    out.print(f"[red]FAIL[/red] {label}")
-    table = Table("field", "expected", "actual", show_lines=False)
-    for difference in result.differences:
-        table.add_row(
-            difference.field,
-            json.dumps(difference.expected, ensure_ascii=False),
-            json.dumps(difference.actual, ensure_ascii=False),
-        )
-    out.print(table)
-
-
-@mappings_app.command("test")
-def run_goldens(
-    systems: Annotated[list[str] | None, typer.Argument(help="only these systems")] = None,
-    directory: MappingsDir = None,
-    samples: Annotated[Path | None, typer.Option(help="golden samples directory")] = None,
-    update: Annotated[bool, typer.Option("--update", help="write actual output as expected")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="list passing cases too")] = False,
-) -> None:
-    """Run every golden sample through its mapping and show field-level differences."""
-    catalog = _catalog(directory)
-    registry = AdapterRegistry.default()
-    samples_dir = samples or Settings().samples_dir
-    results: list[CaseResult] = []
-    for case in discover(samples_dir, systems):
-        try:
-            adapter = registry.create(case.system, catalog)
-        except SalesHubError as exc:
-            err.print(f"[red]error:[/red] {case.payload}: {exc}")
-            raise typer.Exit(1) from None
-        result = run_case(case, adapter)
-        if update and not result.passed:
-            text = json.dumps(result.actual, ensure_ascii=False, indent=2) + "\n"
-            case.expected.write_text(text, encoding="utf-8")
-            out.print(f"[yellow]WROTE[/yellow] {case.expected}")
-            continue
-        results.append(result)
-        _show_result(result, verbose)
-    failed = [r for r in results if not r.passed]
-    passed = len(results) - len(failed)
-    colour = "red" if failed else "green"
-    out.print(f"[{colour}]{passed} passed, {len(failed)} failed[/{colour}]")
-    if not results and not update:
-        err.print(f"[red]error:[/red] no golden samples found in {samples_dir}")
-        raise typer.Exit(1)
-    if failed:
-        raise typer.Exit(1)
-
-
-@mappings_app.command("preview")
-def preview(
-    system: Annotated[str, typer.Argument(help="source system, e.g. pyxis")],
-    file: Annotated[Path, typer.Argument(help="payload file, or - for standard input")],
-    directory: CandidateDir = None,
-) -> None:
-    """Show the canonical order one payload becomes (deployed revision), or every error that stops it."""
-    try:
-        body = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
-    except OSError as exc:
-        raise fail(f"cannot read {file}: {exc.strerror}") from None
-    catalog = deployed_catalog(directory)
-    limit = Settings().web.max_body_bytes
-    try:
-        adapter = AdapterRegistry.default().create(system, catalog, max_body_bytes=limit)
-    except SalesHubError as exc:
-        raise fail(str(exc), 2) from None
-    try:
-        translation = adapter.translate(body)
-    except MappingError as exc:
-        err.print(f"[red bold]{len(exc.errors)} error(s)[/red bold] mapping {file} with {exc.mapping}")
-        table = Table("canonical field", "source", "problem", "value")
-        for error in exc.errors:
-            value = repr(error.value) if error.has_value else "(no value)"
-            table.add_row(error.target, error.source, error.rule, value)
-        err.print(table)
-        raise typer.Exit(1) from None
-    except DataError as exc:
-        err.print(f"[red]rejected:[/red] {exc}")
-        raise typer.Exit(1) from None
-    rendered: dict[str, Any] = render(translation)
-    rendered["mapping"] = {
-        "label": translation.mapped.mapping.label,
-        "content_hash": translation.mapped.mapping.content_hash,
-    }
-    rendered["fingerprint"] = translation.mapped.order.fingerprint()
-    sys.stdout.write(json.dumps(rendered, ensure_ascii=False, indent=2) + "\n")
-
-
-@mappings_app.command("schema")
-def schema(
-    output: Annotated[Path | None, typer.Option(help="write to this file instead of standard output")] = None,
-) -> None:
-    """Print the JSON Schema of the mapping-file format (for editors)."""
-    text = json.dumps(mapping_file_schema(), indent=2, ensure_ascii=False) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
-        out.print(f"wrote {output}")
-
-
-def _print_impact(report: ImpactReport, last: int) -> None:
-    out.print(
-        f"[bold]{report.system}[/bold]: {report.events} orders compared (the newest event of each of "
-        f"the last {last} orders)\n"
-        f"  deployed:  {report.current_mapping or '(no successful mapping)'}\n"
-        f"  candidate: {report.candidate_mapping or '(no successful mapping)'}"
-    )
-    out.print(
-        f"unchanged {report.unchanged}, [yellow]changed {report.changed}[/yellow], "
-        f"[red]newly failing {report.newly_failing}[/red], "
-        f"[green]newly mapped {report.newly_mapped}[/green], "
-        f"still failing {report.still_failing}"
-        + (f", without raw body {report.missing_body}" if report.missing_body else "")
-    )
-    if report.field_counts:
-        table = Table("canonical field", "orders changed", "examples (order: before → after)")
-        for target, count in report.field_counts.most_common():
-            examples = "\n".join(
-                f"{ex.external_order_id}: {ex.before} → {ex.after}" for ex in report.examples[target]
-            )
-            table.add_row(target, str(count), examples)
-        out.print(table)
-    for example in report.failure_examples:
-        out.print(f"[red]would fail:[/red] {example}", soft_wrap=True)
-
-
-@mappings_app.command("impact")
-def impact(
-    system: Annotated[str, typer.Argument(help="source system, e.g. pyxis")],
-    mapping: Annotated[Path, typer.Option("--mapping", help="candidate mappings directory")],
-    last: Annotated[int, typer.Option("--last", min=1, max=1_000_000, help="how many recent orders")] = 1000,
-) -> None:
-    """Map the last N orders' newest events with the deployed revision and a candidate; orders changed."""
-    deployed = deployed_catalog(None)
-    candidate = _catalog(mapping)
-    registry = AdapterRegistry.default()
-    limit = Settings().web.max_body_bytes
-    try:
-        current_adapter = registry.create(system, deployed, max_body_bytes=limit)
-        candidate_adapter = registry.create(system, candidate, max_body_bytes=limit)
-    except SalesHubError as exc:
-        raise fail(str(exc), 2) from None
-    with database() as db, db.engine.connect() as conn:
-        report = mapping_impact(conn, current_adapter, candidate_adapter, last)
-    _print_impact(report, last)
-
-
-api_app = typer.Typer(help="The HTTP interface's contract.", no_args_is_help=True)
-app.add_typer(api_app, name="api")
-
-
-@api_app.command("openapi")
-def openapi(
-    output: Annotated[Path | None, typer.Option(help="write to this file instead of standard output")] = None,
-    operator_api: Annotated[
-        bool,
-        typer.Option("--operator-api", help="the document of a hub with the console on (with /api/v1)"),
-    ] = False,
-) -> None:
-    """Print the OpenAPI document: webhooks and health (contracts/openapi.json), or with the operator API.
-
-    ``--operator-api`` adds ``/api/v1``, served only when the console is configured
-    (contracts/operator-api.json).
-    """
-    from saleshub.receive.app import create_app
-
-    described = create_app()
-    if operator_api:
-        from saleshub.console.api import api_router
-
-        described.include_router(api_router())
-    text = json.dumps(described.openapi(), indent=2, ensure_ascii=False) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
-        out.print(f"wrote {output}")

@@ -3,7 +3,8 @@
 Message: ``<tso:ServiceOrderMessage xmlns:tso="urn:tempo:serviceorder:2" messageId action sequence>``
 with one ``tso:Order``. ``action`` is ``NEW``, ``CHANGE`` or ``CANCEL``; ``messageId`` is the
 idempotency key and ``sequence`` the source version. Schema: ``contracts/xsd/tempo-serviceorder-2.xsd``;
-field mapping: ``mappings/tempo/order.yaml``. Polling: ``adapters.tempo.source`` (pages of changed
+field mapping: ``mappings/tempo/order.yaml``. An element the schema allows once is refused when
+repeated (``adapters.tempo.schema``). Polling: ``adapters.tempo.source`` (pages of changed
 orders with a continuation token, each wrapped into this message).
 """
 
@@ -15,8 +16,9 @@ from lxml import etree
 from typing_extensions import override
 
 from adapters.base import EventInfo, SourceAdapter
-from adapters.decoding import decode_xml
+from adapters.decoding import decode_xml, refuse_repeated_elements
 from adapters.source import SourceApi
+from adapters.tempo.schema import SINGLE_CHILDREN
 from adapters.tempo.source import TempoChangesApi
 from canonical.enums import EventType
 from saleshub.errors import shown
@@ -37,7 +39,9 @@ class TempoAdapter(SourceAdapter):
 
     @override
     def decode(self, body: bytes) -> Any:
-        return decode_xml(self.system, body, self.max_body_bytes)
+        root = decode_xml(self.system, body, self.max_body_bytes)
+        refuse_repeated_elements(self.system, root, TEMPO_NAMESPACE, SINGLE_CHILDREN)
+        return root
 
     @override
     def classify(self, document: Any) -> EventInfo:

@@ -9,16 +9,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 
 from saleshub.console import err
 from saleshub.errors import SalesHubError
-from saleshub.platform.secrets import SecretStore
-from saleshub.platform.settings import Settings
-from saleshub.store.database import Database, open_database
+
+if TYPE_CHECKING:  # imported when a command opens the database, so `saleshub --help` stays light
+    from saleshub.platform.secrets import SecretStore
+    from saleshub.platform.settings import Settings
+    from saleshub.store.database import Database
 
 __all__ = [
+    "USAGE_ERROR",
     "StopSignal",
     "database",
     "fail",
@@ -64,6 +68,9 @@ def database(
     settings: Settings | None = None, secrets: SecretStore | None = None, *, owner: bool = False
 ) -> Iterator[Database]:
     """The configured (or embedded) database for the length of one command (``owner``: as its owner)."""
+    from saleshub.platform.settings import Settings
+    from saleshub.store.database import open_database
+
     try:
         db = open_database(settings or Settings(), secrets, owner=owner)
     except SalesHubError as exc:
@@ -74,24 +81,30 @@ def database(
         db.close()
 
 
+#: The exit status of a command line the command cannot use (a bad option value), as click's own.
+USAGE_ERROR = 2
+
+
 def parse_uuid(value: str, what: str) -> uuid.UUID:
-    """``value`` as a UUID, or a clear error naming ``what`` it should be."""
+    """``value`` as a UUID, or a usage error (exit 2) naming ``what`` it should be."""
     try:
         return uuid.UUID(value)
     except ValueError:
         raise fail(
-            f"{what} must be a UUID like 1fba2e71-9b1c-4f59-a5f0-849f1f2cc6ea; got {value!r}"
+            f"{what} must be a UUID like 1fba2e71-9b1c-4f59-a5f0-849f1f2cc6ea; got {value!r}", USAGE_ERROR
         ) from None
 
 
 def parse_time(value: str | None, what: str) -> datetime | None:
-    """An ISO 8601 date or time (UTC when no offset is given)."""
+    """An ISO 8601 date or time (UTC when no offset is given), or a usage error (exit 2)."""
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise fail(f"{what} must be an ISO 8601 date or time like 2026-11-01T08:00; got {value!r}") from None
+        raise fail(
+            f"{what} must be an ISO 8601 date or time like 2026-11-01T08:00; got {value!r}", USAGE_ERROR
+        ) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 

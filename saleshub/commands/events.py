@@ -70,12 +70,13 @@ def list_events(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """The newest events, with status, mapping and the first error of each."""
+    after = parse_time(since, "--since")
     with database() as db, db.engine.connect() as conn:
         rows = queries.events(
             conn,
             system=system,
             status=status.value if status else None,
-            since=parse_time(since, "--since"),
+            since=after,
             limit=limit,
         )
     out.print(events_table(rows))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -29,6 +30,7 @@ def list_orders(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """The most recently updated orders: which orders landed, from where, in which state."""
+    after = parse_time(since, "--since")
     with database() as db, db.engine.connect() as conn:
         rows = queries.orders(
             conn,
@@ -36,7 +38,7 @@ def list_orders(
             channel=channel.value if channel else None,
             country=country.upper() if country else None,
             status=status.value if status else None,
-            since=parse_time(since, "--since"),
+            since=after,
             limit=limit,
         )
     table = Table(
@@ -63,17 +65,23 @@ def list_orders(
 @orders_app.command("show")
 def show_order(
     order: Annotated[str, typer.Argument(help="hub order id, or SYSTEM:EXTERNAL_ORDER_ID")],
-    content: Annotated[bool, typer.Option("--json", help="also print the current canonical order")] = False,
+    content: Annotated[
+        bool, typer.Option("--json", help="print only the current canonical order, as JSON")
+    ] = False,
 ) -> None:
     """An order with every version (and the mapping that made it) and every event about it."""
+    hub_order_id = None if ":" in order else parse_uuid(order, "ORDER")
     with database() as db, db.engine.connect() as conn:
-        if ":" in order:
+        if hub_order_id is None:
             system, external_id = order.split(":", 1)
             row = queries.find_order(conn, system=system, external_id=external_id)
         else:
-            row = queries.find_order(conn, hub_order_id=parse_uuid(order, "ORDER"))
+            row = queries.find_order(conn, hub_order_id=hub_order_id)
         if row is None:
             raise fail(f"no order {order}")
+        if content:  # for a pipe into jq: the JSON alone
+            sys.stdout.write(json.dumps(row.content, ensure_ascii=False, indent=2) + "\n")
+            return
         versions = queries.order_versions(conn, row.hub_order_id)
         events = queries.order_events(conn, row.hub_order_id)
     out.print(
@@ -95,8 +103,6 @@ def show_order(
         )
     out.print(table)
     out.print(events_table(events, with_system=False, title="Events"))
-    if content:
-        out.print_json(json.dumps(row.content, ensure_ascii=False))
 
 
 @orders_app.command("explain")

@@ -19,7 +19,7 @@ from reconciliation.crossrefs import load_cross_references
 from reconciliation.engine import reconcile
 from reconciliation.heal import HealResult
 from reconciliation.heal import heal as heal_run
-from reconciliation.history import compare_runs, list_runs
+from reconciliation.history import compare_runs, list_runs, resolve_run
 from reconciliation.model import Finding, Kind, RunSummary, Window
 from reconciliation.reports import build_report
 from reconciliation.reports.across import (
@@ -29,7 +29,7 @@ from reconciliation.rules import SystemRules, load_rules
 from reconciliation.schedule import api_nightly
 from reconciliation.sources import FileManifestReader, SourceManifestReader
 from saleshub.actions.reconciliation import run_report
-from saleshub.commands.common import database, fail, parse_time, parse_uuid
+from saleshub.commands.common import database, fail, parse_time
 from saleshub.console import err, out
 from saleshub.errors import MappingLoadError, SalesHubError
 from saleshub.platform.logs import configure_logging
@@ -248,13 +248,13 @@ def _finding_rows(title: str, findings: list[Finding]) -> Table:
 
 @reconcile_app.command("compare")
 def compare(
-    run_a: Annotated[str, typer.Argument(help="the earlier run")],
-    run_b: Annotated[str, typer.Argument(help="the later run")],
+    run_a: Annotated[str, typer.Argument(help="the earlier run (its id, or the id's first characters)")],
+    run_b: Annotated[str, typer.Argument(help="the later run (its id, or the id's first characters)")],
 ) -> None:
     """What is new in RUN_B, what was resolved since RUN_A, and the oldest discrepancy still open."""
-    a, b = parse_uuid(run_a, "RUN_A"), parse_uuid(run_b, "RUN_B")
     with database() as db, db.engine.connect() as conn:
         try:
+            a, b = resolve_run(conn, run_a, "RUN_A"), resolve_run(conn, run_b, "RUN_B")
             comparison = compare_runs(conn, a, b)
         except SalesHubError as exc:
             raise fail(str(exc)) from None
@@ -274,17 +274,16 @@ def compare(
 
 @reconcile_app.command("report")
 def report(
-    run_id: Annotated[str, typer.Argument(help="the run")],
+    run_id: Annotated[str, typer.Argument(help="the run (its id, or the id's first characters)")],
     fmt: Annotated[str, typer.Option("--format", help="html, json or csv")] = "html",
     output: Annotated[Path | None, typer.Option(help="write here instead of standard output")] = None,
 ) -> None:
     """Write a run's report: a self-contained HTML page, JSON, or CSV (one row per discrepancy)."""
     if fmt not in _FORMATS:
         raise fail(f"--format must be one of {', '.join(_FORMATS)}; got {fmt!r}", 2)
-    run_uuid = parse_uuid(run_id, "RUN")
     with database() as db, db.engine.connect() as conn:
         try:
-            rendered = run_report(conn, run_uuid, fmt)
+            rendered = run_report(conn, resolve_run(conn, run_id), fmt)
         except SalesHubError as exc:
             raise fail(str(exc)) from None
     if output is None:

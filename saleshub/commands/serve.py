@@ -18,19 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 from rich.table import Table
 
 from saleshub.actions.status import hub_status
 from saleshub.commands.common import StopSignal, fail
-from saleshub.commands.workers import run_workers
 from saleshub.console import err, out
 from saleshub.errors import ConfigurationError, RetriableError, SalesHubError, SecretStoreError
-from saleshub.mapping.revision import MappingFiles
-from saleshub.platform.logs import configure_logging
 from saleshub.platform.secrets import (
     EnvSecretStore,
     SecretStore,
@@ -38,14 +34,15 @@ from saleshub.platform.secrets import (
     secret_store_from_settings,
 )
 from saleshub.platform.settings import Settings
-from saleshub.runtime import HubRuntime, tune_collector
-from saleshub.services import Services
 from saleshub.store.database import Database, open_database
 from saleshub.store.failures import database_errors
 from saleshub.store.mapping_revisions import LiveProcess, StoredRevision, deployed_revision
 from saleshub.store.migrate import current_revision, head_revision
 from saleshub.store.outbox import Backlog, BrokerState
 from saleshub.store.partitions import uncovered_message
+
+if TYPE_CHECKING:  # `serve` imports these when it runs; `status` needs none of them
+    from saleshub.runtime import HubRuntime
 
 __all__ = ["serve", "status"]
 
@@ -64,8 +61,11 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int, *, receive_on
             out.print(f"webhooks: POST http://{host}:{port}/webhooks/{system} ({count} secret(s))")
         else:
             err.print(
-                f"[yellow]webhooks for {system} are refused (401): no secret; set "
-                f"{EnvSecretStore.variable(f'webhook/{system}')} or the secrets file[/yellow]"
+                f"[yellow]webhooks for {system} are refused (401): no secret in "
+                f"{hub.secrets.where(f'webhook/{system}')}; set "
+                f"{EnvSecretStore.variable(f'webhook/{system}')}, or SALESHUB_SECRETS__BACKEND=file with "
+                f"SALESHUB_SECRETS__FILE=<a YAML file with webhook: {{{system}: [whsec_…]}}>[/yellow]",
+                soft_wrap=True,
             )
     if receive_only:
         out.print(
@@ -89,6 +89,8 @@ def _announce(hub: HubRuntime, host: str, port: int, workers: int, *, receive_on
 
 def _warn_if_disk_differs(hub: HubRuntime) -> None:
     """Say so when the files on disk are not the deployed revision (an edit not yet deployed)."""
+    from saleshub.mapping.revision import MappingFiles
+
     if hub.mappings.revision is None:
         return
     try:
@@ -127,6 +129,10 @@ def serve(
     ] = False,
 ) -> None:
     """Run the hub: migrate, then receive webhooks (embedded PostgreSQL unless a URL is set)."""
+    from saleshub.platform.logs import configure_logging
+    from saleshub.runtime import HubRuntime, tune_collector
+    from saleshub.services import Services
+
     settings = Settings()
     web = settings.web
     host, port, workers = host or web.host, port or web.port, workers or web.workers
@@ -159,6 +165,10 @@ def serve(
 
 
 def _serve_http(hub: HubRuntime, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from saleshub.commands.workers import run_workers
+
     options: dict[str, object] = {
         "host": host,
         "port": port,

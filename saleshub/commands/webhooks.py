@@ -1,9 +1,9 @@
 """``saleshub webhooks send``: send a payload to a running hub as a signed webhook, as a sales system would.
 
 The body is signed (Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
-with the system's secret from the configured secret store (``webhook/<system>``), posted to the
-hub, and the answer printed. With no secret configured for the system, the local secrets file that
-``scripts/serve.sh`` makes (``<data_dir>/secrets.yaml``) is used if it exists.
+with the system's secret from the secret store the hub uses with the same settings
+(``webhook/<system>``; with none configured, the local secrets file ``<data_dir>/secrets.yaml`` that
+``scripts/serve.sh`` makes), posted to the hub, and the answer printed.
 """
 
 from __future__ import annotations
@@ -21,23 +21,25 @@ from adapters.registry import AdapterRegistry
 from saleshub.commands.common import fail
 from saleshub.console import err, out
 from saleshub.errors import SalesHubError
-from saleshub.platform.secrets import FileSecretStore, SecretStore, secret_store_from_settings
+from saleshub.platform.secrets import SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
 from saleshub.receive.signatures import sign_with_key
 
-__all__ = ["send_webhook", "webhooks_app"]
+__all__ = ["send_webhook", "webhook_url", "webhooks_app"]
 
 webhooks_app = typer.Typer(help="Send signed webhooks to a running hub.", no_args_is_help=True)
 
 
 def _keys(settings: Settings, system: str) -> tuple[list[bytes], SecretStore]:
     store = secret_store_from_settings(settings)
-    keys = store.webhook_keys(system)
-    local = settings.database.data_dir / "secrets.yaml"
-    if not keys and local.is_file():
-        store = FileSecretStore(local)
-        keys = store.webhook_keys(system)
-    return keys, store
+    return store.webhook_keys(system), store
+
+
+def webhook_url(given: str, system: str) -> str:
+    """The webhook URL of ``system`` from the hub's base URL or from the full webhook URL itself."""
+    base = given.rstrip("/")
+    path = f"/webhooks/{system}"
+    return base if base.endswith(path) else base + path
 
 
 @webhooks_app.command("send")
@@ -45,7 +47,11 @@ def send_webhook(
     system: Annotated[str, typer.Argument(help="sales system, e.g. pyxis")],
     file: Annotated[Path, typer.Argument(help="the payload file")],
     url: Annotated[
-        str | None, typer.Option(help="the hub [default: http://SALESHUB_WEB__HOST:SALESHUB_WEB__PORT]")
+        str | None,
+        typer.Option(
+            help="the hub's base URL, or the full webhook URL ending in /webhooks/SYSTEM "
+            "[default: http://SALESHUB_WEB__HOST:SALESHUB_WEB__PORT]"
+        ),
     ] = None,
     webhook_id: Annotated[str | None, typer.Option("--id", help="webhook-id [default: a new one]")] = None,
     content_type: Annotated[str | None, typer.Option(help="Content-Type [default: the system's own]")] = None,
@@ -71,7 +77,7 @@ def send_webhook(
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign_with_key(keys[0], message_id, timestamp, body),
     }
-    target = (url or f"http://{settings.web.host}:{settings.web.port}").rstrip("/") + f"/webhooks/{system}"
+    target = webhook_url(url or f"http://{settings.web.host}:{settings.web.port}", system)
     try:
         response = httpx.post(target, content=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:

@@ -31,6 +31,11 @@ only when chosen):
 * ``VaultSecretStore``: KV v2 secrets under a path prefix, cached and re-read, and dynamic database
   credentials from Vault's database secrets engine (``leased_credentials``).
 
+With no backend chosen (``SALESHUB_SECRETS__BACKEND`` unset) and no ``SALESHUB_SECRET_WEBHOOK_*``
+variable, the local secrets file ``<data_dir>/secrets.yaml`` (the one ``scripts/serve.sh`` makes) is
+used when it exists (``local_secrets_file``), so ``saleshub serve``, ``status`` and ``webhooks send``
+find it without ``scripts/serve.sh``; a backend set explicitly always wins.
+
 Values are ``SecretStr``: they show as ``**********`` in any ``repr``, and no message of this module
 contains one.
 """
@@ -54,6 +59,7 @@ from saleshub.errors import ConfigurationError, MissingSecretError, SecretStoreE
 from saleshub.platform.settings import SECRET_ENV_PREFIX, Settings
 
 __all__ = [
+    "LOCAL_SECRETS_NAME",
     "SECRET_PREFIX",
     "Credentials",
     "EnvSecretStore",
@@ -63,8 +69,12 @@ __all__ = [
     "SecretStore",
     "StoreHealth",
     "decode_secret",
+    "local_secrets_file",
     "secret_store_from_settings",
 ]
+
+#: The local secrets file in the data directory (made by ``scripts/serve.sh``).
+LOCAL_SECRETS_NAME = "secrets.yaml"
 
 SECRET_PREFIX = "whsec_"
 
@@ -294,9 +304,22 @@ class FileSecretStore(SecretStore):
         return f"FileSecretStore({self.path})"
 
 
+def local_secrets_file(settings: Settings, environ: Mapping[str, str] | None = None) -> Path | None:
+    """``<data_dir>/secrets.yaml`` when no backend is chosen, no webhook secret is in the environment
+    and the file exists; else ``None``."""
+    if "backend" in settings.secrets.model_fields_set:
+        return None
+    webhook_variable = EnvSecretStore.variable("webhook/")
+    if any(name.startswith(webhook_variable) for name in (os.environ if environ is None else environ)):
+        return None
+    path = settings.database.data_dir / LOCAL_SECRETS_NAME
+    return path if path.is_file() else None
+
+
 def secret_store_from_settings(settings: Settings, *, wait: bool = True) -> SecretStore:
     """The backend the settings choose (Vault: logged in, retrying while Vault is unavailable).
 
+    With none chosen, the local secrets file when there is one (``local_secrets_file``).
     ``wait=False`` (``saleshub status``): Vault is tried once, and an unavailable Vault gives a store
     that says so at once instead of retrying for ``vault_startup_seconds``.
     """
@@ -315,4 +338,5 @@ def secret_store_from_settings(settings: Settings, *, wait: bool = True) -> Secr
         if settings.secrets.file is None:
             raise ConfigurationError("SALESHUB_SECRETS__BACKEND=file needs SALESHUB_SECRETS__FILE")
         return FileSecretStore(settings.secrets.file)
-    return EnvSecretStore()
+    local = local_secrets_file(settings)
+    return EnvSecretStore() if local is None else FileSecretStore(local)

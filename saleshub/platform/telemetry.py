@@ -68,6 +68,13 @@ class Span(ABC):
         """Mark the span failed by ``exc`` (its type and masked message)."""
 
     @abstractmethod
+    def set_failed(self, error_type: str, message: str) -> None:
+        """Mark the span failed without an exception: an event quarantined, refused or failed.
+
+        ``message`` is a fixed text of the hub (status and stage), never a value of the event.
+        """
+
+    @abstractmethod
     def context(self) -> Carrier:
         """The propagation carrier of this span (empty when nothing is traced)."""
 
@@ -83,6 +90,10 @@ class _NoSpan(Span):
 
     @override
     def set_error(self, exc: BaseException) -> None:
+        return None
+
+    @override
+    def set_failed(self, error_type: str, message: str) -> None:
         return None
 
     @override
@@ -190,6 +201,12 @@ class RecordedSpan(Span):
     def set_error(self, exc: BaseException) -> None:
         self.failed = True
         self.tags["error.type"] = type(exc).__name__
+
+    @override
+    def set_failed(self, error_type: str, message: str) -> None:
+        self.failed = True
+        self.tags["error.type"] = error_type
+        self.tags["error.message"] = message
 
     @override
     def context(self) -> Carrier:

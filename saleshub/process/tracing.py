@@ -8,7 +8,8 @@ attribute check). For each queued event:
   country, mapping revision and, for a stopped event, the stage and error type;
 * a ``store`` span under it, open while the batch is written, whose carrier goes into the event's
   ``headers`` → ``trace`` in the same transaction, so the relay's ``publish`` span continues it;
-* both get the event's final status when the batch commits, and the event is counted
+* both get the event's final status when the batch commits (a quarantined or failed event marks its
+  ``process`` span as an error, with the error type), and the event is counted
   (``saleshub.events.finished``) with its latency from receipt (``saleshub.process.latency``).
 """
 
@@ -23,6 +24,8 @@ from saleshub.process.mapping_step import Processed
 from saleshub.store.events import QueuedEvent, Status
 
 __all__ = ["BatchTrace"]
+
+_STOPPED = (Status.QUARANTINED, Status.FAILED)
 
 
 class BatchTrace:
@@ -65,6 +68,10 @@ class BatchTrace:
             store.set_tags(status=status.value)
             store.finish()
             process.set_tags(status=status.value)
+            if status in _STOPPED:  # Datadog's error flag, so error tracking and monitors see it
+                stage = item.stage.value if item.stage is not None else "process"
+                error_type = str((item.errors or {}).get("error", "")) or status.value
+                process.set_failed(error_type, f"event {status.value} at stage {stage}")
             process.finish()
             self.telemetry.count(EVENTS_FINISHED, 1, status=status.value, **tags)
             latency = (now - item.queued.received_at).total_seconds()

@@ -40,7 +40,7 @@ from saleshub.errors import RetriableError, UnknownAdapterError
 from saleshub.platform.telemetry import NoTelemetry, Span, Telemetry
 from saleshub.receive.dead_letters import DeadLetters, original_headers
 from saleshub.receive.intake import Admission, InboundEvent, admit
-from saleshub.receive.recorder import Receipt, Recorder
+from saleshub.receive.recorder import Receipt, Recorder, mark_refused
 from saleshub.store.events import Status
 
 __all__ = ["ConsumeRound", "OrderEventConsumer"]
@@ -180,6 +180,7 @@ class OrderEventConsumer:
             record.set_tags(
                 status=result.status.value, repeated=result.repeated, event_id=str(result.event_id)
             )
+            mark_refused(record, result)
             record.finish()
             receive.set_tags(status=result.status.value)
             receive.finish()

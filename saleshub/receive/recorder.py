@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from saleshub.platform.metrics import EVENTS_FINISHED, EVENTS_RECORDED
-from saleshub.platform.telemetry import NoTelemetry, Telemetry
+from saleshub.platform.telemetry import NoTelemetry, Span, Telemetry
 from saleshub.publish.outbox import Outbox
 from saleshub.receive.intake import Admission, InboundEvent
 from saleshub.store import events as store
@@ -36,7 +36,7 @@ from saleshub.store.events import EventOutcome, Stage, Status
 from saleshub.store.failures import database_errors
 from saleshub.store.outbox import write_outbox_rows
 
-__all__ = ["Item", "Receipt", "Recorder"]
+__all__ = ["Item", "Receipt", "Recorder", "mark_refused"]
 
 _INTAKE_STAGES = (Stage.CONTENT_TYPE, Stage.DECODE, Stage.CLASSIFY)
 
@@ -236,3 +236,12 @@ def _event_row(event: InboundEvent, admission: Admission, receipt: Receipt, key:
         "processing_ms": None,
         "replay_of": event.replay_of,
     }
+
+
+def mark_refused(span: Span, receipt: Receipt) -> None:
+    """Mark a record span as an error when intake quarantined or failed its event (not on a repeat)."""
+    if receipt.repeated or receipt.status not in (Status.QUARANTINED, Status.FAILED):
+        return
+    stage = receipt.stage.value if receipt.stage is not None else "record"
+    error_type = str((receipt.errors or {}).get("error", "")) or receipt.status.value
+    span.set_failed(error_type, f"event {receipt.status.value} at stage {stage}")

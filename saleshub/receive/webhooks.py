@@ -11,6 +11,8 @@ Answers, in the order they are checked:
   shortly), 200 the ``webhook-id`` was already received with the same body (the original event, as
   it stands now), 409 the ``webhook-id`` was already received with a *different* body (a sender
   bug: a silent 200 would hide it; nothing is written and the original event is named);
+* a client that disconnects before its whole body arrived is logged in one INFO line (nothing is
+  recorded, and nobody is left to answer);
 * 503 with ``Retry-After`` when the database cannot commit or the secret store cannot be read:
   nothing was written, resend.
 
@@ -37,6 +39,7 @@ from typing import Any, Protocol
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from adapters.base import SourceAdapter
 from saleshub.errors import RetriableError, SecretStoreError
@@ -47,7 +50,7 @@ from saleshub.platform.telemetry import Telemetry
 from saleshub.receive.batching import GroupCommit
 from saleshub.receive.intake import Admission, InboundEvent, admit
 from saleshub.receive.openapi import PROBLEM
-from saleshub.receive.recorder import Receipt
+from saleshub.receive.recorder import Receipt, mark_refused
 from saleshub.receive.responses import EventReceipt, Problem
 from saleshub.receive.signatures import SignatureError, verify
 from saleshub.store.events import Stage, error_record
@@ -72,17 +75,33 @@ class _TooLargeError(Exception):
     """The body passed the size limit while being read."""
 
 
+class _AbandonedError(Exception):
+    """The client closed the connection before sending the whole body."""
+
+    def __init__(self, received: int) -> None:
+        self.received = received
+        super().__init__(f"the client disconnected after {received} bytes of the body")
+
+
+#: The answer to a request whose client has gone (nginx's "client closed request"); nobody reads it,
+#: but the web framework's span and the response count show what happened.
+_CLIENT_GONE = 499
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _TooLargeError(f"the body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLargeError(f"the body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLargeError(f"the body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise _AbandonedError(size) from None
     return b"".join(chunks)
 
 
@@ -163,6 +182,11 @@ async def _receive(hub: WebhookHub, writer: GroupCommit, system: str, request: R
         body = await _read_body(request, settings.max_body_bytes)
     except _TooLargeError as exc:
         return refused(problem(413, "Body too large", str(exc)), system, str(exc))
+    except _AbandonedError as exc:
+        # A slow or cancelled sender, not a fault of the hub: one line, no trace; nothing recorded,
+        # and the sender resends the webhook as it does after any answer it did not get.
+        log.info("webhook from %s abandoned: %s; nothing recorded", system, exc)
+        return problem(_CLIENT_GONE, "Client closed request", str(exc))
     headers = request.headers
     try:
         keys = hub.secrets.webhook_keys(system)
@@ -204,6 +228,7 @@ async def _receive(hub: WebhookHub, writer: GroupCommit, system: str, request: R
             response = _unavailable("Database unavailable", settings.retry_after_seconds)
             return refused(response, system, "database unavailable")
         span.set_tags(status=result.status.value, repeated=result.repeated, event_id=str(result.event_id))
+        mark_refused(span, result)
         if admission.info is not None and admission.info.order_key:
             span.set_tags(order_key=admission.info.order_key)
     return _answer(system, result)

@@ -65,6 +65,7 @@ __all__ = [
     "recent_runs",
     "record_findings",
     "run",
+    "run_ids_starting",
     "set_field_differences",
     "set_manifest_fingerprints",
     "stage_manifest",
@@ -815,6 +816,18 @@ def run(conn: Connection, run_id: uuid.UUID) -> StoredRun | None:
         text(f"SELECT {_RUN_COLUMNS} FROM reconciliation_runs WHERE run_id = :run_id"), {"run_id": run_id}
     ).first()
     return None if row is None else _stored(row)
+
+
+def run_ids_starting(conn: Connection, prefix: str, limit: int = 5) -> list[uuid.UUID]:
+    """The ids of runs whose id (as text: lower case, with dashes) starts with ``prefix``, newest first."""
+    rows = conn.execute(
+        text(
+            "SELECT run_id FROM reconciliation_runs WHERE CAST(run_id AS text) LIKE :prefix "
+            "ORDER BY started_at DESC LIMIT :limit"
+        ),
+        {"prefix": prefix.replace("%", "").replace("_", "") + "%", "limit": limit},
+    ).scalars()
+    return list(rows)
 
 
 def recent_runs(conn: Connection, *, system: str | None = None, limit: int = 20) -> list[StoredRun]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,12 @@ def test_status_events_orders(run: CliRunner, hub: HubRuntime) -> None:
     assert order.exit_code == 0, order.output
     assert "Versions" in order.output and "pyxis/order@" in order.output
 
+    as_json = run.invoke(app, ["orders", "show", "pyxis:PX-SYN-000000001", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["external_order_id"] == "PX-SYN-000000001"  # the JSON alone
+
     missing = run.invoke(app, ["orders", "show", "not-a-uuid"])
-    assert missing.exit_code == 1 and "must be a UUID" in missing.output
+    assert missing.exit_code == 2 and "must be a UUID" in missing.output  # a bad argument: usage error
 
 
 def test_replay_and_impact_commands(

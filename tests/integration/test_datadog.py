@@ -133,6 +133,13 @@ def test_an_order_is_traced_through_every_stage_with_metrics_and_no_personal_dat
             headers=signed_headers(SECRET, "dd-2", rejected_body),
         )
         assert rejected.status_code == 202, rejected.text
+        refused_body = b'{"not": "a pyxis event"'
+        refused = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks/pyxis",
+            content=refused_body,
+            headers=signed_headers(SECRET, "dd-3", refused_body),
+        )
+        assert refused.status_code == 422, refused.text
         producer = Producer({"bootstrap.servers": broker.direct_bootstrap})
         producer.produce(
             TOPIC,
@@ -158,16 +165,16 @@ def test_an_order_is_traced_through_every_stage_with_metrics_and_no_personal_dat
                     )
                 ).one()
                 pending = conn.execute(text("SELECT count(*) FROM event_outbox WHERE published_at IS NULL"))
-                return events[0] == 3 and events[1] == 0 and pending.scalar() == 0
+                return events[0] == 4 and events[1] == 0 and pending.scalar() == 0
 
-        wait_until(settled, 180, "three events processed and their canonical events published")
+        wait_until(settled, 180, "four events processed and their canonical events published")
         with engine.connect() as conn:
             statuses = dict(
                 conn.execute(text("SELECT order_key, status FROM sales_system_integration_events")).all()
             )
             acknowledged = acknowledged_offsets(conn, EventKind.ORDER_RECEIVED.topic)
         engine.dispose()
-        assert sorted(statuses.values()) == ["mapped", "mapped", "quarantined"], statuses
+        assert sorted(statuses.values()) == ["mapped", "mapped", "quarantined", "quarantined"], statuses
         published = read_topic(
             broker.direct_bootstrap, EventKind.ORDER_RECEIVED.topic, until=acknowledged, idle=0.5
         )
@@ -191,6 +198,8 @@ def test_an_order_is_traced_through_every_stage_with_metrics_and_no_personal_dat
     spans = agent.spans()
 
     check_traces(spans, event_id, rejected.json()["event_id"], published)
+    check_errors(spans, rejected.json()["event_id"], refused.json()["event_id"])
+    check_no_background_traces(agent.traces())
     check_metrics(statsd.metrics())
     # No canary personal data anywhere: spans, metrics, log lines (every one JSON).
     seen = {"spans": json.dumps(spans), "metrics": "\n".join(statsd.packets), "logs": log.read_text()}
@@ -256,6 +265,28 @@ def check_traces(
     assert int(headers["x-datadog-parent-id"]) == publish["span_id"]
 
 
+def check_errors(spans: list[dict[str, Any]], quarantined_id: str, refused_id: str) -> None:
+    # Quarantined and refused events are errors on their spans (Datadog's error flag), not only tags.
+    quarantined = by_event(spans, "saleshub.process", quarantined_id)
+    assert quarantined["error"] == 1, quarantined
+    assert quarantined["meta"]["error.type"] and "quarantined" in quarantined["meta"]["error.message"]
+    refused = by_event(spans, "saleshub.record", refused_id)
+    assert refused["error"] == 1 and refused["meta"]["status"] == "quarantined", refused
+    assert "quarantined" in refused["meta"]["error.message"]
+    mapped = [s for s in spans if s["name"] == "saleshub.process" and s["meta"].get("status") == "mapped"]
+    assert mapped and all(s["error"] == 0 for s in mapped)
+
+
+def check_no_background_traces(traces: list[list[dict[str, Any]]]) -> None:
+    # The hub idled for seconds (processor polls, lane leases, heartbeats, vitals): none of it is a
+    # trace; every trace starts at a request, a consumed record or a stage of the flow.
+    roots = [span for trace in traces for span in trace if not span.get("parent_id")]
+    background = [r for r in roots if r.get("type") == "sql" or r["meta"].get("component") == "psycopg"]
+    named = sorted({f"{r['name']} {r['resource'][:60]}" for r in background})
+    assert background == [], f"{len(background)} background database traces: {named[:5]}"
+    assert roots
+
+
 def check_metrics(metrics: list[StatsdMetric]) -> None:
     # Metrics, with the documented names and tags.
     assert has(metrics, "saleshub.webhook.responses", system="pyxis", status_code="202", service="saleshub")
@@ -307,3 +338,14 @@ def test_the_processor_continues_the_recorded_trace_and_hands_its_own_to_the_rel
     assert ("saleshub.events.recorded", "accepted") in counted
     assert ("saleshub.events.finished", "mapped") in counted
     assert ("saleshub.process.latency", "mapped") in counted
+
+
+def test_a_quarantined_event_fails_its_process_span(hub: HubRuntime) -> None:
+    telemetry = RecordingTelemetry()
+    hub.telemetry = hub.recorder.telemetry = telemetry
+    event = InboundEvent("pyxis", "webhook", canary_order(8, email="not-an-address"), "application/json")
+    hub.recorder.record(event, admit(event, hub.adapters["pyxis"]))
+    assert hub.processor().drain().statuses == {"quarantined": 1}
+    spans = {span.stage: span for span in telemetry.spans}
+    assert spans["process"].failed and spans["process"].tags["status"] == "quarantined"
+    assert spans["process"].tags["error.type"]

@@ -328,8 +328,16 @@ def test_the_command_line(
     assert compared.exit_code == 0, compared.output
     assert "0 new" in compared.output
     assert "oldest open" in compared.output
+    # The first characters of an id, as a narrow `reconcile runs` table shows them, are enough.
+    by_prefix = runner.invoke(app, ["reconcile", "compare", str(run_a)[:8], str(run_b)[:8]])
+    assert by_prefix.exit_code == 0, by_prefix.output
+    assert by_prefix.output == compared.output
+    unknown = runner.invoke(app, ["reconcile", "report", "ffffffff-ff"])
+    assert unknown.exit_code == 1 and "no reconciliation run starts with 'ffffffff-ff'" in unknown.output
     out = tmp_path / "r.csv"
-    written = runner.invoke(app, ["reconcile", "report", str(run_b), "--format", "csv", "--output", str(out)])
+    written = runner.invoke(
+        app, ["reconcile", "report", str(run_b)[:8], "--format", "csv", "--output", str(out)]
+    )
     assert written.exit_code == 0, written.output
     assert len(out.read_text(encoding="utf-8").splitlines()) == 3  # header, missing in hub, missing in source
     healing = runner.invoke(app, ["reconcile", "run", "pyxis", *window, "--heal"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import threading
 import time
 import unicodedata
@@ -242,3 +244,46 @@ def test_an_event_the_database_refuses_to_record_is_kept_as_failed(
             {"id": receipt["event_id"]},
         ).one()
     assert bytes(stored.raw_body) == body and stored.status == "failed"
+
+
+def test_a_client_that_disconnects_mid_body_is_one_log_line_not_a_traceback(
+    hub: HubRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As `saleshub serve` runs it: uvicorn's own lines go through the hub's handlers (log_config=None).
+    config = uvicorn.Config(create_app(hub), host="127.0.0.1", port=free_port(), log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    caplog.set_level(logging.INFO)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        body = pyxis_event(3)
+        headers = signed_headers(SECRET, "gone-mid-body", body)
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        with socket.create_connection(("127.0.0.1", config.port)) as sock:
+            sock.sendall(
+                f"POST /webhooks/pyxis HTTP/1.1\r\nhost: hub\r\ncontent-length: {len(body)}\r\n{head}\r\n".encode()
+                + body[: len(body) // 2]
+            )
+        deadline = time.monotonic() + 30
+        while not any(
+            "disconnect" in r.getMessage().lower() or r.levelno >= logging.ERROR for r in caplog.records
+        ):
+            assert time.monotonic() < deadline, "nothing was logged about the abandoned request"
+            time.sleep(0.05)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    serious = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert serious == [], [r.getMessage() for r in serious]
+    about = [r for r in caplog.records if "disconnect" in r.getMessage().lower()]
+    assert len(about) == 1 and about[0].levelno in (logging.INFO, logging.WARNING)
+    assert "pyxis" in about[0].getMessage()
+    with hub.database.engine.connect() as conn:
+        recorded = conn.exec_driver_sql(
+            "SELECT count(*) FROM sales_system_integration_events WHERE idempotency_key = 'gone-mid-body'"
+        ).scalar_one()
+    assert recorded == 0

@@ -19,11 +19,10 @@ from typing import Any
 import helm_python as helm
 import kubernetes_validate
 import pytest
-import typer
 import yaml
 from pydantic import BaseModel, SecretStr
 
-from saleshub.cli import app
+from saleshub.cli import load_command
 from saleshub.platform.metrics import PROCESS_QUEUE_DEPTH
 from saleshub.platform.settings import CONFIG_FILE_VARIABLE, Settings, known_environment_names
 from tests.conftest import ROOT
@@ -132,8 +131,9 @@ def test_helm_lints_the_chart_without_errors() -> None:
 
 def _command(args: list[str]) -> Any:
     """The click command that ``saleshub ARGS`` runs (the words before the first option)."""
-    command: Any = typer.main.get_command(app)
-    for word in itertools.takewhile(lambda word: not word.startswith("-"), args):
+    first, *rest = itertools.takewhile(lambda word: not word.startswith("-"), args)
+    command: Any = load_command(first)  # the command line imports a command when it runs
+    for word in rest:
         assert hasattr(command, "commands"), f"{word}: not a command group"
         command = command.commands[word]
     return command

@@ -6,9 +6,11 @@ an error message or a log line.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -265,3 +267,36 @@ def test_worker_board_tells_a_restart_loop_from_a_replacement() -> None:
         f"restart loop: {LOOP_REPLACEMENTS} workers replaced in the last 5 min"
     )
     assert "SALESHUB_WEB__WORKER_TIMEOUT_SECONDS" in board.describe()
+
+
+def _local_secrets(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "secrets.yaml").write_text(
+        "webhook:\n  pyxis: [whsec_" + base64.b64encode(b"k" * 32).decode() + "]\n", encoding="utf-8"
+    )
+
+
+def test_the_local_secrets_file_is_found_without_serve_sh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("SALESHUB_SECRET")]:
+        monkeypatch.delenv(name)
+    _local_secrets(tmp_path / "data")
+    settings = Settings(database={"data_dir": tmp_path / "data"})  # type: ignore[arg-type]
+    store = secret_store_from_settings(settings)
+    assert store.webhook_keys("pyxis") == [b"k" * 32]
+    assert str(tmp_path / "data" / "secrets.yaml") in store.where("webhook/pyxis")
+    assert str(tmp_path / "data" / "secrets.yaml") in store.health().detail  # what `saleshub status` prints
+
+
+def test_a_chosen_backend_or_a_webhook_variable_wins_over_the_local_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("SALESHUB_SECRET")]:
+        monkeypatch.delenv(name)
+    _local_secrets(tmp_path)
+    chosen = Settings(database={"data_dir": tmp_path}, secrets={"backend": "env"})  # type: ignore[arg-type]
+    assert secret_store_from_settings(chosen).webhook_keys("pyxis") == []
+    monkeypatch.setenv("SALESHUB_SECRET_WEBHOOK_TEMPO", "whsec_" + base64.b64encode(b"t" * 32).decode())
+    settings = Settings(database={"data_dir": tmp_path})  # type: ignore[arg-type]
+    assert isinstance(secret_store_from_settings(settings), EnvSecretStore)
