@@ -26,6 +26,7 @@ import io
 import itertools
 import json
 import re
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -209,6 +210,12 @@ def _escape_text_format(chunk: bytes) -> bytes:
     return chunk.replace(b"\\", b"\\\\").replace(b"\t", b" ").replace(b"\r", b"")
 
 
+#: PostgreSQL reads these words as times (``now``, ``yesterday``, ``infinity``…); a manifest's time is
+#: a real date and time, so a value holding one is an unreadable row.
+TIME_WORDS = ("epoch", "infinity", "now", "today", "tomorrow", "yesterday", "allballs")
+TIME_WORDS_SQL = r"\m(" + "|".join(TIME_WORDS) + r")\M"
+_TIME_WORDS = re.compile(rb"(?i)\b(" + "|".join(TIME_WORDS).encode() + rb")\b")
+
 # line_no: the header is line 1, so the first row is line 2 (a value spanning lines counts as one).
 _TYPED_COLUMNS = (
     "line_no bigint GENERATED ALWAYS AS IDENTITY (START WITH 2 CACHE 100000), key text, version bigint, "
@@ -235,6 +242,10 @@ def _typed_columns(names: Sequence[str], layout: ManifestLayout) -> list[str] | 
     return None if None in columns else [c for c in columns if c is not None]
 
 
+class _TimeWord(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """A word PostgreSQL reads as a time was seen in a manifest the fast path loads."""
+
+
 def _stage_typed(conn: Connection, chunks: Iterable[bytes], columns: Sequence[str]) -> int | None:
     """COPY a CSV straight into the typed table; the rows loaded, or ``None`` if a value does not parse.
 
@@ -250,11 +261,17 @@ def _stage_typed(conn: Connection, chunks: Iterable[bytes], columns: Sequence[st
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)").format(
         sql.Identifier(_MANIFEST), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+    tail, timed = b"", "updated_at" in columns
     try:
         with cursor.copy(copy_sql) as copy:
             for chunk in chunks:
+                # PostgreSQL would read ``now`` or ``yesterday`` as a time: such a file takes the
+                # slow path, which reports the row (a word split between chunks is seen too).
+                if timed and (_TIME_WORDS.search(tail + chunk[:16]) or _TIME_WORDS.search(chunk)):
+                    raise _TimeWord
+                tail = chunk[-16:]
                 copy.write(chunk)
-    except psycopg.errors.DataError:
+    except (psycopg.errors.DataError, _TimeWord):
         cursor.execute("ROLLBACK TO SAVEPOINT reconcile_typed_copy")
         cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(_MANIFEST)))
         return None
@@ -296,7 +313,7 @@ def stage_manifest(
         if columns is not None:
             loaded = _stage_typed(conn, itertools.chain([head], stream), columns)
     if loaded is None:
-        loaded = _stage_checked(conn, fmt, iter(chunks()), layout, source)
+        loaded = _stage_checked(conn, fmt, chunks, layout, source)
     _size_memory(conn, loaded)
     return loaded
 
@@ -321,35 +338,93 @@ def _check_key_columns(names: Sequence[str], layout: ManifestLayout, source: str
         )
 
 
-def _count(conn: Connection) -> int:
-    return int(conn.execute(text(f"SELECT count(*) FROM {_MANIFEST}")).scalar_one())
+_COLUMN_COUNT = ("missing data for column", "extra data after last expected column")
+
+
+def _copy_csv(cursor: Any, columns: Sequence[str], stream: Iterable[bytes], source: str) -> bool:
+    """COPY a CSV into the raw table; ``False`` (nothing loaded) if a row has too few or many values."""
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)").format(
+        sql.Identifier(_RAW), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    cursor.execute("SAVEPOINT reconcile_raw_copy")
+    try:
+        with _copy_errors(source), cursor.copy(copy_sql) as copy:
+            for chunk in stream:
+                copy.write(chunk)
+    except ManifestError as exc:
+        if not any(text_ in exc.reason for text_ in _COLUMN_COUNT):
+            raise
+        cursor.execute("ROLLBACK TO SAVEPOINT reconcile_raw_copy")
+        return False
+    cursor.execute("RELEASE SAVEPOINT reconcile_raw_copy")
+    return True
+
+
+def _copy_ragged_csv(cursor: Any, columns: Sequence[str], chunks: Iterable[bytes], source: str) -> None:
+    """Load a CSV whose rows do not all have the header's number of values, row by row.
+
+    Read with Python's ``csv`` (spooled to disk past 64 MB, so memory stays bounded); a row with too
+    few or too many values is kept with its ``shape`` problem and its key if the key's position
+    exists, so it becomes an ``invalid_manifest_row`` finding at its line like any unreadable row.
+    """
+    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
+        for chunk in chunks:
+            spool.write(chunk)
+        spool.seek(0)
+        text_stream = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
+        copy_sql = sql.SQL("COPY {} (shape, {}) FROM STDIN").format(
+            sql.Identifier(_RAW), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        try:
+            with cursor.copy(copy_sql) as copy:
+                rows = csv.reader(text_stream)
+                next(rows, None)  # the header
+                for values in rows:
+                    if not values:
+                        continue  # a blank line is no row
+                    if len(values) == len(columns):
+                        copy.write_row((None, *values))
+                        continue
+                    shape = f"the row has {len(values)} values, the header {len(columns)}"
+                    kept = (values + [None] * len(columns))[: len(columns)]
+                    copy.write_row((shape, *kept))
+        except UnicodeDecodeError:
+            raise ManifestError(source, None, "the file is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise ManifestError(source, rows.line_num, f"unreadable CSV: {exc}") from None
+        finally:
+            text_stream.detach()
 
 
 def _stage_checked(
-    conn: Connection, fmt: ManifestFormat, stream: Iterator[bytes], layout: ManifestLayout, source: str
+    conn: Connection,
+    fmt: ManifestFormat,
+    chunks: Callable[[], Iterable[bytes]],
+    layout: ManifestLayout,
+    source: str,
 ) -> int:
     """The slow path: every value as text first, then typed row by row, a bad value kept as a problem."""
     cursor = _raw_copy(conn)
+    stream = iter(chunks())
     if fmt is ManifestFormat.CSV:
         names, head = _peek_header(stream, source)
         _check_key_columns(names, layout, source)
         columns = [f"c{i}" for i in range(len(names))]
         cursor.execute(
-            sql.SQL("CREATE TEMP TABLE {} (line_no bigint GENERATED ALWAYS AS IDENTITY, {})").format(
+            sql.SQL(
+                "CREATE TEMP TABLE {} (line_no bigint GENERATED ALWAYS AS IDENTITY, shape text, {})"
+            ).format(
                 sql.Identifier(_RAW),
                 sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns),
             )
         )
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)").format(
-            sql.Identifier(_RAW), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
-        by_name = dict(zip(names, columns, strict=True))
-        with _copy_errors(source), cursor.copy(copy_sql) as copy:
-            copy.write(head)
-            for chunk in stream:
-                copy.write(chunk)
+        if not _copy_csv(cursor, columns, itertools.chain([head], stream), source):
+            _copy_ragged_csv(cursor, columns, chunks(), source)
         line_offset = 1  # the header is line 1
-        exprs = {name: sql.SQL("NULLIF(r.{}, '')").format(sql.Identifier(c)) for name, c in by_name.items()}
+        exprs = {
+            name: sql.SQL("NULLIF(r.{}, '')").format(sql.Identifier(c))
+            for name, c in zip(names, columns, strict=True)
+        }
         raw_from = sql.SQL("{} r").format(sql.Identifier(_RAW))
         order_expr = exprs.get(layout.order)
         order_sql = (
@@ -389,6 +464,7 @@ def _stage_checked(
             sql.Literal(layout.order)
         )
         bad_order = sql.SQL("CASE WHEN NOT r.is_json THEN 'the line is not a JSON object' END")
+    shape = sql.SQL("r.shape") if fmt is ManifestFormat.CSV else sql.SQL("NULL")
     null = sql.SQL("NULL")
     key_expr = (
         exprs[layout.key_columns[0]]
@@ -402,14 +478,18 @@ def _stage_checked(
     updated = exprs.get(layout.updated_at, null)
     fingerprint = exprs.get(layout.fingerprint, null)
 
+    def valid(value: sql.Composable, kind: str) -> sql.Composable:
+        check = sql.SQL("pg_input_is_valid({0}, {1})").format(value, sql.Literal(kind))
+        if kind == "timestamptz":  # a real date and time, not one of PostgreSQL's words for one
+            check = sql.SQL("({} AND {} !~* {})").format(check, value, sql.Literal(TIME_WORDS_SQL))
+        return check
+
     def typed(value: sql.Composable, kind: str) -> sql.Composable:
-        return sql.SQL("CASE WHEN pg_input_is_valid({0}, {1}) THEN {0}::{2} END").format(
-            value, sql.Literal(kind), sql.SQL(kind)
-        )
+        return sql.SQL("CASE WHEN {0} THEN {1}::{2} END").format(valid(value, kind), value, sql.SQL(kind))
 
     def invalid(value: sql.Composable, kind: str, what: str) -> sql.Composable:
-        return sql.SQL("CASE WHEN {0} IS NOT NULL AND NOT pg_input_is_valid({0}, {1}) THEN {2} END").format(
-            value, sql.Literal(kind), sql.Literal(what)
+        return sql.SQL("CASE WHEN {0} IS NOT NULL AND NOT {1} THEN {2} END").format(
+            value, valid(value, kind), sql.Literal(what)
         )
 
     def tenancy(name: str) -> sql.Composable:
@@ -423,7 +503,7 @@ def _stage_checked(
                    {order} AS doc,
                    left({country}, 2) AS country_code, left({bu}, 16) AS bu_code,
                    left({channel}, 16) AS sales_channel,
-                   NULLIF(concat_ws('; ', {bad_order},
+                   NULLIF(concat_ws('; ', {shape}, {bad_order},
                        CASE WHEN {key_missing} THEN {key_problem} END,
                        {bad_version}, {bad_updated}, {bad_fp}, {reported}), '') AS problem
             FROM {raw}"""
@@ -438,6 +518,7 @@ def _stage_checked(
             country=tenancy("country_code"),
             bu=tenancy("bu_code"),
             channel=tenancy("sales_channel"),
+            shape=shape,
             bad_order=bad_order,
             key_missing=key_missing,
             key_problem=sql.Literal(f"no order key ({', '.join(layout.key_columns)})"),

@@ -294,11 +294,39 @@ def test_error_rate_and_the_nightly_job(engine: Engine, tmp_path: Path) -> None:
     assert report.error_rate == pytest.approx(0.03)
 
 
-def test_a_row_with_too_many_columns_fails_the_run_at_its_line(engine: Engine, tmp_path: Path) -> None:
+def test_rows_with_too_few_or_too_many_columns_are_invalid_rows_not_a_failed_run(
+    engine: Engine, tmp_path: Path
+) -> None:
+    orders = [canonical_order(key(n)) for n in (1, 2, 3)]
+    store_orders(engine, orders)
+    good = [f"{o.external_order_id},{o.source_version},{o.fingerprint()}" for o in orders]
     path = tmp_path / "ragged.csv"
-    path.write_text("external_order_id,source_version\nA,1\nB,2,extra\n", encoding="utf-8")
-    with pytest.raises(ManifestError, match=r"ragged.csv:3: extra data after last expected column"):
-        reconcile(engine, FileManifestReader("pyxis", path), WINDOW, RULES)
+    lines = ["external_order_id,source_version,fingerprint", good[0], f"{good[1]},extra", key(9), good[2]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run_id = reconcile(engine, FileManifestReader("pyxis", path), WINDOW, RULES)
+    with engine.connect() as conn:
+        report = build_report(conn, run_id)
+    assert report.run.status == "completed"
+    invalid = sorted(f.detail or "" for f in report.findings if f.kind == Kind.INVALID_MANIFEST_ROW)
+    assert invalid == [
+        "line 3: the row has 4 values, the header 3",
+        "line 4: the row has 1 values, the header 3",
+    ]
+    assert report.run.stats["same"] == 2  # lines 2 and 5 compared as usual
+
+
+@pytest.mark.parametrize("word", ["yesterday", "now", "infinity", "today", "-infinity", "epoch"])
+def test_only_real_dates_and_times_are_read(engine: Engine, tmp_path: Path, word: str) -> None:
+    orders = [canonical_order(key(n)) for n in (1, 2)]
+    store_orders(engine, orders)
+    manifest = write_csv(tmp_path / "words.csv", [row(orders[0]), row(orders[1], updated_at=word)])
+    run_id = reconcile(engine, FileManifestReader("pyxis", manifest), WINDOW, RULES)
+    with engine.connect() as conn:
+        report = build_report(conn, run_id)
+    assert report.run.counts == {Kind.INVALID_MANIFEST_ROW.value: 1}
+    (invalid,) = report.findings
+    assert invalid.external_order_id == key(2)
+    assert invalid.detail == "line 3: updated_at is not a date and time"
 
 
 def test_the_command_line(
