@@ -97,16 +97,17 @@ def _close(left: str, right: str) -> str:
     return f"({_JW}({left}_l, {right}_r) >= 0.9 OR damerau_levenshtein({left}_l, {right}_r) <= 1)"
 
 
-def _one_typo(left: str, right: str) -> str:
-    return f"(damerau_levenshtein({left}, {right}) <= 1)"
-
+_DL = "damerau_levenshtein"
 
 #: Both first names known and not one person's: not equal (nicknames folded in ``given``), not one
-#: typo apart, and the names not the other record's swapped. Mirrors ``given_names_agree``.
+#: typo apart, not the same words, and not the other record's names swapped (the given name within
+#: one typo, the surname within two). Mirrors ``given_names_agree`` with ``slack=1``.
 GIVEN_NAMES_DIFFER = (
     "(l.first_name IS NOT NULL AND r.first_name IS NOT NULL AND l.given <> r.given "
-    f"AND NOT {_one_typo('l.first_name', 'r.first_name')} AND l.name_key IS DISTINCT FROM r.name_key "
-    f"AND NOT ({_one_typo('l.first_name', 'r.last_name')} AND {_one_typo('l.last_name', 'r.first_name')}))"
+    f"AND {_DL}(l.first_name, r.first_name) > 1 AND l.name_key IS DISTINCT FROM r.name_key "
+    "AND NOT coalesce(l.last_name IS NOT NULL AND r.last_name IS NOT NULL "
+    f"AND least({_DL}(l.first_name, r.last_name), {_DL}(l.last_name, r.first_name)) <= 1 "
+    f"AND greatest({_DL}(l.first_name, r.last_name), {_DL}(l.last_name, r.first_name)) <= 2, false))"
 )
 
 
@@ -124,20 +125,27 @@ def _osa(a: str, b: str) -> int:
     return previous[-1]
 
 
-def _near(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and _osa(a, b) <= 1
+_Name = tuple[str | None, str | None]
 
 
-def given_names_agree(left: tuple[str | None, str | None], right: tuple[str | None, str | None]) -> bool:
-    """Whether two ``(first name, last name)`` may be one person (the negation of ``GIVEN_NAMES_DIFFER``)."""
+def given_names_agree(left: _Name, right: _Name, *, slack: int = 1) -> bool:
+    """Whether two ``(first name, last name)`` may be one person.
+
+    With ``slack=1`` the negation of ``GIVEN_NAMES_DIFFER`` (a pair of records). The clustering
+    asks with ``slack=2`` of every two records of two clusters it would join: two records each one
+    typo off a third are two typos apart, and still one person.
+    """
     (first_l, last_l), (first_r, last_r) = left, right
     if first_l is None or first_r is None:
         return True
-    if given_key(first_l) == given_key(first_r) or _near(first_l, first_r):
+    if given_key(first_l) == given_key(first_r) or _osa(first_l, first_r) <= slack:
         return True
     if sorted(f"{first_l} {last_l or ''}".split()) == sorted(f"{first_r} {last_r or ''}".split()):
         return True
-    return _near(first_l, last_r) and _near(last_l, first_r)
+    if last_l is None or last_r is None:
+        return False
+    swapped = sorted((_osa(first_l, last_r), _osa(last_l, first_r)))
+    return swapped[0] <= slack and swapped[1] <= slack + 1
 
 
 _NAME_SAME = f"({_close('first_name', 'first_name')} AND {_close('last_name', 'last_name')})"

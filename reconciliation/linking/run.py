@@ -63,6 +63,7 @@ __all__ = [
     "Clusters",
     "LinkProgress",
     "LinkingResult",
+    "interruptible",
     "link_customers",
 ]
 
@@ -165,29 +166,38 @@ def _predict(con: duckdb.DuckDBPyConnection) -> str:
     return str(linker.inference.predict(threshold_match_probability=MATCH_THRESHOLD).physical_name)
 
 
-def _interruptible(con: duckdb.DuckDBPyConnection, work: Callable[[], str]) -> str:
-    """Run ``work`` in a thread; the main thread waits in short steps, so signals reach it at once.
+def interruptible(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], str]) -> str:
+    """Run ``work`` on a cursor of ``con`` in a thread; the main thread waits in short steps.
 
-    On any exception in the main thread (a ``StopSignal`` from SIGTERM, KeyboardInterrupt) the
-    DuckDB query is interrupted, the thread joined, and the exception raised on.
+    So a signal reaches the main thread at once: on any exception there (a ``StopSignal`` from
+    SIGTERM, KeyboardInterrupt) the cursor's query is interrupted — again until the thread ends, as
+    the query may not have started at the first — and the exception is raised on.
     """
+    cursor = con.cursor()  # DuckDB: one connection per thread; the database (tables) is shared
     outcome: dict[str, Any] = {}
+    # An Event, not Thread.join: a signal raised inside join() can leave is_alive() wrong (CPython 3.11).
+    done = threading.Event()
 
     def target() -> None:
         try:
-            outcome["value"] = work()
+            outcome["value"] = work(cursor)
         except BaseException as exc:  # carried to the main thread and raised there
             outcome["error"] = exc
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=target, name="linking-score", daemon=True)
-    thread.start()
+    threading.Thread(target=target, name="linking-score", daemon=True).start()
     try:
-        while thread.is_alive():
-            thread.join(0.2)
+        while not done.wait(0.2):
+            pass
     except BaseException:
-        con.interrupt()
-        thread.join()
+        while not done.wait(0.2):
+            cursor.interrupt()
         raise
+    finally:
+        if done.is_set():
+            outcome.pop("error", None) if "value" in outcome else None
+            cursor.close()
     if "error" in outcome:
         raise outcome["error"]
     return str(outcome["value"])
@@ -231,7 +241,7 @@ class Clusters:
         if len(merged) > NAMES_PER_CLUSTER:
             return False
         side_a, side_b = names_a | {name_a}, names_b | {name_b}
-        if not all(given_names_agree(x, y) for x in side_a for y in side_b):
+        if not all(given_names_agree(x, y, slack=2) for x in side_a for y in side_b):
             return False
         low, high = min(ra, rb), max(ra, rb)
         self.parent[high] = low
@@ -298,7 +308,7 @@ def link_customers(
             candidates = _load(con, store.candidate_records(conn, BLOCKING_KEYS), True)
             progress("candidates", candidates)
             _prepare(con)
-            predictions = _interruptible(con, lambda: _predict(con))
+            predictions = interruptible(con, _predict)
             progress("scored", 0)
             clusters = Clusters()
             links = store.save_links(conn, run_id, _accepted(_pairs(con, predictions), clusters), at)

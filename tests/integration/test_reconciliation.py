@@ -323,8 +323,9 @@ def test_only_real_dates_and_times_are_read(engine: Engine, tmp_path: Path, word
     run_id = reconcile(engine, FileManifestReader("pyxis", manifest), WINDOW, RULES)
     with engine.connect() as conn:
         report = build_report(conn, run_id)
-    assert report.run.counts == {Kind.INVALID_MANIFEST_ROW.value: 1}
-    (invalid,) = report.findings
+    # The row cannot be compared, so the hub's order counts as not listed (as for any unreadable row).
+    assert report.run.counts == {Kind.INVALID_MANIFEST_ROW.value: 1, Kind.MISSING_IN_SOURCE.value: 1}
+    (invalid,) = [f for f in report.findings if f.kind == Kind.INVALID_MANIFEST_ROW]
     assert invalid.external_order_id == key(2)
     assert invalid.detail == "line 3: updated_at is not a date and time"
 
