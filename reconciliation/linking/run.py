@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import duckdb
@@ -213,6 +214,12 @@ def _evidence(weights: Sequence[float]) -> dict[str, Any]:
 _Name = tuple[str | None, str | None]
 
 
+@lru_cache(maxsize=1 << 16)
+def _may_be_one(left: _Name, right: _Name) -> bool:
+    """``given_names_agree`` with the clustering's slack, remembered (names recur across unions)."""
+    return given_names_agree(left, right, slack=2)
+
+
 class Clusters:
     """Union-find over cluster ids (lowest id wins) that refuses a union joining differing given names."""
 
@@ -241,7 +248,7 @@ class Clusters:
         if len(merged) > NAMES_PER_CLUSTER:
             return False
         side_a, side_b = names_a | {name_a}, names_b | {name_b}
-        if not all(given_names_agree(x, y, slack=2) for x in side_a for y in side_b):
+        if not all(x == y or _may_be_one(x, y) for x in side_a for y in side_b):
             return False
         low, high = min(ra, rb), max(ra, rb)
         self.parent[high] = low
