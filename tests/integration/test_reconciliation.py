@@ -21,6 +21,7 @@ from reconciliation.reports.data import build_report
 from reconciliation.rules import ManifestColumns, ReconciliationRules, SystemRules
 from reconciliation.schedule import NightlyReconciliation
 from reconciliation.sources import FileManifestReader
+from saleshub.commands.common import StopSignal
 from saleshub.errors import ManifestError
 from saleshub.platform.settings import Settings
 from saleshub.store.database import open_database
@@ -232,6 +233,23 @@ def test_a_manifest_without_its_key_column_fails_the_run_with_file_and_line(
     assert stored.status == "failed"
     assert stored.error is not None
     assert "external_order_id" in stored.error
+
+
+class StoppedReader(FileManifestReader):
+    """A manifest whose reading is cut short by SIGTERM (the command's handler raises ``StopSignal``)."""
+
+    def chunks(self, window: Window) -> Iterator[bytes]:
+        raise StopSignal(15)
+        yield b""
+
+
+def test_a_run_stopped_by_a_signal_is_marked_failed(engine: Engine, tmp_path: Path) -> None:
+    manifest = write_csv(tmp_path / "m.csv", [row(canonical_order(key(1)))])
+    with pytest.raises(StopSignal):
+        reconcile(engine, StoppedReader("pyxis", manifest), WINDOW, RULES)
+    with engine.connect() as conn:
+        (stored,) = list_runs(conn)
+    assert (stored.status, stored.error) == ("failed", "stopped before the end (StopSignal)")
 
 
 def test_two_runs_compared(engine: Engine, tmp_path: Path) -> None:
