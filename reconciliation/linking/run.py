@@ -196,8 +196,7 @@ def interruptible(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBP
             cursor.interrupt()
         raise
     finally:
-        if done.is_set():
-            outcome.pop("error", None) if "value" in outcome else None
+        if done.is_set():  # not when a second signal cut the wait short: the query still holds it
             cursor.close()
     if "error" in outcome:
         raise outcome["error"]
