@@ -1,13 +1,16 @@
 """Reconciliation: what each source says against what the hub holds, across systems and channels.
 
-Reads the hub only through the store's functions (``saleshub.store.queries`` and
-``saleshub.store.reconciliation``), never its tables. The parts:
+Reads the hub only through the store's functions (``saleshub.store.queries``, ``manifest``,
+``manifest_checks``, ``classification``, ``findings``, ``runs``, ``cross_system``, ``linking``), never
+its tables. The parts:
 
 * ``sources``: the ``SourceManifestReader`` seam and the file-backed reader (CSV, JSON lines);
 * ``api``: the reader of a polled system's manifest from its API (the pollers' client);
 * ``heal``: recording again, from the source, what a run found missing in or stale in the hub;
-* ``rules``: the stewards' ``mappings/reconciliation.yaml``;
-* ``engine``: one run (load, check, classify, explain);
+* ``rules``: the stewards' ``mappings/reconciliation.yaml`` (``crossrefs``: ``cross_references.yaml``;
+  both loaded by ``steward_files``);
+* ``engine``: one run (load, check, classify, explain); ``recorded``: a run's row around its work;
+* ``across``: the cross-system run; ``linking``: one customer across systems and channels;
 * ``fields``: field-level differences of two canonical orders under the rules;
 * ``history``: listing and comparing runs;
 * ``reports``: JSON, CSV and HTML from one ``ReconciliationReport``;

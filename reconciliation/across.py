@@ -20,9 +20,9 @@ from reconciliation.crossrefs import CrossReferences
 from reconciliation.linking.run import LinkProgress, link_customers
 from reconciliation.model import Window
 from reconciliation.operations import operational_figures
+from reconciliation.recorded import recorded_run
 from saleshub.store import cross_system as store
-from saleshub.store import reconciliation as runs
-from saleshub.store.failures import database_errors
+from saleshub.store import runs
 
 __all__ = ["CONFLICT", "reconcile_across"]
 
@@ -45,38 +45,28 @@ def reconcile_across(
 ) -> uuid.UUID:
     """Run the cross-system comparison, customer linking and figures for ``window``; the run's id."""
     started = now or datetime.now(UTC)
-    run_id = uuid.uuid4()
-    with database_errors(), engine.begin() as conn:
-        runs.start_run(
-            conn,
-            run_id=run_id,
-            system=store.CROSS_SYSTEM,
-            window_start=window.start,
-            window_end=window.end,
-            grace_seconds=0,
-            manifest="mappings/cross_references.yaml",
-            started_at=started,
-        )
-    try:
-        with database_errors(), engine.begin() as conn:
-            conflicts, pairs = compare_pairs(conn, references, window)
-            progress("compared orders", pairs)
-            store.record_conflicts(conn, run_id, conflicts, started, store.previous_cross_run(conn, started))
-            linked = link_customers(conn, run_id=run_id, at=started, full=full_relink, progress=progress)
-            figures = operational_figures(conn, window, now=started, run_id=run_id)
-            categories = Counter(c for conflict in conflicts for c in conflict.categories)
-            stats = {
-                "cross_system_pairs": pairs,
-                "cross_system_same": pairs - len(conflicts),
-                **{f"conflicts_{name}": count for name, count in sorted(categories.items())},
-                **linked.as_stats(),
-                "customers": figures.customers.customers,
-                "cross_channel_customers": figures.customers.cross_channel,
-            }
-            runs.finish_run(conn, run_id, {CONFLICT: len(conflicts)} if conflicts else {}, stats)
-            store.set_run_figures(conn, run_id, figures.model_dump(mode="json"))
-    except Exception as exc:
-        with engine.begin() as conn:
-            runs.fail_run(conn, run_id=run_id, error=str(exc)[:2000])
-        raise
+    with recorded_run(
+        engine,
+        system=store.CROSS_SYSTEM,
+        window=window,
+        grace_seconds=0,
+        manifest="mappings/cross_references.yaml",
+        started=started,
+    ) as (run_id, conn):
+        conflicts, pairs = compare_pairs(conn, references, window)
+        progress("compared orders", pairs)
+        store.record_conflicts(conn, run_id, conflicts, started, store.previous_cross_run(conn, started))
+        linked = link_customers(conn, run_id=run_id, at=started, full=full_relink, progress=progress)
+        figures = operational_figures(conn, window, now=started, run_id=run_id)
+        categories = Counter(c for conflict in conflicts for c in conflict.categories)
+        stats = {
+            "cross_system_pairs": pairs,
+            "cross_system_same": pairs - len(conflicts),
+            **{f"conflicts_{name}": count for name, count in sorted(categories.items())},
+            **linked.as_stats(),
+            "customers": figures.customers.customers,
+            "cross_channel_customers": figures.customers.cross_channel,
+        }
+        runs.finish_run(conn, run_id, {CONFLICT: len(conflicts)} if conflicts else {}, stats)
+        store.set_run_figures(conn, run_id, figures.model_dump(mode="json"))
     return run_id

@@ -25,7 +25,7 @@ from reconciliation.model import Window
 from saleshub.errors import DataError
 from saleshub.receive.polling import PollingHub, build_poller
 from saleshub.receive.polling.http import SourceClient
-from saleshub.store.reconciliation import ManifestFormat
+from saleshub.store.manifest import ManifestFormat
 
 __all__ = ["ApiManifestReader", "ApiRecord", "source_window"]
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from canonical.model import ServiceOrder
-from reconciliation.rules import FieldRules, located_issues
-from saleshub.errors import MappingLoadError
-from saleshub.mapping.yaml_source import load_located_yaml
+from reconciliation.rules import FieldRules
+from reconciliation.steward_files import load_steward_file
 
 __all__ = [
     "CROSS_REFERENCES_FILE",
@@ -110,14 +109,5 @@ def load_cross_references(mappings_dir: Path) -> CrossReferences:
 
     Raises ``MappingLoadError`` listing every problem with file:line.
     """
-    path = mappings_dir / CROSS_REFERENCES_FILE
-    if not path.exists():
-        return CrossReferences(version=1)
-    file = f"{mappings_dir.name}/{CROSS_REFERENCES_FILE}"
-    located, issues = load_located_yaml(path.read_text(encoding="utf-8"), file)
-    if located is None or issues:
-        raise MappingLoadError(issues)
-    try:
-        return CrossReferences.model_validate(located.data)
-    except ValidationError as exc:
-        raise MappingLoadError(located_issues(exc, located, file)) from None
+    loaded = load_steward_file(mappings_dir, CROSS_REFERENCES_FILE, CrossReferences)
+    return CrossReferences(version=1) if loaded is None else loaded.value

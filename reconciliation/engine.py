@@ -17,11 +17,10 @@ from sqlalchemy import Connection, Engine
 
 from reconciliation.fields import field_differences, parse_order
 from reconciliation.model import Kind, Window
+from reconciliation.recorded import recorded_run
 from reconciliation.rules import SystemRules
 from reconciliation.sources import SourceManifestReader
-from saleshub.store import queries
-from saleshub.store import reconciliation as store
-from saleshub.store.failures import database_errors
+from saleshub.store import classification, findings, manifest, manifest_checks, queries, runs
 
 __all__ = ["Progress", "reconcile"]
 
@@ -45,19 +44,19 @@ def _counted(chunks: Iterable[bytes], progress: Progress, total: int | None) -> 
 
 def _fill_fingerprints(conn: Connection) -> None:
     values: list[tuple[int, int | None, str | None]] = []
-    for line, document in store.manifest_orders_without_fingerprint(conn):
+    for line, document in manifest_checks.manifest_orders_without_fingerprint(conn):
         order = parse_order(document)
         values.append((line, None, order) if isinstance(order, str) else (line, order.fingerprint(), None))
-    store.set_manifest_fingerprints(conn, values)
+    manifest_checks.set_manifest_fingerprints(conn, values)
 
 
 def _explain(
     conn: Connection, run_id: uuid.UUID, system: str, rules: SystemRules, counts: dict[str, int]
 ) -> None:
-    differing = [f for f in store.findings(conn, run_id) if f["kind"] in _EXPLAINED]
+    differing = [f for f in findings.findings(conn, run_id) if f["kind"] in _EXPLAINED]
     keys = [f["external_order_id"] for f in differing]
     hub_docs = queries.order_contents(conn, system, keys)
-    source_docs = store.manifest_orders(conn, keys)
+    source_docs = manifest_checks.manifest_orders(conn, keys)
     explained: dict[str, list[dict[str, Any]]] = {}
     tolerated: list[str] = []
     for finding in differing:
@@ -74,21 +73,22 @@ def _explain(
             tolerated.append(key)
         else:
             explained[key] = [d.model_dump() for d in differences]
-    store.set_field_differences(conn, run_id, explained)
-    store.drop_findings(conn, run_id, Kind.CONTENT_MISMATCH, tolerated)
+    findings.set_field_differences(conn, run_id, explained)
+    findings.drop_findings(conn, run_id, Kind.CONTENT_MISMATCH, tolerated)
     if tolerated:
         counts[Kind.CONTENT_MISMATCH] -= len(tolerated)
         counts["tolerated"] = len(tolerated)
 
 
 def _staged_findings(
-    problems: Sequence[store.ManifestProblem], duplicates: Sequence[store.DuplicateKey]
-) -> list[store.StagedFinding]:
+    problems: Sequence[manifest_checks.ManifestProblem], duplicates: Sequence[manifest_checks.DuplicateKey]
+) -> list[findings.StagedFinding]:
     staged = [
-        store.StagedFinding(Kind.INVALID_MANIFEST_ROW, p.key, f"line {p.line}: {p.problem}") for p in problems
+        findings.StagedFinding(Kind.INVALID_MANIFEST_ROW, p.key, f"line {p.line}: {p.problem}")
+        for p in problems
     ]
     staged += [
-        store.StagedFinding(
+        findings.StagedFinding(
             Kind.DUPLICATE_IN_SOURCE,
             d.key,
             f"listed {len(d.lines)} times, on lines {', '.join(map(str, d.lines))}",
@@ -107,11 +107,11 @@ def _run(
     started: datetime,
     progress: Progress,
 ) -> tuple[dict[str, int], dict[str, int]]:
-    layout = store.ManifestLayout(
+    layout = manifest.ManifestLayout(
         key_columns=tuple(rules.manifest.key_columns), key_separator=rules.manifest.key_separator
     )
     size = reader.size()
-    loaded = store.stage_manifest(
+    loaded = manifest.stage_manifest(
         conn,
         reader.format,
         lambda: _counted(reader.chunks(window), progress, size),
@@ -119,17 +119,17 @@ def _run(
         reader.description.removeprefix("file "),
     )
     progress("check manifest", 0, None)
-    bad_rows, without_fingerprint = store.manifest_health(conn)
+    bad_rows, without_fingerprint = manifest_checks.manifest_health(conn)
     if without_fingerprint:
         _fill_fingerprints(conn)
-    problems = store.manifest_problems(conn) if bad_rows or without_fingerprint else []
-    duplicates = store.duplicate_keys(conn)
-    store.record_findings(conn, run_id, _staged_findings(problems, duplicates), started)
-    compared_rows = loaded - store.drop_unusable_rows(conn, duplicates, problems=bool(problems))
+    problems = manifest_checks.manifest_problems(conn) if bad_rows or without_fingerprint else []
+    duplicates = manifest_checks.duplicate_keys(conn)
+    findings.record_findings(conn, run_id, _staged_findings(problems, duplicates), started)
+    compared_rows = loaded - manifest_checks.drop_unusable_rows(conn, duplicates, problems=bool(problems))
     progress("classify", 0, None)
-    classes = store.classify(
+    classes = classification.classify(
         conn,
-        store.ClassifyParams(
+        classification.ClassifyParams(
             run_id=run_id,
             system=reader.system,
             window_start=window.start,
@@ -137,7 +137,7 @@ def _run(
             young_after=min(started - rules.grace_period, window.end),
             run_started=started,
             time_tolerance=rules.time_tolerance,
-            previous_run=store.previous_run_id(conn, reader.system, started),
+            previous_run=runs.previous_run_id(conn, reader.system, started),
         ),
     )
     counts = {
@@ -171,24 +171,14 @@ def reconcile(
 ) -> uuid.UUID:
     """Compare ``reader``'s manifest of ``window`` with the hub, store the run, and return its id."""
     started = now or datetime.now(UTC)
-    run_id = uuid.uuid4()
-    with database_errors(), engine.begin() as conn:
-        store.start_run(
-            conn,
-            run_id=run_id,
-            system=reader.system,
-            window_start=window.start,
-            window_end=window.end,
-            grace_seconds=int(rules.grace_period.total_seconds()),
-            manifest=reader.description,
-            started_at=started,
-        )
-    try:
-        with database_errors(), engine.begin() as conn:
-            counts, stats = _run(conn, run_id, reader, window, rules, started, progress)
-            store.finish_run(conn, run_id, counts, stats)
-    except Exception as exc:
-        with engine.begin() as conn:
-            store.fail_run(conn, run_id=run_id, error=str(exc)[:2000])
-        raise
+    with recorded_run(
+        engine,
+        system=reader.system,
+        window=window,
+        grace_seconds=int(rules.grace_period.total_seconds()),
+        manifest=reader.description,
+        started=started,
+    ) as (run_id, conn):
+        counts, stats = _run(conn, run_id, reader, window, rules, started, progress)
+        runs.finish_run(conn, run_id, counts, stats)
     return run_id

@@ -26,7 +26,7 @@ from reconciliation.api import ApiManifestReader, ApiRecord
 from reconciliation.model import Kind, Window
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.receive.recorder import Item, Recorder
-from saleshub.store import reconciliation as store
+from saleshub.store import findings
 from saleshub.store.failures import database_errors
 
 __all__ = ["HEALED_KINDS", "HealResult", "heal"]
@@ -58,7 +58,7 @@ def _wanted(engine: Engine, run_id: uuid.UUID) -> set[str]:
     with database_errors(), engine.connect() as conn:
         return {
             str(finding["external_order_id"])
-            for finding in store.findings(conn, run_id)
+            for finding in findings.findings(conn, run_id)
             if finding["kind"] in HEALED_KINDS
         }
 

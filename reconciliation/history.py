@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from reconciliation.model import Finding, Kind, RunComparison, RunSummary, Window
 from saleshub.errors import InvalidRequestError, NotFoundError
-from saleshub.store import reconciliation as store
+from saleshub.store import findings, runs
 
 __all__ = ["compare_runs", "finding_of", "list_runs", "load_run", "resolve_run", "summary_of"]
 
@@ -18,7 +18,7 @@ _MIN_PREFIX = 4
 _HEX = set("0123456789abcdef-")
 
 
-def summary_of(stored: store.StoredRun) -> RunSummary:
+def summary_of(stored: runs.StoredRun) -> RunSummary:
     """The typed summary of a stored run."""
     return RunSummary(
         run_id=stored.run_id,
@@ -44,7 +44,7 @@ def finding_of(row: dict[str, Any]) -> Finding:
 
 def list_runs(conn: Connection, *, system: str | None = None, limit: int = 20) -> list[RunSummary]:
     """The newest runs first."""
-    return [summary_of(stored) for stored in store.recent_runs(conn, system=system, limit=limit)]
+    return [summary_of(stored) for stored in runs.recent_runs(conn, system=system, limit=limit)]
 
 
 def resolve_run(conn: Connection, given: str, what: str = "RUN") -> uuid.UUID:
@@ -60,7 +60,7 @@ def resolve_run(conn: Connection, given: str, what: str = "RUN") -> uuid.UUID:
             f"{what} must be a run id or its first {_MIN_PREFIX} or more characters "
             f"(saleshub reconcile runs lists them); got {given!r}"
         )
-    found = store.run_ids_starting(conn, text)
+    found = runs.run_ids_starting(conn, text)
     if not found:
         raise NotFoundError(
             f"no reconciliation run starts with {given!r} (saleshub reconcile runs lists them)"
@@ -73,7 +73,7 @@ def resolve_run(conn: Connection, given: str, what: str = "RUN") -> uuid.UUID:
 
 def load_run(conn: Connection, run_id: uuid.UUID) -> RunSummary:
     """One run, or a ``NotFoundError`` naming the id that does not exist."""
-    stored = store.run(conn, run_id)
+    stored = runs.run(conn, run_id)
     if stored is None:
         raise NotFoundError(f"no reconciliation run {run_id} (saleshub reconcile runs lists them)")
     return summary_of(stored)
@@ -82,7 +82,7 @@ def load_run(conn: Connection, run_id: uuid.UUID) -> RunSummary:
 def compare_runs(conn: Connection, run_a: uuid.UUID, run_b: uuid.UUID) -> RunComparison:
     """Run B against run A: what is new in B, what was resolved since A, the oldest still open."""
     summary_a, summary_b = load_run(conn, run_a), load_run(conn, run_b)
-    changes = store.open_findings_since(conn, run_a, run_b)
+    changes = findings.open_findings_since(conn, run_a, run_b)
 
     def typed(rows: list[dict[str, Any]]) -> list[Finding]:
         return [Finding(**row) for row in rows]

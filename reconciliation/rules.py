@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from canonical.enums import OrderStatus
 from canonical.model import ServiceOrder
+from reconciliation.steward_files import load_steward_file
 from saleshub.errors import LoadIssue, MappingLoadError
-from saleshub.mapping.yaml_source import load_located_yaml
 
 __all__ = [
     "RULES_FILE",
@@ -27,7 +27,6 @@ __all__ = [
     "ReconciliationRules",
     "SystemRules",
     "load_rules",
-    "located_issues",
 ]
 
 #: The rules file's name inside the mappings directory.
@@ -120,32 +119,15 @@ class ReconciliationRules(_Strict):
         return SystemRules.model_validate(merged)
 
 
-def located_issues(error: ValidationError, located: Any, file: str) -> list[LoadIssue]:
-    """Each validation error of a located YAML document as a ``LoadIssue`` with its file and line."""
-    issues = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        line = located.line_of(loc)
-        issues.append(LoadIssue(file, line, ".".join(str(part) for part in loc), item["msg"]))
-    return issues
-
-
 def load_rules(mappings_dir: Path) -> ReconciliationRules:
     """Load ``reconciliation.yaml`` from ``mappings_dir`` (defaults when absent).
 
     Raises ``MappingLoadError`` listing every problem with file:line.
     """
-    path = mappings_dir / RULES_FILE
-    if not path.exists():
+    loaded = load_steward_file(mappings_dir, RULES_FILE, ReconciliationRules)
+    if loaded is None:
         return ReconciliationRules(version=1)
-    file = f"{mappings_dir.name}/{RULES_FILE}"
-    located, issues = load_located_yaml(path.read_text(encoding="utf-8"), file)
-    if located is None or issues:
-        raise MappingLoadError(issues)
-    try:
-        rules = ReconciliationRules.model_validate(located.data)
-    except ValidationError as exc:
-        raise MappingLoadError(located_issues(exc, located, file)) from None
+    rules, located, file = loaded.value, loaded.located, loaded.file
     problems: list[LoadIssue] = []
     for system in rules.systems:  # each merged system must still be valid
         try:

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from reconciliation.model import Window
 from saleshub.errors import ManifestError
-from saleshub.store.reconciliation import ManifestFormat
+from saleshub.store.manifest import ManifestFormat
 
 __all__ = ["FileManifestReader", "ManifestFormat", "SourceManifestReader"]
 

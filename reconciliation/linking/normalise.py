@@ -18,7 +18,16 @@ from anyascii import anyascii
 
 from saleshub.mapping.coercions import to_phone
 
-__all__ = ["CustomerRecord", "customer_record", "normal_email", "normal_name", "normal_phone", "street_key"]
+__all__ = [
+    "NICKNAMES",
+    "CustomerRecord",
+    "customer_record",
+    "given_key",
+    "normal_email",
+    "normal_name",
+    "normal_phone",
+    "street_key",
+]
 
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
@@ -66,6 +75,62 @@ _STREET_WORDS = {
     "des": "",
     "du": "",
 }
+
+#: Everyday forms of first names in the hub's countries, to the name they stand for (normalised).
+#: Two records whose first names fold to one form may be one person; other first names veto a link.
+NICKNAMES = {
+    "pepe": "jose",
+    "paco": "francisco",
+    "curro": "francisco",
+    "lola": "dolores",
+    "manolo": "manuel",
+    "nacho": "ignacio",
+    "chema": "jose maria",
+    "quique": "enrique",
+    "concha": "concepcion",
+    "pili": "pilar",
+    "maite": "maria teresa",
+    "fran": "francisco",
+    "javi": "javier",
+    "alex": "alejandro",
+    "dani": "daniel",
+    "isa": "isabel",
+    "bea": "beatriz",
+    "gigi": "luigi",
+    "beppe": "giuseppe",
+    "peppe": "giuseppe",
+    "pino": "giuseppe",
+    "gianni": "giovanni",
+    "nino": "giovanni",
+    "sandro": "alessandro",
+    "ale": "alessandro",
+    "fede": "federica",
+    "vale": "valentina",
+    "kasia": "katarzyna",
+    "gosia": "malgorzata",
+    "basia": "barbara",
+    "ola": "aleksandra",
+    "tomek": "tomasz",
+    "kuba": "jakub",
+    "bartek": "bartlomiej",
+    "wojtek": "wojciech",
+    "zosia": "zofia",
+    "asia": "joanna",
+    "madzia": "magdalena",
+    "jedrek": "jedrzej",
+    "sasha": "oleksandr",
+    "sacha": "alexandre",
+    "manu": "emmanuel",
+    "tom": "thomas",
+    "nico": "nicolas",
+    "max": "maxime",
+    "steph": "stephanie",
+}
+
+
+def given_key(first_name: str | None) -> str | None:
+    """A normalised first name with an everyday form folded to the name it stands for."""
+    return None if first_name is None else NICKNAMES.get(first_name, first_name)
 
 
 def _ascii(value: str) -> str:

@@ -8,8 +8,7 @@ from sqlalchemy import Connection
 
 from reconciliation.history import finding_of, list_runs, load_run
 from reconciliation.model import ReconciliationReport, TrendPoint
-from saleshub.store import queries
-from saleshub.store import reconciliation as store
+from saleshub.store import findings, queries
 
 __all__ = ["build_report"]
 
@@ -34,10 +33,10 @@ def build_report(conn: Connection, run_id: uuid.UUID, *, trend_runs: int = 14) -
     )
     return ReconciliationReport(
         run=run,
-        findings=[finding_of(row) for row in store.findings(conn, run_id)],
-        by_country=_pivot(store.finding_counts_by(conn, run_id, "country_code")),
-        by_business_unit=_pivot(store.finding_counts_by(conn, run_id, "bu_code")),
-        by_channel=_pivot(store.finding_counts_by(conn, run_id, "sales_channel")),
+        findings=[finding_of(row) for row in findings.findings(conn, run_id)],
+        by_country=_pivot(findings.finding_counts_by(conn, run_id, "country_code")),
+        by_business_unit=_pivot(findings.finding_counts_by(conn, run_id, "bu_code")),
+        by_channel=_pivot(findings.finding_counts_by(conn, run_id, "sales_channel")),
         trend=[
             TrendPoint(run_id=r.run_id, started_at=r.started_at, counts=r.counts) for r in reversed(earlier)
         ],

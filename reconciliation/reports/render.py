@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from reconciliation.cross_system import category_of
 from reconciliation.model import Finding, Kind, ReconciliationReport
 from reconciliation.reports import svg
 
@@ -86,11 +87,20 @@ def render_csv(report: ReconciliationReport) -> str:
     return buffer.getvalue()
 
 
+def _needs_a_person(finding: Finding) -> int:
+    """0: an amount differs; 1: another field differs; 2: nothing to read field by field."""
+    fields = [d.field for d in finding.field_differences]
+    if any(category_of(field) == "amount" for field in fields):
+        return 0
+    return 1 if fields else 2
+
+
 def worst_findings(report: ReconciliationReport, limit: int = 25) -> list[Finding]:
-    """The findings a reader should see first: by severity, then the longest open."""
+    """The findings a steward acts on first: differing amounts, then other differing fields, then the
+    rest by severity; the longest open first within each."""
     return sorted(
         report.findings,
-        key=lambda f: (_SEVERITY[f.kind], f.first_seen_at, -len(f.field_differences), f.external_order_id),
+        key=lambda f: (_needs_a_person(f), _SEVERITY[f.kind], f.first_seen_at, f.external_order_id),
     )[:limit]
 
 

@@ -36,13 +36,16 @@ _LATENCY = "extract(epoch FROM e.processed_at - o.source_updated_at)"
 def order_figures(conn: Connection, start: datetime, end: datetime) -> list[TenancyFigures]:
     """Orders created and updated in the window by tenancy, with the latency of their last update.
 
+    Created: the order's first version was written in the window. Updated: its last version was
+    written in the window and is not its first (``updated_at`` is the last version's time).
+
     The latency is the time from the source's update of the order (``source_updated_at``) to the
     commit of the event that brought it (``processed_at`` of the order's last event).
     """
     rows = conn.execute(
         text(
             "SELECT o.source_system, o.country_code, o.bu_code, o.sales_channel, "
-            "count(*) FILTER (WHERE o.created_at >= :start), count(*), "
+            "count(*) FILTER (WHERE o.created_at >= :start), count(*) FILTER (WHERE o.version_no > 1), "
             f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {_LATENCY}), "
             f"percentile_cont(0.95) WITHIN GROUP (ORDER BY {_LATENCY}) "
             "FROM service_orders o "

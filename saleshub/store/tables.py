@@ -63,6 +63,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 __all__ = [
+    "CUSTOMER_RECORD_COLUMNS",
     "DEAD_LETTER_FORMS",
     "EVENT_STATUSES",
     "OUTBOX_LANES",
@@ -534,6 +535,19 @@ reconciliation_findings = Table(
     comment="one row per discrepancy found by a reconciliation run",
 )
 
+#: The normalised values of a customer record (personal data), in table order; linking reads these.
+CUSTOMER_RECORD_COLUMNS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "name_key",
+    "postal_code",
+    "street",
+    "house_number",
+    "city",
+)
+
 customer_records = Table(
     "customer_records",
     metadata,
@@ -545,20 +559,7 @@ customer_records = Table(
     Column("country_code", String(2), nullable=False),
     Column("bu_code", String(16), nullable=False),
     Column("order_fingerprint", BigInteger, nullable=False, comment="the order when normalised"),
-    *[
-        Column(name, Text, nullable=True)
-        for name in (
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "name_key",
-            "postal_code",
-            "street",
-            "house_number",
-            "city",
-        )
-    ],
+    *[Column(name, Text, nullable=True) for name in CUSTOMER_RECORD_COLUMNS],
     Column("cluster_id", BigInteger, nullable=False, comment="the customer: its lowest record id"),
     Column("linked_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("hub_order_id"),

@@ -21,6 +21,7 @@ from reconciliation.reports.data import build_report
 from reconciliation.rules import ManifestColumns, ReconciliationRules, SystemRules
 from reconciliation.schedule import NightlyReconciliation
 from reconciliation.sources import FileManifestReader
+from saleshub.commands.common import StopSignal
 from saleshub.errors import ManifestError
 from saleshub.platform.settings import Settings
 from saleshub.store.database import open_database
@@ -234,6 +235,23 @@ def test_a_manifest_without_its_key_column_fails_the_run_with_file_and_line(
     assert "external_order_id" in stored.error
 
 
+class StoppedReader(FileManifestReader):
+    """A manifest whose reading is cut short by SIGTERM (the command's handler raises ``StopSignal``)."""
+
+    def chunks(self, window: Window) -> Iterator[bytes]:
+        raise StopSignal(15)
+        yield b""
+
+
+def test_a_run_stopped_by_a_signal_is_marked_failed(engine: Engine, tmp_path: Path) -> None:
+    manifest = write_csv(tmp_path / "m.csv", [row(canonical_order(key(1)))])
+    with pytest.raises(StopSignal):
+        reconcile(engine, StoppedReader("pyxis", manifest), WINDOW, RULES)
+    with engine.connect() as conn:
+        (stored,) = list_runs(conn)
+    assert (stored.status, stored.error) == ("failed", "stopped before the end (StopSignal)")
+
+
 def test_two_runs_compared(engine: Engine, tmp_path: Path) -> None:
     store_orders(engine, [canonical_order(key(n)) for n in (1, 2, 3)])
     first = write_csv(tmp_path / "a.csv", [row(canonical_order(key(n))) for n in (1, 4)])
@@ -294,11 +312,40 @@ def test_error_rate_and_the_nightly_job(engine: Engine, tmp_path: Path) -> None:
     assert report.error_rate == pytest.approx(0.03)
 
 
-def test_a_row_with_too_many_columns_fails_the_run_at_its_line(engine: Engine, tmp_path: Path) -> None:
+def test_rows_with_too_few_or_too_many_columns_are_invalid_rows_not_a_failed_run(
+    engine: Engine, tmp_path: Path
+) -> None:
+    orders = [canonical_order(key(n)) for n in (1, 2, 3)]
+    store_orders(engine, orders)
+    good = [f"{o.external_order_id},{o.source_version},{o.fingerprint()}" for o in orders]
     path = tmp_path / "ragged.csv"
-    path.write_text("external_order_id,source_version\nA,1\nB,2,extra\n", encoding="utf-8")
-    with pytest.raises(ManifestError, match=r"ragged.csv:3: extra data after last expected column"):
-        reconcile(engine, FileManifestReader("pyxis", path), WINDOW, RULES)
+    lines = ["external_order_id,source_version,fingerprint", good[0], f"{good[1]},extra", key(9), good[2]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run_id = reconcile(engine, FileManifestReader("pyxis", path), WINDOW, RULES)
+    with engine.connect() as conn:
+        report = build_report(conn, run_id)
+    assert report.run.status == "completed"
+    invalid = sorted(f.detail or "" for f in report.findings if f.kind == Kind.INVALID_MANIFEST_ROW)
+    assert invalid == [
+        "line 3: the row has 4 values, the header 3",
+        "line 4: the row has 1 values, the header 3",
+    ]
+    assert report.run.stats["same"] == 2  # lines 2 and 5 compared as usual
+
+
+@pytest.mark.parametrize("word", ["yesterday", "now", "infinity", "today", "-infinity", "epoch"])
+def test_only_real_dates_and_times_are_read(engine: Engine, tmp_path: Path, word: str) -> None:
+    orders = [canonical_order(key(n)) for n in (1, 2)]
+    store_orders(engine, orders)
+    manifest = write_csv(tmp_path / "words.csv", [row(orders[0]), row(orders[1], updated_at=word)])
+    run_id = reconcile(engine, FileManifestReader("pyxis", manifest), WINDOW, RULES)
+    with engine.connect() as conn:
+        report = build_report(conn, run_id)
+    # The row cannot be compared, so the hub's order counts as not listed (as for any unreadable row).
+    assert report.run.counts == {Kind.INVALID_MANIFEST_ROW.value: 1, Kind.MISSING_IN_SOURCE.value: 1}
+    (invalid,) = [f for f in report.findings if f.kind == Kind.INVALID_MANIFEST_ROW]
+    assert invalid.external_order_id == key(2)
+    assert invalid.detail == "line 3: updated_at is not a date and time"
 
 
 def test_the_command_line(

@@ -4,8 +4,11 @@
 in different systems and channels, as sources write them: typos in names, first and last names
 swapped, accents dropped, a Cyrillic name written in Latin letters by another system, phones in
 national or international formats, missing or mistyped e-mails, street types abbreviated. Families
-share a surname, an address and a landline but are different people (never one customer). Every
-record carries its person's id, so precision and recall can be computed against the truth.
+share a surname, an address and a landline but are different people (never one customer); with
+``shared_contacts`` some households also share one e-mail and one mobile (every contact detail).
+With ``placeholders`` a share of people give a store terminal's placeholder contact instead of
+their own (``noemail@example.com`` and a national number of zeros, the same for all of them).
+Every record carries its person's id, so precision and recall can be computed against the truth.
 All names, addresses, phones and e-mails are made up.
 """
 
@@ -17,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SyntheticRecord", "generate", "pair_scores"]
+__all__ = ["PLACEHOLDER_EMAIL", "PLACEHOLDER_PHONES", "SyntheticRecord", "generate", "pair_scores"]
 
 _FIRST = {
     "ES": "Ana José María Lucía Javier Carmen Pablo Sofía Andrés Elena Raúl Inés Jorge Nuria Óscar Begoña "
@@ -117,6 +120,9 @@ _DOMAINS = ("example.com", "example.es", "example.fr", "example.it", "example.pl
 _SYSTEMS = {"ES": "pyxis", "FR": "pyxis", "IT": "pyxis", "PL": "tempo"}
 _CHANNELS = ("IN_STORE", "ONLINE", "PHONE", "MOBILE", "PARTNER", "B2B")
 _PREFIX = {"ES": ("34", "6", 8), "FR": ("33", "61", 7), "IT": ("39", "34", 8), "PL": ("48", "5", 8)}
+#: The contact a store terminal fills in when the customer gives none (valid, so the mapping keeps it).
+PLACEHOLDER_EMAIL = "noemail@example.com"
+PLACEHOLDER_PHONES = {"ES": "+34600000000", "FR": "+33610000000", "IT": "+393400000000", "PL": "+48500000000"}
 _LANDLINE = {"ES": ("34", "91", 7), "FR": ("33", "1", 8), "IT": ("39", "06", 8), "PL": ("48", "22", 7)}
 
 
@@ -291,12 +297,30 @@ class _Maker:
                 "city": p.city,
                 "country_code": p.country,
             },
-            phone_as_entered=None if phone is None else _formats(phone, p.country, rng),
+            phone_as_entered=(
+                None
+                if phone is None
+                else phone
+                if phone == PLACEHOLDER_PHONES[p.country]
+                else _formats(phone, p.country, rng)
+            ),
         )
 
 
-def generate(people: int, seed: int = 7, *, family_share: float = 0.15) -> Iterator[SyntheticRecord]:
-    """Records of ``people`` people (about 2.2 records each), families included, in a seeded order."""
+def generate(
+    people: int,
+    seed: int = 7,
+    *,
+    family_share: float = 0.15,
+    shared_contacts: float = 0.0,
+    placeholders: float = 0.0,
+) -> Iterator[SyntheticRecord]:
+    """Records of ``people`` people (about 2.2 records each), families included, in a seeded order.
+
+    ``shared_contacts``: the share of households whose members all give the head's e-mail and
+    phone; ``placeholders``: the share of people who give the placeholder e-mail and phone. With
+    both at 0 (the default) the records are those of earlier versions, seed for seed.
+    """
     maker = _Maker(seed)
     rng = maker.rng
     made = 0
@@ -310,8 +334,13 @@ def generate(people: int, seed: int = 7, *, family_share: float = 0.15) -> Itera
                 household.append(maker.person(country, last=head.last, home=head, taken=taken))
             for member in household[1:]:
                 member.mobile = None if rng.random() < 0.6 else member.mobile
+            if shared_contacts and rng.random() < shared_contacts:  # one e-mail and phone for all
+                for member in household[1:]:
+                    member.email, member.mobile = head.email, head.mobile or head.landline
         for person in household:
             made += 1
+            if placeholders and rng.random() < placeholders:
+                person.email, person.mobile = PLACEHOLDER_EMAIL, PLACEHOLDER_PHONES[person.country]
             count = rng.choices((1, 2, 3, 4), weights=(30, 35, 20, 15))[0]
             for i in range(count):
                 yield maker.record(person, i == 0)
