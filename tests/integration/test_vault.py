@@ -209,7 +209,7 @@ class Sender:
             thread.join(timeout=30)
 
 
-def all_processed(hub: HubRuntime, event_ids: list[str], timeout: float = 60) -> None:
+def all_processed(hub: HubRuntime, event_ids: list[str], timeout: float = 300) -> None:
     wanted = [uuid.UUID(event_id) for event_id in event_ids]
 
     def done() -> bool:
