@@ -27,7 +27,8 @@ from saleshub.actions import mappings as mapping_actions
 from saleshub.actions import reconciliation as recon
 from saleshub.actions.pollers import pause_poller, resume_poller
 from saleshub.actions.status import hub_status
-from saleshub.console.api import actor_of, draft_impact, order_details, preview_input
+from saleshub.console.api import actor_of, draft_impact, preview_input
+from saleshub.console.api_orders import order_details
 from saleshub.console.security import check_csrf, csrf_token, session_principal, start_session
 from saleshub.errors import NotFoundError, SalesHubError
 from saleshub.mapping.revision import MappingFiles
