@@ -21,6 +21,9 @@ from saleshub.console.api import api_router, error_response
 from saleshub.console.api_operations import operations_router
 from saleshub.console.api_orders import orders_router
 from saleshub.console.pages import pages_router
+from saleshub.console.pages_mappings import mapping_pages_router
+from saleshub.console.pages_orders import order_pages_router
+from saleshub.console.pages_pollers import poller_pages_router
 from saleshub.console.security import SecurityHeaders
 from saleshub.errors import SalesHubError
 from saleshub.platform.auth import AuthenticationError, ForbiddenError, TokenVerifier
@@ -79,6 +82,8 @@ def create_hub_app(
     for router in operator_routers():
         app.include_router(router)
     app.include_router(pages_router(console))
+    for pages in (order_pages_router(), mapping_pages_router(), poller_pages_router()):
+        app.include_router(pages)
     app.mount("/console/static", StaticFiles(directory=_STATIC), name="console-static")
 
     @app.exception_handler(AuthenticationError)

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +20,9 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from saleshub.actions.mappings import edit_draft_file
+from saleshub.actions.mappings import edit_draft_file, start_draft
 from saleshub.cli import app
+from saleshub.console import pages_orders
 from saleshub.mapping.revision import MappingFiles
 from saleshub.platform.secrets import EnvSecretStore
 from saleshub.runtime import HubRuntime
@@ -29,7 +31,17 @@ from saleshub.store.audit import Actor
 from saleshub.synthetic import pyxis_event
 from tests.conftest import MAPPINGS
 from tests.integration.conftest import SECRETS, open_hub, wait_until
-from tests.integration.test_console import CLIENT_ID, ROLES, ConsoleServer, id_token, provider, send
+from tests.integration.test_console import (
+    CHROMIUM,
+    CLIENT_ID,
+    ROLES,
+    ConsoleServer,
+    accessible,
+    id_token,
+    login,
+    provider,
+    send,
+)
 from tests.integration.test_polling import FAST, SOURCE_SECRETS
 from tests.support.source_server import SourceServer
 
@@ -214,3 +226,117 @@ def test_lineage_pollers_goldens_and_order_pages_in_the_api(
         assert steward("POST", f"/mappings/drafts/{draft_id}/crosswalk-rows", json=twice).status_code == 200
         unloadable = steward("POST", f"/mappings/drafts/{draft_id}/tests")
         assert unloadable.status_code == 422 and "appears twice" in unloadable.text
+
+
+def wait_for_text(page: Any, selector: str, wanted: str, what: str) -> None:
+    """Reload ``page`` until ``selector`` shows ``wanted`` (a background run finishing)."""
+
+    def shown() -> bool:
+        page.reload()
+        return wanted in page.locator(selector).inner_text()
+
+    wait_until(shown, 120, what)
+
+
+def test_console_pages_lineage_pollers_goldens_diff_and_rollback(  # noqa: PLR0915 (one story)
+    polling_console_hub: HubRuntime,
+    provider: str,
+    source: SourceServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    hub = polling_console_hub
+    monkeypatch.setattr(pages_orders, "ORDERS_PER_PAGE", 2)  # three orders: two pages
+    source.erp.add(range(1, 4))
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with ConsoleServer(hub) as live, sync_playwright() as playwright:
+        for number in (71, 72, 73):
+            send(live.url, pyxis_event(number))
+        wait_until(lambda: stored(hub, "SELECT count(*) FROM service_orders") == 3, 60, "3 orders")
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            stella = login(browser, live.url, "stella")
+            minutes = " ".join(stella.locator("#events-per-minute").inner_text().split())
+            assert "pyxis 3 0.1" in minutes, minutes
+            assert "erp never caught up" in " ".join(stella.locator("#poller-lag").inner_text().split())
+            accessible(stella)
+            stella.screenshot(path=shots / "dashboard.png", full_page=True)
+
+            # Orders page back by key; an order shows its lineage beside it, masked until asked.
+            stella.goto(f"{live.url}/console/orders")
+            first = stella.locator("tbody tr").count()
+            stella.locator("#older").click()
+            assert first == 2 and stella.locator("tbody tr").count() == 1
+            stella.locator("tbody a").first.click()
+            channel = stella.locator("#lineage-fields tr[data-field='sales_channel']").inner_text()
+            assert "crosswalks/channels.csv row 2" in channel and "pyxis/order.yaml:" in channel, channel
+            last_name = stella.locator("#lineage-fields tr[data-field='customer.last_name'] td").nth(1)
+            assert last_name.inner_text() == "***"
+            accessible(stella)
+            stella.screenshot(path=shots / "order-lineage.png", full_page=True)
+            stella.fill("#unmask-reason", "the customer asked what we hold")
+            stella.locator("#unmask").click()
+            stella.locator("#personal-shown").wait_for()
+            assert last_name.inner_text() not in ("***", "")
+
+            # A draft's golden samples from its page, then a deploy, the side-by-side diff, a rollback.
+            draft_id = start_draft(hub.database.engine, Actor("stella", "Stella Steward"), MAPPINGS)
+            stella.goto(f"{live.url}/console/drafts/{draft_id}")
+            stella.locator("#run-goldens").click()
+            summary = stella.locator("#goldens-summary").inner_text()
+            assert summary.endswith(" passed, 0 failed") and not summary.startswith("0 "), summary
+            accessible(stella)
+            stella.screenshot(path=shots / "draft-goldens.png", full_page=True)
+            stella.select_option("#crosswalk", "crosswalks/channels.csv")
+            stella.fill("#row", "PHONE,NOWHERE,,,Orders from nowhere are phone sales")
+            stella.locator("#add-row").click()
+            stella.fill("#message", "NOWHERE orders are phone sales")
+            stella.locator("#deploy").click()
+            stella.wait_for_url("**/console/mappings?deployed=2")
+            stella.locator("a.diff").first.click()
+            assert "crosswalks/channels.csv" in stella.locator("#changes").inner_text()
+            assert "NOWHERE" in stella.locator("table.sides tr.insert").inner_text()
+            accessible(stella)
+            stella.screenshot(path=shots / "diff.png", full_page=True)
+            stella.goto(f"{live.url}/console/mappings")
+            stella.fill("#rollback-message-1", "the NOWHERE row is not agreed yet")
+            stella.locator("#rollback-1").click()
+            stella.wait_for_url("**/console/mappings?deployed=3")
+            newest = stella.locator("#history tbody tr").first.inner_text()
+            assert (
+                "r3" in newest
+                and "Stella Steward" in newest
+                and "the NOWHERE row is not agreed yet" in newest
+            )
+
+            # Pollers: an operator runs now and backfills, the runs go on in the background.
+            otto = login(browser, live.url, "otto")
+            otto.goto(f"{live.url}/console/mappings")
+            assert otto.locator("#rollback-1").count() == 0
+            otto.goto(f"{live.url}/console/pollers")
+            otto.locator("#run-erp").click()
+            otto.locator("#started").wait_for()
+            wait_for_text(otto, "tr[data-system='erp'] .last-run", "completed", "the run now completes")
+            assert "3 new" in otto.locator("tr[data-system='erp'] .last-run").inner_text()
+            otto.fill("#since-erp", "2026-10-01")
+            otto.fill("#until-erp", "2026-10-02")
+            otto.locator("#backfill-erp").click()
+            wait_for_text(otto, "tr[data-system='erp'] .last-run", "backfill", "the backfill starts")
+            wait_for_text(otto, "tr[data-system='erp'] .last-run", "completed", "the backfill completes")
+            accessible(otto)
+            otto.screenshot(path=shots / "pollers-run.png", full_page=True)
+            vera = login(browser, live.url, "vera")
+            vera.goto(f"{live.url}/console/pollers")
+            assert vera.locator("#run-erp").count() == 0
+            forged = vera.request.post(f"{live.url}/console/pollers/erp/run", form={"csrf": "x"})
+            assert forged.status == 403
+        finally:
+            browser.close()
+    with hub.database.engine.connect() as conn:
+        actions = conn.execute(text("SELECT action, name FROM operator_actions ORDER BY action_id")).all()
+    assert ("orders.lineage.unmask", "Stella Steward") in actions
+    assert ("mappings.rollback", "Stella Steward") in actions
+    assert ("pollers.run", "Otto Operator") in actions and ("pollers.backfill", "Otto Operator") in actions
