@@ -1,4 +1,5 @@
-"""Orders in ``/api/v1``: keyset pages of orders, one order with its versions, and its field lineage.
+"""Orders in ``/api/v1``: keyset pages of orders, one order with its versions, the field lineage of
+an order version or of an event.
 
 The same conventions as ``saleshub.console.api``: bearer JWTs, personal data masked for viewers,
 problem documents for errors. The lineage is the JSON of ``saleshub orders explain --json``;
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from saleshub.actions.lineage import order_lineage
+from saleshub.actions import lineage as lineage_actions
 from saleshub.console.api import Caller, actor_of, error_response, masked, plain
 from saleshub.errors import InvalidRequestError, NotFoundError, SalesHubError
 from saleshub.runtime import HubRuntime
@@ -105,11 +106,43 @@ def orders_router() -> APIRouter:
         def read() -> Any:
             if unmask:
                 caller.require("steward", "showing personal data in a lineage")
-            found = order_lineage(
+            found = lineage_actions.order_lineage(
                 hub.database.engine,
                 lineage_catalogs(request),
                 order,
                 version=version,
+                fields=field or (),
+                unmask_reason=(reason or "") if unmask else None,
+                actor=actor_of(caller),
+            )
+            return found if unmask else masked(found, caller)
+
+        return run(read)
+
+    @router.get(
+        "/events/{event_id}/lineage",
+        summary="One event's field lineage (`saleshub orders explain --event --json`): a quarantined "
+        "event up to the field that failed",
+    )
+    def event_lineage(
+        request: Request,
+        caller: Caller,
+        event_id: uuid.UUID,
+        field: Annotated[list[str] | None, Query(description="canonical fields; default all")] = None,
+        unmask: Annotated[
+            bool, Query(description="show personal values (steward; needs a reason; audited)")
+        ] = False,
+        reason: Annotated[str | None, Query(description="why personal values are shown")] = None,
+    ) -> Any:
+        hub = _hub(request)
+
+        def read() -> Any:
+            if unmask:
+                caller.require("steward", "showing personal data in a lineage")
+            found = lineage_actions.event_lineage(
+                hub.database.engine,
+                lineage_catalogs(request),
+                event_id,
                 fields=field or (),
                 unmask_reason=(reason or "") if unmask else None,
                 actor=actor_of(caller),

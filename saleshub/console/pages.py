@@ -112,12 +112,14 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         with database_errors(), hub.database.engine.connect() as conn:
             now = hub_status(conn)
             pollers = poller_overview(conn, list(hub.settings.pollers.systems))
+            last_runs = recon.list_runs(conn, limit=1)
         return page(
             request,
             "dashboard.html",
             me,
             status=now,
             pollers=pollers,
+            last_reconciliation=last_runs[0] if last_runs else None,
             moment=datetime.now(UTC),
             active="dashboard",
         )

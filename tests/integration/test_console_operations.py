@@ -38,8 +38,10 @@ from tests.integration.test_console import (
     ConsoleServer,
     accessible,
     id_token,
+    junk_channel,
     login,
     provider,
+    quarantined_event,
     send,
 )
 from tests.integration.test_polling import FAST, SOURCE_SECRETS
@@ -126,6 +128,16 @@ def lineage_checks(hub: HubRuntime, steward: Api, viewer: Api, operator: Api, db
     assert shown.status_code == 200, shown.text
     last_name = {f["field"]: f for f in shown.json()["fields"]}["customer.last_name"]
     assert last_name["masked"] is False and last_name["value"] != "***"
+    # A quarantined event's lineage ends at the field that failed, and says why.
+    send(operator.url, junk_channel(62))
+    event_id = quarantined_event(hub, "PX-SYN-000000062")
+    traced = viewer("GET", f"/events/{event_id}/lineage")
+    assert traced.status_code == 200, traced.text
+    stopped = traced.json()
+    assert stopped["event_status"] == "quarantined" and stopped["reproducible"] is True
+    assert stopped["fields"][-1]["field"] == "sales_channel" and stopped["fields"][-1]["errors"]
+    assert [e["target"] for e in stopped["errors"]] == ["sales_channel"]
+    assert viewer("GET", f"/events/{uuid.uuid4()}/lineage").status_code == 404
     audit = steward("GET", "/audit").json()
     assert [(a["action"], a["name"], a["reason"]) for a in audit if a["action"].startswith("orders.")] == [
         ("orders.lineage.unmask", "Stella Steward", "customer asked what we hold")
@@ -261,6 +273,7 @@ def test_console_pages_lineage_pollers_goldens_diff_and_rollback(  # noqa: PLR09
             stella = login(browser, live.url, "stella")
             minutes = " ".join(stella.locator("#events-per-minute").inner_text().split())
             assert "pyxis 3 0.1" in minutes, minutes
+            assert stella.locator("#last-reconciliation").inner_text() == "none yet"
             assert "erp never caught up" in " ".join(stella.locator("#poller-lag").inner_text().split())
             accessible(stella)
             stella.screenshot(path=shots / "dashboard.png", full_page=True)
