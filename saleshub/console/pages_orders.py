@@ -64,7 +64,12 @@ def order_pages_router() -> APIRouter:
         hub = runtime_of(request)
         try:
             details = order_details(hub, order)
-            lineage: dict[str, Any] = order_lineage(
+        except SalesHubError as exc:
+            return failure(request, me, exc)
+        lineage: dict[str, Any] | None = None
+        problem = None
+        try:
+            lineage = order_lineage(
                 hub.database.engine,
                 lineage_catalogs(request),
                 str(details["order"]["hub_order_id"]),
@@ -72,8 +77,10 @@ def order_pages_router() -> APIRouter:
                 unmask_reason=reason,
                 actor=actor_of(me),
             )
-        except SalesHubError as exc:
-            return failure(request, me, exc)
+        except SalesHubError as exc:  # the order is shown; the lineage says why it is missing
+            if reason is not None:
+                return failure(request, me, exc)
+            problem = str(exc)
         return page(
             request,
             "order.html",
@@ -83,6 +90,7 @@ def order_pages_router() -> APIRouter:
             events=details["events"],
             content=shown_json(me, details["order"]["content"]),
             lineage=lineage,
+            lineage_problem=problem,
             value_json=lambda value: (
                 json.dumps(value, ensure_ascii=False) if reason is not None else shown_value(me, value)
             ),

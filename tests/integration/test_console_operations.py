@@ -290,6 +290,11 @@ def test_console_pages_lineage_pollers_goldens_diff_and_rollback(  # noqa: PLR09
             assert last_name.inner_text() == "***"
             accessible(stella)
             stella.screenshot(path=shots / "order-lineage.png", full_page=True)
+            order_url = stella.url
+            stella.goto(f"{order_url}?version=9")  # the order still shows; the lineage says why not
+            assert "no version 9" in stella.locator("#lineage-problem").inner_text()
+            assert stella.locator("#order-content").count() == 1
+            stella.goto(order_url)
             stella.fill("#unmask-reason", "the customer asked what we hold")
             stella.locator("#unmask").click()
             stella.locator("#personal-shown").wait_for()
