@@ -26,6 +26,7 @@ from saleshub.actions import mappings as mapping_actions
 from saleshub.actions import reconciliation as recon
 from saleshub.actions.pollers import pause_poller, resume_poller
 from saleshub.actions.status import hub_status
+from saleshub.console.security import SANDBOXED_DOCUMENT_POLICY
 from saleshub.errors import (
     GoldenSamplesError,
     InvalidRequestError,
@@ -489,7 +490,9 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
             with database_errors(), hub.database.engine.connect() as conn:
                 rendered = recon.run_report(conn, run_id, format)
             media = {"json": "application/json", "csv": "text/csv", "html": "text/html"}[format]
-            return Response(rendered, media_type=f"{media}; charset=utf-8")
+            # The HTML report is one self-contained page with inline styles: served sandboxed.
+            sandboxed = {"content-security-policy": SANDBOXED_DOCUMENT_POLICY} if format == "html" else {}
+            return Response(rendered, media_type=f"{media}; charset=utf-8", headers=sandboxed)
 
         return run(read)
 

@@ -26,7 +26,7 @@ from saleshub.actions.pollers import poller_overview
 from saleshub.actions.status import hub_status
 from saleshub.console.api import actor_of, draft_impact, preview_input
 from saleshub.console.rendering import TEMPLATES, failure, page, runtime_of, shown, shown_json, to_login, who
-from saleshub.console.security import check_csrf, start_session
+from saleshub.console.security import SANDBOXED_DOCUMENT_POLICY, check_csrf, start_session
 from saleshub.errors import NotFoundError, SalesHubError
 from saleshub.mapping.revision import MappingFiles
 from saleshub.platform.auth import principal_from_claims
@@ -333,6 +333,19 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         with database_errors(), runtime_of(request).database.engine.connect() as conn:
             runs = recon.list_runs(conn, limit=50)
         return page(request, "reconciliation.html", me, runs=runs, active="reconciliation")
+
+    @router.get("/reconciliation/{run_id}")
+    def reconciliation_report(request: Request, run_id: uuid.UUID) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        try:
+            with database_errors(), runtime_of(request).database.engine.connect() as conn:
+                rendered = recon.run_report(conn, run_id, "html")
+        except SalesHubError as exc:
+            return failure(request, me, exc)
+        # The report is one self-contained page with inline styles: served sandboxed.
+        return HTMLResponse(rendered, headers={"content-security-policy": SANDBOXED_DOCUMENT_POLICY})
 
     @router.get("/audit")
     def audit(request: Request, before: int | None = None) -> Response:

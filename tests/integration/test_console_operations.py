@@ -20,9 +20,14 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from reconciliation.api import ApiManifestReader
+from reconciliation.engine import reconcile
+from reconciliation.model import Window
+from reconciliation.rules import load_rules
 from saleshub.actions.mappings import edit_draft_file, start_draft
 from saleshub.cli import app
 from saleshub.console import pages_orders
+from saleshub.console.security import SANDBOXED_DOCUMENT_POLICY
 from saleshub.mapping.revision import MappingFiles
 from saleshub.platform.secrets import EnvSecretStore
 from saleshub.runtime import HubRuntime
@@ -341,11 +346,26 @@ def test_console_pages_lineage_pollers_goldens_diff_and_rollback(  # noqa: PLR09
             assert "3 new" in otto.locator("tr[data-system='erp'] .last-run").inner_text()
             otto.fill("#since-erp", "2026-10-01")
             otto.fill("#until-erp", "2026-10-02")
-            otto.locator("#backfill-erp").click()
+            with otto.expect_navigation():  # the same address as now: wait for the new page
+                otto.locator("#backfill-erp").click()
             wait_for_text(otto, "tr[data-system='erp'] .last-run", "backfill", "the backfill starts")
             wait_for_text(otto, "tr[data-system='erp'] .last-run", "completed", "the backfill completes")
             accessible(otto)
             otto.screenshot(path=shots / "pollers-run.png", full_page=True)
+
+            # A reconciliation run's self-contained report opens from the runs page, sandboxed.
+            window = Window(start=datetime.now(UTC) - timedelta(days=1), end=datetime.now(UTC))
+            rules = load_rules(MAPPINGS).for_system("erp")
+            run_id = reconcile(hub.database.engine, ApiManifestReader.for_system(hub, "erp"), window, rules)
+            otto.goto(f"{live.url}/console/reconciliation")
+            link = otto.locator(f"a.report[href$='/{run_id}']")
+            with otto.expect_navigation() as opened:
+                link.click()
+            report = opened.value
+            assert report is not None and report.status == 200
+            assert report.headers["content-security-policy"] == SANDBOXED_DOCUMENT_POLICY
+            assert "erp" in otto.content()
+            otto.screenshot(path=shots / "reconciliation-report.png", full_page=True)
             vera = login(browser, live.url, "vera")
             vera.goto(f"{live.url}/console/pollers")
             assert vera.locator("#run-erp").count() == 0
