@@ -91,9 +91,11 @@ def operations_router() -> APIRouter:
         hub = _hub(request)
         try:
             with database_errors(), hub.database.engine.connect() as conn:
-                views = poller_actions.poller_overview(conn, [system])
-            view = next(v for v in views if v.system == system)
-            return poller_json(view)
+                views = poller_actions.poller_overview(conn, list(hub.settings.pollers.systems))
+            found = [v for v in views if v.system == system]
+            if not found:  # neither configured nor ever polled
+                polled(hub, system)
+            return poller_json(found[0])
         except SalesHubError as exc:
             return error_response(exc)
 

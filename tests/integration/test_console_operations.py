@@ -159,6 +159,7 @@ def poller_checks(operator: Api, viewer: Api) -> None:
     window = {"since": "2026-10-01T00:00:00Z", "until": "2026-10-02T00:00:00Z"}
     assert viewer("POST", "/pollers/erp/backfill", json=window).status_code == 403
     assert operator("POST", "/pollers/nowhere/backfill", json=window).status_code == 404
+    assert viewer("GET", "/pollers/nowhere").status_code == 404
     backwards = operator("POST", "/pollers/erp/backfill", json={**window, "since": "2026-10-03T00:00:00Z"})
     assert backwards.status_code == 400, backwards.text
     started = operator("POST", "/pollers/erp/backfill", json=window)
