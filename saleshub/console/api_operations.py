@@ -1,4 +1,5 @@
-"""More of ``/api/v1``: pollers run now and backfilled in the background, a draft's golden samples.
+"""More of ``/api/v1``: pollers run now and backfilled in the background; a revision's files; a draft's
+files, read and edited; a draft's golden samples.
 
 The same conventions as ``saleshub.console.api``: bearer JWTs, the role checked on the server for
 every state change, the action audited by the action layer, problem documents for errors.
@@ -18,18 +19,26 @@ from adapters.source import Window
 from saleshub.actions import mappings as mapping_actions
 from saleshub.actions import pollers as poller_actions
 from saleshub.console.api import Caller, actor_of, error_response, plain, polled
-from saleshub.errors import SalesHubError
+from saleshub.errors import NotFoundError, SalesHubError
 from saleshub.runtime import HubRuntime
 from saleshub.stewards.goldens import CaseResult
 from saleshub.store.failures import database_errors
+from saleshub.store.mapping_revisions import deployed_revision
 
 __all__ = [
     "BackfillRequest",
+    "DraftFile",
     "RunRequest",
     "golden_json",
     "operations_router",
     "poller_json",
 ]
+
+
+class DraftFile(BaseModel):
+    """The new text of one file of a draft."""
+
+    text: str = Field(description="the whole file (YAML mapping or CSV crosswalk)")
 
 
 class RunRequest(BaseModel):
@@ -82,7 +91,7 @@ def _hub(request: Request) -> HubRuntime:
     return hub
 
 
-def operations_router() -> APIRouter:
+def operations_router() -> APIRouter:  # noqa: PLR0915 (one closure per route)
     """The routes of this module, under ``/api/v1``."""
     router = APIRouter(prefix="/api/v1", tags=["operator API"])
 
@@ -146,6 +155,54 @@ def operations_router() -> APIRouter:
         return JSONResponse(
             {"system": system, "stream": "backfill", "follow": f"/api/v1/pollers/{system}"}, 202
         )
+
+    @router.get(
+        "/mappings/revisions/{revision}",
+        summary="A stored revision's files (`current`: the deployed one), as `saleshub mappings` stores them",
+    )
+    def revision_files(request: Request, caller: Caller, revision: str) -> Any:
+        hub = _hub(request)
+        try:
+            if revision == "current":
+                with database_errors(), hub.database.engine.connect() as conn:
+                    deployed = deployed_revision(conn)
+                if deployed is None:
+                    raise NotFoundError("no mapping revision is deployed yet")
+                number = deployed.revision
+            else:
+                number = mapping_actions.parse_revision(revision)
+            files = mapping_actions.revision_files(hub.database.engine, number)
+        except SalesHubError as exc:
+            return error_response(exc)
+        return {"revision": number, "files": files}
+
+    @router.get("/mappings/drafts/{draft_id}", summary="A draft's files as edited (steward)")
+    def draft(request: Request, caller: Caller, draft_id: uuid.UUID) -> Any:
+        hub = _hub(request)
+        try:
+            caller.require("steward", "reading a draft")
+            with database_errors(), hub.database.engine.connect() as conn:
+                found = mapping_actions.draft_of(conn, draft_id)
+        except SalesHubError as exc:
+            return error_response(exc)
+        return plain(found)
+
+    @router.put(
+        "/mappings/drafts/{draft_id}/files/{path:path}",
+        summary="Replace a mapping file of a draft, or add a crosswalk (steward)",
+    )
+    def edit_file(
+        request: Request, caller: Caller, draft_id: uuid.UUID, path: str, payload: DraftFile
+    ) -> Any:
+        hub = _hub(request)
+        try:
+            caller.require("steward", "editing a draft")
+            mapping_actions.edit_draft_file(
+                hub.database.engine, draft_id, path, payload.text, actor_of(caller)
+            )
+        except SalesHubError as exc:
+            return error_response(exc)
+        return {"draft_id": str(draft_id), "file": path}
 
     @router.post(
         "/mappings/drafts/{draft_id}/tests",

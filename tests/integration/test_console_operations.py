@@ -24,7 +24,7 @@ from reconciliation.api import ApiManifestReader
 from reconciliation.engine import reconcile
 from reconciliation.model import Window
 from reconciliation.rules import load_rules
-from saleshub.actions.mappings import edit_draft_file, start_draft
+from saleshub.actions.mappings import start_draft
 from saleshub.cli import app
 from saleshub.console import pages_orders
 from saleshub.console.security import SANDBOXED_DOCUMENT_POLICY
@@ -179,6 +179,39 @@ def poller_checks(operator: Api, viewer: Api) -> None:
     assert ("pollers.run", "Otto Operator") in actions and ("pollers.backfill", "Otto Operator") in actions
 
 
+def draft_checks(steward: Api, operator: Api, viewer: Api) -> None:
+    """A revision's files, a draft edited through the API, and its golden samples."""
+    # The golden samples through a draft: what a deploy would check, for stewards.
+    draft_id = steward("POST", "/mappings/drafts").json()["draft_id"]
+    assert operator("POST", f"/mappings/drafts/{draft_id}/tests").status_code == 403
+    tests = steward("POST", f"/mappings/drafts/{draft_id}/tests")
+    assert tests.status_code == 200, tests.text
+    result = tests.json()
+    assert result["failed"] == 0 and result["passed"] == len(result["cases"]) > 3
+    # Pyxis's store and web codes swapped: the in-store samples now come out ONLINE.
+    current = viewer("GET", "/mappings/revisions/current").json()
+    assert current["revision"] == 1 and viewer("GET", "/mappings/revisions/r1").json() == current
+    assert viewer("GET", "/mappings/revisions/9").status_code == 404
+    channels = current["files"]["crosswalks/channels.csv"]
+    swapped = channels.replace("IN_STORE,STORE,", "IN_STORE,WEB,").replace("ONLINE,WEB,", "ONLINE,STORE,")
+    path = f"/mappings/drafts/{draft_id}/files/crosswalks/channels.csv"
+    assert operator("PUT", path, json={"text": swapped}).status_code == 403
+    edited = steward("PUT", path, json={"text": swapped})
+    assert edited.status_code == 200, edited.text
+    assert (
+        steward("GET", f"/mappings/drafts/{draft_id}").json()["files"]["crosswalks/channels.csv"] == swapped
+    )
+    broken = steward("POST", f"/mappings/drafts/{draft_id}/tests").json()
+    failing = [c for c in broken["cases"] if not c["passed"]]
+    assert broken["failed"] == len(failing) > 0
+    assert {c["system"] for c in failing} == {"pyxis"}
+    assert all(d["field"] == "order.sales_channel" for c in failing for d in c["differences"])
+    twice = {"crosswalk": "crosswalks/channels.csv", "row": "B2B,STORE,,,a second STORE"}
+    assert steward("POST", f"/mappings/drafts/{draft_id}/crosswalk-rows", json=twice).status_code == 200
+    unloadable = steward("POST", f"/mappings/drafts/{draft_id}/tests")
+    assert unloadable.status_code == 422 and "appears twice" in unloadable.text
+
+
 def test_lineage_pollers_goldens_and_order_pages_in_the_api(
     polling_console_hub: HubRuntime, provider: str, source: SourceServer, db_url: str
 ) -> None:
@@ -222,28 +255,7 @@ def test_lineage_pollers_goldens_and_order_pages_in_the_api(
         half = viewer("GET", "/orders", params={"before": everything[0]["updated_at"]})
         assert half.status_code == 400, half.text
 
-        # The golden samples through a draft: what a deploy would check, for stewards.
-        draft_id = steward("POST", "/mappings/drafts").json()["draft_id"]
-        assert operator("POST", f"/mappings/drafts/{draft_id}/tests").status_code == 403
-        tests = steward("POST", f"/mappings/drafts/{draft_id}/tests")
-        assert tests.status_code == 200, tests.text
-        result = tests.json()
-        assert result["failed"] == 0 and result["passed"] == len(result["cases"]) > 3
-        # Pyxis's store and web codes swapped: the in-store samples now come out ONLINE.
-        channels = (MAPPINGS / "crosswalks" / "channels.csv").read_text()
-        swapped = channels.replace("IN_STORE,STORE,", "IN_STORE,WEB,").replace("ONLINE,WEB,", "ONLINE,STORE,")
-        edit_draft_file(
-            hub.database.engine, uuid.UUID(draft_id), "crosswalks/channels.csv", swapped, Actor("s", "S")
-        )
-        broken = steward("POST", f"/mappings/drafts/{draft_id}/tests").json()
-        failing = [c for c in broken["cases"] if not c["passed"]]
-        assert broken["failed"] == len(failing) > 0
-        assert {c["system"] for c in failing} == {"pyxis"}
-        assert all(d["field"] == "order.sales_channel" for c in failing for d in c["differences"])
-        twice = {"crosswalk": "crosswalks/channels.csv", "row": "B2B,STORE,,,a second STORE"}
-        assert steward("POST", f"/mappings/drafts/{draft_id}/crosswalk-rows", json=twice).status_code == 200
-        unloadable = steward("POST", f"/mappings/drafts/{draft_id}/tests")
-        assert unloadable.status_code == 422 and "appears twice" in unloadable.text
+        draft_checks(steward, operator, viewer)
 
 
 def wait_for_text(page: Any, selector: str, wanted: str, what: str) -> None:
