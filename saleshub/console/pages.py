@@ -224,6 +224,7 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         event: uuid.UUID | None = None,
         last: int = 200,
         goldens: bool = False,
+        file: str | None = None,
     ) -> Response:
         me = who(request)
         if me is None:
@@ -270,6 +271,7 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
             problem=problem,
             goldens=results,
             crosswalks=crosswalks,
+            editing=file if file in found.files else None,
             active="mappings",
         )
 
@@ -290,6 +292,31 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         try:
             mapping_actions.add_crosswalk_row(
                 runtime_of(request).database.engine, draft_id, crosswalk, row, actor_of(me)
+            )
+        except SalesHubError as exc:
+            return failure(request, me, exc)
+        suffix = f"?event={uuid.UUID(event)}" if event else ""
+        return RedirectResponse(f"/console/drafts/{draft_id}{suffix}", status_code=303)
+
+    @router.post("/drafts/{draft_id}/files")
+    def edit_file(
+        request: Request,
+        draft_id: uuid.UUID,
+        path: str = Form(...),
+        text: str = Form(...),
+        event: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("steward", "editing a draft")
+        # Browsers post text areas with CRLF line ends; the files keep LF.
+        edited = text.replace("\r\n", "\n")
+        try:
+            mapping_actions.edit_draft_file(
+                runtime_of(request).database.engine, draft_id, path, edited, actor_of(me)
             )
         except SalesHubError as exc:
             return failure(request, me, exc)
