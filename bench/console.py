@@ -1,13 +1,14 @@
 """Console page times with many stored events: p50/p95 per page over loopback, logged in over OIDC.
 
-An embedded PostgreSQL is filled with ``--events`` synthetic events (one in a hundred quarantined,
-spread over the last ``--days``, inserted by one SQL statement), a hub with the console is served by
-uvicorn in this process, a steward logs in through a real OIDC provider (oidc-provider-mock, the
-same code flow as a browser), and each page is fetched ``--repeat`` times. The side-by-side
-baseline is ``/health/live`` on the same server and client (the stack's floor); each page's p95
-is printed with its ratio to it.
+An embedded PostgreSQL is filled with ``--events`` synthetic events (one in a hundred quarantined)
+and ``--orders`` orders, spread over the last ``--days`` (each inserted by one SQL statement), a hub
+with the console is served by uvicorn in this process, a steward logs in through a real OIDC
+provider (oidc-provider-mock, the same code flow as a browser), and each page is fetched
+``--repeat`` times. The side-by-side baseline is ``/health/live`` on the same server and client (the
+stack's floor); each page's p95 is printed with its ratio to it.
 
-    .venv/bin/python bench/console.py [--events 1000000] [--days 30] [--repeat 40]
+    .venv/bin/python bench/console.py [--events 1000000] [--orders 200000] [--days 30] [--repeat 40]
+        [--drop-index ix_service_orders_updated]   # the baseline without an index
 """
 
 from __future__ import annotations
@@ -59,6 +60,17 @@ SELECT gen_random_uuid(), now() - i * (:span / :n) * interval '1 second',
 FROM generate_series(1, :n) AS i
 """
 
+ORDERS = """
+INSERT INTO service_orders (
+    hub_order_id, source_system, external_order_id, country_code, bu_code, store_code, sales_channel,
+    service_type, status, content, fingerprint, mapping, mapping_hash, version_no, last_event_id,
+    updated_at)
+SELECT gen_random_uuid(), (ARRAY['pyxis', 'tempo', 'erp'])[1 + i % 3], 'BENCH-' || i, 'ES', 'ES01',
+       '042', 'IN_STORE', 'INSTALLATION', 'CONFIRMED', '{}'::jsonb, i, 'pyxis/order@bench', 'bench', 1,
+       gen_random_uuid(), now() - i * (:span / :n) * interval '1 second'
+FROM generate_series(1, :n) AS i
+"""
+
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
@@ -70,7 +82,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument(
+        "--drop-index", action="append", default=[], help="measure without this index (a baseline)"
+    )
     parser.add_argument("--days", type=int, default=30, help="the events are spread over this many days")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
@@ -91,17 +107,24 @@ def main() -> None:
                 ensure_partitions(conn, now=datetime.now(UTC) - timedelta(days=args.days), ahead=3)
                 ensure_partitions(conn)
                 conn.execute(text(FILL), {"n": args.events, "span": args.days * 86400.0})
+                conn.execute(text(ORDERS), {"n": args.orders, "span": args.days * 86400.0})
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("ANALYZE sales_system_integration_events"))
+                for index in args.drop_index:
+                    conn.execute(text(f'DROP INDEX "{index}"'))
+                conn.execute(text("ANALYZE service_orders"))
             taken = time.perf_counter() - started
-            print(f"stored {args.events:,} events over the last {args.days} days in {taken:.1f} s")
+            print(
+                f"stored {args.events:,} events and {args.orders:,} orders over the last {args.days} days "
+                f"in {taken:.1f} s"
+            )
             engine.dispose()
-            measure(bench_url.render_as_string(hide_password=False), args.repeat, args.events)
+            measure(bench_url.render_as_string(hide_password=False), args.repeat, args.events, args.orders)
         finally:
             server.stop()
 
 
-def measure(url: str, repeat: int, events: int) -> None:
+def measure(url: str, repeat: int, events: int, args_orders: int) -> None:
     users = [User(sub="stella", claims={"name": "Stella Steward", "groups": ["stewards"]})]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -140,6 +163,13 @@ def measure(url: str, repeat: int, events: int) -> None:
                         ),
                         {"half": events // 2},
                     ).scalar_one()
+                    key = conn.execute(
+                        text(
+                            "SELECT updated_at, hub_order_id FROM service_orders "
+                            "ORDER BY updated_at DESC, hub_order_id DESC OFFSET :half LIMIT 1"
+                        ),
+                        {"half": args_orders // 2},
+                    ).one()
                     one = conn.execute(
                         text(
                             "SELECT event_id FROM sales_system_integration_events "
@@ -147,6 +177,9 @@ def measure(url: str, repeat: int, events: int) -> None:
                         )
                     ).scalar_one()
                 older = urllib.parse.quote(middle.isoformat())
+                order_page = urllib.parse.urlencode(
+                    {"before": key.updated_at.isoformat(), "before_id": str(key.hub_order_id)}
+                )
                 pages = {
                     "/health/live (baseline)": "/health/live",
                     "dashboard": "/console/",
@@ -156,6 +189,9 @@ def measure(url: str, repeat: int, events: int) -> None:
                     "all events, first page": "/console/events?status=",
                     "one event": f"/console/events/{one}",
                     "orders": "/console/orders",
+                    "orders, a page halfway back": f"/console/orders?{order_page}",
+                    "orders of one system": "/console/orders?system=tempo",
+                    "pollers": "/console/pollers",
                     "mapping history": "/console/mappings",
                     "audit": "/console/audit",
                 }

@@ -21,8 +21,8 @@ from adapters.registry import AdapterRegistry
 from saleshub.errors import DataError, InvalidRequestError, MappingError, NotFoundError, StateConflictError
 from saleshub.mapping.catalog import CROSSWALK_DIR, MappingCatalog
 from saleshub.mapping.revision import MappingFiles
-from saleshub.stewards.deployment import Candidate, check_candidate, deploy, rollback
-from saleshub.stewards.goldens import render
+from saleshub.stewards.deployment import Candidate, check_candidate, deploy, golden_results, rollback
+from saleshub.stewards.goldens import CaseResult, render
 from saleshub.stewards.impact import ImpactReport, mapping_impact
 from saleshub.stewards.revision_diff import Change, diff_revisions
 from saleshub.store import drafts as store_drafts
@@ -37,6 +37,7 @@ __all__ = [
     "deploy_draft",
     "deploy_files",
     "diff",
+    "draft_goldens",
     "draft_of",
     "edit_draft_file",
     "history",
@@ -249,3 +250,12 @@ def deploy_draft(
         with database_errors(), engine.begin() as conn:
             store_drafts.mark_deployed(conn, draft_id, result.revision)
     return result
+
+
+def draft_goldens(engine: Engine, draft_id: uuid.UUID, samples_dir: Path) -> list[CaseResult]:
+    """The golden samples run through a draft's mappings (what a deploy of it would check)."""
+    with database_errors(), engine.connect() as conn:
+        draft = draft_of(conn, draft_id)
+    if not samples_dir.is_dir():
+        raise NotFoundError(f"no golden samples directory {samples_dir.name} (SALESHUB_SAMPLES_DIR)")
+    return golden_results(validate_files(draft.files), samples_dir)

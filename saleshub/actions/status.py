@@ -16,7 +16,7 @@ from saleshub.store.operations import error_counts_by_system
 from saleshub.store.outbox import Backlog, BrokerState, backlog, broker_state
 from saleshub.store.partitions import PartitionInfo, list_partitions, uncovered_months
 
-__all__ = ["HubStatus", "hub_status"]
+__all__ = ["MINUTES", "HubStatus", "hub_status", "minute_counts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,9 @@ class HubStatus:
     running: Sequence[LiveProcess]
     #: ``{system: (received, still quarantined or failed)}`` over the window (``report ops``'s query).
     errors: dict[str, tuple[int, int]]
+    #: ``{system: events received in each minute of the last hour}``, oldest minute first (the last
+    #: one is the minute under way).
+    per_minute: dict[str, list[int]]
     error_rate_line: float = ERROR_RATE_LINE
 
     def error_rates(self) -> list[tuple[str, int, float | None, bool]]:
@@ -54,6 +57,16 @@ class HubStatus:
         for (system, _), count in self.counts.items():
             totals[system] = totals.get(system, 0) + count
         return totals
+
+
+#: The minutes of ``HubStatus.per_minute``.
+MINUTES = 60
+
+
+def minute_counts(found: dict[datetime, int], now: datetime) -> list[int]:
+    """The last ``MINUTES`` minutes' counts up to ``now``'s minute, oldest first (0 without events)."""
+    current = now.replace(second=0, microsecond=0)
+    return [found.get(current - timedelta(minutes=back), 0) for back in range(MINUTES - 1, -1, -1)]
 
 
 def hub_status(conn: Connection, *, hours: int = 24) -> HubStatus:
@@ -74,4 +87,12 @@ def hub_status(conn: Connection, *, hours: int = 24) -> HubStatus:
         deployed=deployed_revision(conn),
         running=live_processes(conn, within_seconds=30),
         errors=error_counts_by_system(conn, since, now),
+        per_minute={
+            system: minute_counts(found, now)
+            for system, found in sorted(
+                queries.events_per_minute(
+                    conn, now.replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
+                ).items()
+            )
+        },
     )

@@ -273,9 +273,10 @@ def openapi(
 
     described = create_app()
     if operator_api:
-        from saleshub.console.api import api_router
+        from saleshub.console.app import operator_routers
 
-        described.include_router(api_router())
+        for router in operator_routers():
+            described.include_router(router)
     text = json.dumps(described.openapi(), indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)

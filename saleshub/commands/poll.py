@@ -40,13 +40,15 @@ from rich.table import Table
 from rich.text import Text
 
 from adapters.source import Window
+from saleshub.actions.events import cli_actor
+from saleshub.actions.pollers import backfill_job, poller_overview, run_job
 from saleshub.commands.common import StopSignal, database, fail, parse_time, wait_for_signal
 from saleshub.commands.health import HealthPortOption, health_port
 from saleshub.console import err, out
 from saleshub.errors import SalesHubError
 from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
-from saleshub.receive.polling import PageProgress, RunResult, build_poller
+from saleshub.receive.polling import PageProgress, RunResult
 from saleshub.runtime import HubRuntime
 from saleshub.services import Services
 from saleshub.store import polling as store
@@ -126,10 +128,10 @@ def run(
     hub = _open_hub()
     try:
         try:
-            poller = build_poller(hub, system)
+            result = run_job(hub, system, cli_actor(), force=force)()
         except SalesHubError as exc:
             raise fail(str(exc), 2) from None
-        _finish(poller.run(force=force))
+        _finish(result)
     finally:
         hub.close()
 
@@ -154,10 +156,6 @@ def backfill(
         raise fail("--until must come after --since", 2)
     hub = _open_hub()
     try:
-        try:
-            poller = build_poller(hub, system)
-        except SalesHubError as exc:
-            raise fail(str(exc), 2) from None
         columns = (
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -176,7 +174,11 @@ def backfill(
                 progress.update(task, completed=step.feed_records, total=total, pages=step.pages)
 
             try:
-                result = poller.run(stream="backfill", window=window, on_page=advance)
+                job = backfill_job(hub, system, window, cli_actor(), on_page=advance)
+            except SalesHubError as exc:
+                raise fail(str(exc), 2) from None
+            try:
+                result = job()
             except StopSignal:
                 err.print("[yellow]backfill stopped; run the same command again to resume[/yellow]")
                 raise
@@ -200,10 +202,6 @@ def _at(moment: datetime | None) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if moment else "—"
 
 
-#: How many of a system's newest runs ``status`` looks at for interrupted ones.
-_RECENT_RUNS = 10
-
-
 @poll_app.command("status")
 def status() -> None:
     """Per polled system: cursor, last and next run, lag, last error, and whether it is paused."""
@@ -213,55 +211,54 @@ def status() -> None:
         "system", "schedule", "cursor", "last run", "next run", "lag", "last error", "state", title="Pollers"
     )
     with database(settings) as db, database_errors(), db.engine.connect() as conn:
-        states = store.poller_states(conn)
-        systems = sorted(set(settings.pollers.systems) | set(states))
-        for system in systems:
-            configured = settings.pollers.systems.get(system)
-            state = states.get(system, store.PollerState(system))
-            cursor = store.load_cursor(conn, system, "incremental")
-            backfill_cursor = store.load_cursor(conn, system, "backfill")
-            runs = store.last_runs(conn, system, _RECENT_RUNS)
-            run = runs[0] if runs else None
-            position = "(start of the feed)"
-            if cursor is not None and cursor.updated_at:
-                position = cursor.updated_at + (f" after {cursor.tie}" if cursor.tie else "")
-            if backfill_cursor is not None and backfill_cursor.finished_at is None:
-                position += f"\nbackfill at {backfill_cursor.updated_at or 'its start'}"
-            last = "never"
-            if run is not None:
-                outcome = run.outcome or (
-                    "running"
-                    if store.is_locked(conn, system, run.stream)
-                    else f"{store.INTERRUPTED} (its process died; the next run closes it)"
+        views = poller_overview(conn, list(settings.pollers.systems))
+    for view in views:
+        system, state, cursor, backfill_cursor, runs = (
+            view.system,
+            view.state,
+            view.cursor,
+            view.backfill,
+            view.runs,
+        )
+        configured = settings.pollers.systems.get(system)
+        run = runs[0] if runs else None
+        position = "(start of the feed)"
+        if cursor is not None and cursor.updated_at:
+            position = cursor.updated_at + (f" after {cursor.tie}" if cursor.tie else "")
+        if backfill_cursor is not None and backfill_cursor.finished_at is None:
+            position += f"\nbackfill at {backfill_cursor.updated_at or 'its start'}"
+        last = "never"
+        if run is not None:
+            died = f"{store.INTERRUPTED} (its process died; the next run closes it)"
+            outcome = run.outcome or ("running" if view.running else died)
+            last = f"{_at(run.started_at)} {outcome}, {run.pages} pages, {run.orders} orders"
+            interrupted = [r for r in runs[1:] if r.outcome == store.INTERRUPTED]
+            if interrupted:
+                last += (
+                    f"\n{len(interrupted)} of the {len(runs)} last runs interrupted, the latest "
+                    f"started {_at(interrupted[0].started_at)} (its process died)"
                 )
-                last = f"{_at(run.started_at)} {outcome}, {run.pages} pages, {run.orders} orders"
-                interrupted = [r for r in runs[1:] if r.outcome == store.INTERRUPTED]
-                if interrupted:
-                    last += (
-                        f"\n{len(interrupted)} of the {len(runs)} last runs interrupted, the latest "
-                        f"started {_at(interrupted[0].started_at)} (its process died)"
-                    )
-            lag = _age(cursor.caught_up_at, now) if cursor and cursor.caught_up_at else "never caught up"
-            error = f"{state.last_error} ({_age(state.last_error_at, now)} ago)" if state.last_error else "—"
-            if state.paused_at is not None:
-                condition = f"[red]paused {_age(state.paused_at, now)} ago: {state.paused_reason}[/red]"
-            elif configured is None:
-                condition = "[yellow]not configured[/yellow]"
-            elif state.failures:
-                condition = f"[yellow]{state.failures} failed run(s) in a row[/yellow]"
-            else:
-                condition = "[green]running[/green]"
-            table.add_row(
-                system,
-                configured.trigger_description() if configured else "—",
-                position,
-                last,
-                _at(state.next_run_at),
-                lag,
-                error,
-                condition,
-            )
-    if not systems:
+        lag = _age(cursor.caught_up_at, now) if cursor and cursor.caught_up_at else "never caught up"
+        error = f"{state.last_error} ({_age(state.last_error_at, now)} ago)" if state.last_error else "—"
+        if state.paused_at is not None:
+            condition = f"[red]paused {_age(state.paused_at, now)} ago: {state.paused_reason}[/red]"
+        elif configured is None:
+            condition = "[yellow]not configured[/yellow]"
+        elif state.failures:
+            condition = f"[yellow]{state.failures} failed run(s) in a row[/yellow]"
+        else:
+            condition = "[green]running[/green]"
+        table.add_row(
+            system,
+            configured.trigger_description() if configured else "—",
+            position,
+            last,
+            _at(state.next_run_at),
+            lag,
+            error,
+            condition,
+        )
+    if not views:
         out.print("no polled systems (SALESHUB_POLLERS__SYSTEMS is empty)")
         return
     out.print(table)

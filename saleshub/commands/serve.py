@@ -257,6 +257,11 @@ def _report(settings: Settings, secrets: SecretStore, db: Database) -> None:
     out.print(table)
     colour = "red" if now.open_problems else "green"
     out.print(f"[{colour}]open quarantined/failed events: {now.open_problems}[/{colour}]")
+    for system, minutes in now.per_minute.items():
+        out.print(
+            f"events in the last hour, {system}: {sum(minutes)}, {sum(minutes) / len(minutes):.1f} "
+            f"per minute, at most {max(minutes)} in a minute"
+        )
     if now.partitions:
         out.print(f"event partitions: {now.partitions[0].month:%Y-%m} … {now.partitions[-1].month:%Y-%m}")
     if now.uncovered:

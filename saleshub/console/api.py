@@ -26,6 +26,7 @@ from saleshub.actions import mappings as mapping_actions
 from saleshub.actions import reconciliation as recon
 from saleshub.actions.pollers import pause_poller, resume_poller
 from saleshub.actions.status import hub_status
+from saleshub.console.security import SANDBOXED_DOCUMENT_POLICY
 from saleshub.errors import (
     GoldenSamplesError,
     InvalidRequestError,
@@ -46,6 +47,7 @@ from saleshub.store.failures import database_errors
 from saleshub.store.polling import poller_states
 
 __all__ = [
+    "Caller",
     "CrosswalkRow",
     "DeployRequest",
     "DismissRequest",
@@ -59,7 +61,8 @@ __all__ = [
     "draft_impact",
     "error_response",
     "masked",
-    "order_details",
+    "plain",
+    "polled",
     "preview_input",
 ]
 
@@ -112,7 +115,8 @@ def _bearer(request: Request) -> Principal:
     return verifier.principal(token.strip())
 
 
-_Caller = Annotated[Principal, Depends(_bearer)]
+#: The authenticated person of a request (a route parameter).
+Caller = Annotated[Principal, Depends(_bearer)]
 
 
 class DismissRequest(BaseModel):
@@ -162,13 +166,14 @@ class ImpactRequest(BaseModel):
     last: int = Field(default=1000, ge=1, le=1_000_000)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` (dataclasses, dicts, lists, times, ids) as JSON-ready data."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+        return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, datetime | uuid.UUID):
         return str(value)
     return value
@@ -185,7 +190,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
             return error_response(exc)
 
     @router.get("/status", summary="How the hub stands (the figures of `saleshub status`)")
-    def status(request: Request, caller: _Caller) -> Any:
+    def status(request: Request, caller: Caller) -> Any:
         hub = _runtime(request)
 
         def read() -> Any:
@@ -204,7 +209,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
                 "queued": now.queued,
                 "outbox_pending": now.backlog.pending,
                 "deployed_revision": now.deployed.revision if now.deployed else None,
-                "processes": [_plain(p) for p in now.running],
+                "processes": [plain(p) for p in now.running],
             }
 
         return run(read)
@@ -212,7 +217,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
     @router.get("/events", summary="Events, newest first, filtered")
     def list_events(
         request: Request,
-        caller: _Caller,
+        caller: Caller,
         system: str | None = None,
         status: Status | None = None,
         since: datetime | None = None,
@@ -238,14 +243,14 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
                     limit=limit,
                 )
             return [
-                {**_plain(dict(row._mapping)), "first_error": event_actions.first_error(row.errors)}
+                {**plain(dict(row._mapping)), "first_error": event_actions.first_error(row.errors)}
                 for row in rows
             ]
 
         return run(read)
 
     @router.get("/events/{event_id}", summary="One event: everything recorded, who acted on it last")
-    def show_event(request: Request, caller: _Caller, event_id: str) -> Any:
+    def show_event(request: Request, caller: Caller, event_id: str) -> Any:
         hub = _runtime(request)
 
         def read() -> Any:
@@ -255,12 +260,12 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
                     raise NotFoundError(f"no event {event_id}")
                 record = event_actions.event_record(conn, row)
             body = bytes(row.raw_body).decode("utf-8", "replace") if row.raw_body is not None else None
-            return masked({**_plain(record), "body": body}, caller)
+            return masked({**plain(record), "body": body}, caller)
 
         return run(read)
 
     @router.post("/events/{event_id}/dismiss", summary="Close an open quarantined/failed event (operator)")
-    def dismiss(request: Request, caller: _Caller, event_id: str, payload: DismissRequest) -> Any:
+    def dismiss(request: Request, caller: Caller, event_id: str, payload: DismissRequest) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
@@ -277,7 +282,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
     )
     def replay(
         request: Request,
-        caller: _Caller,
+        caller: Caller,
         event_id: str,
         payload: Annotated[ReplayRequest | None, Body()] = None,
     ) -> Any:
@@ -295,36 +300,8 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
 
         return run(act)
 
-    @router.get("/orders", summary="Orders, most recently updated first")
-    def list_orders(
-        request: Request,
-        caller: _Caller,
-        system: str | None = None,
-        status: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    ) -> Any:
-        hub = _runtime(request)
-
-        def read() -> Any:
-            with database_errors(), hub.database.engine.connect() as conn:
-                rows = queries.orders(conn, system=system, status=status, limit=limit)
-            return masked([_plain(dict(r._mapping)) for r in rows], caller)
-
-        return run(read)
-
-    @router.get(
-        "/orders/{order}", summary="One order (hub id or SYSTEM:EXTERNAL_ID) with versions and events"
-    )
-    def show_order(request: Request, caller: _Caller, order: str) -> Any:
-        hub = _runtime(request)
-
-        def read() -> Any:
-            return masked(_plain(order_details(hub, order)), caller)
-
-        return run(read)
-
     @router.get("/mappings/history", summary="Deployed revisions, newest first, with who deployed each")
-    def history(request: Request, caller: _Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> Any:
+    def history(request: Request, caller: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> Any:
         hub = _runtime(request)
 
         def read() -> Any:
@@ -332,7 +309,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
                 found = mapping_actions.history(conn, limit)
             return [
                 {
-                    **_plain(dataclasses.replace(revision, files={})),
+                    **plain(dataclasses.replace(revision, files={})),
                     "deployed_by": acted.name if acted else None,
                     "deployed_by_subject": acted.subject if acted else None,
                 }
@@ -342,19 +319,19 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
         return run(read)
 
     @router.get("/mappings/diff", summary="What changed between two revisions, field by field")
-    def diff(request: Request, caller: _Caller, old: str, new: str) -> Any:
+    def diff(request: Request, caller: Caller, old: str, new: str) -> Any:
         hub = _runtime(request)
 
         def read() -> Any:
             engine = hub.database.engine
             before = mapping_actions.revision_files(engine, mapping_actions.parse_revision(old))
             after = mapping_actions.revision_files(engine, mapping_actions.parse_revision(new))
-            return [_plain(change) for change in mapping_actions.diff(before, after)]
+            return [plain(change) for change in mapping_actions.diff(before, after)]
 
         return run(read)
 
     @router.post("/mappings/rollback", summary="Deploy an earlier revision's files again (steward)")
-    def rollback(request: Request, caller: _Caller, payload: RollbackRequest) -> Any:
+    def rollback(request: Request, caller: Caller, payload: RollbackRequest) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
@@ -369,7 +346,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
     @router.post(
         "/mappings/drafts", status_code=201, summary="Start a draft from the deployed revision (steward)"
     )
-    def start_draft(request: Request, caller: _Caller) -> Any:
+    def start_draft(request: Request, caller: Caller) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
@@ -387,7 +364,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
     @router.post(
         "/mappings/drafts/{draft_id}/crosswalk-rows", summary="Add a crosswalk row to a draft (steward)"
     )
-    def add_row(request: Request, caller: _Caller, draft_id: uuid.UUID, payload: CrosswalkRow) -> Any:
+    def add_row(request: Request, caller: Caller, draft_id: uuid.UUID, payload: CrosswalkRow) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
@@ -400,7 +377,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
         return run(act)
 
     @router.post("/mappings/drafts/{draft_id}/validate", summary="Load and compile a draft's files (steward)")
-    def validate(request: Request, caller: _Caller, draft_id: uuid.UUID) -> Any:
+    def validate(request: Request, caller: Caller, draft_id: uuid.UUID) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
@@ -413,7 +390,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
     @router.post(
         "/mappings/drafts/{draft_id}/preview", summary="What an event becomes with a draft (steward)"
     )
-    def preview(request: Request, caller: _Caller, draft_id: uuid.UUID, payload: PreviewRequest) -> Any:
+    def preview(request: Request, caller: Caller, draft_id: uuid.UUID, payload: PreviewRequest) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
@@ -422,23 +399,23 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
             found = mapping_actions.preview(
                 draft_catalog(hub, draft_id), system, body, hub.settings.web.max_body_bytes
             )
-            return masked(_plain(found), caller)
+            return masked(plain(found), caller)
 
         return run(act)
 
     @router.post("/mappings/drafts/{draft_id}/impact", summary="Orders a draft would change (steward)")
-    def impact(request: Request, caller: _Caller, draft_id: uuid.UUID, payload: ImpactRequest) -> Any:
+    def impact(request: Request, caller: Caller, draft_id: uuid.UUID, payload: ImpactRequest) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
             caller.require("steward", "measuring a draft's impact")
             report = draft_impact(hub, draft_id, payload.system, payload.last)
-            return masked(_plain(report), caller)
+            return masked(plain(report), caller)
 
         return run(act)
 
     @router.post("/mappings/drafts/{draft_id}/deploy", summary="Check and deploy a draft (steward)")
-    def deploy(request: Request, caller: _Caller, draft_id: uuid.UUID, payload: DeployRequest) -> Any:
+    def deploy(request: Request, caller: Caller, draft_id: uuid.UUID, payload: DeployRequest) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
@@ -451,35 +428,35 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
         return run(act)
 
     @router.get("/pollers", summary="Each polled system's state: last success, failures, pause")
-    def pollers(request: Request, caller: _Caller) -> Any:
+    def pollers(request: Request, caller: Caller) -> Any:
         hub = _runtime(request)
 
         def read() -> Any:
             with database_errors(), hub.database.engine.connect() as conn:
                 states = poller_states(conn)
-            return {system: _plain(state) for system, state in states.items()}
+            return {system: plain(state) for system, state in states.items()}
 
         return run(read)
 
     @router.post("/pollers/{system}/pause", summary="Stop a system's scheduled polling (operator)")
-    def pause(request: Request, caller: _Caller, system: str, payload: DismissRequest) -> Any:
+    def pause(request: Request, caller: Caller, system: str, payload: DismissRequest) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
             caller.require("operator", "pausing a poller")
-            _polled(hub, system)
+            polled(hub, system)
             pause_poller(hub.database.engine, system, payload.reason, actor_of(caller))
             return {"system": system, "paused": True}
 
         return run(act)
 
     @router.post("/pollers/{system}/resume", summary="Restart a system's scheduled polling (operator)")
-    def resume(request: Request, caller: _Caller, system: str) -> Any:
+    def resume(request: Request, caller: Caller, system: str) -> Any:
         hub = _runtime(request)
 
         def act() -> Any:
             caller.require("operator", "resuming a poller")
-            _polled(hub, system)
+            polled(hub, system)
             resume_poller(hub.database.engine, system, actor_of(caller))
             return {"system": system, "paused": False}
 
@@ -488,7 +465,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
     @router.get("/reconciliation/runs", summary="The newest reconciliation runs with their counts")
     def reconciliation_runs(
         request: Request,
-        caller: _Caller,
+        caller: Caller,
         system: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     ) -> Any:
@@ -496,7 +473,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
 
         def read() -> Any:
             with database_errors(), hub.database.engine.connect() as conn:
-                return [_plain(run) for run in recon.list_runs(conn, system=system, limit=limit)]
+                return [plain(run) for run in recon.list_runs(conn, system=system, limit=limit)]
 
         return run(read)
 
@@ -505,7 +482,7 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
         summary="A run's report: JSON, CSV or a self-contained HTML page (personal data masked)",
     )
     def reconciliation_report(
-        request: Request, caller: _Caller, run_id: uuid.UUID, format: str = "json"
+        request: Request, caller: Caller, run_id: uuid.UUID, format: str = "json"
     ) -> Any:
         hub = _runtime(request)
 
@@ -513,24 +490,26 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
             with database_errors(), hub.database.engine.connect() as conn:
                 rendered = recon.run_report(conn, run_id, format)
             media = {"json": "application/json", "csv": "text/csv", "html": "text/html"}[format]
-            return Response(rendered, media_type=f"{media}; charset=utf-8")
+            # The HTML report is one self-contained page with inline styles: served sandboxed.
+            sandboxed = {"content-security-policy": SANDBOXED_DOCUMENT_POLICY} if format == "html" else {}
+            return Response(rendered, media_type=f"{media}; charset=utf-8", headers=sandboxed)
 
         return run(read)
 
     @router.get("/reconciliation/compare", summary="What is new in run b, what was resolved since run a")
-    def reconciliation_compare(request: Request, caller: _Caller, a: uuid.UUID, b: uuid.UUID) -> Any:
+    def reconciliation_compare(request: Request, caller: Caller, a: uuid.UUID, b: uuid.UUID) -> Any:
         hub = _runtime(request)
 
         def read() -> Any:
             with database_errors(), hub.database.engine.connect() as conn:
-                return _plain(recon.compare_runs(conn, a, b))
+                return plain(recon.compare_runs(conn, a, b))
 
         return run(read)
 
     @router.get("/audit", summary="Operator actions, newest first (keyset pages: before=<action_id>)")
     def audit(
         request: Request,
-        caller: _Caller,
+        caller: Caller,
         before: int | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> Any:
@@ -538,42 +517,18 @@ def api_router() -> APIRouter:  # noqa: PLR0915 (one closure per route, register
 
         def read() -> Any:
             with database_errors(), hub.database.engine.connect() as conn:
-                return [_plain(entry) for entry in list_actions(conn, limit=limit, before=before)]
+                return [plain(entry) for entry in list_actions(conn, limit=limit, before=before)]
 
         return run(read)
 
     return router
 
 
-def _polled(hub: HubRuntime, system: str) -> None:
+def polled(hub: HubRuntime, system: str) -> None:
+    """``NotFoundError`` unless ``system`` is a polled system of the settings."""
     if system not in hub.settings.pollers.systems:
         known = ", ".join(sorted(hub.settings.pollers.systems)) or "none"
         raise NotFoundError(f"{system} is not a polled system (SALESHUB_POLLERS__SYSTEMS: {known})")
-
-
-def order_details(hub: HubRuntime, order: str) -> dict[str, Any]:
-    """An order (by hub id or ``SYSTEM:EXTERNAL_ID``) with its versions and events."""
-    with database_errors(), hub.database.engine.connect() as conn:
-        if ":" in order:
-            system, external_id = order.split(":", 1)
-            row = queries.find_order(conn, system=system, external_id=external_id)
-        else:
-            try:
-                hub_id = uuid.UUID(order)
-            except ValueError:
-                raise InvalidRequestError(
-                    f"an order is a hub id or SYSTEM:EXTERNAL_ID; got {order!r}"
-                ) from None
-            row = queries.find_order(conn, hub_order_id=hub_id)
-        if row is None:
-            raise NotFoundError(f"no order {order}")
-        versions = queries.order_versions(conn, row.hub_order_id)
-        events = queries.order_events(conn, row.hub_order_id)
-    return {
-        "order": dict(row._mapping),
-        "versions": [dict(v._mapping) for v in versions],
-        "events": [dict(e._mapping) for e in events],
-    }
 
 
 def draft_catalog(hub: HubRuntime, draft_id: uuid.UUID) -> Any:

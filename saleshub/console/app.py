@@ -12,13 +12,18 @@ import logging
 import secrets
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from saleshub.console.api import api_router, error_response
+from saleshub.console.api_operations import operations_router
+from saleshub.console.api_orders import orders_router
 from saleshub.console.pages import pages_router
+from saleshub.console.pages_mappings import mapping_pages_router
+from saleshub.console.pages_orders import order_pages_router
+from saleshub.console.pages_pollers import poller_pages_router
 from saleshub.console.security import SecurityHeaders
 from saleshub.errors import SalesHubError
 from saleshub.platform.auth import AuthenticationError, ForbiddenError, TokenVerifier
@@ -28,7 +33,7 @@ from saleshub.platform.worker_board import WorkerBoard
 from saleshub.receive.app import create_app
 from saleshub.runtime import HubRuntime
 
-__all__ = ["CLIENT_SECRET", "SESSION_KEY_SECRET", "create_hub_app"]
+__all__ = ["CLIENT_SECRET", "SESSION_KEY_SECRET", "create_hub_app", "operator_routers"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,11 @@ SESSION_KEY_SECRET = "console/session_key"
 CLIENT_SECRET = "console/client_secret"
 
 _STATIC = Path(__file__).parent / "static"
+
+
+def operator_routers() -> list[APIRouter]:
+    """Every router of ``/api/v1`` (the application and its OpenAPI document include these)."""
+    return [api_router(), orders_router(), operations_router()]
 
 
 def create_hub_app(
@@ -69,8 +79,11 @@ def create_hub_app(
         same_site="lax",
         https_only=not console.insecure_cookies,
     )
-    app.include_router(api_router())
+    for router in operator_routers():
+        app.include_router(router)
     app.include_router(pages_router(console))
+    for pages in (order_pages_router(), mapping_pages_router(), poller_pages_router()):
+        app.include_router(pages)
     app.mount("/console/static", StaticFiles(directory=_STATIC), name="console-static")
 
     @app.exception_handler(AuthenticationError)

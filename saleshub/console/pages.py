@@ -10,54 +10,34 @@ form posts the session's CSRF token; the role is checked again on the server for
 from __future__ import annotations
 
 import html
-import json
 import uuid
-from datetime import datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from saleshub.actions import events as event_actions
 from saleshub.actions import mappings as mapping_actions
 from saleshub.actions import reconciliation as recon
-from saleshub.actions.pollers import pause_poller, resume_poller
+from saleshub.actions.pollers import poller_overview
 from saleshub.actions.status import hub_status
-from saleshub.console.api import actor_of, draft_impact, order_details, preview_input
-from saleshub.console.security import check_csrf, csrf_token, session_principal, start_session
+from saleshub.console.api import actor_of, draft_impact, preview_input
+from saleshub.console.rendering import TEMPLATES, failure, page, runtime_of, shown, shown_json, to_login, who
+from saleshub.console.security import SANDBOXED_DOCUMENT_POLICY, check_csrf, start_session
 from saleshub.errors import NotFoundError, SalesHubError
 from saleshub.mapping.revision import MappingFiles
-from saleshub.platform.auth import AuthenticationError, Principal, principal_from_claims
-from saleshub.platform.masking import mask
+from saleshub.platform.auth import principal_from_claims
 from saleshub.platform.settings import ConsoleSettings
 from saleshub.receive.replay import ReplaySelection
-from saleshub.runtime import HubRuntime
 from saleshub.stewards.deployment import load_deployed
 from saleshub.store import queries
 from saleshub.store.audit import list_actions
 from saleshub.store.failures import database_errors
-from saleshub.store.polling import PollerState, poller_states
 
 __all__ = ["pages_router"]
-
-_TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
-
-def _hub(request: Request) -> HubRuntime:
-    hub: HubRuntime = request.app.state.runtime
-    return hub
-
-
-def _shown(principal: Principal, text: str) -> str:
-    return text if principal.sees_personal_data else mask(text)
-
-
-def _json(principal: Principal, value: Any) -> str:
-    return _shown(principal, json.dumps(value, default=str, ensure_ascii=False, indent=2))
 
 
 def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one closure per route)
@@ -81,27 +61,6 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
                 },
             )
         return registered["client"]
-
-    def page(request: Request, name: str, principal: Principal, **context: Any) -> HTMLResponse:
-        return _TEMPLATES.TemplateResponse(
-            request, name, {"me": principal, "csrf": csrf_token(request), **context}
-        )
-
-    def who(request: Request) -> Principal | None:
-        try:
-            return session_principal(request)
-        except AuthenticationError:
-            return None
-
-    def to_login() -> RedirectResponse:
-        return RedirectResponse("/console/login", status_code=303)
-
-    def failure(
-        request: Request, principal: Principal, exc: SalesHubError, status: int = 400
-    ) -> HTMLResponse:
-        response = page(request, "error.html", principal, message=str(exc))
-        response.status_code = 404 if isinstance(exc, NotFoundError) else status
-        return response
 
     @router.get("/login")
     async def login(request: Request) -> Response:
@@ -142,16 +101,28 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
 
     @router.get("/logged-out")
     async def logged_out(request: Request) -> HTMLResponse:
-        return _TEMPLATES.TemplateResponse(request, "logged_out.html", {})
+        return TEMPLATES.TemplateResponse(request, "logged_out.html", {})
 
     @router.get("/")
     def dashboard(request: Request) -> Response:
         me = who(request)
         if me is None:
             return to_login()
-        with database_errors(), _hub(request).database.engine.connect() as conn:
+        hub = runtime_of(request)
+        with database_errors(), hub.database.engine.connect() as conn:
             now = hub_status(conn)
-        return page(request, "dashboard.html", me, status=now, active="dashboard")
+            pollers = poller_overview(conn, list(hub.settings.pollers.systems))
+            last_runs = recon.list_runs(conn, limit=1)
+        return page(
+            request,
+            "dashboard.html",
+            me,
+            status=now,
+            pollers=pollers,
+            last_reconciliation=last_runs[0] if last_runs else None,
+            moment=datetime.now(UTC),
+            active="dashboard",
+        )
 
     @router.get("/events")
     def events(
@@ -163,7 +134,7 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         me = who(request)
         if me is None:
             return to_login()
-        with database_errors(), _hub(request).database.engine.connect() as conn:
+        with database_errors(), runtime_of(request).database.engine.connect() as conn:
             if status == "open":  # the quarantine: what still needs a person
                 rows = queries.events(conn, open_only=True, system=system, before=before, limit=100)
             else:
@@ -183,7 +154,7 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         me = who(request)
         if me is None:
             return to_login()
-        with database_errors(), _hub(request).database.engine.connect() as conn:
+        with database_errors(), runtime_of(request).database.engine.connect() as conn:
             row = queries.event(conn, event_id)
             if row is None:
                 return failure(request, me, NotFoundError(f"no event {event_id}"))
@@ -195,9 +166,9 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
             me,
             row=row,
             record=record,
-            body=_shown(me, body) if body is not None else None,
+            body=shown(me, body) if body is not None else None,
             errors=(row.errors or {}).get("fields") or [],
-            message=_shown(me, str((row.errors or {}).get("message", ""))),
+            message=shown(me, str((row.errors or {}).get("message", ""))),
             active="events",
         )
 
@@ -211,7 +182,7 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         check_csrf(request, csrf)
         me.require("operator", "dismissing an event")
         try:
-            event_actions.dismiss_event(_hub(request).database.engine, event_id, reason, actor_of(me))
+            event_actions.dismiss_event(runtime_of(request).database.engine, event_id, reason, actor_of(me))
         except SalesHubError as exc:
             return failure(request, me, exc, 409)
         return RedirectResponse(f"/console/events/{event_id}", status_code=303)
@@ -223,7 +194,7 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
             return to_login()
         check_csrf(request, csrf)
         me.require("operator", "replaying an event")
-        hub = _hub(request)
+        hub = runtime_of(request)
         summary = event_actions.replay_events(
             hub, ReplaySelection(event_id=event_id, open_only=False), actor_of(me)
         )
@@ -241,20 +212,25 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
             return to_login()
         check_csrf(request, csrf)
         me.require("steward", "drafting mappings")
-        hub = _hub(request)
+        hub = runtime_of(request)
         draft_id = mapping_actions.start_draft(hub.database.engine, actor_of(me), hub.settings.mappings_dir)
         suffix = f"?event={uuid.UUID(event)}" if event else ""
         return RedirectResponse(f"/console/drafts/{draft_id}{suffix}", status_code=303)
 
     @router.get("/drafts/{draft_id}")
     def draft(
-        request: Request, draft_id: uuid.UUID, event: uuid.UUID | None = None, last: int = 200
+        request: Request,
+        draft_id: uuid.UUID,
+        event: uuid.UUID | None = None,
+        last: int = 200,
+        goldens: bool = False,
+        file: str | None = None,
     ) -> Response:
         me = who(request)
         if me is None:
             return to_login()
         me.require("steward", "drafting mappings")
-        hub = _hub(request)
+        hub = runtime_of(request)
         with database_errors(), hub.database.engine.connect() as conn:
             found = mapping_actions.draft_of(conn, draft_id)
         if found.base_revision is not None:
@@ -272,6 +248,14 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
                 impact = draft_impact(hub, draft_id, system, max(1, min(last, 100_000)))
         except SalesHubError as exc:
             problem = str(exc)
+        results = None
+        if goldens:  # what a deploy of the draft would check
+            try:
+                results = mapping_actions.draft_goldens(
+                    hub.database.engine, draft_id, hub.settings.samples_dir
+                )
+            except SalesHubError as exc:
+                problem = str(exc)
         crosswalks = sorted(path for path in found.files if path.startswith("crosswalks/"))
         return page(
             request,
@@ -282,10 +266,12 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
             system=system,
             changes=changes,
             preview=preview,
-            preview_json=_json(me, preview.result) if preview is not None and preview.result else None,
+            preview_json=shown_json(me, preview.result) if preview is not None and preview.result else None,
             impact=impact,
             problem=problem,
+            goldens=results,
             crosswalks=crosswalks,
+            editing=file if file in found.files else None,
             active="mappings",
         )
 
@@ -305,7 +291,32 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         me.require("steward", "editing a draft")
         try:
             mapping_actions.add_crosswalk_row(
-                _hub(request).database.engine, draft_id, crosswalk, row, actor_of(me)
+                runtime_of(request).database.engine, draft_id, crosswalk, row, actor_of(me)
+            )
+        except SalesHubError as exc:
+            return failure(request, me, exc)
+        suffix = f"?event={uuid.UUID(event)}" if event else ""
+        return RedirectResponse(f"/console/drafts/{draft_id}{suffix}", status_code=303)
+
+    @router.post("/drafts/{draft_id}/files")
+    def edit_file(
+        request: Request,
+        draft_id: uuid.UUID,
+        path: str = Form(...),
+        text: str = Form(...),
+        event: str = Form(""),
+        csrf: str = Form(""),
+    ) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        check_csrf(request, csrf)
+        me.require("steward", "editing a draft")
+        # Browsers post text areas with CRLF line ends; the files keep LF.
+        edited = text.replace("\r\n", "\n")
+        try:
+            mapping_actions.edit_draft_file(
+                runtime_of(request).database.engine, draft_id, path, edited, actor_of(me)
             )
         except SalesHubError as exc:
             return failure(request, me, exc)
@@ -325,7 +336,7 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
             return to_login()
         check_csrf(request, csrf)
         me.require("steward", "deploying mappings")
-        hub = _hub(request)
+        hub = runtime_of(request)
         try:
             result = mapping_actions.deploy_draft(
                 hub.database.engine, draft_id, hub.settings.samples_dir, message, actor_of(me)
@@ -341,98 +352,34 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         target = f"/console/events/{uuid.UUID(event)}" if event else "/console/mappings"
         return RedirectResponse(f"{target}?deployed={result.revision}", status_code=303)
 
-    @router.get("/orders")
-    def orders(request: Request, system: str | None = None) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        with database_errors(), _hub(request).database.engine.connect() as conn:
-            rows = queries.orders(conn, system=system, limit=100)
-        return page(request, "orders.html", me, rows=rows, active="orders")
-
-    @router.get("/orders/{order}")
-    def order(request: Request, order: str) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        try:
-            details = order_details(_hub(request), order)
-        except SalesHubError as exc:
-            return failure(request, me, exc)
-        return page(
-            request,
-            "order.html",
-            me,
-            order=details["order"],
-            versions=details["versions"],
-            events=details["events"],
-            content=_json(me, details["order"]["content"]),
-            first_error=event_actions.first_error,
-            active="orders",
-        )
-
-    @router.get("/mappings")
-    def mappings(request: Request) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        with database_errors(), _hub(request).database.engine.connect() as conn:
-            revisions = mapping_actions.history(conn, 50)
-        return page(request, "mappings.html", me, revisions=revisions, active="mappings")
-
-    @router.get("/pollers")
-    def pollers(request: Request) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        hub = _hub(request)
-        systems = sorted(hub.settings.pollers.systems)
-        with database_errors(), hub.database.engine.connect() as conn:
-            states = poller_states(conn, systems)
-        rows = [(system, states.get(system, PollerState(system))) for system in systems]
-        return page(request, "pollers.html", me, rows=rows, active="pollers")
-
-    @router.post("/pollers/{system}/pause")
-    def pause(request: Request, system: str, reason: str = Form(""), csrf: str = Form("")) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("operator", "pausing a poller")
-        hub = _hub(request)
-        if system not in hub.settings.pollers.systems:
-            return failure(request, me, NotFoundError(f"{system} is not a polled system"))
-        pause_poller(hub.database.engine, system, reason.strip() or "paused from the console", actor_of(me))
-        return RedirectResponse("/console/pollers", status_code=303)
-
-    @router.post("/pollers/{system}/resume")
-    def resume(request: Request, system: str, csrf: str = Form("")) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("operator", "resuming a poller")
-        hub = _hub(request)
-        if system not in hub.settings.pollers.systems:
-            return failure(request, me, NotFoundError(f"{system} is not a polled system"))
-        resume_poller(hub.database.engine, system, actor_of(me))
-        return RedirectResponse("/console/pollers", status_code=303)
-
     @router.get("/reconciliation")
     def reconciliation(request: Request) -> Response:
         me = who(request)
         if me is None:
             return to_login()
-        with database_errors(), _hub(request).database.engine.connect() as conn:
+        with database_errors(), runtime_of(request).database.engine.connect() as conn:
             runs = recon.list_runs(conn, limit=50)
         return page(request, "reconciliation.html", me, runs=runs, active="reconciliation")
+
+    @router.get("/reconciliation/{run_id}")
+    def reconciliation_report(request: Request, run_id: uuid.UUID) -> Response:
+        me = who(request)
+        if me is None:
+            return to_login()
+        try:
+            with database_errors(), runtime_of(request).database.engine.connect() as conn:
+                rendered = recon.run_report(conn, run_id, "html")
+        except SalesHubError as exc:
+            return failure(request, me, exc)
+        # The report is one self-contained page with inline styles: served sandboxed.
+        return HTMLResponse(rendered, headers={"content-security-policy": SANDBOXED_DOCUMENT_POLICY})
 
     @router.get("/audit")
     def audit(request: Request, before: int | None = None) -> Response:
         me = who(request)
         if me is None:
             return to_login()
-        with database_errors(), _hub(request).database.engine.connect() as conn:
+        with database_errors(), runtime_of(request).database.engine.connect() as conn:
             entries = list_actions(conn, limit=100, before=before)
         return page(request, "audit.html", me, entries=entries, active="audit")
 

@@ -6,7 +6,9 @@ is a top-level navigation, which Lax lets through) holding the subject, name, ro
 time's expiry and a CSRF token; it carries no personal data beyond the person's own name. Every
 state-changing form posts the CSRF token and is refused without it or from another origin. Every
 console and API response carries a strict Content-Security-Policy: scripts, styles and images from
-the hub only, no inline script, no framing.
+the hub only, no inline script, no framing. The one exception is a self-contained reconciliation
+report (its styles are inline): it is served under ``SANDBOXED_DOCUMENT_POLICY``, a sandbox where
+no script runs at all and nothing is fetched, which the middleware leaves as the response set it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from saleshub.platform.auth import AuthenticationError, ForbiddenError, Principal
 
 __all__ = [
+    "SANDBOXED_DOCUMENT_POLICY",
     "SecurityHeaders",
     "check_csrf",
     "content_security_policy",
@@ -30,6 +33,15 @@ __all__ = [
 ]
 
 _GUARDED = ("/console", "/api/v1")
+
+#: The policy of a self-contained HTML document (a reconciliation report): its inline styles apply,
+#: but it is sandboxed (a unique origin, no script, no form, no plugin) and may load nothing but
+#: ``data:`` images; it can neither run code nor reach anything.
+SANDBOXED_DOCUMENT_POLICY = (
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+_CSP = b"content-security-policy"
 
 
 def content_security_policy(form_targets: str = "") -> str:
@@ -68,9 +80,14 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {name for name, _ in self.headers}
-                kept = [(n, v) for n, v in message.get("headers", []) if n.lower() not in names]
-                message = {**message, "headers": kept + self.headers}
+                present = message.get("headers", [])
+                sandboxed = (_CSP, SANDBOXED_DOCUMENT_POLICY.encode("latin-1")) in [
+                    (n.lower(), v) for n, v in present
+                ]
+                added = [(n, v) for n, v in self.headers if not (sandboxed and n == _CSP)]
+                names = {name for name, _ in added}
+                kept = [(n, v) for n, v in present if n.lower() not in names]
+                message = {**message, "headers": kept + added}
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -42,6 +42,7 @@ __all__ = [
     "RevisionFollower",
     "check_candidate",
     "deploy",
+    "golden_results",
     "load_deployed",
     "process_name",
     "rollback",
@@ -63,14 +64,15 @@ def check_candidate(directory: Path, samples_dir: Path | None) -> Candidate:
     """Load, compile and run the golden samples of ``directory`` (``None``: no samples)."""
     files = MappingFiles.read(directory)
     catalog = MappingCatalog.load(directory)
-    results = _goldens(catalog, samples_dir) if samples_dir is not None else []
+    results = golden_results(catalog, samples_dir) if samples_dir is not None else []
     failed = [r for r in results if not r.passed and not r.missing_expected]
     if failed:
         raise GoldenSamplesError([f"{r.case.system}/{r.case.payload.name}" for r in failed])
     return Candidate(files, catalog, results)
 
 
-def _goldens(catalog: MappingCatalog, samples_dir: Path) -> list[CaseResult]:
+def golden_results(catalog: MappingCatalog, samples_dir: Path) -> list[CaseResult]:
+    """Every golden sample of ``catalog``'s systems under ``samples_dir``, run through it."""
     registry = AdapterRegistry.default()
     systems = {m.identity.system for m in catalog}
     return [

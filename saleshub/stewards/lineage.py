@@ -34,7 +34,15 @@ from sqlalchemy import Connection
 from adapters.base import SourceAdapter
 from adapters.registry import AdapterRegistry
 from canonical.model import ServiceOrder, is_personal_field
-from saleshub.errors import ConfigurationError, DataError, FieldError, MappingError, generic_target
+from saleshub.errors import (
+    ConfigurationError,
+    DataError,
+    FieldError,
+    InvalidRequestError,
+    MappingError,
+    NotFoundError,
+    generic_target,
+)
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.engine import CompiledMapping
 from saleshub.mapping.revision import MappingFiles
@@ -220,7 +228,7 @@ def find_order_id(conn: Connection, reference: str) -> uuid.UUID | None:
         try:
             wanted = uuid.UUID(reference)
         except ValueError:
-            raise ConfigurationError(
+            raise InvalidRequestError(
                 f"ORDER is a hub order id or SYSTEM:EXTERNAL_ORDER_ID; got {reference!r}"
             ) from None
         row = queries.find_order(conn, hub_order_id=wanted)
@@ -244,7 +252,7 @@ def explain_version(
         what = (
             f"version {version} of order {hub_order_id}" if version is not None else f"order {hub_order_id}"
         )
-        raise ConfigurationError(f"no {what} in the store")
+        raise NotFoundError(f"no {what} in the store")
     lineage = OrderLineage(
         order=f"{order.source_system}:{order.external_order_id}",
         hub_order_id=hub_order_id,
@@ -290,7 +298,7 @@ def explain_event(
     """The lineage of one event: a quarantined one up to the field that failed, and why."""
     row = queries.event(conn, event_id)
     if row is None:
-        raise ConfigurationError(f"no event {event_id} in the store")
+        raise NotFoundError(f"no event {event_id} in the store")
     lineage = OrderLineage(
         order=f"{row.source_system}:{row.order_key}" if row.order_key else None,
         hub_order_id=row.hub_order_id,

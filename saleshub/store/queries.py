@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import Connection, Row, Text, func, select, text
+from sqlalchemy import Connection, Row, Text, func, or_, select, text
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from saleshub.store.operations import error_counts_by_system
@@ -19,11 +19,13 @@ from saleshub.store.tables import integration_events, sales_systems, service_ord
 
 __all__ = [
     "AnyRow",
+    "OrderKey",
     "default_partition_rows",
     "event",
     "event_ids_with_prefix",
     "event_status_counts",
     "events",
+    "events_per_minute",
     "find_order",
     "integration_error_counts",
     "open_problem_count",
@@ -37,6 +39,9 @@ __all__ = [
 
 #: A result row of any shape (columns by attribute).
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+
+#: An order's place in the newest-first list: ``(updated_at, hub_order_id)``.
+OrderKey: TypeAlias = tuple[datetime, uuid.UUID]
 
 _E = integration_events.c
 _O = service_orders.c
@@ -115,6 +120,20 @@ def event_status_counts(conn: Connection, since: datetime) -> dict[tuple[str, st
     return {(system, status): count for system, status, count in rows}
 
 
+def events_per_minute(conn: Connection, since: datetime) -> dict[str, dict[datetime, int]]:
+    """``{system: {minute: events received}}`` since ``since`` (minutes without events left out)."""
+    minute = func.date_trunc("minute", _E.received_at)
+    rows = conn.execute(
+        select(_E.source_system, minute, func.count())
+        .where(_E.received_at >= since)
+        .group_by(_E.source_system, minute)
+    )
+    found: dict[str, dict[datetime, int]] = {}
+    for system, at, count in rows:
+        found.setdefault(system, {})[at] = count
+    return found
+
+
 def find_order(
     conn: Connection,
     *,
@@ -139,9 +158,13 @@ def orders(
     country: str | None = None,
     status: str | None = None,
     since: datetime | None = None,
+    before: OrderKey | None = None,
     limit: int = 50,
 ) -> Sequence[AnyRow]:
-    """The most recently updated orders matching the filters (without their content)."""
+    """The most recently updated orders matching the filters (without their content).
+
+    ``before`` is the previous page's last key ``(updated_at, hub_order_id)``: the page after it.
+    """
     query = (
         select(
             _O.hub_order_id,
@@ -157,9 +180,16 @@ def orders(
             _O.mapping,
             _O.updated_at,
         )
-        .order_by(_O.updated_at.desc())
+        .order_by(_O.updated_at.desc(), _O.hub_order_id.desc())
         .limit(limit)
     )
+    if before is not None:
+        # ``updated_at <= t`` alone lets either index of updated_at start the scan at the key.
+        moment, last_id = before
+        query = query.where(
+            _O.updated_at <= moment,
+            or_(_O.updated_at < moment, _O.hub_order_id < last_id),
+        )
     for column, value in (
         (_O.source_system, system),
         (_O.sales_channel, channel),

@@ -238,6 +238,7 @@ service_orders = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     UniqueConstraint("source_system", "external_order_id"),
     Index("ix_service_orders_system_updated", "source_system", "updated_at"),
+    Index("ix_service_orders_updated", "updated_at", "hub_order_id"),  # keyset pages of all orders
     Index("ix_service_orders_tenancy", "country_code", "bu_code", "sales_channel"),
     # Reconciliation reads a system's orders of a time window with what it compares, index only.
     Index(

@@ -42,6 +42,8 @@ def test_status_events_orders(run: CliRunner, hub: HubRuntime) -> None:
     status = run.invoke(app, ["status"])
     assert status.exit_code == 0, status.output
     assert "open quarantined/failed events: 1" in status.output
+    # The last hour's events per minute of each system.
+    assert "events in the last hour, pyxis: 2, 0.0 per minute" in status.output
     # No Kafka configured: the order and the rejection wait in the outbox, and status says so.
     assert "outbox: 2 events waiting" in status.output
     assert "Kafka: not configured" in status.output

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 from starlette.requests import Request
 
-from saleshub.console.security import check_csrf, content_security_policy, session_principal, start_session
+from saleshub.console.security import (
+    SANDBOXED_DOCUMENT_POLICY,
+    SecurityHeaders,
+    check_csrf,
+    content_security_policy,
+    session_principal,
+    start_session,
+)
 from saleshub.platform.auth import AuthenticationError, ForbiddenError, Principal
 
 
@@ -61,3 +69,36 @@ def test_the_policy_allows_nothing_inline_and_no_framing() -> None:
     policy = content_security_policy("https://idp.example")
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert "frame-ancestors 'none'" in policy and "form-action 'self' https://idp.example" in policy
+
+
+def _served(policy: bytes | None) -> dict[bytes, bytes]:
+    """The headers ``SecurityHeaders`` sends for a console response that set ``policy`` itself."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/html")] + (
+            [(b"content-security-policy", policy)] if policy else []
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    scope = {"type": "http", "path": "/console/reconciliation/x", "headers": []}
+    asyncio.run(SecurityHeaders(app, "")(scope, receive, send))  # type: ignore[arg-type]
+    return dict(sent[0]["headers"])
+
+
+def test_only_the_sandboxed_document_policy_survives_the_console_policy() -> None:
+    strict = content_security_policy("").encode()
+    assert _served(None)[b"content-security-policy"] == strict
+    assert _served(b"default-src *; script-src 'unsafe-inline'")[b"content-security-policy"] == strict
+    sandboxed = SANDBOXED_DOCUMENT_POLICY.encode()
+    assert _served(sandboxed)[b"content-security-policy"] == sandboxed
+    assert _served(sandboxed)[b"x-content-type-options"] == b"nosniff"
+    assert "sandbox" in SANDBOXED_DOCUMENT_POLICY and "script-src" not in SANDBOXED_DOCUMENT_POLICY
