@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import aliased
 
+from canonical.enums import Transport
 from saleshub.errors import ClassificationError, DecodeError, MappingError
 from saleshub.store.arrays import array_rows
 from saleshub.store.failures import first_line
@@ -82,8 +83,6 @@ __all__ = [
 
 #: The ``LISTEN``/``NOTIFY`` channel on which recording wakes the processors.
 CHANNEL = "saleshub_events"
-
-Transport = Literal["webhook", "poll", "kafka", "replay"]
 
 
 class Status(StrEnum):
