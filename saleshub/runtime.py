@@ -36,7 +36,7 @@ from saleshub.process.processor import Processor
 from saleshub.publish.outbox import Outbox
 from saleshub.publish.schemas import EventSchemas
 from saleshub.receive.recorder import Recorder
-from saleshub.stewards.deployment import RevisionFollower, deploy, load_deployed
+from saleshub.stewards.deployment import RevisionFollower, deploy, deploy_packaged, load_deployed
 from saleshub.store import queries
 from saleshub.store.database import Database, open_database
 from saleshub.store.failures import first_line, lacks_privilege
@@ -181,6 +181,8 @@ def _adapters(settings: Settings, registry: MappingRegistry) -> dict[str, Source
 def _deployed(settings: Settings, database: Database, migrate: bool) -> MappingRegistry:
     """The deployed revision; without one, the files on disk (deployed first when ``migrate``)."""
     try:
+        if migrate:
+            deploy_packaged(database.engine)
         found = load_deployed(database.engine)
     except RetriableError as exc:  # the hub starts anyway (503 until the database is back)
         log.warning("cannot read the deployed mapping revision (%s); using the files on disk for now", exc)
