@@ -45,7 +45,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import aliased
 
 from canonical.enums import Transport
-from saleshub.errors import ClassificationError, DecodeError, MappingError
+from saleshub.errors import ClassificationError, DecodeError, DocumentRuleError, MappingError, printable
 from saleshub.store.arrays import array_rows
 from saleshub.store.failures import first_line
 from saleshub.store.tables import (
@@ -119,6 +119,15 @@ def error_record(stage: Stage, exc: BaseException) -> dict[str, Any]:
             record["position"] = exc.position
     elif isinstance(exc, ClassificationError):
         record["message"] = exc.reason
+        if isinstance(exc, DocumentRuleError):
+            record["violations"] = [
+                {
+                    "rule": printable(v.rule),
+                    "location": printable(v.location),
+                    "message": printable(v.message),
+                }
+                for v in exc.violations
+            ]
     elif isinstance(exc, MappingError):
         record["message"] = f"{len(exc.errors)} field error(s) in mapping {exc.mapping}"
         record["fields"] = [error.as_dict() for error in exc.errors]

@@ -1,0 +1,61 @@
+"""The adapter API: everything a source-system adapter may import from the hub, and nothing more.
+
+A plug-in adapter (its own package, installed with pip, registered through the ``saleshub.adapters``
+entry point) imports only this module; an import-linter contract in ``pyproject.toml`` keeps the
+plug-ins under ``plugins/`` to it. What it offers:
+
+* the contract: ``SourceAdapter`` (with its metadata), ``EventInfo``, ``Translation``,
+  ``SOURCE_TRANSPORTS``, and for a polled system ``SourceApi`` with its cursor and page types;
+* safe decoding: ``decode_json`` and ``decode_xml`` (size limit, no entities, no network);
+* the vocabularies: ``EventType``, ``SalesChannel``, ``Transport``;
+* the errors an adapter raises for bad input (each a ``DataError``): ``DecodeError``,
+  ``ClassificationError``, ``DocumentRuleError`` with its ``RuleViolation``\\ s, ``SourcePageError``;
+  and ``shown`` to quote a value in a message safely;
+* ``MappingSource``, the type of the mappings an adapter is constructed with.
+
+The test kit for an adapter's contract suite is ``adapters.testing`` (``AdapterContract``); a
+plug-in's tests may import it too.
+"""
+
+from __future__ import annotations
+
+from adapters.base import SOURCE_TRANSPORTS, EventInfo, SourceAdapter, Translation
+from adapters.decoding import decode_json, decode_xml
+from adapters.source import Cursor, Page, PageRequest, SourceApi, SourceRecord, Window
+from canonical.enums import EventType, SalesChannel, Transport
+from saleshub.errors import (
+    ClassificationError,
+    DataError,
+    DecodeError,
+    DocumentRuleError,
+    RuleViolation,
+    SourcePageError,
+    shown,
+)
+from saleshub.mapping.catalog import MappingSource
+
+__all__ = [
+    "SOURCE_TRANSPORTS",
+    "ClassificationError",
+    "Cursor",
+    "DataError",
+    "DecodeError",
+    "DocumentRuleError",
+    "EventInfo",
+    "EventType",
+    "MappingSource",
+    "Page",
+    "PageRequest",
+    "RuleViolation",
+    "SalesChannel",
+    "SourceAdapter",
+    "SourceApi",
+    "SourcePageError",
+    "SourceRecord",
+    "Translation",
+    "Transport",
+    "Window",
+    "decode_json",
+    "decode_xml",
+    "shown",
+]
