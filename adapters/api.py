@@ -1,13 +1,16 @@
 """The adapter API: everything a source-system adapter may import from the hub, and nothing more.
 
 A plug-in adapter (its own package, installed with pip, registered through the ``saleshub.adapters``
-entry point) imports only this module; an import-linter contract in ``pyproject.toml`` keeps the
-plug-ins under ``plugins/`` to it. What it offers:
+entry point) imports only this module, and so do the built-in adapters (``pyxis``, ``tempo``,
+``erp``); an import-linter contract in ``pyproject.toml`` keeps them and the plug-ins under
+``plugins/`` to it. What it offers:
 
 * the contract: ``SourceAdapter`` (with its metadata), ``EventInfo``, ``Translation``,
   ``SOURCE_TRANSPORTS``, and for a polled system ``SourceApi`` with its cursor and page types;
-* safe decoding: ``decode_json`` and ``decode_xml`` (size limit, no entities, no network);
-* the vocabularies: ``EventType``, ``SalesChannel``, ``Transport``;
+* safe decoding: ``decode_json``, ``decode_xml`` (size limit, no entities, no network) and
+  ``split_json_page`` (a polled page's records, each as its own bytes);
+* the vocabularies: ``EventType``, ``SalesChannel``, ``Transport``, and ``BIGINT_MAX`` (the
+  largest source version the hub stores);
 * the errors an adapter raises for bad input (each a ``DataError``): ``DecodeError``,
   ``ClassificationError``, ``DocumentRuleError`` with its ``RuleViolation``\\ s, ``SourcePageError``;
   and ``shown`` to quote a value in a message safely;
@@ -20,9 +23,10 @@ plug-in's tests may import it too.
 from __future__ import annotations
 
 from adapters.base import SOURCE_TRANSPORTS, EventInfo, SourceAdapter, Translation
-from adapters.decoding import decode_json, decode_xml
+from adapters.decoding import decode_json, decode_xml, split_json_page
 from adapters.source import Cursor, Page, PageRequest, SourceApi, SourceRecord, Window
 from canonical.enums import EventType, SalesChannel, Transport
+from canonical.limits import BIGINT_MAX
 from saleshub.errors import (
     ClassificationError,
     DataError,
@@ -35,6 +39,7 @@ from saleshub.errors import (
 from saleshub.mapping.catalog import MappingSource
 
 __all__ = [
+    "BIGINT_MAX",
     "SOURCE_TRANSPORTS",
     "ClassificationError",
     "Cursor",
@@ -58,4 +63,5 @@ __all__ = [
     "decode_json",
     "decode_xml",
     "shown",
+    "split_json_page",
 ]

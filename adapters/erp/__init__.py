@@ -21,13 +21,18 @@ from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from adapters.base import EventInfo, SourceAdapter
-from adapters.decoding import decode_json
+from adapters.api import (
+    BIGINT_MAX,
+    EventInfo,
+    EventType,
+    SalesChannel,
+    SourceAdapter,
+    SourceApi,
+    Transport,
+    decode_json,
+    shown,
+)
 from adapters.erp.source import OrderHubApi
-from adapters.source import SourceApi
-from canonical.enums import EventType, SalesChannel, Transport
-from canonical.limits import BIGINT_MAX
-from saleshub.errors import shown
 
 __all__ = ["ERP_ORDER", "ErpAdapter", "content_digest"]
 

@@ -12,11 +12,16 @@ from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from adapters.base import EventInfo, SourceAdapter
-from adapters.decoding import decode_json
-from canonical.enums import EventType, SalesChannel, Transport
-from canonical.limits import BIGINT_MAX
-from saleshub.errors import shown
+from adapters.api import (
+    BIGINT_MAX,
+    EventInfo,
+    EventType,
+    SalesChannel,
+    SourceAdapter,
+    Transport,
+    decode_json,
+    shown,
+)
 
 __all__ = ["PYXIS_EVENT", "PyxisAdapter"]
 

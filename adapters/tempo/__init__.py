@@ -15,12 +15,17 @@ from typing import Any, ClassVar
 from lxml import etree
 from typing_extensions import override
 
-from adapters.base import EventInfo, SourceAdapter
-from adapters.decoding import decode_xml
-from adapters.source import SourceApi
+from adapters.api import (
+    EventInfo,
+    EventType,
+    SalesChannel,
+    SourceAdapter,
+    SourceApi,
+    Transport,
+    decode_xml,
+    shown,
+)
 from adapters.tempo.source import TempoChangesApi
-from canonical.enums import EventType, SalesChannel, Transport
-from saleshub.errors import shown
 
 __all__ = ["TEMPO_NAMESPACE", "TempoAdapter"]
 
