@@ -9,6 +9,13 @@ An adapter knows its transport details, never the field mapping (that lives in `
 * ``source``, for a system the hub polls, names its ``SourceApi`` (``adapters.source``): how to ask
   a page after a cursor and read its records; ``None`` for a system that only pushes.
 
+Its metadata is all the hub needs to know about the system besides: ``name``, the ``channels`` its
+orders carry, the ``countries`` it serves, its ``transports`` and, for webhooks, ``body_schemas``
+(the OpenAPI schema of a body per media type). The ``sales_systems`` row and its business-unit
+links are written from it when the hub starts (``saleshub.runtime``), the webhook endpoint's OpenAPI
+document is built from it (``saleshub.receive.openapi``), and ``scripts/serve.sh`` lists the systems
+from the registry; a new system adds no migration.
+
 ``translate`` runs the whole chain and only ever raises ``DataError`` subclasses for bad input, so a
 caller can quarantine on exactly that.
 """
@@ -17,19 +24,23 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from adapters.source import SourceApi
-from canonical.enums import EventType
+from canonical.enums import TRANSPORTS, EventType, SalesChannel, Transport
 from saleshub.errors import ClassificationError
 from saleshub.mapping.catalog import MappingSource
 from saleshub.mapping.engine import MappedOrder
 from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
-__all__ = ["EventInfo", "SourceAdapter", "Translation"]
+__all__ = ["SOURCE_TRANSPORTS", "EventInfo", "SourceAdapter", "Translation"]
 
 _SYSTEM_CODE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+#: What a source system may use; ``replay`` is the hub's own re-run of a recorded event.
+SOURCE_TRANSPORTS: frozenset[Transport] = frozenset(t for t in TRANSPORTS if t != "replay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +72,21 @@ class Translation:
 
 
 class SourceAdapter(ABC):
-    """Base class of every source-system adapter; subclasses set ``system`` and ``media_types``."""
+    """Base class of every source-system adapter; subclasses set the system's code and metadata."""
 
+    #: The system's code: the webhook path ``/webhooks/<system>``, its mapping directory, its row.
     system: ClassVar[str]
+    #: The system's name for people (the ``sales_systems`` row's ``name``).
+    name: ClassVar[str]
+    #: The canonical sales channels its orders carry.
+    channels: ClassVar[frozenset[SalesChannel]]
+    #: The ISO 3166-1 alpha-2 codes of the countries it serves (its business units are theirs).
+    countries: ClassVar[frozenset[str]]
+    #: How its events reach the hub (``SOURCE_TRANSPORTS``); ``poll`` needs a ``source``.
+    transports: ClassVar[frozenset[Transport]]
     media_types: ClassVar[frozenset[str]]
+    #: The OpenAPI schema of a webhook body, per media type (for the endpoint's document).
+    body_schemas: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: The source API the hub polls for this system's records, if it has one.
     source: ClassVar[type[SourceApi] | None] = None
 
@@ -83,11 +105,41 @@ class SourceAdapter(ABC):
         media = getattr(cls, "media_types", None)
         if not isinstance(media, frozenset) or not media:
             raise TypeError(f"{cls.__qualname__}.media_types must be a non-empty frozenset")
+        cls._check_metadata(media)
         source = getattr(cls, "source", None)
         if source is not None and not (isinstance(source, type) and issubclass(source, SourceApi)):
             raise TypeError(f"{cls.__qualname__}.source must be a SourceApi subclass or None")
         if source is not None and source.system != system:
             raise TypeError(f"{cls.__qualname__}.source reads {source.system!r}, not {system!r}")
+        if (source is not None) != ("poll" in cls.transports):
+            raise TypeError(f"{cls.__qualname__}: transport 'poll' and a source API go together")
+
+    @classmethod
+    def _check_metadata(cls, media: frozenset[str]) -> None:
+        who = cls.__qualname__
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"{who}.name must be the system's name for people, e.g. 'Pyxis'")
+        channels = getattr(cls, "channels", None)
+        if not isinstance(channels, frozenset) or not channels or not channels <= set(SalesChannel):
+            known = ", ".join(SalesChannel)
+            raise TypeError(f"{who}.channels must be a non-empty frozenset of SalesChannel ({known})")
+        countries = getattr(cls, "countries", None)
+        if (
+            not isinstance(countries, frozenset)
+            or not countries
+            or not all(isinstance(c, str) and _COUNTRY.match(c) for c in countries)
+        ):
+            raise TypeError(f"{who}.countries must be a non-empty frozenset of ISO codes like 'ES'")
+        transports = getattr(cls, "transports", None)
+        if not isinstance(transports, frozenset) or not transports or not transports <= SOURCE_TRANSPORTS:
+            known = ", ".join(sorted(SOURCE_TRANSPORTS))
+            raise TypeError(f"{who}.transports must be a non-empty frozenset of {known}")
+        schemas = getattr(cls, "body_schemas", None)
+        if not isinstance(schemas, Mapping) or not set(schemas) <= media:
+            raise TypeError(f"{who}.body_schemas must map some of its media_types to OpenAPI schemas")
+        if schemas and "webhook" not in transports:
+            raise TypeError(f"{who}.body_schemas describe webhook bodies, but 'webhook' is not a transport")
 
     def accepts(self, content_type: str | None) -> bool:
         """Whether a body of this ``Content-Type`` (parameters ignored) can be decoded."""

@@ -78,6 +78,10 @@ class AdapterRegistry:
         """Registered system codes, sorted."""
         return sorted(self._classes)
 
+    def classes(self) -> list[type[SourceAdapter]]:
+        """The registered adapter classes, in the order of their system codes."""
+        return [self._classes[name] for name in self.names()]
+
     def adapter_class(self, name: str) -> type[SourceAdapter]:
         """The class registered for ``name``; ``UnknownAdapterError`` lists the known ones."""
         found = self._classes.get(name)

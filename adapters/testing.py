@@ -8,6 +8,7 @@ Use it in three lines (pytest collects the inherited tests)::
         adapter_class = AcmeAdapter
         samples_dir = Path("contracts/samples/acme")   # golden samples of the system
         mappings_dir = Path("mappings")                # optional, this is the default
+        plugin_mappings = Path("src/acme/mappings")    # a plug-in's own mapping directory, if any
 
 What it checks: the class is well-formed and registrable; every golden sample decodes, classifies
 and maps to exactly its expected output; a cancellation maps to a CANCELLED order; the order names
@@ -28,6 +29,8 @@ from adapters.registry import AdapterRegistry
 from canonical.enums import EventType, OrderStatus
 from saleshub.errors import DataError, DecodeError
 from saleshub.mapping.catalog import MappingCatalog
+from saleshub.mapping.packaged import read_directory
+from saleshub.mapping.revision import MappingFiles
 from saleshub.stewards.goldens import GoldenCase, discover, run_case
 
 __all__ = ["AdapterContract"]
@@ -39,13 +42,24 @@ class AdapterContract:
     adapter_class: ClassVar[type[SourceAdapter]]
     samples_dir: ClassVar[Path]
     mappings_dir: ClassVar[Path] = Path("mappings")
+    #: A plug-in's mapping directory, loaded over ``mappings_dir`` as the hub loads it once the
+    #: plug-in is installed (``saleshub.mapping.packaged``): files ``mappings_dir`` has win.
+    plugin_mappings: ClassVar[Path | None] = None
     minimum_samples: ClassVar[int] = 8
+
+    @classmethod
+    def make_adapter(cls) -> SourceAdapter:
+        """An adapter instance over the mappings (for a plug-in's other tests too)."""
+        if cls.plugin_mappings is None:
+            return cls.adapter_class(MappingCatalog.load(cls.mappings_dir))
+        files = read_directory(cls.plugin_mappings) | read_directory(cls.mappings_dir)
+        return cls.adapter_class(MappingFiles(files).catalog())
 
     @pytest.fixture(scope="class")
     @classmethod
     def adapter(cls) -> SourceAdapter:
         """An adapter instance over the loaded mapping catalog."""
-        return cls.adapter_class(MappingCatalog.load(cls.mappings_dir))
+        return cls.make_adapter()
 
     def cases(self) -> list[GoldenCase]:
         """The golden cases of this adapter's system."""

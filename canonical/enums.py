@@ -7,8 +7,22 @@ database. New members may be added (Avro readers get a ``default`` symbol); memb
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal, get_args
 
-__all__ = ["CustomerKind", "EventType", "OrderStatus", "SalesChannel", "ServiceType"]
+__all__ = [
+    "TRANSPORTS",
+    "CustomerKind",
+    "EventType",
+    "OrderStatus",
+    "SalesChannel",
+    "ServiceType",
+    "Transport",
+]
+
+#: How an event reached the hub: the one definition of the transport list (the event table, the
+#: adapters' metadata, the ``sales_systems`` rows and the rejected-event schema all read it).
+Transport = Literal["webhook", "poll", "kafka", "replay"]
+TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
 
 
 class SalesChannel(StrEnum):

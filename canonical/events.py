@@ -29,12 +29,14 @@ from enum import StrEnum
 from typing import Any
 
 from canonical.avro import service_order_schema
+from canonical.enums import TRANSPORTS
 
 __all__ = ["EVENT_NAMESPACE", "EventKind", "event_schema"]
 
 EVENT_NAMESPACE = "saleshub.events"
 
 _UUID = {"type": "string", "logicalType": "uuid"}
+_TRANSPORTS_DOC = f"{', '.join(TRANSPORTS[:-1])} or {TRANSPORTS[-1]}."
 _TIMESTAMP = {"type": "long", "logicalType": "timestamp-micros"}
 
 
@@ -110,7 +112,7 @@ def _rejected_fields() -> list[dict[str, Any]]:
         {"name": "event_id", "type": _UUID, "doc": "The hub's integration event id (also ce_id)."},
         {"name": "occurred_at", "type": _TIMESTAMP, "doc": "When the hub received the source event."},
         {"name": "source_system", "type": "string"},
-        {"name": "transport", "type": "string", "doc": "webhook, poll, kafka or replay."},
+        {"name": "transport", "type": "string", "doc": _TRANSPORTS_DOC},
         {"name": "status", "type": "string", "doc": "quarantined (bad input) or failed (hub error)."},
         {"name": "stage", "type": "string", "doc": "content_type, decode, classify, mapping, internal."},
         {"name": "error", "type": "string", "doc": "The error type."},

@@ -44,6 +44,7 @@ __all__ = [
     "ConfigurationError",
     "DataError",
     "DecodeError",
+    "DocumentRuleError",
     "FatalError",
     "FieldError",
     "GoldenSamplesError",
@@ -55,6 +56,7 @@ __all__ = [
     "MissingSecretError",
     "NotFoundError",
     "RetriableError",
+    "RuleViolation",
     "SalesHubError",
     "SecretStoreError",
     "SecretStoreUnavailableError",
@@ -186,6 +188,31 @@ class ClassificationError(DataError):
     def __init__(self, system: str, reason: str) -> None:
         self.system, self.reason = system, reason
         super().__init__(f"{system}: cannot classify the event: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleViolation:
+    """One rule of a document standard that a body breaks: its id, where (an XPath), and why."""
+
+    rule: str
+    location: str
+    message: str
+    #: ``fatal`` refuses the document; ``warning`` is reported with a refusal, never refuses alone.
+    flag: str = "fatal"
+
+    def __str__(self) -> str:
+        return f"{self.rule} at {self.location}: {self.message}"
+
+
+class DocumentRuleError(ClassificationError):
+    """The body breaks rules of its document standard (XML Schema, Schematron), each listed."""
+
+    def __init__(self, system: str, standard: str, violations: Sequence[RuleViolation]) -> None:
+        self.standard, self.violations = standard, tuple(violations)
+        count = len(self.violations)
+        listed = "; ".join(str(v) for v in self.violations[:10])
+        more = f"; and {count - 10} more" if count > 10 else ""
+        super().__init__(system, f"{count} rule(s) of {standard} broken: {listed}{more}")
 
 
 def _truncated(text: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,14 +36,15 @@ from saleshub.process.processor import Processor
 from saleshub.publish.outbox import Outbox
 from saleshub.publish.schemas import EventSchemas
 from saleshub.receive.recorder import Recorder
-from saleshub.stewards.deployment import RevisionFollower, deploy, load_deployed
+from saleshub.stewards.deployment import RevisionFollower, deploy, deploy_packaged, load_deployed
 from saleshub.store import queries
 from saleshub.store.database import Database, open_database
 from saleshub.store.failures import first_line, lacks_privilege
 from saleshub.store.migrate import current_revision, head_revision, is_newer_than_head, upgrade
 from saleshub.store.partitions import ensure_partitions, uncovered_message, uncovered_months
+from saleshub.store.systems import SystemRow, sync_systems
 
-__all__ = ["HubRuntime", "tune_collector"]
+__all__ = ["HubRuntime", "register_systems", "system_row", "tune_collector"]
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +80,17 @@ class HubRuntime:
             secrets.close()
             raise
         try:
+            leased = migrate and secrets.leased_credentials("database/credentials") is not None
             if migrate:
-                leased = secrets.leased_credentials("database/credentials") is not None
                 _prepare_store(database, leased=leased)
             registry = (
                 MappingRegistry(pinned) if pinned is not None else _deployed(settings, database, migrate)
             )
             adapters = _adapters(settings, registry)
             if migrate:
-                with database.engine.connect() as connection:
+                with database.engine.begin() as connection:
+                    if not leased:  # a leased user may not write reference data; it only checks
+                        register_systems(connection, [type(a) for _, a in sorted(adapters.items())])
                     _check_systems_registered(connection, adapters)
         except Exception:
             database.close()
@@ -177,6 +181,8 @@ def _adapters(settings: Settings, registry: MappingRegistry) -> dict[str, Source
 def _deployed(settings: Settings, database: Database, migrate: bool) -> MappingRegistry:
     """The deployed revision; without one, the files on disk (deployed first when ``migrate``)."""
     try:
+        if migrate:
+            deploy_packaged(database.engine)
         found = load_deployed(database.engine)
     except RetriableError as exc:  # the hub starts anyway (503 until the database is back)
         log.warning("cannot read the deployed mapping revision (%s); using the files on disk for now", exc)
@@ -193,6 +199,28 @@ def _deployed(settings: Settings, database: Database, migrate: bool) -> MappingR
     return MappingRegistry(*found) if found is not None else MappingRegistry(catalog)
 
 
+def system_row(adapter: type[SourceAdapter]) -> SystemRow:
+    """The ``sales_systems`` row of ``adapter``'s system, from its metadata."""
+    return SystemRow(
+        code=adapter.system,
+        name=adapter.name,
+        countries=tuple(sorted(adapter.countries)),
+        configuration={
+            "transports": sorted(adapter.transports),
+            "channels": sorted(adapter.channels),
+            "media_types": sorted(adapter.media_types),
+        },
+    )
+
+
+def register_systems(connection: Connection, adapters: Iterable[type[SourceAdapter]]) -> list[str]:
+    """Write the ``sales_systems`` rows and business-unit links of ``adapters``; the new codes."""
+    new = sync_systems(connection, [system_row(adapter) for adapter in adapters])
+    if new:
+        log.info("registered the sales systems %s from their adapters", ", ".join(new))
+    return new
+
+
 def _check_systems_registered(connection: Connection, adapters: dict[str, SourceAdapter]) -> None:
     # The event and order tables name their system without a foreign key (migration 0003), so a
     # system is checked here, once, instead of on every row.
@@ -200,8 +228,8 @@ def _check_systems_registered(connection: Connection, adapters: dict[str, Source
     missing = sorted(set(adapters) - known)
     if missing:
         raise ConfigurationError(
-            f"adapters without a row in sales_systems: {', '.join(missing)}; a sales system is "
-            "registered as a row (code, name, countries served) before the hub takes its events"
+            f"adapters without a row in sales_systems: {', '.join(missing)}; `saleshub serve` (or "
+            "`saleshub db upgrade`) writes a system's row from its adapter before the hub takes its events"
         )
 
 

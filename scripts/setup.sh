@@ -15,3 +15,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# The example plug-in's source (plugins/saleshub-peppol/src) on the path of the hub's checks (mypy,
+# import contracts, its contract suite), not installed: without its entry points the hub does not
+# load it; `pip install ./plugins/saleshub-peppol` does (see "Adding a source system" in README.md).
+.venv/bin/python - <<'PY'
+import pathlib, sysconfig
+site = pathlib.Path(sysconfig.get_paths()["purelib"])
+(site / "saleshub-plugins-src.pth").write_text(str(pathlib.Path("plugins/saleshub-peppol/src").resolve()) + "\n")
+PY

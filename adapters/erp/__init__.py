@@ -16,19 +16,42 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from adapters.base import EventInfo, SourceAdapter
-from adapters.decoding import decode_json
+from adapters.api import (
+    BIGINT_MAX,
+    EventInfo,
+    EventType,
+    SalesChannel,
+    SourceAdapter,
+    SourceApi,
+    Transport,
+    decode_json,
+    shown,
+)
 from adapters.erp.source import OrderHubApi
-from adapters.source import SourceApi
-from canonical.enums import EventType
-from canonical.limits import BIGINT_MAX
-from saleshub.errors import shown
 
-__all__ = ["ErpAdapter", "content_digest"]
+__all__ = ["ERP_ORDER", "ErpAdapter", "content_digest"]
+
+_TEXT_ID = {"type": "string", "minLength": 1, "maxLength": 128}
+
+#: One Oracle Fusion sales order (an item of the Order Hub REST resource).
+ERP_ORDER: dict[str, Any] = {
+    "title": "ErpSalesOrder",
+    "type": "object",
+    "required": ["OrderNumber", "LastUpdateDate"],
+    "properties": {
+        "OrderNumber": _TEXT_ID,
+        "OrderKey": _TEXT_ID,
+        "LastUpdateDate": {"type": "string", "format": "date-time"},
+        "SourceTransactionRevisionNumber": {"type": "integer", "minimum": 0},
+        "StatusCode": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
 
 
 def content_digest(document: Any) -> str:
@@ -45,6 +68,12 @@ class ErpAdapter(SourceAdapter):
     """Adapter for Oracle Fusion sales orders (JSON items of the Order Hub REST resource)."""
 
     system: ClassVar[str] = "erp"
+    name: ClassVar[str] = "Oracle Fusion Order Hub"
+    channels: ClassVar[frozenset[SalesChannel]] = frozenset({SalesChannel.B2B})
+    countries: ClassVar[frozenset[str]] = frozenset({"ES", "FR", "IT", "PL"})
+    #: Polled; the webhook endpoint takes the same order items pushed (e.g. by an integration flow).
+    transports: ClassVar[frozenset[Transport]] = frozenset({"poll", "webhook"})
+    body_schemas: ClassVar[Mapping[str, Mapping[str, Any]]] = {"application/json": ERP_ORDER}
     media_types: ClassVar[frozenset[str]] = frozenset(
         {"application/json", "application/vnd.oracle.adf.resourceitem+json"}
     )

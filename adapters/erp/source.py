@@ -28,9 +28,17 @@ from typing import Any, ClassVar
 import httpx
 from typing_extensions import override
 
-from adapters.decoding import split_json_page
-from adapters.source import Cursor, Page, PageRequest, SourceApi, SourceRecord, Window
-from saleshub.errors import DecodeError, SourcePageError
+from adapters.api import (
+    Cursor,
+    DecodeError,
+    Page,
+    PageRequest,
+    SourceApi,
+    SourcePageError,
+    SourceRecord,
+    Window,
+    split_json_page,
+)
 
 __all__ = ["EXPAND", "ORDER_HUB_PATH", "OrderHubApi"]
 

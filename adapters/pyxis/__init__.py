@@ -7,17 +7,47 @@ Envelope: ``{"eventId", "eventType": "order.created|order.updated|order.cancelle
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from typing_extensions import override
 
-from adapters.base import EventInfo, SourceAdapter
-from adapters.decoding import decode_json
-from canonical.enums import EventType
-from canonical.limits import BIGINT_MAX
-from saleshub.errors import shown
+from adapters.api import (
+    BIGINT_MAX,
+    EventInfo,
+    EventType,
+    SalesChannel,
+    SourceAdapter,
+    Transport,
+    decode_json,
+    shown,
+)
 
-__all__ = ["PyxisAdapter"]
+__all__ = ["PYXIS_EVENT", "PyxisAdapter"]
+
+_TEXT_ID = {"type": "string", "minLength": 1, "maxLength": 128}
+
+#: A Pyxis order event (webhook or Kafka record); the order's fields are mapped by mappings/pyxis.
+PYXIS_EVENT: dict[str, Any] = {
+    "title": "PyxisOrderEvent",
+    "type": "object",
+    "required": ["eventId", "eventType", "order"],
+    "properties": {
+        "eventId": {**_TEXT_ID, "description": "the idempotency key when no webhook-id is sent"},
+        "eventType": {"type": "string", "enum": ["order.created", "order.updated", "order.cancelled"]},
+        "occurredAt": {"type": "string", "format": "date-time"},
+        "order": {
+            "type": "object",
+            "required": ["orderId"],
+            "properties": {
+                "orderId": _TEXT_ID,
+                "revision": {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807},
+            },
+            "additionalProperties": True,
+        },
+    },
+    "additionalProperties": True,
+}
 
 _EVENT_TYPES = {
     "order.created": EventType.CREATED,
@@ -30,7 +60,12 @@ class PyxisAdapter(SourceAdapter):
     """Adapter for Pyxis order events (JSON)."""
 
     system: ClassVar[str] = "pyxis"
+    name: ClassVar[str] = "Pyxis"
+    channels: ClassVar[frozenset[SalesChannel]] = frozenset(SalesChannel)
+    countries: ClassVar[frozenset[str]] = frozenset({"ES", "FR", "IT"})
+    transports: ClassVar[frozenset[Transport]] = frozenset({"webhook", "kafka"})
     media_types: ClassVar[frozenset[str]] = frozenset({"application/json"})
+    body_schemas: ClassVar[Mapping[str, Mapping[str, Any]]] = {"application/json": PYXIS_EVENT}
 
     @override
     def decode(self, body: bytes) -> Any:

@@ -10,18 +10,25 @@ orders with a continuation token, each wrapped into this message).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from lxml import etree
 from typing_extensions import override
 
-from adapters.base import EventInfo, SourceAdapter
-from adapters.decoding import decode_xml, refuse_repeated_elements
-from adapters.source import SourceApi
+from adapters.api import (
+    EventInfo,
+    EventType,
+    SalesChannel,
+    SourceAdapter,
+    SourceApi,
+    Transport,
+    decode_xml,
+    refuse_repeated_elements,
+    shown,
+)
 from adapters.tempo.schema import SINGLE_CHILDREN
 from adapters.tempo.source import TempoChangesApi
-from canonical.enums import EventType
-from saleshub.errors import shown
 
 __all__ = ["TEMPO_NAMESPACE", "TempoAdapter"]
 
@@ -34,7 +41,18 @@ class TempoAdapter(SourceAdapter):
     """Adapter for Tempo service-order messages (XML)."""
 
     system: ClassVar[str] = "tempo"
+    name: ClassVar[str] = "Tempo"
+    channels: ClassVar[frozenset[SalesChannel]] = frozenset(SalesChannel)
+    countries: ClassVar[frozenset[str]] = frozenset({"PL"})
+    transports: ClassVar[frozenset[Transport]] = frozenset({"webhook", "poll"})
     media_types: ClassVar[frozenset[str]] = frozenset({"application/xml", "text/xml"})
+    body_schemas: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "application/xml": {
+            "type": "string",
+            "description": f"a tso:ServiceOrderMessage in namespace {TEMPO_NAMESPACE} "
+            "(schema: contracts/xsd/tempo-serviceorder-2.xsd)",
+        }
+    }
     source: ClassVar[type[SourceApi] | None] = TempoChangesApi
 
     @override

@@ -36,9 +36,17 @@ import httpx
 from lxml import etree
 from typing_extensions import override
 
-from adapters.decoding import decode_xml
-from adapters.source import Cursor, Page, PageRequest, SourceApi, SourceRecord, Window
-from saleshub.errors import DecodeError, SourcePageError
+from adapters.api import (
+    Cursor,
+    DecodeError,
+    Page,
+    PageRequest,
+    SourceApi,
+    SourcePageError,
+    SourceRecord,
+    Window,
+    decode_xml,
+)
 
 __all__ = ["CHANGES_PATH", "PAGE_NAMESPACE", "TempoChangesApi", "wrap_order"]
 

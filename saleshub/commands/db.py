@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from adapters.registry import AdapterRegistry
 from saleshub.commands.common import database, fail
 from saleshub.console import out
 from saleshub.errors import SalesHubError
 from saleshub.platform.secrets import secret_store_from_settings
 from saleshub.platform.settings import Settings
+from saleshub.runtime import register_systems
 from saleshub.store.backup import backup, restore
 from saleshub.store.database import OWNER_SECRET
 from saleshub.store.migrate import current_revision, head_revision, login_user, upgrade
@@ -54,12 +56,15 @@ def db_upgrade() -> None:
             upgrade(db.engine)
             with db.engine.begin() as connection:
                 created = ensure_partitions(connection)
+                registered = register_systems(connection, AdapterRegistry.default().classes())
             out.print(
                 f"{db.description} as {login_user(db.engine)}: schema {before or '(empty)'} → "
                 f"{current_revision(db.engine)}"
             )
             for name in created:
                 out.print(f"created partition {name}")
+            for code in registered:
+                out.print(f"registered sales system {code}")
     finally:
         secrets.close()
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +24,7 @@ from saleshub.errors import ConfigurationError, LoadIssue, MappingLoadError
 from saleshub.mapping import spec as spec_module
 from saleshub.mapping.compiler import Crosswalks, compile_mapping
 from saleshub.mapping.engine import CompiledMapping, MappingIdentity
+from saleshub.mapping.packaged import packaged_files
 from saleshub.mapping.spec import NODE_TAGS, MappingFile
 from saleshub.mapping.yaml_source import Located, dotted_key, load_located_yaml
 
@@ -95,21 +98,42 @@ class MappingCatalog:
         self._mappings = mappings
 
     @classmethod
-    def load(cls, directory: Path, *, revision: int | None = None) -> MappingCatalog:
+    def load(cls, directory: Path, *, revision: int | None = None, packaged: bool = True) -> MappingCatalog:
         """Load and compile everything; raises ``MappingLoadError`` listing every problem.
 
-        ``revision`` is the deployed mapping revision the files are (it goes into every label).
+        ``revision`` is the deployed mapping revision the files are (it goes into every label);
+        ``packaged`` adds the installed plug-ins' mapping files the directory lacks (a stored
+        revision is compiled without: it maps exactly as it was deployed).
         """
-        catalog, issues = cls.check(directory, revision=revision)
+        catalog, issues = cls.check(directory, revision=revision, packaged=packaged)
         if issues:
             raise MappingLoadError(issues)
         return catalog
 
     @classmethod
-    def check(cls, directory: Path, *, revision: int | None = None) -> tuple[MappingCatalog, list[LoadIssue]]:
-        """Load what can be loaded and return it with every problem found."""
+    def check(
+        cls, directory: Path, *, revision: int | None = None, packaged: bool = True
+    ) -> tuple[MappingCatalog, list[LoadIssue]]:
+        """Load what can be loaded and return it with every problem found.
+
+        With ``packaged``, the files of installed mapping plug-ins that ``directory`` lacks are
+        loaded too (``saleshub.mapping.packaged``), from a scratch copy of the directory.
+        """
         if not directory.is_dir():
             raise ConfigurationError(f"mappings directory {directory} does not exist")
+        extra = (
+            {p: t for p, t in packaged_files().items() if not (directory / p).exists()} if packaged else {}
+        )
+        if extra:
+            with tempfile.TemporaryDirectory(prefix="saleshub-mappings-") as scratch:
+                overlay = Path(scratch)
+                shutil.copytree(directory, overlay, dirs_exist_ok=True)
+                for relative, text in extra.items():
+                    (overlay / relative).parent.mkdir(parents=True, exist_ok=True)
+                    (overlay / relative).write_bytes(text.encode("utf-8"))
+                merged, found = cls.check(overlay, revision=revision, packaged=False)
+            merged.directory, merged.origin = directory, f"{directory} with plug-in mappings"
+            return merged, found
         crosswalks = Crosswalks(directory / CROSSWALK_DIR)
         mappings: dict[tuple[str, str], CompiledMapping] = {}
         issues: list[LoadIssue] = []

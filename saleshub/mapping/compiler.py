@@ -396,6 +396,12 @@ class _Compiler:
         self.report_once((spec.table, "", ""), file_issues)
         if crosswalk is None:
             return None
+        if spec.optional_column and spec.column not in crosswalk.columns:
+            # A shared crosswalk without this system's column yet: no code of it is known.
+            self.tables_used[spec.table] = crosswalk.sha256
+            return CompiledLookup(
+                {}, crosswalk.file, spec.column, spec.on_missing, spec.default, {}, column_absent=True
+            )
         table, table_issues = self.crosswalks.table(crosswalk, spec.column, spec.to)
         self.report_once((spec.table, spec.column, spec.to), table_issues)
         if table_issues and not table:

@@ -104,7 +104,7 @@ class CompiledLookup:
     ``rows`` gives, for each code of ``table``, the file line and the cells of the row it comes from.
     """
 
-    __slots__ = ("column", "default", "file", "policy", "rows", "table")
+    __slots__ = ("column", "column_absent", "default", "file", "policy", "rows", "table")
 
     def __init__(
         self,
@@ -114,14 +114,20 @@ class CompiledLookup:
         policy: str,
         default: str | None,
         rows: dict[str, tuple[int, dict[str, str]]] | None = None,
+        *,
+        column_absent: bool = False,
     ) -> None:
         self.table, self.file, self.column = table, file, column
         self.policy, self.default = policy, default
         self.rows = rows if rows is not None else {}
+        #: The file has no such column yet (a lookup with ``optional_column``).
+        self.column_absent = column_absent
 
     @property
     def problem(self) -> str:
         """Why a code missing from the table is an error (``policy == "error"``)."""
+        if self.column_absent:
+            return f"{self.file} has no column {self.column!r} yet; add the column and a row for this code"
         return f"code is not in {self.file} (column {self.column!r}); add a row for it"
 
 

@@ -1,7 +1,8 @@
 """A mapping revision as data: the mapping files and crosswalks of one ``mappings/`` directory.
 
 ``MappingFiles.read(directory)`` takes every mapping file (``<system>/*.yaml``) and crosswalk
-(``crosswalks/*.csv``) as text, keyed by relative path; ``content_hash`` is a SHA-256 over the
+(``crosswalks/*.csv``) as text, keyed by relative path, with those of installed mapping plug-ins
+the directory lacks (``saleshub.mapping.packaged``); ``content_hash`` is a SHA-256 over the
 sorted paths and bytes, so two directories with the same files have the same hash whatever their
 place or timestamps. ``catalog`` compiles the files (through a temporary directory, with exactly
 the loader the directory itself would get), so a revision stored in the database maps exactly as
@@ -16,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from saleshub.errors import ConfigurationError
-from saleshub.mapping.catalog import CROSSWALK_DIR, MappingCatalog
+from saleshub.mapping.catalog import MappingCatalog
+from saleshub.mapping.packaged import packaged_files, read_directory
 
 __all__ = ["MappingFiles"]
-
-_PATTERNS = ("*/*.yaml", "*/*.yml", f"{CROSSWALK_DIR}/*.csv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,21 +31,15 @@ class MappingFiles:
 
     @classmethod
     def read(cls, directory: Path) -> MappingFiles:
-        """The files of ``directory``; a file that is not UTF-8 is named in the error."""
+        """The files of ``directory`` and of installed mapping plug-ins it lacks (``packaged``).
+
+        A file that is not UTF-8 is named in the error.
+        """
         if not directory.is_dir():
             raise ConfigurationError(f"mappings directory {directory} does not exist")
-        files: dict[str, str] = {}
-        for pattern in _PATTERNS:
-            for path in sorted(directory.glob(pattern)):
-                relative = path.relative_to(directory).as_posix()
-                if path.suffix != ".csv" and path.parent.name == CROSSWALK_DIR:
-                    continue
-                try:
-                    files[relative] = path.read_bytes().decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ConfigurationError(
-                        f"{relative} is not UTF-8 (byte {exc.start}); save it as UTF-8"
-                    ) from None
+        files = read_directory(directory)
+        for relative, text in packaged_files().items():
+            files.setdefault(relative, text)  # the directory's own file wins over a plug-in's
         return cls(dict(sorted(files.items())))
 
     @property
@@ -70,6 +64,6 @@ class MappingFiles:
         with tempfile.TemporaryDirectory(prefix="saleshub-mappings-") as scratch:
             directory = Path(scratch)
             self.write(directory)
-            catalog = MappingCatalog.load(directory, revision=revision)
+            catalog = MappingCatalog.load(directory, revision=revision, packaged=False)
         catalog.origin = f"mapping revision r{revision}" if revision is not None else "stored files"
         return catalog

@@ -62,6 +62,11 @@ class LookupSpec(_Spec):
         description="error: the order fails; default: use `default`; pass_through: keep the code",
     )
     default: str | None = None
+    optional_column: bool = Field(
+        default=False,
+        description="the column may be absent from a shared crosswalk (a plug-in system's column "
+        "not added yet): every code is then missing and `on_missing` applies",
+    )
 
     @model_validator(mode="after")
     def _default_iff_policy(self) -> Self:

@@ -21,10 +21,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from swagger_ui_bundle import swagger_ui_path
 
+from adapters.registry import AdapterRegistry
 from saleshub.platform.settings import Settings
 from saleshub.platform.worker_board import WorkerBoard
 from saleshub.receive.batching import GroupCommit
-from saleshub.receive.openapi import WEBHOOK_OPENAPI, WEBHOOK_RESPONSES, install_openapi
+from saleshub.receive.openapi import WEBHOOK_RESPONSES, install_openapi, webhook_openapi
 from saleshub.receive.responses import EventReceipt, Health, Readiness
 from saleshub.receive.webhooks import problem, receive
 from saleshub.runtime import HubRuntime
@@ -102,7 +103,7 @@ def create_app(
         status_code=202,
         response_model=EventReceipt,
         responses=WEBHOOK_RESPONSES,
-        openapi_extra=WEBHOOK_OPENAPI,
+        openapi_extra=webhook_openapi(AdapterRegistry.default().classes()),
         summary="Receive one order event from a sales system",
     )
     async def receive_webhook(system: str, request: Request) -> JSONResponse:

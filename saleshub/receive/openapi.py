@@ -1,22 +1,24 @@
 """The webhook endpoint's contract in the OpenAPI document: what each system sends, every answer.
 
-The request body is described per media type as each built-in system really sends it: Pyxis and
-the ERP post JSON (an event envelope, a sales order), Tempo posts namespaced XML (its schema is
-``contracts/xsd/tempo-serviceorder-2.xsd``). Every error answer is an RFC 9457 problem document
+The request body is described per media type from the registered adapters' ``body_schemas`` (each
+system's adapter says what it posts), so an installed plug-in's system appears in the document
+with no change here. Every error answer is an RFC 9457 problem document
 whose schema (``Problem``) is part of the document's components, so clients and contract testers
 can check the 4xx and 5xx bodies too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from adapters.base import SourceAdapter
 from saleshub.receive.responses import EventReceipt, Problem
 
-__all__ = ["ERP_ORDER", "PROBLEM", "PYXIS_EVENT", "WEBHOOK_OPENAPI", "WEBHOOK_RESPONSES", "install_openapi"]
+__all__ = ["PROBLEM", "WEBHOOK_RESPONSES", "install_openapi", "webhook_openapi"]
 
 PROBLEM = "application/problem+json"
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -26,75 +28,48 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM: {"schema": _PROBLEM_REF}}}
 
 
-_TEXT_ID = {"type": "string", "minLength": 1, "maxLength": 128}
+_SIGNATURE_HEADERS = (
+    ("webhook-id", "unique message id; a repeat is answered 200 with the original event"),
+    ("webhook-timestamp", "seconds since the Unix epoch; must be within the tolerance"),
+    ("webhook-signature", "space-separated v1,<base64 HMAC-SHA256 of id.timestamp.body>"),
+)
 
-#: A Pyxis order event (webhook or Kafka record); the order's fields are mapped by mappings/pyxis.
-PYXIS_EVENT: dict[str, Any] = {
-    "title": "PyxisOrderEvent",
-    "type": "object",
-    "required": ["eventId", "eventType", "order"],
-    "properties": {
-        "eventId": {**_TEXT_ID, "description": "the idempotency key when no webhook-id is sent"},
-        "eventType": {"type": "string", "enum": ["order.created", "order.updated", "order.cancelled"]},
-        "occurredAt": {"type": "string", "format": "date-time"},
-        "order": {
-            "type": "object",
-            "required": ["orderId"],
-            "properties": {
-                "orderId": _TEXT_ID,
-                "revision": {"type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807},
-            },
-            "additionalProperties": True,
+
+def webhook_openapi(adapters: Iterable[type[SourceAdapter]]) -> dict[str, Any]:
+    """The webhook operation's headers and request body, built from the adapters' ``body_schemas``.
+
+    One entry per media type some adapter describes (in media-type order); the schemas of several
+    systems sharing a media type are alternatives (``oneOf``), in the order of their system codes.
+    """
+    by_media: dict[str, list[Mapping[str, Any]]] = {}
+    senders: list[str] = []
+    for adapter in sorted(adapters, key=lambda a: a.system):
+        for media, schema in sorted(adapter.body_schemas.items()):
+            by_media.setdefault(media, []).append(schema)
+        if adapter.body_schemas:
+            senders.append(f"{adapter.name} posts {', '.join(sorted(adapter.body_schemas))}")
+    content = {
+        media: {"schema": dict(schemas[0]) if len(schemas) == 1 else {"oneOf": [dict(s) for s in schemas]}}
+        for media, schemas in sorted(by_media.items())
+    }
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "description": description,
+                "schema": {"type": "string"},
+            }
+            for name, description in _SIGNATURE_HEADERS
+        ],
+        "requestBody": {
+            "required": True,
+            "description": "the source system's payload, exactly as it sends it: " + "; ".join(senders),
+            "content": content,
         },
-    },
-    "additionalProperties": True,
-}
+    }
 
-#: One Oracle Fusion sales order (an item of the Order Hub REST resource).
-ERP_ORDER: dict[str, Any] = {
-    "title": "ErpSalesOrder",
-    "type": "object",
-    "required": ["OrderNumber", "LastUpdateDate"],
-    "properties": {
-        "OrderNumber": _TEXT_ID,
-        "OrderKey": _TEXT_ID,
-        "LastUpdateDate": {"type": "string", "format": "date-time"},
-        "SourceTransactionRevisionNumber": {"type": "integer", "minimum": 0},
-        "StatusCode": {"type": "string"},
-    },
-    "additionalProperties": True,
-}
-
-WEBHOOK_OPENAPI: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": name,
-            "in": "header",
-            "required": False,
-            "description": description,
-            "schema": {"type": "string"},
-        }
-        for name, description in (
-            ("webhook-id", "unique message id; a repeat is answered 200 with the original event"),
-            ("webhook-timestamp", "seconds since the Unix epoch; must be within the tolerance"),
-            ("webhook-signature", "space-separated v1,<base64 HMAC-SHA256 of id.timestamp.body>"),
-        )
-    ],
-    "requestBody": {
-        "required": True,
-        "description": "the source system's payload, exactly as it sends it: Pyxis and the ERP post "
-        "JSON, Tempo posts XML (schema: contracts/xsd/tempo-serviceorder-2.xsd)",
-        "content": {
-            "application/json": {"schema": {"oneOf": [PYXIS_EVENT, ERP_ORDER]}},
-            "application/xml": {
-                "schema": {
-                    "type": "string",
-                    "description": "a tso:ServiceOrderMessage in namespace urn:tempo:serviceorder:2",
-                }
-            },
-        },
-    },
-}
 
 WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {

@@ -30,6 +30,7 @@ from adapters.registry import AdapterRegistry
 from saleshub.errors import ConfigurationError, GoldenSamplesError, RetriableError
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.engine import CompiledMapping
+from saleshub.mapping.packaged import packaged_files
 from saleshub.mapping.registry import MappingRegistry
 from saleshub.mapping.revision import MappingFiles
 from saleshub.stewards.goldens import CaseResult, discover, run_case
@@ -42,6 +43,7 @@ __all__ = [
     "RevisionFollower",
     "check_candidate",
     "deploy",
+    "deploy_packaged",
     "golden_results",
     "load_deployed",
     "process_name",
@@ -111,6 +113,27 @@ def deploy(
             return None
         labels = _labels(catalog, number)
         store.add_revision(conn, number, files.files, content_hash, labels, message, rollback_of)
+    return number
+
+
+def deploy_packaged(engine: Engine) -> int | None:
+    """Deploy the installed plug-ins' mapping files the deployed revision lacks, as a new revision.
+
+    So installing a plug-in (``pip install``) and starting ``saleshub serve`` is all it takes for
+    its system to map. The deployed revision's own files are kept as they are (a steward's copy of a
+    plug-in's file wins). ``None`` when nothing is deployed yet or nothing is missing.
+    """
+    with database_errors(), engine.connect() as conn:
+        current = store.deployed_revision(conn, with_files=True)
+    if current is None:
+        return None
+    missing = {p: t for p, t in packaged_files().items() if p not in current.files}
+    if not missing:
+        return None
+    files = MappingFiles(dict(sorted({**current.files, **missing}.items())))
+    message = f"mappings of installed plug-ins: {', '.join(sorted(missing))}"
+    number = deploy(engine, files, files.catalog(), message)
+    log.info("deployed %s as revision r%s", message, number)
     return number
 
 

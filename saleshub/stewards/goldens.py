@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import SourceAdapter, Translation
-from saleshub.errors import DataError, MappingError
+from saleshub.errors import DataError, DocumentRuleError, MappingError
 
 __all__ = ["CaseResult", "Difference", "GoldenCase", "discover", "render", "run_case"]
 
@@ -98,6 +98,8 @@ def _render_failure(adapter: SourceAdapter, body: bytes, error: DataError) -> di
         event = None
     if isinstance(error, MappingError):
         errors = [{"target": e.target, "rule": e.rule} for e in error.errors]
+    elif isinstance(error, DocumentRuleError):
+        errors = [{"target": v.location, "rule": f"{v.rule}: {v.message}"} for v in error.violations]
     else:
         errors = [{"target": "(body)", "rule": str(error)}]
     return {"event": event, "errors": errors}

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -44,7 +44,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import aliased
 
-from saleshub.errors import ClassificationError, DecodeError, MappingError
+from canonical.enums import Transport
+from saleshub.errors import ClassificationError, DecodeError, DocumentRuleError, MappingError, printable
 from saleshub.store.arrays import array_rows
 from saleshub.store.failures import first_line
 from saleshub.store.tables import (
@@ -83,8 +84,6 @@ __all__ = [
 #: The ``LISTEN``/``NOTIFY`` channel on which recording wakes the processors.
 CHANNEL = "saleshub_events"
 
-Transport = Literal["webhook", "poll", "kafka", "replay"]
-
 
 class Status(StrEnum):
     """An integration event's status in the audit trail."""
@@ -120,6 +119,15 @@ def error_record(stage: Stage, exc: BaseException) -> dict[str, Any]:
             record["position"] = exc.position
     elif isinstance(exc, ClassificationError):
         record["message"] = exc.reason
+        if isinstance(exc, DocumentRuleError):
+            record["violations"] = [
+                {
+                    "rule": printable(v.rule),
+                    "location": printable(v.location),
+                    "message": printable(v.message),
+                }
+                for v in exc.violations
+            ]
     elif isinstance(exc, MappingError):
         record["message"] = f"{len(exc.errors)} field error(s) in mapping {exc.mapping}"
         record["fields"] = [error.as_dict() for error in exc.errors]

@@ -70,7 +70,6 @@ __all__ = [
     "POLL_STREAMS",
     "PROCESSOR_LANES",
     "RECONCILIATION_KINDS",
-    "TRANSPORTS",
     "business_unit_sales_systems",
     "business_units",
     "countries",
@@ -103,7 +102,6 @@ __all__ = [
 ]
 
 EVENT_STATUSES = ("accepted", "mapped", "duplicate", "stale", "quarantined", "failed", "dismissed")
-TRANSPORTS = ("webhook", "poll", "kafka", "replay")
 OUTBOX_LANES = 64  # a message key always hashes to the same lane: crc32(key) % OUTBOX_LANES
 POLL_STREAMS = ("incremental", "backfill")
 PROCESSOR_LANES = 64  # an order's events always hash to the same lane: crc32(system:order key) % lanes
@@ -293,7 +291,7 @@ integration_events = Table(
     Column("raw_body_purged_at", DateTime(timezone=True), nullable=True),
     PrimaryKeyConstraint("event_id", "received_at"),
     CheckConstraint(f"status IN ({_in(EVENT_STATUSES)})", name="status"),
-    CheckConstraint(f"transport IN ({_in(TRANSPORTS)})", name="transport"),
+    # No CHECK on transport: the list is ``canonical.enums.TRANSPORTS`` (migration 0013 dropped it).
     Index("ix_sales_system_integration_events_system_received", "source_system", "received_at"),
     Index("ix_sales_system_integration_events_order", "hub_order_id"),
     # The newest events first, whatever their system (the console's and the API's event pages).

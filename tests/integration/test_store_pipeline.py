@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, func, select, text
 
-from saleshub.errors import ConfigurationError
+from adapters.erp import ErpAdapter
 from saleshub.platform.settings import Settings
 from saleshub.receive.intake import InboundEvent
 from saleshub.receive.recorder import Receipt
@@ -52,16 +52,49 @@ def test_schema_matches_the_table_metadata(hub: HubRuntime) -> None:
     assert differences == []
 
 
-def test_start_refuses_an_adapter_whose_system_is_not_registered(db_url: str) -> None:
-    """The event and order tables carry no foreign key to sales_systems; the start checks instead."""
+def test_start_writes_a_system_row_from_its_adapter(db_url: str) -> None:
+    """A system's row and business-unit links come from its adapter's metadata, not a migration."""
     engine = create_engine(db_url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM business_unit_sales_systems WHERE system_code = 'erp'"))
         conn.execute(text("DELETE FROM sales_systems WHERE code = 'erp'"))
-    engine.dispose()
+        conn.execute(
+            text(
+                "UPDATE sales_systems SET configuration = configuration || '{\"note\": 1}' WHERE code = 'tempo'"
+            )
+        )
     settings = Settings(database={"url": db_url}, mappings_dir=MAPPINGS)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="adapters without a row in sales_systems: erp"):
-        HubRuntime.open(settings, migrate=True)
+    HubRuntime.open(settings, migrate=True).close()
+    with engine.connect() as conn:
+        name, countries, configuration = conn.execute(
+            text("SELECT name, countries, configuration FROM sales_systems WHERE code = 'erp'")
+        ).one()
+        units = conn.execute(
+            text(
+                "SELECT bu_code FROM business_unit_sales_systems WHERE system_code = 'erp' AND NOT is_primary"
+            )
+        ).scalars()
+        tempo = conn.execute(
+            text("SELECT configuration FROM sales_systems WHERE code = 'tempo'")
+        ).scalar_one()
+        linked = sorted(units)
+    engine.dispose()
+    assert (name, countries) == (ErpAdapter.name, sorted(ErpAdapter.countries))
+    assert configuration["transports"] == ["poll", "webhook"] and configuration["channels"] == ["B2B"]
+    assert linked == ["BD-ES", "BD-FR", "BD-PL", "LM-ES", "LM-FR", "LM-IT", "LM-PL"]
+    assert tempo["note"] == 1 and tempo["transports"] == ["poll", "webhook"]  # an operator's key stays
+
+
+def test_no_constraint_copies_the_transport_list(hub: HubRuntime) -> None:
+    """The transport list has one definition (canonical.enums): a new transport adds no migration."""
+    with hub.database.engine.connect() as conn:
+        checks = conn.execute(
+            text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'sales_system_integration_events'::regclass AND contype = 'c'"
+            )
+        ).scalars()
+        assert not [check for check in checks if "transport" in check]
 
 
 def test_reference_data_is_seeded(hub: HubRuntime) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from adapters.pyxis import PyxisAdapter
 from saleshub.cli import app
-from saleshub.errors import MappingLoadError
+from saleshub.errors import MappingError, MappingLoadError
 from saleshub.mapping.catalog import MappingCatalog
 from tests.conftest import FIXTURE_MAPPINGS
 
@@ -135,3 +136,26 @@ def test_cli_validate_passes_on_the_repository_mappings() -> None:
     result = CliRunner().invoke(app, ["mappings", "validate", "--dir", str(FIXTURE_MAPPINGS)])
     assert result.exit_code == 0, result.output
     assert "pyxis" in result.output
+
+
+def test_a_lookup_may_mark_its_column_optional_in_a_shared_crosswalk(mappings: Path) -> None:
+    """A plug-in system's column a steward has not added yet: codes are missing, the file loads."""
+    pyxis = mappings / "pyxis/order.yaml"
+    replace(
+        pyxis, "lookup: {table: service_types, column: pyxis}", "lookup: {table: service_types, column: acme}"
+    )
+    assert any("has no column 'acme'" in issue for issue in issues_of(mappings))
+
+    replace(
+        pyxis,
+        "lookup: {table: service_types, column: acme}",
+        "lookup: {table: service_types, column: acme, optional_column: true}",
+    )
+    catalog = MappingCatalog.load(mappings)
+    body = (ROOT / "contracts/samples/pyxis/01_es_in_store_created.json").read_bytes()
+    with pytest.raises(MappingError) as info:
+        PyxisAdapter(catalog).translate(body)
+    rules = [error.rule for error in info.value.errors if error.target == "service_type"]
+    assert rules == [
+        "crosswalks/service_types.csv has no column 'acme' yet; add the column and a row for this code"
+    ]

@@ -63,3 +63,21 @@ def test_content_types_are_matched_without_parameters(adapters: dict[str, Source
     assert adapters["tempo"].accepts("text/xml")
     assert not adapters["tempo"].accepts("application/json")
     assert not adapters["pyxis"].accepts(None)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "message"),
+    [
+        ("name", "", "name must be"),
+        ("channels", frozenset({"SHOP"}), "channels must be"),
+        ("countries", frozenset({"Spain"}), "countries must be"),
+        ("transports", frozenset({"replay"}), "transports must be"),
+        ("transports", frozenset({"webhook", "poll"}), "'poll' and a source API go together"),
+        ("body_schemas", {"text/csv": {}}, "body_schemas must map"),
+    ],
+)
+def test_adapter_metadata_is_checked(attribute: str, value: object, message: str) -> None:
+    """The metadata the hub writes rows, routes and documents from is checked at registration."""
+    bad = type("BadPyxis", (PyxisAdapter,), {attribute: value})
+    with pytest.raises(ConfigurationError, match=message):
+        AdapterRegistry().register(bad)

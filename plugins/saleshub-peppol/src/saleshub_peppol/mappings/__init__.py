@@ -1,0 +1,1 @@
+"""The plug-in's mapping directory (``peppol/*.yaml``), published in the ``saleshub.mappings`` group."""
