@@ -5,7 +5,8 @@ entry point) imports only this module, and so do the built-in adapters (``pyxis`
 ``erp``); an import-linter contract in ``pyproject.toml`` keeps them and the plug-ins under
 ``plugins/`` to it. What it offers:
 
-* the contract: ``SourceAdapter`` (with its metadata), ``EventInfo``, ``Translation``,
+* the contract: ``SourceAdapter`` (with its metadata), ``EventInfo`` (with ``Cancellation`` for a
+  cancellation naming its order by reference alone), ``Translation``,
   ``SOURCE_TRANSPORTS``, and for a polled system ``SourceApi`` with its cursor and page types;
 * safe decoding: ``decode_json``, ``decode_xml`` (size limit, no entities, no network) and
   ``split_json_page`` (a polled page's records, each as its own bytes);
@@ -22,7 +23,7 @@ plug-in's tests may import it too.
 
 from __future__ import annotations
 
-from adapters.base import SOURCE_TRANSPORTS, EventInfo, SourceAdapter, Translation
+from adapters.base import SOURCE_TRANSPORTS, Cancellation, EventInfo, SourceAdapter, Translation
 from adapters.decoding import decode_json, decode_xml, refuse_repeated_elements, split_json_page
 from adapters.source import Cursor, Page, PageRequest, SourceApi, SourceRecord, Window
 from canonical.enums import EventType, SalesChannel, Transport
@@ -41,6 +42,7 @@ from saleshub.mapping.catalog import MappingSource
 __all__ = [
     "BIGINT_MAX",
     "SOURCE_TRANSPORTS",
+    "Cancellation",
     "ClassificationError",
     "Cursor",
     "DataError",

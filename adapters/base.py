@@ -26,16 +26,17 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar
 
 from adapters.source import SourceApi
 from canonical.enums import TRANSPORTS, EventType, SalesChannel, Transport
-from saleshub.errors import ClassificationError
+from saleshub.errors import CancelsByReferenceError, ClassificationError
 from saleshub.mapping.catalog import MappingSource
 from saleshub.mapping.engine import MappedOrder
 from saleshub.platform.limits import DEFAULT_MAX_BODY_BYTES
 
-__all__ = ["SOURCE_TRANSPORTS", "EventInfo", "SourceAdapter", "Translation"]
+__all__ = ["SOURCE_TRANSPORTS", "Cancellation", "EventInfo", "SourceAdapter", "Translation"]
 
 _SYSTEM_CODE = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -54,6 +55,9 @@ class EventInfo:
     ``order_key`` is the source's own reference of the order (the value the mapping reads as
     ``external_order_id``), learned at intake so an order's events are processed one after another;
     ``None`` when the body does not carry it where the adapter looks (the mapping then decides).
+    ``cancels`` is set for a cancellation that names the order by its reference alone (no delivery
+    address, lines or totals to map): no mapping runs, and the hub writes the order's stored
+    content as a new version in status ``CANCELLED`` (``order_key`` is then required).
     """
 
     event_type: EventType
@@ -61,6 +65,23 @@ class EventInfo:
     source_version: int | None
     mapping_name: str = "order"
     order_key: str | None = None
+    cancels: Cancellation | None = None
+
+    def __post_init__(self) -> None:
+        if self.cancels is not None and (self.event_type is not EventType.CANCELLED or not self.order_key):
+            raise ValueError("a cancellation by reference is a CANCELLED event naming its order_key")
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """What a cancellation by reference says besides the order it cancels: when and why.
+
+    ``cancelled_at`` becomes the new version's ``source_updated_at`` (so an older cancellation
+    than the stored order is stale, like any event), ``reason`` its ``cancellation_reason``.
+    """
+
+    reason: str | None = None
+    cancelled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +182,15 @@ class SourceAdapter(ABC):
         return event.mapping_name
 
     def translate(self, body: bytes) -> Translation:
-        """Decode, classify and map; raises only ``DataError`` subclasses for bad input."""
+        """Decode, classify and map; raises only ``DataError`` subclasses for bad input.
+
+        A cancellation by reference has nothing to map: ``CancelsByReferenceError`` says which
+        order it cancels (the processor applies it to the stored order).
+        """
         document = self.decode(body)
         event = self.classify(document)
+        if event.cancels is not None and event.order_key is not None:
+            raise CancelsByReferenceError(self.system, event.order_key)
         mapping = self.catalog.get(self.system, self.mapping_name(document, event))
         return Translation(event, mapping.apply(document))
 

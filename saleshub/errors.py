@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CancelsByReferenceError",
     "ClassificationError",
     "ConfigurationError",
     "DataError",
@@ -66,6 +67,7 @@ __all__ = [
     "SourceUnavailableError",
     "StateConflictError",
     "UnknownAdapterError",
+    "UnknownOrderError",
     "generic_target",
     "printable",
     "shown",
@@ -86,6 +88,33 @@ class ConfigurationError(SalesHubError):
 
 class DataError(SalesHubError):
     """One payload cannot be processed; the payload is kept and quarantined, others go on."""
+
+
+class CancelsByReferenceError(DataError):
+    """A cancellation names its order by reference only: there is no order in it to map.
+
+    Raised where a body is mapped on its own (a preview, a golden sample); the processor instead
+    writes the stored order as ``CANCELLED``.
+    """
+
+    def __init__(self, system: str, external_order_id: str) -> None:
+        self.system, self.external_order_id = system, external_order_id
+        super().__init__(
+            f"this {system} event cancels order {shown(external_order_id)} by its reference; it carries "
+            "no order to map: the hub writes the stored order as a CANCELLED version when it processes it"
+        )
+
+
+class UnknownOrderError(DataError):
+    """A cancellation by reference names an order the hub does not hold."""
+
+    def __init__(self, system: str, external_order_id: str) -> None:
+        self.system, self.external_order_id = system, external_order_id
+        super().__init__(
+            f"the cancellation references {system} order {shown(external_order_id)}, which the hub does "
+            "not hold: check the reference with the sender; once the order has been received, replay "
+            "this event to cancel it"
+        )
 
 
 class RetriableError(SalesHubError):

@@ -1,5 +1,8 @@
 """The CPU side of processing one recorded event: decode, classify and map it, no database.
 
+A cancellation by reference (``EventInfo.cancels``) stops after classifying: its order is the
+stored one, found when the batch is written (``saleshub.process.cancelling``).
+
 ``map_event`` never raises for bad input: a ``DataError`` becomes the event's structured errors
 (quarantined), any other exception is logged and recorded as ``failed`` with its error, so a bug
 cannot lose an event or stop its lane.
@@ -12,13 +15,23 @@ import time
 from dataclasses import dataclass
 
 from adapters.base import EventInfo, SourceAdapter
+from canonical.model import ServiceOrder
 from saleshub.errors import DataError
 from saleshub.mapping.engine import CompiledMapping, MappedOrder
 from saleshub.store.events import QueuedEvent, Stage, error_record
 
-__all__ = ["Processed", "map_event"]
+__all__ = ["CancelledOrder", "Processed", "map_event"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelledOrder:
+    """The order a cancellation by reference writes, and the mapping revision its content came from."""
+
+    order: ServiceOrder
+    mapping: str
+    mapping_hash: str
 
 
 @dataclass(slots=True)
@@ -30,6 +43,8 @@ class Processed:
     info: EventInfo | None = None
     mapping: CompiledMapping | None = None
     mapped: MappedOrder | None = None
+    #: A cancellation by reference's order, set in the writing transaction (``process.cancelling``).
+    cancelled: CancelledOrder | None = None
     stage: Stage | None = None
     errors: dict[str, object] | None = None
     trace: dict[str, str] | None = None  # the processor's span carrier, stored for the relay
@@ -52,6 +67,8 @@ def map_event(adapter: SourceAdapter | None, queued: QueuedEvent) -> Processed:
         document = adapter.decode(queued.body)
         stage = Stage.CLASSIFY
         result.info = adapter.classify(document)
+        if result.info.cancels is not None:  # nothing to map: the stored order is cancelled
+            return result
         stage = Stage.MAPPING
         result.mapping = adapter.catalog.get(adapter.system, adapter.mapping_name(document, result.info))
         result.mapped = result.mapping.apply(document)

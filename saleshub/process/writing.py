@@ -6,6 +6,9 @@ stored order). Per event:
 
 * mapped → the order is stored by ``saleshub.store.orders`` (created, updated, cancelled, duplicate
   or stale) and a created or changed order puts its canonical event in the outbox;
+* a cancellation by reference → the stored order with status ``CANCELLED``
+  (``saleshub.process.cancelling``) is stored the same way, or the event is quarantined when the
+  hub does not hold the order it names;
 * quarantined or failed → the event keeps its errors and an ``order_rejected`` event goes out;
 * in every case the event's final status, mapping revision and order version are set and its
   queue row removed.
@@ -14,11 +17,13 @@ stored order). Per event:
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from sqlalchemy import Connection
 
 from canonical.events import EventKind
+from saleshub.process.cancelling import cancelled_order_id, resolve_cancellations
 from saleshub.process.mapping_step import Processed
 from saleshub.publish.outbox import Outbox
 from saleshub.store import events as store
@@ -58,7 +63,7 @@ class OutcomeWriter:
             later: list[tuple[int, Processed]] = []
             orders: set[object] = set()
             for index, item in pending:
-                order = item.mapped.order.hub_order_id if item.mapped else None
+                order = _order_of(item)
                 if later or (order is not None and order in orders):
                     later.append((index, item))
                     continue
@@ -70,34 +75,26 @@ class OutcomeWriter:
         return [statuses[index] for index in range(len(processed))]
 
     def _write_round(self, conn: Connection, round_: list[tuple[int, Processed]]) -> dict[int, Status]:
-        new_orders = [
-            NewOrder(
-                item.mapped.order,
-                item.queued.event_id,
-                item.mapped.mapping.label,
-                item.mapped.mapping.content_hash,
-            )
-            for _, item in round_
-            if item.mapped is not None
-        ]
-        writes = iter(write_orders(conn, new_orders))
+        resolve_cancellations(conn, [item for _, item in round_])
+        targets = [_new_order(item) for _, item in round_]
+        writes = iter(write_orders(conn, [target for target in targets if target is not None]))
         finished, outbox_rows, statuses = [], [], {}
-        for index, item in round_:
-            written = next(writes) if item.mapped is not None else None
+        for (index, item), target in zip(round_, targets, strict=True):
+            written = next(writes) if target is not None else None
             status = self._status(item, written)
             if written is None:
                 outbox_rows.append(self._rejection(item, status))
             else:
                 kind = _OUTCOME_KIND.get(written.outcome)
-                if kind is not None and item.mapped is not None:
+                if kind is not None and target is not None:
                     outbox_rows.append(
                         self.outbox.order_row(
                             kind,
                             event_id=item.queued.event_id,
                             occurred_at=item.queued.received_at,
-                            order=item.mapped.order,
+                            order=target.order,
                             version_no=written.version_no,
-                            mapping=item.mapped.mapping.label,
+                            mapping=target.mapping,
                         )
                     )
             finished.append(_finished_row(item, status, written))
@@ -109,7 +106,7 @@ class OutcomeWriter:
 
     def write_failed(self, conn: Connection, item: Processed, exc: BaseException) -> None:
         """Mark ``item`` failed with ``exc`` (it could not be written), announce it, dequeue it."""
-        item.mapped, item.stage = None, Stage.INTERNAL
+        item.mapped, item.cancelled, item.stage = None, None, Stage.INTERNAL
         item.errors = {**error_record(Stage.INTERNAL, exc), "at_stage": "store"}
         store.finish_events(conn, [_finished_row(item, Status.FAILED, None)])
         write_outbox_rows(conn, [self._rejection(item, Status.FAILED)])
@@ -133,6 +130,28 @@ class OutcomeWriter:
             event_type=item.info.event_type.value if item.info else None,
             mapping=item.mapping.identity.label if item.mapping else None,
         )
+
+
+def _order_of(item: Processed) -> uuid.UUID | None:
+    """The hub order an event concerns, if known before writing (rounds keep orders distinct)."""
+    if item.mapped is not None:
+        return item.mapped.order.hub_order_id
+    info = item.info
+    if item.errors is None and info is not None and info.cancels is not None and info.order_key:
+        return cancelled_order_id(item.queued.system, info.order_key)
+    return None
+
+
+def _new_order(item: Processed) -> NewOrder | None:
+    """What the event writes: its mapped order, or a cancellation's stored order as CANCELLED."""
+    event_id = item.queued.event_id
+    if item.mapped is not None:
+        mapping = item.mapped.mapping
+        return NewOrder(item.mapped.order, event_id, mapping.label, mapping.content_hash)
+    if item.cancelled is not None:
+        cancelled = item.cancelled
+        return NewOrder(cancelled.order, event_id, cancelled.mapping, cancelled.mapping_hash)
+    return None
 
 
 def _finished_row(item: Processed, status: Status, written: OrderWrite | None) -> dict[str, Any]:

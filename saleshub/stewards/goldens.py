@@ -2,7 +2,9 @@
 
 Layout: ``contracts/samples/<system>/<case>.json|.xml`` and beside each one
 ``<case>.expected.json`` holding ``{"event": …, "order": …}`` for a payload that must map, or
-``{"event": …, "errors": [{"target", "rule"}, …]}`` for one that must be refused with those errors.
+``{"event": …, "errors": [{"target", "rule"}, …]}`` for one that must be refused with those errors,
+or ``{"event": {…, "cancels": {"order", "reason", "cancelled_at"}}}`` for a cancellation by
+reference (nothing to map: the processor cancels the stored order).
 ``saleshub mappings test`` runs them all; ``--update`` rewrites the expected files from the current
 output, for a person to review in the diff before committing.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import SourceAdapter, Translation
-from saleshub.errors import DataError, DocumentRuleError, MappingError
+from saleshub.errors import CancelsByReferenceError, DataError, DocumentRuleError, MappingError
 
 __all__ = ["CaseResult", "Difference", "GoldenCase", "discover", "render", "run_case"]
 
@@ -88,6 +90,18 @@ def _render_failure(adapter: SourceAdapter, body: bytes, error: DataError) -> di
     event: dict[str, Any] | None = None
     try:
         info = adapter.classify(adapter.decode(body))
+        if isinstance(error, CancelsByReferenceError) and info.cancels is not None:
+            # Nothing to map: the expected form is what the cancellation says of the order it names.
+            cancels = info.cancels
+            when = cancels.cancelled_at.isoformat() if cancels.cancelled_at else None
+            return {
+                "event": {
+                    "event_type": info.event_type.value,
+                    "idempotency_key": info.idempotency_key,
+                    "source_version": info.source_version,
+                    "cancels": {"order": info.order_key, "reason": cancels.reason, "cancelled_at": when},
+                }
+            }
         event = {
             "event_type": info.event_type.value,
             "idempotency_key": info.idempotency_key,

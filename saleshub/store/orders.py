@@ -37,7 +37,15 @@ from saleshub.store.arrays import array_rows
 from saleshub.store.database import EncodedJSON
 from saleshub.store.tables import service_order_versions, service_orders
 
-__all__ = ["NewOrder", "OrderOutcome", "OrderWrite", "is_stale", "write_orders"]
+__all__ = [
+    "NewOrder",
+    "OrderOutcome",
+    "OrderWrite",
+    "StoredOrder",
+    "is_stale",
+    "stored_orders",
+    "write_orders",
+]
 
 
 class OrderOutcome(StrEnum):
@@ -264,3 +272,30 @@ def write_orders(conn: Connection, items: Sequence[NewOrder]) -> list[OrderWrite
             },
         )
     return results
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    """An order's current content as stored, and the mapping revision that made it."""
+
+    content: dict[str, Any]
+    mapping: str
+    mapping_hash: str
+
+
+_READ_STORED = (
+    select(_C.hub_order_id, _C.content, _C.mapping, _C.mapping_hash)
+    .where(_C.hub_order_id == any_(bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
+    .order_by(_C.hub_order_id)
+    .with_for_update()
+)
+
+
+def stored_orders(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredOrder]:
+    """The stored orders among ``ids``, locked (same lock order as ``write_orders``)."""
+    if not ids:
+        return {}
+    return {
+        row.hub_order_id: StoredOrder(row.content, row.mapping, row.mapping_hash)
+        for row in conn.execute(_READ_STORED, {"ids": list(ids)})
+    }

@@ -61,7 +61,7 @@ def test_without_the_plugin_installed_no_file_is_added() -> None:
 def test_a_directory_loads_with_the_plugins_files_it_lacks() -> None:
     assert "peppol/order.yaml" in packaged_files()
     loaded = {(m.identity.system, m.identity.name) for m in MappingCatalog.load(MAPPINGS)}
-    assert {("peppol", "order"), ("peppol", "order_cancellation"), ("pyxis", "order")} <= loaded
+    assert {("peppol", "order"), ("pyxis", "order")} <= loaded
     alone = {(m.identity.system, m.identity.name) for m in MappingCatalog.load(MAPPINGS, packaged=False)}
     assert ("peppol", "order") not in alone
     assert "peppol/order.yaml" in MappingFiles.read(MAPPINGS).files

@@ -9,9 +9,14 @@ Taken: ``Order`` (T01), ``OrderChange`` (T114) and ``OrderCancellation`` (T115) 
 Ordering / Advanced Ordering 3 (``saleshub_peppol.documents``). Refused with a reason (422): any
 other document, a document breaking the OASIS UBL 2.1 schema or a Peppol rule (each violation
 with its rule id and XPath, ``saleshub_peppol.validation``). A change and a cancellation are new
-versions of the order they reference (``cac:OrderReference/cbc:ID``).
+versions of the order they reference (``cac:OrderReference/cbc:ID``): a change restates the whole
+order and is mapped; a cancellation restates no address, lines or totals, so it is classified as a
+cancellation by reference (``EventInfo.cancels``: its ``cbc:CancellationNote`` and issue time) and
+the hub writes the stored order as ``CANCELLED`` (a cancellation of an order the hub does not hold
+is quarantined saying so).
 
-Field mapping: ``saleshub_peppol/mappings/peppol/*.yaml`` (published in the ``saleshub.mappings``
+Field mapping of ``Order`` and ``OrderChange``: ``saleshub_peppol/mappings/peppol/order.yaml``
+(published in the ``saleshub.mappings``
 entry-point group, so the hub loads it with the adapter). The seller's Peppol endpoint id names the
 business unit through the ``peppol`` column of the hub's ``crosswalks/business_units.csv`` (a
 column a steward adds; until then every order is quarantined saying so).
@@ -20,14 +25,17 @@ column a steward adds; until then every order is quarantined saying so).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from lxml import etree
 from typing_extensions import override
 
 from adapters.api import (
+    Cancellation,
     DocumentRuleError,
     EventInfo,
+    EventType,
     SalesChannel,
     SourceAdapter,
     Transport,
@@ -42,6 +50,9 @@ __all__ = ["PeppolAdapter"]
 _ID = f"{{{CBC}}}ID"
 _REFERENCE = f"{{{CAC}}}OrderReference/{{{CBC}}}ID"
 _SEQUENCE = f"{{{CBC}}}SequenceNumberID"
+_NOTE = f"{{{CBC}}}CancellationNote"
+_ISSUE_DATE = f"{{{CBC}}}IssueDate"
+_ISSUE_TIME = f"{{{CBC}}}IssueTime"
 _ACCEPTED = ", ".join(kind.name for kind in KINDS.values())
 #: The countries whose public buyers send Peppol orders today (OpenPeppol's ordering community).
 _COUNTRIES = frozenset({"AT", "BE", "DE", "DK", "ES", "FI", "FR", "IE", "IT", "NL", "NO", "PL", "PT", "SE"})
@@ -82,14 +93,34 @@ class PeppolAdapter(SourceAdapter):
         if not own_id or not order_id or len(own_id) > 128 or len(order_id) > 128:
             raise self.fail(f"the {kind.name}'s ID and the order's ID must be texts of 1 to 128 characters")
         sequence = _text(document, _SEQUENCE)
+        cancels = self._cancellation(document) if kind.event_type is EventType.CANCELLED else None
         version: int | None = 0 if kind.name == "Order" else None
         if sequence is not None:
             if not (sequence.isascii() and sequence.isdigit() and len(sequence) <= 18):
                 raise self.fail(f"cbc:SequenceNumberID must be a whole number; got {shown(sequence)}")
             version = int(sequence)
         return EventInfo(
-            kind.event_type, f"{kind.name}:{own_id}", version, mapping_name=kind.mapping, order_key=order_id
+            kind.event_type,
+            f"{kind.name}:{own_id}",
+            version,
+            mapping_name=kind.mapping,
+            order_key=order_id,
+            cancels=cancels,
         )
+
+    def _cancellation(self, document: etree._Element) -> Cancellation:
+        """The note and issue time of an ``OrderCancellation`` (schema-valid: ``xs:date``/``xs:time``)."""
+        note = _text(document, _NOTE)
+        day, time = _text(document, _ISSUE_DATE), _text(document, _ISSUE_TIME)
+        if day is None:
+            return Cancellation(" ".join(note.split()) if note else None)
+        try:
+            issued = datetime.fromisoformat(f"{day[:10]}T{time[:8] if time else '00:00:00'}")
+        except ValueError:
+            raise self.fail(
+                f"cbc:IssueDate/cbc:IssueTime must be a date and time; got {shown(day)}"
+            ) from None
+        return Cancellation(" ".join(note.split()) if note else None, issued.replace(tzinfo=UTC))
 
     def _kind(self, document: Any) -> DocumentKind:
         tag = getattr(document, "tag", None)

@@ -6,7 +6,8 @@ UBL 2.1 document    transaction  event         the order it belongs to
 Order               T01          CREATED       its own ``cbc:ID`` (version 0)
 OrderChange         T114         UPDATED       ``cac:OrderReference/cbc:ID`` (version: its
                                                ``cbc:SequenceNumberID``)
-OrderCancellation   T115         CANCELLED     ``cac:OrderReference/cbc:ID``
+OrderCancellation   T115         CANCELLED     ``cac:OrderReference/cbc:ID`` (by reference:
+                                               the stored order becomes CANCELLED)
 ==================  ===========  ============  ================================================
 
 Every other document (an ``OrderResponse``, an ``Invoice``, anything else) is refused.
@@ -32,7 +33,8 @@ class DocumentKind:
     name: str
     event_type: EventType
     transaction: str
-    #: The mapping file of the plug-in's ``peppol/`` directory that maps it.
+    #: The mapping file of the plug-in's ``peppol/`` directory that maps it (a cancellation is
+    #: applied by reference and maps nothing).
     mapping: str
     #: Whether the order's reference is ``cac:OrderReference/cbc:ID`` (else the document's own ID).
     references_order: bool
@@ -58,8 +60,6 @@ KINDS: dict[str, DocumentKind] = {
     for kind in (
         DocumentKind("Order", EventType.CREATED, "T01", "order", references_order=False),
         DocumentKind("OrderChange", EventType.UPDATED, "T114", "order", references_order=True),
-        DocumentKind(
-            "OrderCancellation", EventType.CANCELLED, "T115", "order_cancellation", references_order=True
-        ),
+        DocumentKind("OrderCancellation", EventType.CANCELLED, "T115", "order", references_order=True),
     )
 }
