@@ -60,7 +60,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from saleshub.synthetic import pyxis_event, signed_headers  # noqa: E402
+from tests.support.synthetic import pyxis_event, signed_headers  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"benchmark-secret-of-32-bytes!!!!").decode()
 EMPTY_APP = """

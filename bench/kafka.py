@@ -62,7 +62,7 @@ from saleshub.store.embedded import EmbeddedPostgres  # noqa: E402
 from saleshub.store.migrate import upgrade  # noqa: E402
 from saleshub.store.outbox import write_outbox_rows  # noqa: E402
 from saleshub.store.partitions import ensure_partitions  # noqa: E402
-from saleshub.synthetic import pyxis_event  # noqa: E402
+from tests.support.synthetic import pyxis_event  # noqa: E402
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker  # noqa: E402
 
 NO_SECRETS = EnvSecretStore({})  # the bench's broker needs no SASL credentials

@@ -39,7 +39,7 @@ from saleshub.stewards.lineage import RevisionCatalogs, explain_version  # noqa:
 from saleshub.stewards.lineage_uses import crosswalk_uses, source_path_uses  # noqa: E402
 from saleshub.store import lineage as reads  # noqa: E402
 from saleshub.store.embedded import EmbeddedPostgres  # noqa: E402
-from saleshub.synthetic import pyxis_event  # noqa: E402
+from tests.support.synthetic import pyxis_event  # noqa: E402
 
 MEDIA = {".json": "application/json", ".xml": "application/xml"}
 

@@ -39,7 +39,7 @@ from saleshub.receive.intake import Admission, InboundEvent, admit  # noqa: E402
 from saleshub.receive.recorder import Item, Recorder  # noqa: E402
 from saleshub.runtime import HubRuntime  # noqa: E402
 from saleshub.store import events as store  # noqa: E402
-from saleshub.synthetic import erp_order  # noqa: E402
+from tests.support.synthetic import erp_order  # noqa: E402
 
 
 class OneQueryPerKey(Recorder):

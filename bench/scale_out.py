@@ -52,7 +52,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.ingest import SECRET, exchange  # noqa: E402
-from saleshub.synthetic import pyxis_event, signed_headers  # noqa: E402
+from tests.support.synthetic import pyxis_event, signed_headers  # noqa: E402
 
 
 @dataclass

@@ -9,7 +9,6 @@ with the system's secret from the secret store the hub uses with the same settin
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +22,7 @@ from saleshub.console import err, out
 from saleshub.errors import SalesHubError
 from saleshub.platform.secrets import SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
-from saleshub.receive.signatures import sign_with_key
+from saleshub.receive.signatures import webhook_headers
 
 __all__ = ["send_webhook", "webhook_url", "webhooks_app"]
 
@@ -70,13 +69,7 @@ def send_webhook(
     if not keys:
         raise fail(f"no webhook secret for {system}: set {store.where(f'webhook/{system}')}")
     message_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    timestamp = int(time.time())
-    headers = {
-        "content-type": media,
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign_with_key(keys[0], message_id, timestamp, body),
-    }
+    headers = webhook_headers(keys[0], message_id, body, content_type=media)
     target = webhook_url(url or f"http://{settings.web.host}:{settings.web.port}", system)
     try:
         response = httpx.post(target, content=body, headers=headers, timeout=30)

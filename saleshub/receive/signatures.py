@@ -19,12 +19,13 @@ import binascii
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Mapping, Sequence
 
 from saleshub.errors import SalesHubError
 from saleshub.platform.secrets import decode_secret
 
-__all__ = ["SignatureError", "sign", "sign_with_key", "verify"]
+__all__ = ["SignatureError", "sign", "sign_with_key", "verify", "webhook_headers"]
 
 _ID = re.compile(r"^[\x21-\x7e]{1,255}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
@@ -52,6 +53,19 @@ def sign_with_key(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """``sign`` with the secret's key bytes (as ``SecretStore.webhook_keys`` gives them)."""
     mac = _mac(key, msg_id, str(timestamp), body)
     return "v1," + base64.b64encode(mac).decode("ascii")
+
+
+def webhook_headers(
+    key: bytes, webhook_id: str, body: bytes, *, content_type: str, at: int | None = None
+) -> dict[str, str]:
+    """The headers of a request signed with the secret's ``key`` bytes, at ``at`` (default: now)."""
+    timestamp = int(time.time()) if at is None else at
+    return {
+        "content-type": content_type,
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_with_key(key, webhook_id, timestamp, body),
+    }
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

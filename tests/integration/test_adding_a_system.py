@@ -23,10 +23,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from saleshub.synthetic import signed_headers
 from tests.conftest import ROOT
 from tests.integration.conftest import SECRET, free_port, wait_until
 from tests.integration.test_docs_examples import _ready, environment, sandbox, steps
+from tests.support.synthetic import signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

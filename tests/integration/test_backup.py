@@ -28,7 +28,7 @@ from pathlib import Path
 from saleshub.platform.settings import Settings
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
-from saleshub.synthetic import pyxis_event
+from tests.support.synthetic import pyxis_event
 
 settings = Settings(database={"data_dir": Path(sys.argv[1])}, mappings_dir=Path(sys.argv[2]))
 hub = HubRuntime.open(settings, migrate=True)

@@ -13,9 +13,9 @@ from saleshub.cli import app
 from saleshub.receive.intake import InboundEvent
 from saleshub.runtime import HubRuntime
 from saleshub.store.migrate import head_revision
-from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import free_port
 from tests.integration.conftest import ingest as ingest_event
+from tests.support.synthetic import pyxis_event
 from tests.support.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration

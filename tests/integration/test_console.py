@@ -32,8 +32,8 @@ from saleshub.console.app import create_hub_app
 from saleshub.platform.secrets import EnvSecretStore
 from saleshub.runtime import HubRuntime
 from saleshub.services import Services
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.integration.conftest import SECRET, SECRETS, free_port, open_hub, wait_until
+from tests.support.synthetic import pyxis_event, signed_headers
 
 with warnings.catch_warnings():  # the provider imports authlib.jose, which warns of its deprecation
     warnings.simplefilter("ignore")

@@ -33,7 +33,6 @@ from saleshub.platform.secrets import EnvSecretStore
 from saleshub.runtime import HubRuntime
 from saleshub.stewards.deployment import deploy, load_deployed
 from saleshub.store.audit import Actor
-from saleshub.synthetic import pyxis_event
 from tests.conftest import MAPPINGS
 from tests.integration.conftest import SECRETS, open_hub, wait_until
 from tests.integration.test_console import (
@@ -51,6 +50,7 @@ from tests.integration.test_console import (
 )
 from tests.integration.test_polling import FAST, SOURCE_SECRETS
 from tests.support.source_server import SourceServer
+from tests.support.synthetic import pyxis_event
 
 pytestmark = pytest.mark.integration
 

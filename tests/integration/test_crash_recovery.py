@@ -20,8 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.integration.conftest import SECRET, SECRETS, free_port
+from tests.support.synthetic import pyxis_event, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

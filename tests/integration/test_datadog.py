@@ -28,10 +28,10 @@ from saleshub.platform.telemetry import RecordingTelemetry
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
 from saleshub.store.events import trace_carriers
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.integration.conftest import SECRET, SECRETS, acknowledged_offsets, free_port, wait_until
 from tests.support.datadog_agent import DatadogTestAgent
 from tests.support.dogstatsd import DogStatsdServer, StatsdMetric
+from tests.support.synthetic import pyxis_event, signed_headers
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

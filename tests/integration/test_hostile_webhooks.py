@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from saleshub.runtime import HubRuntime
-from saleshub.synthetic import signed_headers
 from tests.integration.conftest import SECRET, LiveServer, wait_until
 from tests.support.mutations import mutated_json, mutated_xml
+from tests.support.synthetic import signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

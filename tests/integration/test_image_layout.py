@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import ROOT
 from tests.integration.conftest import SECRET, free_port, wait_until
+from tests.support.synthetic import pyxis_event, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

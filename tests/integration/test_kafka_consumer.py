@@ -21,8 +21,8 @@ from saleshub.runtime import HubRuntime
 from saleshub.services import build_consumers
 from saleshub.store.events import Status
 from saleshub.store.tables import integration_events, service_orders
-from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import open_hub, start_kafka_command, wait_until
+from tests.support.synthetic import pyxis_event
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
 pytestmark = pytest.mark.integration

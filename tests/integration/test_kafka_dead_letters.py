@@ -27,9 +27,9 @@ from saleshub.services import build_consumers
 from saleshub.store.dead_letters import dead_letter_offsets
 from saleshub.store.events import Status
 from saleshub.store.tables import event_outbox, integration_events, service_orders
-from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import open_hub, wait_until
 from tests.integration.test_kafka_consumer import DEAD_LETTERS, TOPIC, consumer_hub, count
+from tests.support.synthetic import pyxis_event
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
 pytestmark = pytest.mark.integration

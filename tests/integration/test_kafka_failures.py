@@ -19,7 +19,6 @@ from canonical.events import EventKind
 from saleshub.runtime import HubRuntime
 from saleshub.services import build_relay
 from saleshub.store.tables import event_outbox
-from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import (
     outbox_pending,
     read_published,
@@ -27,6 +26,7 @@ from tests.integration.conftest import (
     start_kafka_command,
     wait_until,
 )
+from tests.support.synthetic import pyxis_event
 from tests.support.tansu import TansuBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -32,8 +32,8 @@ from saleshub.publish.schemas import EventSchemas
 from saleshub.runtime import HubRuntime
 from saleshub.services import build_relay
 from saleshub.store.tables import event_outbox
-from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import open_hub, outbox_pending, read_published, record_batch, wait_until
+from tests.support.synthetic import pyxis_event
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,6 @@ from saleshub.services import build_relay
 from saleshub.store.events import Status
 from saleshub.store.outbox import backlog
 from saleshub.store.tables import event_outbox, integration_events
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.integration.conftest import (
     SECRET,
     free_port,
@@ -40,6 +39,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.conftest import ingest as ingest_event
 from tests.integration.test_crash_recovery import start_hub
+from tests.support.synthetic import pyxis_event, signed_headers
 from tests.support.tansu import CONSUMER_TIMINGS, TansuBroker, read_topic
 
 pytestmark = pytest.mark.integration

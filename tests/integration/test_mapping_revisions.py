@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from saleshub.cli import app
 from saleshub.store.mapping_revisions import live_processes
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import MAPPINGS, ROOT
 from tests.integration.conftest import SECRET, LiveServer, open_hub, wait_until
+from tests.support.synthetic import pyxis_event, signed_headers
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, status_code_conformance
 
 from saleshub.runtime import HubRuntime
-from saleshub.synthetic import signed_headers
 from tests.integration.conftest import SECRET, LiveServer
+from tests.support.synthetic import signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from saleshub.cli import app
 from saleshub.runtime import HubRuntime
-from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import SECRET, LiveServer, wait_until
+from tests.support.synthetic import pyxis_event
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from saleshub.store.outbox import (
     record_broker_state,
     write_outbox_rows,
 )
-from saleshub.synthetic import pyxis_event
 from tests.integration.conftest import wait_until
+from tests.support.synthetic import pyxis_event
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ import pytest
 from saleshub.errors import ConfigurationError
 from saleshub.platform.secrets import FileSecretStore
 from saleshub.services import build_consumers
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import ROOT
 from tests.integration.conftest import SECRET, SECRETS, LiveServer, free_port, open_hub, processed, wait_until
+from tests.support.synthetic import pyxis_event, signed_headers
 
 pytestmark = pytest.mark.integration
 

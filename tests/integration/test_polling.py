@@ -32,10 +32,10 @@ from saleshub.receive.polling import build_poller, start_pollers
 from saleshub.runtime import HubRuntime
 from saleshub.services import Services
 from saleshub.store import polling as store
-from saleshub.synthetic import erp_order
 from tests.conftest import ROOT
 from tests.integration.conftest import SECRETS, open_hub, wait_until
 from tests.support.source_server import ERP_PATH, PASSWORD, USERNAME, ErpData, Fault, SourceServer
+from tests.support.synthetic import erp_order
 
 pytestmark = pytest.mark.integration
 

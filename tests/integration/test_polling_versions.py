@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from saleshub.cli import app
 from saleshub.receive.polling import build_poller
 from saleshub.runtime import HubRuntime
-from saleshub.synthetic import erp_order
 from tests.integration.test_polling import (
     FAST,
     erp_hub,
@@ -29,6 +28,7 @@ from tests.integration.test_polling import (
     source,
 )
 from tests.support.source_server import Fault, SourceServer, TempoData, erp_time
+from tests.support.synthetic import erp_order
 
 pytestmark = pytest.mark.integration
 

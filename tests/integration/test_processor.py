@@ -21,9 +21,9 @@ from saleshub.store.tables import (
     service_order_versions,
     service_orders,
 )
-from saleshub.synthetic import pyxis_event
 from tests.conftest import ROOT
 from tests.integration.conftest import processed, wait_until
+from tests.support.synthetic import pyxis_event
 
 pytestmark = pytest.mark.integration
 

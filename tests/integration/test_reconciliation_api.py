@@ -31,9 +31,9 @@ from saleshub.platform.secrets import EnvSecretStore
 from saleshub.receive.polling import build_poller
 from saleshub.runtime import HubRuntime
 from saleshub.services import Services
-from saleshub.synthetic import erp_order
 from tests.integration.conftest import MAPPINGS, SECRETS, open_hub
 from tests.support.source_server import PASSWORD, USERNAME, SourceServer, erp_time
+from tests.support.synthetic import erp_order
 
 pytestmark = pytest.mark.integration
 

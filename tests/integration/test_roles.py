@@ -27,10 +27,10 @@ from saleshub.platform.settings import Settings
 from saleshub.receive.app import readiness_of
 from saleshub.runtime import HubRuntime
 from saleshub.store.polling import try_lock, unlock
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import MAPPINGS
 from tests.integration.conftest import SECRET, SECRETS, free_port, wait_until
 from tests.support.source_server import PASSWORD, USERNAME, SourceServer
+from tests.support.synthetic import pyxis_event, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

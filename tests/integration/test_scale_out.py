@@ -29,10 +29,10 @@ from saleshub.publish.framing import unframe
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
 from saleshub.store.tables import event_outbox, integration_events, service_order_versions
-from saleshub.synthetic import pyxis_event
 from tests.conftest import ROOT
 from tests.integration.conftest import read_published, wait_until
 from tests.integration.test_kafka_outbox import committed
+from tests.support.synthetic import pyxis_event
 from tests.support.tansu import TansuBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

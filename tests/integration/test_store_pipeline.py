@@ -24,9 +24,9 @@ from saleshub.store.events import Status
 from saleshub.store.migrate import include_name, include_object
 from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
 from saleshub.store.tables import integration_events, metadata, service_order_versions, service_orders
-from saleshub.synthetic import pyxis_event
 from tests.conftest import MAPPINGS
 from tests.integration.conftest import ingest, open_hub
+from tests.support.synthetic import pyxis_event
 
 pytestmark = pytest.mark.integration
 

@@ -37,10 +37,10 @@ from saleshub.platform.vault import VaultSecretStore
 from saleshub.runtime import HubRuntime
 from saleshub.store.events import Status, event_outcomes
 from saleshub.store.partitions import PARENT, PARTITION_MONTHS_AHEAD, list_partitions, month_start
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import MAPPINGS, ROOT
 from tests.integration.conftest import LiveServer, free_port, wait_until
 from tests.support.bao import BaoServer, TokenReviewServer, service_account_jwt
+from tests.support.synthetic import pyxis_event, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,9 +16,9 @@ import uvicorn
 
 from saleshub.receive.app import create_app
 from saleshub.runtime import HubRuntime
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import SAMPLES
 from tests.integration.conftest import SECRET, LiveServer, free_port, open_hub, processed
+from tests.support.synthetic import pyxis_event, signed_headers
 
 pytestmark = pytest.mark.integration
 

@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from saleshub.synthetic import erp_order, tempo_order
+from tests.support.synthetic import erp_order, tempo_order
 
 __all__ = ["ErpData", "Fault", "SourceServer", "TempoData", "erp_time"]
 

@@ -18,8 +18,8 @@ from saleshub.mapping.catalog import MappingCatalog
 from saleshub.platform.secrets import decode_secret
 from saleshub.receive.signatures import SignatureError, verify
 from saleshub.stewards.explain import explain
-from saleshub.synthetic import pyxis_event, signed_headers
 from tests.conftest import MAPPINGS, ROOT
+from tests.support.synthetic import pyxis_event, signed_headers
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtY2xpLXRlc3Rz"
 

@@ -27,8 +27,8 @@ from saleshub.platform.secrets import EnvSecretStore, FileSecretStore, secret_st
 from saleshub.platform.settings import Settings, settings_table
 from saleshub.platform.telemetry import NoTelemetry, RecordingTelemetry, telemetry_from_settings
 from saleshub.platform.worker_board import LOOP_REPLACEMENTS, WorkerBoard
-from saleshub.synthetic import pyxis_event
 from tests.conftest import FIXTURE_MAPPINGS, ROOT
+from tests.support.synthetic import pyxis_event
 
 CANARY = "canary-Zq81vX-do-not-leak"
 WEBHOOK_SECRET = "whsec_" + "c3ludGhldGljLXRlc3Qtc2VjcmV0LTMyLWJ5dGVzISE="

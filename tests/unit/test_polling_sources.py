@@ -26,8 +26,8 @@ from saleshub.errors import (
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.platform.settings import SystemPollSettings
 from saleshub.receive.polling.http import RateLimit, SourceClient, retry_after_seconds
-from saleshub.synthetic import erp_order, tempo_order
 from tests.conftest import MAPPINGS, ROOT
+from tests.support.synthetic import erp_order, tempo_order
 
 T0 = "2026-11-18T08:45:03.481+00:00"
 

@@ -1,4 +1,4 @@
-"""Synthetic order events and signed webhook requests, for tests, benchmarks and demos.
+"""Synthetic order events and signed webhook requests, for tests and benchmarks.
 
 Orders are variations of golden samples with a new order id, event id, revision and change time:
 Pyxis events of ``contracts/samples/pyxis/01_es_in_store_created.json``, ERP sales orders of
@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
-from saleshub.receive.signatures import sign
+from saleshub.platform.secrets import decode_secret
+from saleshub.receive.signatures import webhook_headers
 
 __all__ = ["erp_order", "pyxis_event", "signed_headers", "tempo_order"]
 
-_SAMPLES = Path(__file__).resolve().parent.parent / "contracts" / "samples"
+_SAMPLES = Path(__file__).resolve().parents[2] / "contracts" / "samples"
 _SAMPLE = _SAMPLES / "pyxis" / "01_es_in_store_created.json"
 _ERP_SAMPLE = _SAMPLES / "erp" / "01_es_b2b_installation.json"
 _TEMPO_SAMPLE = _SAMPLES / "tempo" / "01_pl_in_store_installation.xml"
@@ -103,11 +103,5 @@ def signed_headers(
     content_type: str = "application/json",
     at: int | None = None,
 ) -> dict[str, str]:
-    """The headers of a Standard Webhooks request signed with ``secret``."""
-    timestamp = int(time.time()) if at is None else at
-    return {
-        "content-type": content_type,
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, webhook_id, timestamp, body),
-    }
+    """The headers of a Standard Webhooks request signed with the ``whsec_`` ``secret``."""
+    return webhook_headers(decode_secret(secret), webhook_id, body, content_type=content_type, at=at)
