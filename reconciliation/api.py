@@ -1,8 +1,10 @@
 """A source's manifest read from its API: the pollers' client, each record mapped to the canonical order.
 
-``ApiManifestReader`` asks the source for every record changed in the run's window through the
-adapter's ``SourceApi`` and the same ``SourceClient`` the pollers use (base URL, credentials from the
-secret store, rate limit, retries, timeouts: ``pollers.systems.<system>``). Each record is mapped the
+``ApiManifestReader`` asks the source for every record changed in the run's window through a
+``RecordSource`` (``reconciliation.ports``) it is given: in the hub, the pollers' ``SourceClient`` of
+the system (base URL, credentials from the secret store, rate limit, retries, timeouts:
+``pollers.systems.<system>``; ``saleshub.actions.reconciliation_wiring.api_reader`` builds the
+reader). Each record is mapped the
 way a processor maps it (``adapter.translate``: decode, classify, the steward's mapping), so the row's
 fingerprint is the canonical one and a differing order shows its field differences. A record that
 cannot be mapped becomes a manifest row with a ``problem`` (its key when known, and the reason), which
@@ -16,15 +18,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from adapters.base import SourceAdapter
 from adapters.source import SourceRecord
 from adapters.source import Window as SourceWindow
 from reconciliation.model import Window
+from reconciliation.ports import RecordSource
 from saleshub.errors import DataError
-from saleshub.receive.polling import PollingHub, build_poller
-from saleshub.receive.polling.http import SourceClient
 from saleshub.store.manifest import ManifestFormat
 
 __all__ = ["ApiManifestReader", "ApiRecord", "source_window"]
@@ -52,7 +54,9 @@ class ApiRecord:
 class ApiManifestReader:
     """The manifest of one polled system, read from its API (see the module docstring)."""
 
-    def __init__(self, adapter: SourceAdapter, open_client: Callable[[], SourceClient]) -> None:
+    def __init__(
+        self, adapter: SourceAdapter, open_client: Callable[[], AbstractContextManager[RecordSource]]
+    ) -> None:
         if adapter.source is None:
             raise ValueError(f"the {adapter.system} adapter has no source API")
         self.adapter = adapter
@@ -60,12 +64,6 @@ class ApiManifestReader:
         #: Records read by the last ``chunks`` call, and how many of them could not be mapped.
         self.records_read = 0
         self.problems = 0
-
-    @classmethod
-    def for_system(cls, hub: PollingHub, system: str) -> ApiManifestReader:
-        """The reader of ``system``, with its poller's client (``ConfigurationError`` if not polled)."""
-        poller = build_poller(hub, system)
-        return cls(poller.adapter, poller.client)
 
     @property
     def system(self) -> str:

@@ -1,8 +1,9 @@
 """Healing a run: what the hub lacks or holds too old is fetched from the source again and recorded.
 
 After a run, ``heal`` reads the window from the source's API once more (``ApiManifestReader.records``,
-the pollers' client) and records its records through the hub's one record path: ``admit`` then
-``Recorder.record_batch``, transport ``poll``, built exactly as the poller builds its events, so a
+the pollers' client) and records its records through the ``PolledRecorder`` it is given
+(``reconciliation.ports``; in the hub, the recorder's one record path, transport ``poll``, built
+exactly as the poller builds its events: ``saleshub.receive.polling.sources.RecorderPolled``), so a
 record has the idempotency key the poller gives it, and one the hub already holds (recorded but not
 yet processed, say) is recorded nothing the second time.
 
@@ -18,14 +19,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
 from reconciliation.api import ApiManifestReader, ApiRecord
 from reconciliation.model import Kind, Window
-from saleshub.receive.intake import InboundEvent, admit
-from saleshub.receive.recorder import Item, Recorder
+from reconciliation.ports import PolledRecorder
 from saleshub.store import findings
 from saleshub.store.failures import database_errors
 
@@ -64,27 +63,16 @@ def _wanted(engine: Engine, run_id: uuid.UUID) -> set[str]:
 
 
 def _record(
-    recorder: Recorder,
+    record: PolledRecorder,
     reader: ApiManifestReader,
     batch: Sequence[ApiRecord],
     run_id: uuid.UUID,
     wanted: set[str],
     result: HealResult,
 ) -> None:
-    received_at = datetime.now(UTC)
     headers = {"reconcile-run": str(run_id)}
-    items: list[Item] = []
-    for found in batch:
-        event = InboundEvent(
-            reader.system,
-            "poll",
-            found.record.body,
-            found.record.content_type,
-            headers=headers,
-            received_at=received_at,
-        )
-        items.append((event, admit(event, reader.adapter)))
-    for found, receipt in zip(batch, recorder.record_batch(items), strict=True):
+    receipts = record(reader.adapter, [found.record for found in batch], headers)
+    for found, receipt in zip(batch, receipts, strict=True):
         if receipt.refused and not receipt.repeated:
             result.refused += 1
         elif found.key is None or found.key not in wanted:
@@ -96,7 +84,7 @@ def _record(
 
 
 def heal(
-    engine: Engine, recorder: Recorder, reader: ApiManifestReader, run_id: uuid.UUID, window: Window
+    engine: Engine, record: PolledRecorder, reader: ApiManifestReader, run_id: uuid.UUID, window: Window
 ) -> HealResult:
     """Record again, from the source, what the hub lacks of ``window`` (see the module docstring)."""
     wanted = _wanted(engine, run_id)
@@ -108,9 +96,9 @@ def heal(
             found.add(item.key)
         batch.append(item)
         if len(batch) >= _BATCH:
-            _record(recorder, reader, batch, run_id, wanted, result)
+            _record(record, reader, batch, run_id, wanted, result)
             batch.clear()
     if batch:
-        _record(recorder, reader, batch, run_id, wanted, result)
+        _record(record, reader, batch, run_id, wanted, result)
     result.not_found = sorted(wanted - found)
     return result

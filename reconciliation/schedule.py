@@ -31,13 +31,14 @@ from reconciliation.model import Window
 from reconciliation.rules import ReconciliationRules, load_rules
 from reconciliation.sources import SourceManifestReader
 from saleshub.errors import SalesHubError
-from saleshub.receive.polling import PollingHub
+from saleshub.platform.settings import Settings
 from saleshub.store.cross_system import CROSS_SYSTEM
 
 __all__ = [
     "EXECUTOR",
     "JOB_ID",
     "NightlyReconciliation",
+    "ReaderOf",
     "add_nightly_job",
     "api_nightly",
     "previous_day",
@@ -112,23 +113,31 @@ def add_nightly_job(
     )
 
 
-def api_nightly(hub: PollingHub, clock: Callable[[], datetime] | None = None) -> NightlyReconciliation:
+#: The API reader of a polled system (``saleshub.actions.reconciliation.api_reader`` in the hub).
+ReaderOf = Callable[[str], ApiManifestReader]
+
+
+def api_nightly(
+    settings: Settings, engine: Engine, reader_of: ReaderOf, clock: Callable[[], datetime] | None = None
+) -> NightlyReconciliation:
     """The nightly job of every polled system, each read from its API (the rules loaded now)."""
     readers: dict[str, SourceManifestReader] = {
-        system: ApiManifestReader.for_system(hub, system) for system in sorted(hub.settings.pollers.systems)
+        system: reader_of(system) for system in sorted(settings.pollers.systems)
     }
-    rules = load_rules(hub.settings.mappings_dir)
+    rules = load_rules(settings.mappings_dir)
     if clock is None:
-        return NightlyReconciliation(hub.database.engine, rules, readers)
-    return NightlyReconciliation(hub.database.engine, rules, readers, clock)
+        return NightlyReconciliation(engine, rules, readers)
+    return NightlyReconciliation(engine, rules, readers, clock)
 
 
-def schedule_api_nightly(hub: PollingHub, scheduler: BaseScheduler) -> NightlyReconciliation | None:
+def schedule_api_nightly(
+    settings: Settings, engine: Engine, reader_of: ReaderOf, scheduler: BaseScheduler
+) -> NightlyReconciliation | None:
     """Add ``api_nightly`` to ``scheduler`` at ``pollers.reconcile_at``; ``None`` if off or none polled."""
-    at = hub.settings.pollers.reconcile_time()
-    if at is None or not hub.settings.pollers.systems:
+    at = settings.pollers.reconcile_time()
+    if at is None or not settings.pollers.systems:
         return None
-    job = api_nightly(hub)
+    job = api_nightly(settings, engine, reader_of)
     scheduler.add_executor(ThreadPoolExecutor(1), alias=EXECUTOR)
     add_nightly_job(scheduler, job, hour=at[0], minute=at[1], executor=EXECUTOR)
     _log.info("nightly reconciliation of %s at %02d:%02d UTC", ", ".join(sorted(job.readers)), *at)

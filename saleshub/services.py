@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from canonical.events import EventKind
-from reconciliation.schedule import schedule_api_nightly
+from saleshub.actions.reconciliation_wiring import schedule_nightly
 from saleshub.errors import ConfigurationError
 from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config
 from saleshub.platform.secrets import SecretStore
@@ -137,7 +137,7 @@ class Services:
                 services._spawn(f"kafka-consumer-{inbound.system}", inbound.run)
         if pollers:
             services.scheduler = start_pollers(hub, services.stop_event)
-            schedule_api_nightly(hub, services.scheduler)
+            schedule_nightly(hub, services.scheduler)
         if hub.telemetry.enabled and (processors or relay):
             interval = hub.settings.telemetry.vitals_interval_seconds
             services._spawn("vitals", Vitals(hub.database.engine, hub.telemetry, interval).run)

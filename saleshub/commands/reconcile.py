@@ -18,7 +18,6 @@ from reconciliation.api import ApiManifestReader
 from reconciliation.crossrefs import load_cross_references
 from reconciliation.engine import reconcile
 from reconciliation.heal import HealResult
-from reconciliation.heal import heal as heal_run
 from reconciliation.history import compare_runs, list_runs, resolve_run
 from reconciliation.model import Finding, Kind, RunSummary, Window
 from reconciliation.reports import build_report
@@ -26,9 +25,10 @@ from reconciliation.reports.across import (
     build_across_report,
 )
 from reconciliation.rules import SystemRules, load_rules
-from reconciliation.schedule import api_nightly
 from reconciliation.sources import FileManifestReader, SourceManifestReader
 from saleshub.actions.reconciliation import run_report
+from saleshub.actions.reconciliation_wiring import api_reader, heal_from_source
+from saleshub.actions.reconciliation_wiring import nightly as nightly_job
 from saleshub.commands.common import database, fail, parse_time
 from saleshub.console import err, out
 from saleshub.errors import MappingLoadError, SalesHubError
@@ -125,7 +125,7 @@ def run(
             stack.callback(hub.close)
             engine = hub.database.engine
             try:
-                api: ApiManifestReader | None = ApiManifestReader.for_system(hub, system)
+                api: ApiManifestReader | None = api_reader(hub, system)
             except SalesHubError as exc:
                 raise fail(str(exc), 2) from None
         else:
@@ -151,7 +151,7 @@ def run(
         )
         if heal and hub is not None and api is not None:
             try:
-                healed = heal_run(engine, hub.recorder, api, run_id, window)
+                healed = heal_from_source(hub, api, run_id, window)
             except SalesHubError as exc:
                 raise fail(f"healing failed: {exc}") from None
             out.print(_healed_line(healed))
@@ -204,7 +204,7 @@ def nightly() -> None:
     hub = _open_hub(settings)
     try:
         try:
-            outcome = api_nightly(hub)()
+            outcome = nightly_job(hub)()
         except SalesHubError as exc:
             raise fail(str(exc)) from None
     finally:

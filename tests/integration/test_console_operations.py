@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from reconciliation.api import ApiManifestReader
 from reconciliation.engine import reconcile
 from reconciliation.model import Window
 from reconciliation.rules import load_rules
 from saleshub.actions.mappings import start_draft
+from saleshub.actions.reconciliation_wiring import api_reader
 from saleshub.cli import app
 from saleshub.console import pages_orders
 from saleshub.console.security import SANDBOXED_DOCUMENT_POLICY
@@ -376,7 +376,7 @@ def test_console_pages_lineage_pollers_goldens_diff_and_rollback(  # noqa: PLR09
             # A reconciliation run's self-contained report opens from the runs page, sandboxed.
             window = Window(start=datetime.now(UTC) - timedelta(days=1), end=datetime.now(UTC))
             rules = load_rules(MAPPINGS).for_system("erp")
-            run_id = reconcile(hub.database.engine, ApiManifestReader.for_system(hub, "erp"), window, rules)
+            run_id = reconcile(hub.database.engine, api_reader(hub, "erp"), window, rules)
             otto.goto(f"{live.url}/console/reconciliation")
             link = otto.locator(f"a.report[href$='/{run_id}']")
             with otto.expect_navigation() as opened:

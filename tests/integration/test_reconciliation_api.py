@@ -19,13 +19,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from reconciliation.api import ApiManifestReader
 from reconciliation.engine import reconcile
-from reconciliation.heal import heal
 from reconciliation.model import Kind, Window
 from reconciliation.reports.data import build_report
 from reconciliation.rules import load_rules
-from reconciliation.schedule import EXECUTOR, JOB_ID, api_nightly, schedule_api_nightly
+from reconciliation.schedule import EXECUTOR, JOB_ID
+from saleshub.actions.reconciliation_wiring import api_reader, heal_from_source, nightly, schedule_nightly
 from saleshub.cli import app
 from saleshub.platform.secrets import EnvSecretStore
 from saleshub.receive.polling import build_poller
@@ -91,7 +90,7 @@ def counts(hub: HubRuntime, run_id: Any) -> dict[str, int]:
 
 
 def run_api(hub: HubRuntime) -> Any:
-    reader = ApiManifestReader.for_system(hub, "erp")
+    reader = api_reader(hub, "erp")
     rules = load_rules(MAPPINGS).for_system("erp")
     return reconcile(hub.database.engine, reader, WINDOW, rules), reader
 
@@ -120,12 +119,12 @@ def test_the_api_manifest_finds_every_seeded_difference_and_heal_cures_missing_a
     assert "cannot be mapped (map)" in (findings["SYN000000012"].detail or "")
     assert "ordered_at" in (findings["SYN000000012"].detail or "")
 
-    healed = heal(erp_hub.database.engine, erp_hub.recorder, reader, run_id, WINDOW)
+    healed = heal_from_source(erp_hub, reader, run_id, WINDOW)
     assert (healed.wanted, healed.recorded, healed.repeated, healed.not_found) == (2, 2, 0, [])
     # 3 (another window under the same time and revision) and 12 (never sent) are records the hub
     # lacks although no finding asks for them: recorded too (12 is quarantined when processed).
     assert healed.unreported == 2
-    again = heal(erp_hub.database.engine, erp_hub.recorder, reader, run_id, WINDOW)
+    again = heal_from_source(erp_hub, reader, run_id, WINDOW)
     assert (again.recorded, again.repeated, again.unreported) == (0, 2, 0)  # the same keys: nothing twice
     erp_hub.processor().drain()
     assert build_poller(erp_hub, "erp").run().recorded == 0  # the poller's keys too
@@ -138,7 +137,7 @@ def test_the_nightly_job_reconciles_every_polled_system_against_its_api(
     erp_hub: HubRuntime, source: SourceServer
 ) -> None:
     seed(erp_hub, source)
-    job = api_nightly(erp_hub, clock=lambda: datetime(2026, 11, 2, 3, 15, tzinfo=UTC))
+    job = nightly(erp_hub, clock=lambda: datetime(2026, 11, 2, 3, 15, tzinfo=UTC))
     outcome = job()
     assert set(outcome) == {"erp"}
     assert counts(erp_hub, outcome["erp"])[Kind.MISSING_IN_HUB] == 1
@@ -147,7 +146,7 @@ def test_the_nightly_job_reconciles_every_polled_system_against_its_api(
     assert (run.window, run.manifest) == (WINDOW, "api erp")
 
     scheduler = BackgroundScheduler()
-    assert schedule_api_nightly(erp_hub, scheduler) is not None
+    assert schedule_nightly(erp_hub, scheduler) is not None
     trigger = str(scheduler.get_job(JOB_ID).trigger)
     assert "hour='3'" in trigger and "minute='15'" in trigger
 
@@ -203,7 +202,7 @@ def test_heal_records_changes_that_kept_their_change_time(erp_hub: HubRuntime, s
     run_id, reader = run_api(erp_hub)
     assert counts(erp_hub, run_id) == {Kind.HUB_STALE: 1}
 
-    healed = heal(erp_hub.database.engine, erp_hub.recorder, reader, run_id, WINDOW)
+    healed = heal_from_source(erp_hub, reader, run_id, WINDOW)
     assert (healed.wanted, healed.recorded, healed.repeated, healed.unreported) == (1, 1, 0, 1)
     erp_hub.processor().drain()
     with erp_hub.database.engine.connect() as conn:
@@ -215,7 +214,7 @@ def test_heal_records_changes_that_kept_their_change_time(erp_hub: HubRuntime, s
             ).all()
         )
     assert (notes["SYN000000002"], notes["SYN000000003"]) == ("revision 2", "changed within the second")
-    again = heal(erp_hub.database.engine, erp_hub.recorder, reader, run_id, WINDOW)
+    again = heal_from_source(erp_hub, reader, run_id, WINDOW)
     assert (again.recorded, again.repeated, again.unreported) == (0, 1, 0)
     second, _ = run_api(erp_hub)
     assert counts(erp_hub, second) == {}

@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -40,19 +40,19 @@ import httpx
 from sqlalchemy import Connection, Engine
 
 from adapters.base import SourceAdapter
-from adapters.source import Cursor, Page, SourceApi, Window
+from adapters.source import Cursor, Page, SourceApi, SourceRecord, Window
 from saleshub.errors import ConfigurationError, SalesHubError, SourceTokenExpiredError
 from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import SystemPollSettings
 from saleshub.platform.telemetry import NoTelemetry, Telemetry
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.receive.polling.http import SourceClient, source_auth
-from saleshub.receive.recorder import Recorder
+from saleshub.receive.recorder import Item, Recorder
 from saleshub.store import polling as store
 from saleshub.store.failures import database_errors, first_line
 from saleshub.store.polling import CursorRow, Stream
 
-__all__ = ["Outcome", "PageProgress", "Poller", "RunResult"]
+__all__ = ["Outcome", "PageProgress", "Poller", "RunResult", "polled_items"]
 
 log = logging.getLogger(__name__)
 
@@ -277,19 +277,7 @@ class Poller:
         stored: CursorRow,
         counts: _Counts,
     ) -> CursorRow:
-        received_at = datetime.now(UTC)
-        headers = {"poll-run": str(run_id)}
-        items = []
-        for record in page.records:
-            event = InboundEvent(
-                self.system,
-                "poll",
-                record.body,
-                record.content_type,
-                headers=headers,
-                received_at=received_at,
-            )
-            items.append((event, admit(event, self.adapter)))
+        items = polled_items(self.adapter, page.records, {"poll-run": str(run_id)})
         advanced = replace(
             stored,
             token=page.cursor.token,
@@ -351,6 +339,25 @@ class Poller:
             store.finish_run(conn, run_id, outcome, error)
             if succeeded:
                 store.run_succeeded(conn, self.system)
+
+
+def polled_items(
+    adapter: SourceAdapter, records: Sequence[SourceRecord], headers: Mapping[str, str]
+) -> list[Item]:
+    """The admitted events of ``records`` as a poller records them (transport ``poll``, one time)."""
+    received_at = datetime.now(UTC)
+    items: list[Item] = []
+    for record in records:
+        event = InboundEvent(
+            adapter.system,
+            "poll",
+            record.body,
+            record.content_type,
+            headers=dict(headers),
+            received_at=received_at,
+        )
+        items.append((event, admit(event, adapter)))
+    return items
 
 
 def _position(stored: CursorRow) -> Cursor | None:
