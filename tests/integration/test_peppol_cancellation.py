@@ -47,9 +47,10 @@ def hub(db_url: str) -> Iterator[HubRuntime]:
     runtime.close()
 
 
-def receive(hub: HubRuntime, example: str) -> uuid.UUID:
-    """Record the official example ``example`` as a webhook event and process the queue."""
-    event = InboundEvent("peppol", "webhook", (OFFICIAL / example).read_bytes(), "application/xml")
+def receive(hub: HubRuntime, example: str, body: bytes | None = None) -> uuid.UUID:
+    """Record the official example ``example`` (or ``body``) as a webhook event and process the queue."""
+    body = (OFFICIAL / example).read_bytes() if body is None else body
+    event = InboundEvent("peppol", "webhook", body, "application/xml")
     [receipt] = hub.recorder.record_batch([(event, admit(event, hub.adapters["peppol"]))])
     hub.processor().drain()
     return receipt.event_id
@@ -106,3 +107,27 @@ def test_a_cancellation_of_an_order_the_hub_does_not_hold_is_quarantined(hub: Hu
             )
         ).all()
     assert held == []
+
+
+def test_the_official_cancellation_of_the_official_order_example(hub: HubRuntime) -> None:
+    # The official Order example is order "34"; the official cancellation, its reference set to it.
+    ordered = receive(hub, "Order_Example.xml")
+    assert event_row(hub, ordered)["status"] == "mapped"
+    official = (OFFICIAL / "OrderCancellation_Example.xml").read_bytes()
+    reference = b"<cac:OrderReference>\n    <cbc:ID>Order-1</cbc:ID>"
+    assert reference in official
+    body = official.replace(reference, reference.replace(b"Order-1", b"34"))
+    cancelled = receive(hub, "", body)
+    row = event_row(hub, cancelled)
+    assert (row["status"], row["order_version_no"]) == ("mapped", 2)
+    with hub.database.engine.connect() as conn:
+        statuses = (
+            conn.execute(
+                select(service_order_versions.c.status)
+                .where(service_order_versions.c.hub_order_id == hub_order_id_for("peppol", "34"))
+                .order_by(service_order_versions.c.version_no)
+            )
+            .scalars()
+            .all()
+        )
+    assert statuses == ["RECEIVED", "CANCELLED"]
