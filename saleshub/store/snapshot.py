@@ -2,12 +2,13 @@
 
 ``copy_window`` writes, for one system and window, each order's key, source version, source
 updated-at and fingerprint (the columns of ``ix_service_orders_reconcile``) as CSV without a header
-(``WINDOW_COLUMNS``), sent by one binary ``COPY … TO STDOUT`` in about a thousand large values:
-PostgreSQL formats it in its own process while the caller reads the manifest.
+(``WINDOW_COLUMNS``), sent by binary ``COPY … TO STDOUT`` in large values, one time slice of the
+window at a time: PostgreSQL formats it in its own process while the caller reads the manifest.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -26,10 +27,12 @@ WINDOW_COLUMNS = (
 )
 
 # One CopyData message per row costs the client more than the server's scan (about a microsecond
-# each in Python), so the server packs the rows into CSV text, about a thousand rows per value, by a
-# hash of the key: a thousand messages instead of a million. The key is quoted as CSV quotes it
-# (it may hold commas or quotes); a missing version or fingerprint is an empty field.
-_BUCKETS = 1024
+# each in Python), so the server packs the rows into CSV text, many rows per value, by a hash of the
+# key. The window is sent in time slices (each a range of ix_service_orders_reconcile) so that the
+# server never holds more than a slice's text at once. The key is quoted as CSV quotes it (it may
+# hold commas or quotes); a missing version or fingerprint is an empty field.
+_SLICES = 16
+_BUCKETS = 64
 _WINDOW = """COPY (
     SELECT convert_to(string_agg(concat_ws(',',
                '"' || replace(o.external_order_id, '"', '""') || '"',
@@ -52,24 +55,28 @@ def copy_window(conn: Connection, system: str, start: datetime, end: datetime, o
     time zone to read them.
     """
     cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    statement = sql.SQL(_WINDOW).format(
-        system=sql.Literal(system),
-        start=sql.Literal(start),
-        end=sql.Literal(end),
-        mask=sql.Literal(_BUCKETS - 1),
-    )
-    written, first = 0, True
-    with cursor.copy(statement) as copy:
-        for message in copy:
-            view = memoryview(message)
-            if first:
-                view, first = view[_HEADER:], False
-            if len(view) < _FIELD.size:  # the trailer
-                continue
-            _count, length = _FIELD.unpack_from(view)
-            if length > 0:
-                out.write(view[_FIELD.size : _FIELD.size + length])
-                written += length
+    step = (end - start) / _SLICES
+    bounds = [start + step * i for i in range(_SLICES)] + [end]
+    written = 0
+    for low, high in itertools.pairwise(bounds):
+        statement = sql.SQL(_WINDOW).format(
+            system=sql.Literal(system),
+            start=sql.Literal(low),
+            end=sql.Literal(high),
+            mask=sql.Literal(_BUCKETS - 1),
+        )
+        first = True
+        with cursor.copy(statement) as copy:
+            for message in copy:
+                view = memoryview(message)
+                if first:
+                    view, first = view[_HEADER:], False
+                if len(view) < _FIELD.size:  # the trailer
+                    continue
+                _count, length = _FIELD.unpack_from(view)
+                if length > 0:
+                    out.write(view[_FIELD.size : _FIELD.size + length])
+                    written += length
     return written
 
 
