@@ -5,9 +5,10 @@ and a source manifest of N rows (CSV: key, version, updated-at, fingerprint) dif
 orders, spread evenly (every 1000th order, the five kinds in turn: missing in the hub, missing in the
 source, hub behind, source behind, same version with other content). Then, timed:
 
-* **ours**: ``reconciliation.engine.reconcile`` end to end — the manifest file loaded with COPY,
-  checked for bad rows and duplicated keys, classified in one statement, the run and its findings
-  stored;
+* **ours**: ``reconciliation.engine.reconcile`` end to end — DuckDB reads the manifest file (typed,
+  every row checked, repeated keys found) while PostgreSQL writes the hub's window as a packed
+  snapshot; one join in DuckDB; the differing pairs classified in PostgreSQL and the run and its
+  findings stored — with the peak memory of this process during the run (DuckDB is in it);
 * **reladiff** (PyPI ``reladiff[postgresql]``, the ``bench`` extra): the same two sides as tables in
   the same database with an integer surrogate key (reladiff refuses text keys), built before the
   clock starts (a gift to reladiff: it does not load the file). Its fastest settings here: the
@@ -15,18 +16,21 @@ source, hub behind, source behind, same version with other content). Then, timed
   ``hashdiff`` with 4 threads and bisection factor 64 / threshold 64k; the better one is reported.
 
 Prints both times, the counts each found (they must agree: 1 difference per 1000 orders) and the
-ratio. ``--rows 10000000`` for the scaling check.
+ratio. ``--scale 10000000`` then builds a second database of that many orders and runs ours again
+in the same invocation, printing its time, peak memory and its ratio to the first.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/reconcile.py [--rows 1000000] [--skip-reladiff]
+    .venv/bin/python bench/reconcile.py [--rows 1000000] [--skip-reladiff] [--scale 10000000]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +120,29 @@ def build(engine: object, rows: int, workdir: Path) -> Path:
     return path
 
 
+class PeakMemory:
+    """This process's largest resident set while running, sampled every 20 ms from /proc."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(0.02):
+            with open("/proc/self/statm") as statm:
+                self.peak = max(self.peak, int(statm.read().split()[1]) * page)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def ours(engine: object, path: Path) -> tuple[float, dict[str, int]]:
     rules = SystemRules(grace_period_minutes=0)
     phases: dict[str, float] = {}
@@ -123,19 +150,21 @@ def ours(engine: object, path: Path) -> tuple[float, dict[str, int]]:
     def progress(phase: str, _done: int, _total: int | None) -> None:
         phases.setdefault(phase, time.perf_counter())
 
-    started = time.perf_counter()
-    run_id = reconcile(
-        engine,  # type: ignore[arg-type]
-        FileManifestReader("pyxis", path),
-        WINDOW,
-        rules,
-        progress=progress,
-    )
-    seconds = time.perf_counter() - started
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        run_id = reconcile(
+            engine,  # type: ignore[arg-type]
+            FileManifestReader("pyxis", path),
+            WINDOW,
+            rules,
+            progress=progress,
+        )
+        seconds = time.perf_counter() - started
     marks = [*phases.items(), ("done", started + seconds)]
     print(
         "  phases: "
         + ", ".join(f"{name} {end - at:.2f} s" for (name, at), (_, end) in itertools.pairwise(marks))
+        + f"; peak memory of this process {memory.peak / 1e6:.0f} MB"
     )
     with engine.connect() as conn:  # type: ignore[attr-defined]
         counts = conn.execute(
@@ -175,12 +204,23 @@ def reladiff_runs(socket_dir: str, database: str) -> list[tuple[str, float, int]
     return results
 
 
+def database(server: EmbeddedPostgres, url: str, name: str) -> object:
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    engine = create_engine(make_url(url).set(database=name))
+    upgrade(engine)
+    return engine
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-reladiff", action="store_true")
+    parser.add_argument("--scale", type=int, default=0, help="then ours again at this many orders")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
         workdir = Path(tmp)
@@ -188,27 +228,33 @@ def main() -> None:
         server = EmbeddedPostgres(workdir / "pg")
         url = server.start()
         try:
-            admin = create_engine(url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text("CREATE DATABASE bench"))
-            admin.dispose()
-            engine = create_engine(make_url(url).set(database="bench"))
-            upgrade(engine)
+            engine = database(server, url, "bench")
             path = build(engine, args.rows, workdir)
             seconds, counts = ours(engine, path)
             print(f"ours:     {seconds:6.2f} s  {sum(counts.values()):,} differences  {counts}")
-            if args.skip_reladiff:
-                return
-            with engine.begin() as conn:
-                for statement in RELADIFF_TABLES.split(";"):
-                    if statement.strip():
-                        conn.execute(text(statement), {"rows": args.rows})
-            engine.dispose()
-            socket_dir = str(server.pgdata)
-            for name, taken, found in reladiff_runs(socket_dir, "bench"):
+            if not args.skip_reladiff:
+                with engine.begin() as conn:  # type: ignore[attr-defined]
+                    for statement in RELADIFF_TABLES.split(";"):
+                        if statement.strip():
+                            conn.execute(text(statement), {"rows": args.rows})
+                engine.dispose()  # type: ignore[attr-defined]
+                socket_dir = str(server.pgdata)
+                for name, taken, found in reladiff_runs(socket_dir, "bench"):
+                    print(
+                        f"reladiff ({name}): {taken:6.2f} s  {found:,} differing keys  "
+                        f"reladiff / ours = {taken / seconds:.2f}x"
+                    )
+            if args.scale:
+                # A database of its own (reladiff's connections stay open on the first one).
+                engine.dispose()  # type: ignore[attr-defined]
+                path.unlink()
+                large = database(server, url, "bench_large")
+                large_path = build(large, args.scale, workdir)
+                large_seconds, large_counts = ours(large, large_path)
                 print(
-                    f"reladiff ({name}): {taken:6.2f} s  {found:,} differing keys  "
-                    f"reladiff / ours = {taken / seconds:.2f}x"
+                    f"ours at {args.scale:,}: {large_seconds:6.2f} s  {sum(large_counts.values()):,} "
+                    f"differences; {large_seconds / seconds:.1f}x the time of {args.rows:,} "
+                    f"for {args.scale / args.rows:.0f}x the orders"
                 )
         finally:
             server.stop()

@@ -1,8 +1,8 @@
 """Reconciliation: what each source says against what the hub holds, across systems and channels.
 
 Reads the hub only through the store's functions (``saleshub.store.queries``, ``manifest``,
-``manifest_checks``, ``classification``, ``findings``, ``runs``, ``cross_system``, ``linking``), never
-its tables. The parts:
+``manifest_checks``, ``classification``, ``snapshot``, ``findings``, ``runs``, ``cross_system``,
+``linking``), never its tables. The parts:
 
 * ``sources``: the ``SourceManifestReader`` seam and the file-backed reader (CSV, JSON lines);
 * ``api``: the reader of a polled system's manifest from its API (the pollers' client);
@@ -10,6 +10,7 @@ its tables. The parts:
 * ``rules``: the stewards' ``mappings/reconciliation.yaml`` (``crossrefs``: ``cross_references.yaml``;
   both loaded by ``steward_files``);
 * ``engine``: one run (load, check, classify, explain); ``recorded``: a run's row around its work;
+* ``comparison``: the comparison engine (DuckDB) for a plainly readable CSV manifest file;
 * ``across``: the cross-system run; ``linking``: one customer across systems and channels;
 * ``fields``: field-level differences of two canonical orders under the rules;
 * ``history``: listing and comparing runs;

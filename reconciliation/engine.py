@@ -1,8 +1,12 @@
 """One reconciliation run: a source's manifest against the hub, for a system and a time window.
 
-The run's row is written first (status ``running``, committed), then one transaction loads the
-manifest, reports unusable rows and duplicated keys, classifies every order of the window in one
-statement, and explains the differing orders field by field; its commit completes the run. A run
+The run's row is written first (status ``running``, committed), then one transaction compares and
+stores the findings; its commit completes the run. A CSV manifest file of plainly readable rows
+without orders goes through the comparison engine (``reconciliation.comparison``: DuckDB reads the
+file and joins it with a snapshot of the hub's window; only the differing pairs come back to be
+classified). Any other manifest is staged in PostgreSQL, which reports unusable rows by line and
+duplicated keys, classifies every order of the window in one statement, and explains the differing
+orders field by field. A run
 that fails is rolled back and its row marked ``failed`` with the error, which is raised again.
 """
 
@@ -15,12 +19,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from reconciliation import comparison
 from reconciliation.fields import field_differences, parse_order
 from reconciliation.model import Kind, Window
 from reconciliation.recorded import recorded_run
 from reconciliation.rules import SystemRules
 from reconciliation.sources import SourceManifestReader
-from saleshub.store import classification, findings, manifest, manifest_checks, queries, runs
+from saleshub.store import classification, findings, manifest, manifest_checks, queries, runs, snapshot
 
 __all__ = ["Progress", "reconcile"]
 
@@ -98,6 +103,75 @@ def _staged_findings(
     return staged
 
 
+def _classify_params(
+    conn: Connection, system: str, window: Window, rules: SystemRules, started: datetime, run_id: uuid.UUID
+) -> classification.ClassifyParams:
+    return classification.ClassifyParams(
+        run_id=run_id,
+        system=system,
+        window_start=window.start,
+        window_end=window.end,
+        young_after=min(started - rules.grace_period, window.end),
+        run_started=started,
+        time_tolerance=rules.time_tolerance,
+        previous_run=runs.previous_run_id(conn, system, started),
+    )
+
+
+def _compared(
+    conn: Connection,
+    run_id: uuid.UUID,
+    reader: SourceManifestReader,
+    window: Window,
+    rules: SystemRules,
+    started: datetime,
+    progress: Progress,
+    layout: manifest.ManifestLayout,
+) -> tuple[dict[str, int], dict[str, int]] | None:
+    """The run through the comparison engine, or ``None`` if the manifest must be staged in the store."""
+    progress("load manifest", 0, reader.size())
+    result = comparison.compare(
+        reader,
+        layout,
+        window,
+        timezone=snapshot.session_time_zone(conn),
+        snapshot=lambda out: snapshot.copy_window(conn, reader.system, window.start, window.end, out),
+        progress=lambda phase: progress(phase, 0, None),
+    )
+    if result is None:
+        return None
+    # The engine takes only manifests without orders, so there are no field differences to explain.
+    duplicates = [manifest_checks.DuplicateKey(d.key, d.lines) for d in result.duplicates]
+    findings.record_findings(conn, run_id, _staged_findings([], duplicates), started)
+    classes = classification.classify_differing(
+        conn,
+        _classify_params(conn, reader.system, window, rules, started, run_id),
+        result.differing,
+        result.listed,
+    )
+    return _totals(classes, len(duplicates), 0, result.loaded, result.compared)
+
+
+def _totals(
+    classes: dict[str, int], duplicates: int, problems: int, loaded: int, compared: int, tolerated: int = 0
+) -> tuple[dict[str, int], dict[str, int]]:
+    counts = {
+        kind.value: classes.get(kind.value, 0)
+        for kind in (*_EXPLAINED, Kind.MISSING_IN_HUB, Kind.MISSING_IN_SOURCE)
+    }
+    counts[Kind.DUPLICATE_IN_SOURCE] = duplicates
+    counts[Kind.INVALID_MANIFEST_ROW] = problems
+    stats = {
+        "manifest_rows": loaded,
+        "compared_manifest_rows": compared,
+        "same": classes.get("same", 0),
+        "young": classes.get("young", 0),
+        "in_flight": classes.get("in_flight", 0),
+        "tolerated": tolerated,
+    }
+    return counts, stats
+
+
 def _run(
     conn: Connection,
     run_id: uuid.UUID,
@@ -110,6 +184,10 @@ def _run(
     layout = manifest.ManifestLayout(
         key_columns=tuple(rules.manifest.key_columns), key_separator=rules.manifest.key_separator
     )
+    compared = _compared(conn, run_id, reader, window, rules, started, progress, layout)
+    if compared is not None:
+        counts, stats = compared
+        return {k: v for k, v in counts.items() if v}, stats
     size = reader.size()
     loaded = manifest.stage_manifest(
         conn,
@@ -128,35 +206,13 @@ def _run(
     compared_rows = loaded - manifest_checks.drop_unusable_rows(conn, duplicates, problems=bool(problems))
     progress("classify", 0, None)
     classes = classification.classify(
-        conn,
-        classification.ClassifyParams(
-            run_id=run_id,
-            system=reader.system,
-            window_start=window.start,
-            window_end=window.end,
-            young_after=min(started - rules.grace_period, window.end),
-            run_started=started,
-            time_tolerance=rules.time_tolerance,
-            previous_run=runs.previous_run_id(conn, reader.system, started),
-        ),
+        conn, _classify_params(conn, reader.system, window, rules, started, run_id)
     )
-    counts = {
-        kind.value: classes.get(kind.value, 0)
-        for kind in (*_EXPLAINED, Kind.MISSING_IN_HUB, Kind.MISSING_IN_SOURCE)
-    }
-    counts[Kind.DUPLICATE_IN_SOURCE] = len(duplicates)
-    counts[Kind.INVALID_MANIFEST_ROW] = len(problems)
+    counts, _ = _totals(classes, len(duplicates), len(problems), loaded, compared_rows)
     progress("explain differences", 0, None)
     _explain(conn, run_id, reader.system, rules, counts)
     tolerated = counts.pop("tolerated", 0)
-    stats = {
-        "manifest_rows": loaded,
-        "compared_manifest_rows": compared_rows,
-        "same": classes.get("same", 0),
-        "young": classes.get("young", 0),
-        "in_flight": classes.get("in_flight", 0),
-        "tolerated": tolerated,
-    }
+    _, stats = _totals(classes, len(duplicates), len(problems), loaded, compared_rows, tolerated)
     return {k: v for k, v in counts.items() if v}, stats
 
 

@@ -3,20 +3,24 @@
 ``classify`` compares the manifest with the system's orders in one statement: a hash join of the
 manifest with the orders of the window (an index-only range scan of ``ix_service_orders_reconcile``),
 a probe of the unique key for manifest rows the window lacks, one class per order, and the
-discrepancies written as findings with since when they are open.
+discrepancies written as findings with since when they are open. ``classify_differing`` does the
+same from the pairs a comparison outside PostgreSQL found differing (the run's comparison engine).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from psycopg import sql
 from sqlalchemy import Connection, text
 
 from saleshub.store.manifest import MANIFEST_TABLE
 
-__all__ = ["ClassifyParams", "classify"]
+__all__ = ["DIFFERING_COLUMNS", "ClassifyParams", "classify", "classify_differing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,10 @@ differing AS MATERIALIZED (
       AND (hw.key IS NOT NULL OR m.updated_at IS NULL
            OR (m.updated_at >= :window_start AND m.updated_at < :window_end))
 ),
-pairs AS (
+{{classes}}"""
+
+# From the differing pairs on: their orders read by key, one class each, the discrepancies written.
+_CLASSES = f"""pairs AS (
     SELECT d.m_key, d.m_version, d.m_updated_at, d.m_fp, d.m_country, d.m_bu, d.m_channel,
            h.key AS h_key, h.hub_order_id AS h_id, h.version AS h_version,
            h.updated_at AS h_updated_at, h.fingerprint AS h_fp, h.written_at AS h_written_at,
@@ -119,9 +126,67 @@ SELECT kind,
        count(*)
 FROM classified GROUP BY 1, 2
 """
+_CLASSIFY = _CLASSIFY.replace("{classes}", _CLASSES)
+
+#: The pairs a comparison outside PostgreSQL found differing (``DIFFERING_COLUMNS``), staged per run.
+_DIFFERING_TABLE = "reconcile_differing"
+#: A differing pair: the manifest's row (NULLs when the manifest lacks the order) and the key of
+#: the window's order (NULL when the window lacks it).
+DIFFERING_COLUMNS = (
+    "m_key text, m_version bigint, m_updated_at timestamptz, m_fp bigint, m_country text, "
+    "m_bu text, m_channel text, w_key text"
+)
+_CLASSIFY_DIFFERING = f"WITH differing AS (SELECT * FROM {_DIFFERING_TABLE}),\n{_CLASSES}"
 
 _LISTED = f"""SELECT count(*) FROM {MANIFEST_TABLE}
 WHERE updated_at IS NULL OR (updated_at >= :window_start AND updated_at < :window_end)"""
+
+
+def _counted(rows: Sequence[Any], listed_total: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    listed_differing = 0
+    for kind, listed, count in rows:
+        counts[kind] = counts.get(kind, 0) + int(count)
+        if listed and kind != "same":
+            listed_differing += int(count)
+    counts["same"] = listed_total - listed_differing
+    return counts
+
+
+def _bound(params: ClassifyParams) -> dict[str, Any]:
+    return {
+        "run_id": params.run_id,
+        "system": params.system,
+        "window_start": params.window_start,
+        "window_end": params.window_end,
+        "young_after": params.young_after,
+        "run_started": params.run_started,
+        "tolerance": params.time_tolerance,
+        "previous_run": params.previous_run,
+    }
+
+
+def classify_differing(
+    conn: Connection, params: ClassifyParams, differing: Iterable[Sequence[Any]], listed_total: int
+) -> dict[str, int]:
+    """Classify pairs found differing elsewhere (one tuple per ``DIFFERING_COLUMNS``); count by class.
+
+    The comparison of the whole window ran outside PostgreSQL; only its differing pairs come here,
+    are staged by ``COPY``, get their class and become findings exactly as in ``classify``.
+    ``listed_total`` is the number of manifest rows of the window (for ``same``).
+    """
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(
+        sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+            sql.Identifier(_DIFFERING_TABLE), sql.SQL(DIFFERING_COLUMNS)
+        )
+    )
+    with cursor.copy(sql.SQL("COPY {} FROM STDIN").format(sql.Identifier(_DIFFERING_TABLE))) as copy:
+        for row in differing:
+            copy.write_row(row)
+    cursor.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(_DIFFERING_TABLE)))
+    rows = conn.execute(text(_CLASSIFY_DIFFERING), _bound(params)).all()
+    return _counted(rows, listed_total)
 
 
 def classify(conn: Connection, params: ClassifyParams) -> dict[str, int]:
@@ -131,27 +196,8 @@ def classify(conn: Connection, params: ClassifyParams) -> dict[str, int]:
     equal in the hub), ``young`` (updated within the grace period) and ``in_flight`` (changed on
     either side while the run was under way).
     """
-    rows = conn.execute(
-        text(_CLASSIFY),
-        {
-            "run_id": params.run_id,
-            "system": params.system,
-            "window_start": params.window_start,
-            "window_end": params.window_end,
-            "young_after": params.young_after,
-            "run_started": params.run_started,
-            "tolerance": params.time_tolerance,
-            "previous_run": params.previous_run,
-        },
-    ).all()
-    counts: dict[str, int] = {}
-    listed_differing = 0
-    for kind, listed, count in rows:
-        counts[kind] = counts.get(kind, 0) + int(count)
-        if listed and kind != "same":
-            listed_differing += int(count)
+    rows = conn.execute(text(_CLASSIFY), _bound(params)).all()
     listed_total = conn.execute(
         text(_LISTED), {"window_start": params.window_start, "window_end": params.window_end}
     ).scalar_one()
-    counts["same"] = int(listed_total) - listed_differing
-    return counts
+    return _counted(rows, int(listed_total))
