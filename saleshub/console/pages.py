@@ -25,7 +25,17 @@ from saleshub.actions import reconciliation as recon
 from saleshub.actions.pollers import poller_overview
 from saleshub.actions.status import hub_status
 from saleshub.console.api import actor_of, draft_impact, preview_input
-from saleshub.console.rendering import TEMPLATES, failure, page, runtime_of, shown, shown_json, to_login, who
+from saleshub.console.rendering import (
+    TEMPLATES,
+    acting,
+    failure,
+    page,
+    runtime_of,
+    shown,
+    shown_json,
+    to_login,
+    who,
+)
 from saleshub.console.security import SANDBOXED_DOCUMENT_POLICY, check_csrf, start_session
 from saleshub.errors import NotFoundError, SalesHubError
 from saleshub.mapping.revision import MappingFiles
@@ -176,11 +186,9 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
     def dismiss(
         request: Request, event_id: uuid.UUID, reason: str = Form(""), csrf: str = Form("")
     ) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("operator", "dismissing an event")
+        me = acting(request, csrf, "operator", "dismissing an event")
+        if isinstance(me, RedirectResponse):
+            return me
         try:
             event_actions.dismiss_event(runtime_of(request).database.engine, event_id, reason, actor_of(me))
         except SalesHubError as exc:
@@ -189,11 +197,9 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
 
     @router.post("/events/{event_id}/replay")
     def replay(request: Request, event_id: uuid.UUID, csrf: str = Form("")) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("operator", "replaying an event")
+        me = acting(request, csrf, "operator", "replaying an event")
+        if isinstance(me, RedirectResponse):
+            return me
         hub = runtime_of(request)
         summary = event_actions.replay_events(
             hub, ReplaySelection(event_id=event_id, open_only=False), actor_of(me)
@@ -207,11 +213,9 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
 
     @router.post("/drafts")
     def new_draft(request: Request, event: str = Form(""), csrf: str = Form("")) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("steward", "drafting mappings")
+        me = acting(request, csrf, "steward", "drafting mappings")
+        if isinstance(me, RedirectResponse):
+            return me
         hub = runtime_of(request)
         draft_id = mapping_actions.start_draft(hub.database.engine, actor_of(me), hub.settings.mappings_dir)
         suffix = f"?event={uuid.UUID(event)}" if event else ""
@@ -284,11 +288,9 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         event: str = Form(""),
         csrf: str = Form(""),
     ) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("steward", "editing a draft")
+        me = acting(request, csrf, "steward", "editing a draft")
+        if isinstance(me, RedirectResponse):
+            return me
         try:
             mapping_actions.add_crosswalk_row(
                 runtime_of(request).database.engine, draft_id, crosswalk, row, actor_of(me)
@@ -307,11 +309,9 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         event: str = Form(""),
         csrf: str = Form(""),
     ) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("steward", "editing a draft")
+        me = acting(request, csrf, "steward", "editing a draft")
+        if isinstance(me, RedirectResponse):
+            return me
         # Browsers post text areas with CRLF line ends; the files keep LF.
         edited = text.replace("\r\n", "\n")
         try:
@@ -331,11 +331,9 @@ def pages_router(settings: ConsoleSettings) -> APIRouter:  # noqa: PLR0915 (one 
         event: str = Form(""),
         csrf: str = Form(""),
     ) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("steward", "deploying mappings")
+        me = acting(request, csrf, "steward", "deploying mappings")
+        if isinstance(me, RedirectResponse):
+            return me
         hub = runtime_of(request)
         try:
             result = mapping_actions.deploy_draft(

@@ -12,8 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from saleshub.actions import mappings as mapping_actions
 from saleshub.console.api import actor_of
-from saleshub.console.rendering import failure, page, runtime_of, to_login, who
-from saleshub.console.security import check_csrf
+from saleshub.console.rendering import acting, failure, page, runtime_of, to_login, who
 from saleshub.errors import SalesHubError
 from saleshub.runtime import HubRuntime
 from saleshub.stewards.deployment import load_deployed
@@ -113,11 +112,9 @@ def mapping_pages_router() -> APIRouter:
     def rollback(
         request: Request, revision: int = Form(...), message: str = Form(""), csrf: str = Form("")
     ) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("steward", "rolling back the mappings")
+        me = acting(request, csrf, "steward", "rolling back the mappings")
+        if isinstance(me, RedirectResponse):
+            return me
         hub = runtime_of(request)
         try:
             number = mapping_actions.rollback_to(

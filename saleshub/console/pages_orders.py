@@ -11,14 +11,22 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from saleshub.actions import events as event_actions
 from saleshub.actions.lineage import order_lineage
 from saleshub.console.api import actor_of
 from saleshub.console.api_orders import lineage_catalogs, order_details, order_key
-from saleshub.console.rendering import failure, page, runtime_of, shown_json, shown_value, to_login, who
-from saleshub.console.security import check_csrf
+from saleshub.console.rendering import (
+    acting,
+    failure,
+    page,
+    runtime_of,
+    shown_json,
+    shown_value,
+    to_login,
+    who,
+)
 from saleshub.errors import SalesHubError
 from saleshub.platform.auth import Principal
 from saleshub.store import queries
@@ -113,11 +121,9 @@ def order_pages_router() -> APIRouter:
         version: str = Form(""),
         csrf: str = Form(""),
     ) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("steward", "showing personal data in a lineage")
+        me = acting(request, csrf, "steward", "showing personal data in a lineage")
+        if isinstance(me, RedirectResponse):
+            return me
         return order_page(request, me, order, int(version) if version.isdigit() else None, reason)
 
     return router

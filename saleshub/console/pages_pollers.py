@@ -13,8 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from adapters.source import Window
 from saleshub.actions import pollers as poller_actions
 from saleshub.console.api import actor_of, polled
-from saleshub.console.rendering import failure, page, runtime_of, to_login, who
-from saleshub.console.security import check_csrf
+from saleshub.console.rendering import acting, failure, page, runtime_of, to_login, who
 from saleshub.errors import InvalidRequestError, SalesHubError
 from saleshub.store.failures import database_errors
 
@@ -31,7 +30,7 @@ def _moment(text: str, name: str) -> datetime | None:
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
-def poller_pages_router() -> APIRouter:  # noqa: PLR0915 (one closure per route)
+def poller_pages_router() -> APIRouter:
     """The ``/console/pollers`` routes."""
     router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -56,11 +55,9 @@ def poller_pages_router() -> APIRouter:  # noqa: PLR0915 (one closure per route)
 
     @router.post("/pollers/{system}/pause")
     def pause(request: Request, system: str, reason: str = Form(""), csrf: str = Form("")) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("operator", "pausing a poller")
+        me = acting(request, csrf, "operator", "pausing a poller")
+        if isinstance(me, RedirectResponse):
+            return me
         hub = runtime_of(request)
         try:
             polled(hub, system)
@@ -72,11 +69,9 @@ def poller_pages_router() -> APIRouter:  # noqa: PLR0915 (one closure per route)
 
     @router.post("/pollers/{system}/resume")
     def resume(request: Request, system: str, csrf: str = Form("")) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("operator", "resuming a poller")
+        me = acting(request, csrf, "operator", "resuming a poller")
+        if isinstance(me, RedirectResponse):
+            return me
         hub = runtime_of(request)
         try:
             polled(hub, system)
@@ -87,11 +82,9 @@ def poller_pages_router() -> APIRouter:  # noqa: PLR0915 (one closure per route)
 
     @router.post("/pollers/{system}/run")
     def run_now(request: Request, system: str, csrf: str = Form("")) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("operator", "running a poller")
+        me = acting(request, csrf, "operator", "running a poller")
+        if isinstance(me, RedirectResponse):
+            return me
         hub = runtime_of(request)
         try:
             polled(hub, system)
@@ -109,11 +102,9 @@ def poller_pages_router() -> APIRouter:  # noqa: PLR0915 (one closure per route)
         until: str = Form(""),
         csrf: str = Form(""),
     ) -> Response:
-        me = who(request)
-        if me is None:
-            return to_login()
-        check_csrf(request, csrf)
-        me.require("operator", "backfilling a poller")
+        me = acting(request, csrf, "operator", "backfilling a poller")
+        if isinstance(me, RedirectResponse):
+            return me
         hub = runtime_of(request)
         try:
             polled(hub, system)

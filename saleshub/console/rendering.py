@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from saleshub.console.security import csrf_token, session_principal
+from saleshub.console.security import check_csrf, csrf_token, session_principal
 from saleshub.errors import NotFoundError, SalesHubError
 from saleshub.platform.auth import AuthenticationError, Principal
 from saleshub.platform.masking import mask
@@ -22,6 +22,7 @@ from saleshub.runtime import HubRuntime
 
 __all__ = [
     "TEMPLATES",
+    "acting",
     "age_text",
     "failure",
     "page",
@@ -91,6 +92,17 @@ def who(request: Request) -> Principal | None:
 def to_login() -> RedirectResponse:
     """Where a request without a session goes."""
     return RedirectResponse("/console/login", status_code=303)
+
+
+def acting(request: Request, csrf: str, role: str, what: str) -> Principal | RedirectResponse:
+    """Who submits a form that changes state: the login page when nobody is signed in; the form's
+    CSRF token and the person's role are checked (a ``ForbiddenError`` naming ``what`` otherwise)."""
+    me = who(request)
+    if me is None:
+        return to_login()
+    check_csrf(request, csrf)
+    me.require(role, what)
+    return me
 
 
 def failure(request: Request, principal: Principal, exc: SalesHubError, status: int = 400) -> HTMLResponse:
