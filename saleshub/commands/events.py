@@ -18,7 +18,7 @@ from saleshub.actions import events as actions
 from saleshub.actions.events import event_record, first_error
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.console import out
-from saleshub.errors import SalesHubError
+from saleshub.errors import InvalidRequestError, SalesHubError
 from saleshub.platform.settings import Settings
 from saleshub.receive.replay import ReplaySelection
 from saleshub.runtime import HubRuntime, tune_collector
@@ -102,11 +102,12 @@ def show_event(
 
 
 def resolve_event_id(conn: Connection, text: str) -> uuid.UUID:
-    """The event ``text`` names: a whole id, or an id prefix that only one event has."""
+    """The event ``text`` names: a whole id, or an id prefix that only one event has (a malformed or
+    ambiguous id is a usage error: exit 2)."""
     try:
         return actions.resolve_event_id(conn, text)
     except SalesHubError as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), 2 if isinstance(exc, InvalidRequestError) else 1) from None
 
 
 @events_app.command("dismiss")

@@ -31,7 +31,7 @@ from saleshub.actions.reconciliation_wiring import api_reader, heal_from_source
 from saleshub.actions.reconciliation_wiring import nightly as nightly_job
 from saleshub.commands.common import database, fail, parse_time
 from saleshub.console import err, out
-from saleshub.errors import MappingLoadError, SalesHubError
+from saleshub.errors import InvalidRequestError, MappingLoadError, SalesHubError
 from saleshub.platform.logs import configure_logging
 from saleshub.platform.settings import Settings
 from saleshub.runtime import HubRuntime
@@ -256,8 +256,8 @@ def compare(
         try:
             a, b = resolve_run(conn, run_a, "RUN_A"), resolve_run(conn, run_b, "RUN_B")
             comparison = compare_runs(conn, a, b)
-        except SalesHubError as exc:
-            raise fail(str(exc)) from None
+        except SalesHubError as exc:  # a malformed or ambiguous run id is a usage error
+            raise fail(str(exc), 2 if isinstance(exc, InvalidRequestError) else 1) from None
     out.print(
         f"[bold]{len(comparison.new):,} new[/bold], [green]{len(comparison.resolved):,} resolved[/green], "
         f"{comparison.still_open:,} still open"
@@ -284,8 +284,8 @@ def report(
     with database() as db, db.engine.connect() as conn:
         try:
             rendered = run_report(conn, resolve_run(conn, run_id), fmt)
-        except SalesHubError as exc:
-            raise fail(str(exc)) from None
+        except SalesHubError as exc:  # a malformed or ambiguous run id is a usage error
+            raise fail(str(exc), 2 if isinstance(exc, InvalidRequestError) else 1) from None
     if output is None:
         sys.stdout.write(rendered)
     else:

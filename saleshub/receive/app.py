@@ -15,10 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from swagger_ui_bundle import swagger_ui_path
 
 from adapters.registry import AdapterRegistry
@@ -27,7 +30,7 @@ from saleshub.platform.worker_board import WorkerBoard
 from saleshub.receive.batching import GroupCommit
 from saleshub.receive.openapi import WEBHOOK_RESPONSES, install_openapi, webhook_openapi
 from saleshub.receive.responses import EventReceipt, Health, Readiness
-from saleshub.receive.webhooks import problem, receive
+from saleshub.receive.webhooks import problem, receive, refused
 from saleshub.runtime import HubRuntime
 from saleshub.store.migrate import current_revision, head_revision, is_newer_than_head
 
@@ -89,6 +92,17 @@ def create_app(
         )
 
     install_openapi(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_such_route(request: Request, exc: StarletteHTTPException) -> Response:
+        # A sender's wrong webhook URL (a trailing slash, a path below a system) is answered like
+        # every refused webhook: a problem document, and one log line.
+        path = request.url.path
+        if exc.status_code == 404 and path.startswith("/webhooks/"):
+            system = path.removeprefix("/webhooks/").split("/", 1)[0] or "-"
+            detail = f"no webhook endpoint at {path}: senders POST to /webhooks/{{system}}, no trailing slash"
+            return refused(problem(404, "Not found", detail), system, "no such path")
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

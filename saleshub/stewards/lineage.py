@@ -334,7 +334,7 @@ def explain_event(
             show_personal=show_personal,
             reason=reason,
         )
-    prepared = _prepare(conn, catalogs, lineage, row.source_system, row.raw_body)
+    prepared = _prepare(conn, catalogs, lineage, row.source_system, reads.event_body(conn, event_id))
     if prepared is None:
         return lineage
     mapping, document = prepared

@@ -10,12 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, func, select
+from sqlalchemy.orm import aliased
 
 from saleshub.store.queries import AnyRow
 from saleshub.store.tables import integration_events, service_order_versions, service_orders
 
-__all__ = ["order_version", "recent_order_bodies"]
+__all__ = ["event_body", "order_version", "recent_order_bodies"]
 
 _E = integration_events.c
 _O = service_orders.c
@@ -29,6 +30,7 @@ def order_version(conn: Connection, hub_order_id: uuid.UUID, version_no: int | N
     ``event_status`` and ``latest`` (the order's newest version number).
     """
     latest = select(_O.version_no).where(_O.hub_order_id == hub_order_id).scalar_subquery()
+    original = aliased(integration_events)  # a replayed event keeps its bytes with the original
     query = (
         select(
             _V.version_no,
@@ -36,11 +38,12 @@ def order_version(conn: Connection, hub_order_id: uuid.UUID, version_no: int | N
             _V.content,
             _V.mapping,
             _V.recorded_at,
-            _E.raw_body,
+            func.coalesce(_E.raw_body, original.c.raw_body).label("raw_body"),
             _E.status.label("event_status"),
             latest.label("latest"),
         )
         .join(integration_events, and_(_E.event_id == _V.event_id, _E.hub_order_id == _V.hub_order_id))
+        .outerjoin(original, original.c.event_id == _E.replay_of)
         .where(_V.hub_order_id == hub_order_id)
     )
     if version_no is None:
@@ -62,15 +65,32 @@ def recent_order_bodies(conn: Connection, last: int) -> Sequence[AnyRow]:
         .limit(last)
         .subquery()
     )
-    query = select(
-        orders.c.hub_order_id,
-        orders.c.source_system,
-        orders.c.external_order_id,
-        orders.c.mapping,
-        _E.raw_body,
-    ).join(
-        integration_events,
-        and_(_E.event_id == orders.c.last_event_id, _E.hub_order_id == orders.c.hub_order_id),
-        isouter=True,
+    original = aliased(integration_events)  # a replayed event keeps its bytes with the original
+    query = (
+        select(
+            orders.c.hub_order_id,
+            orders.c.source_system,
+            orders.c.external_order_id,
+            orders.c.mapping,
+            func.coalesce(_E.raw_body, original.c.raw_body).label("raw_body"),
+        )
+        .join(
+            integration_events,
+            and_(_E.event_id == orders.c.last_event_id, _E.hub_order_id == orders.c.hub_order_id),
+            isouter=True,
+        )
+        .outerjoin(original, original.c.event_id == _E.replay_of)
     )
     return conn.execute(query).all()
+
+
+def event_body(conn: Connection, event_id: uuid.UUID) -> bytes | None:
+    """An event's raw bytes: its own, or its original's when it is a replay (``None`` once purged)."""
+    original = aliased(integration_events)
+    query = (
+        select(func.coalesce(_E.raw_body, original.c.raw_body))
+        .outerjoin(original, original.c.event_id == _E.replay_of)
+        .where(_E.event_id == event_id)
+    )
+    found = conn.execute(query).scalar()
+    return None if found is None else bytes(found)

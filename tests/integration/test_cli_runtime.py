@@ -67,6 +67,16 @@ def test_status_events_orders(run: CliRunner, hub: HubRuntime) -> None:
 
     missing = run.invoke(app, ["orders", "show", "not-a-uuid"])
     assert missing.exit_code == 2 and "must be a UUID" in missing.output  # a bad argument: usage error
+    # A malformed id is a usage error for every command that takes one (exit 2); an unknown one is not.
+    for words in (
+        ["events", "show", "zzzz"],
+        ["events", "dismiss", "zzzz", "--reason", "junk"],
+        ["reconcile", "report", "zz", "--format", "json"],
+    ):
+        bad = run.invoke(app, words)
+        assert bad.exit_code == 2, (words, bad.output)
+    unknown = run.invoke(app, ["events", "show", "ffffffff"])
+    assert unknown.exit_code == 1 and "no event id starts with" in unknown.output, unknown.output
 
 
 def test_replay_and_impact_commands(

@@ -12,16 +12,19 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from typer.testing import CliRunner
 
+from saleshub.actions.events import replay_events
 from saleshub.cli import app
 from saleshub.mapping import coercions as co
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.revision import MappingFiles
 from saleshub.mapping.tracing import trace
 from saleshub.receive.intake import InboundEvent
+from saleshub.receive.replay import ReplaySelection
 from saleshub.runtime import HubRuntime
 from saleshub.stewards.deployment import deploy
 from saleshub.stewards.lineage import NOT_REPRODUCIBLE, RevisionCatalogs, explain_event, explain_version
 from saleshub.stewards.lineage_uses import crosswalk_uses, source_path_uses
+from saleshub.store.audit import Actor
 from saleshub.store.tables import service_order_versions, service_orders
 from tests.conftest import MAPPINGS, SAMPLES
 from tests.integration.conftest import ingest, open_hub
@@ -297,3 +300,43 @@ def test_the_commands_explain_and_uses(
     result = run.invoke(app, ["mappings", "uses", "--source-path", "order.channel", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["orders_depending"] == len(orders)
+
+
+def test_a_replayed_event_is_traced_from_its_original_bytes(
+    db_url: str, deployed: HubRuntime, tmp_path: Path
+) -> None:
+    """A replay keeps no bytes of its own (they stay with the original): its lineage, and that of the
+    version it makes, read the original's, as an operator would after the tour's fix and replay."""
+    sample = (SAMPLES / "pyxis/01_es_in_store_created.json").read_bytes()
+    body = sample.replace(b'"channel": "STORE"', b'"channel": "TERMINAL"')
+    assert body != sample
+    quarantined = ingest(deployed, InboundEvent("pyxis", "webhook", body, "application/json"))
+    assert quarantined.status == "quarantined"
+    actor = Actor("test", WHY)
+    replay_events(deployed, ReplaySelection(event_id=quarantined.event_id), actor)
+    with deployed.database.engine.connect() as conn:
+        query = text("SELECT event_id FROM sales_system_integration_events WHERE replay_of = :root")
+        (replay_id,) = conn.execute(query, {"root": quarantined.event_id}).scalars()
+        traced = explain_event(conn, RevisionCatalogs(), replay_id)
+    assert traced.fields and "retention" not in (traced.reason or ""), traced.reason
+    deployed.close()
+
+    fixed = tmp_path / "fixed"
+    shutil.copytree(MAPPINGS, fixed)
+    with (fixed / "crosswalks" / "channels.csv").open("a", encoding="utf-8") as handle:
+        handle.write("IN_STORE,TERMINAL,,,In-store terminal\n")
+    assert _deploy(db_url, fixed, "TERMINAL is an in-store channel") == 2
+    hub = open_hub(db_url)
+    try:
+        replay_events(hub, ReplaySelection(event_id=replay_id), actor)
+        with hub.database.engine.connect() as conn:
+            order = conn.execute(
+                select(service_orders.c.hub_order_id).where(
+                    service_orders.c.external_order_id == "PX-ES-2026-000123"
+                )
+            ).scalar_one()
+            lineage = explain_version(conn, RevisionCatalogs(), order, fields=["sales_channel"])
+        assert lineage.reproducible, lineage.reason
+        assert lineage.revision == 2
+    finally:
+        hub.close()

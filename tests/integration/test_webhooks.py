@@ -165,10 +165,14 @@ def test_iso_8859_1_xml_is_decoded_and_mapped(server: httpx.Client, hub: HubRunt
     assert notes == "Café Müller, Straße 5"
 
 
-def test_no_redirects_and_unknown_systems(server: httpx.Client) -> None:
+def test_no_redirects_and_unknown_systems(server: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
     body = pyxis_event(5)
-    slash = server.post("/webhooks/pyxis/", content=body, headers=signed_headers(SECRET, "s", body))
+    with caplog.at_level(logging.WARNING, logger="saleshub.receive.webhooks"):
+        slash = server.post("/webhooks/pyxis/", content=body, headers=signed_headers(SECRET, "s", body))
     assert slash.status_code == 404
+    assert slash.headers["content-type"].startswith("application/problem+json"), slash.headers
+    assert "no trailing slash" in slash.json()["detail"]
+    assert any("webhook refused: status=404 system=pyxis" in r.getMessage() for r in caplog.records)
     unknown = post(server, body, "u", system="acme")
     assert unknown.status_code == 404 and "known: erp, pyxis, tempo" in unknown.json()["detail"]
 
