@@ -35,7 +35,7 @@ from reconciliation.model import Window
 from reconciliation.sources import FileManifestReader, SourceManifestReader
 from saleshub.store.manifest import ManifestFormat, ManifestLayout
 
-__all__ = ["Compared", "DuplicateRows", "compare"]
+__all__ = ["Compared", "DuplicateRows", "Snapshot", "compare"]
 
 #: Writes the hub's window as headerless CSV (key, version, updated-at, fingerprint) to a file.
 Snapshot = Callable[[BinaryIO], object]

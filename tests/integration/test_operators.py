@@ -83,7 +83,7 @@ def test_send_see_dismiss_and_a_reused_webhook_id(
     )
     shown = run.invoke(app, ["events", "show", event_id[:8]])
     assert shown.exit_code == 0 and '"order_key": "PX-SYN-000000008"' in shown.output, shown.output
-    assert run.invoke(app, ["events", "show", "zz"]).exit_code == 1
+    assert run.invoke(app, ["events", "show", "zz"]).exit_code == 2  # a malformed id: usage
 
     dismissed = run.invoke(
         app, ["events", "dismiss", event_id[:8], "--reason", "test message from the sender"]
