@@ -9,6 +9,7 @@
     │   ├── UnknownAdapterError     no adapter of that name (lists the known ones)
     │   ├── MissingSecretError      a named secret the configuration needs is not in the secret store
     │   ├── SecretStoreError        the secret store cannot be read (file gone, bad YAML, bad secret)
+    │   ├── KeyServiceError         the master key cannot be used (key file unreadable, transit refused)
     │   └── SourceRefusedError      a polled source answered 4xx a retry cannot fix: fix, then resume
     ├── DataError                   this payload cannot be processed; keep it, quarantine it
     │   ├── DecodeError             the body is not well-formed JSON/XML, too big, or unsafe
@@ -18,6 +19,7 @@
     │   └── ManifestError           a source's reconciliation manifest cannot be read (file:line)
     ├── RetriableError              a dependency is down; the same call may succeed later
     │   ├── SecretStoreUnavailableError  the secret store (Vault) cannot be reached or is sealed
+    │   │   └── KeyServiceUnavailableError  Vault's transit engine cannot be reached; key not cached
     │   ├── SourceUnavailableError  a polled source timed out, refused the connection, 5xx or 429
     │   └── SourceTokenExpiredError a polled source expired a listing's token (410): list again
     └── FatalError                  a bug or broken invariant; stop and page someone
@@ -50,6 +52,8 @@ __all__ = [
     "FieldError",
     "GoldenSamplesError",
     "InvalidRequestError",
+    "KeyServiceError",
+    "KeyServiceUnavailableError",
     "LoadIssue",
     "ManifestError",
     "MappingError",
@@ -199,6 +203,21 @@ class SecretStoreUnavailableError(RetriableError):
     """The secret store (Vault) cannot be reached, is sealed or answers with a server error.
 
     The message names the store's address and what was being read, never a secret's value.
+    """
+
+
+class KeyServiceError(ConfigurationError):
+    """The master key that wraps data keys cannot be used: its file is unreadable or malformed,
+    Vault's transit engine refuses the hub, or a wrapped key is not one of the master key's.
+
+    The message names the key and the place, never a key's bytes.
+    """
+
+
+class KeyServiceUnavailableError(SecretStoreUnavailableError):
+    """Vault's transit engine cannot be reached and the data key needed is not in the cache.
+
+    Retriable: a webhook gets 503 with ``Retry-After``; nothing personal is stored in clear meanwhile.
     """
 
 

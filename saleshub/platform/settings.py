@@ -55,6 +55,7 @@ __all__ = [
     "KafkaProperties",
     "KafkaSettings",
     "PollerSettings",
+    "PrivacySettings",
     "ProcessorSettings",
     "RelaySettings",
     "SecretsSettings",
@@ -397,6 +398,32 @@ class PollerSettings(_Group):
         return int(hour), int(minute)
 
 
+class PrivacySettings(_Group):
+    """Personal data at rest: the key that wraps the data keys, and how long a data key is cached."""
+
+    keys: Literal["local", "vault"] = Field(
+        default="local",
+        description="`local`: data keys wrapped by the key file `key_file`; `vault`: wrapped by the "
+        "transit key `vault_transit_key` of the Vault the secret store logs in to (`secrets.backend` "
+        "`vault`)",
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description="`local`: the master key file (created with mode 600 on first use) "
+        "[default: `<data_dir>/master.key`]",
+    )
+    vault_transit_mount: str = Field(default="transit", description="mount path of Vault's transit engine")
+    vault_transit_key: str = Field(
+        default="saleshub-personal-data", description="the transit key that wraps the data keys"
+    )
+    key_cache_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="an unwrapped data key stays in memory this long; also how long the hub keeps "
+        "working on cached keys while Vault is unreachable",
+    )
+
+
 ROLES: Final = ("viewer", "operator", "steward", "admin")
 
 
@@ -470,6 +497,9 @@ class Settings(BaseSettings):
     pollers: PollerSettings = Field(default_factory=PollerSettings, description="source-API pollers")
     console: ConsoleSettings = Field(
         default_factory=ConsoleSettings, description="the operators' console and API"
+    )
+    privacy: PrivacySettings = Field(
+        default_factory=PrivacySettings, description="personal data at rest"
     )
     mappings_dir: Path = Field(default=Path("mappings"), description="mapping files and crosswalks")
     samples_dir: Path = Field(default=Path("contracts/samples"), description="golden samples")
