@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,13 @@ from saleshub.mapping.catalog import MappingCatalog
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ROOT / "mappings"
+
+# One local master key for the whole session, shared by the hub processes a test starts (they
+# inherit the environment) and the runtimes it opens in-process, whatever their data directory:
+# like the processes of one deployment, they must wrap and unwrap data keys with the same key.
+os.environ.setdefault(
+    "SALESHUB_PRIVACY__KEY_FILE", str(Path(tempfile.mkdtemp(prefix="saleshub-keys-")) / "master.key")
+)
 FIXTURE_MAPPINGS = ROOT / "tests" / "fixtures" / "mappings"
 SAMPLES = ROOT / "contracts" / "samples"
 

@@ -16,7 +16,7 @@ from saleshub.store import events as store_events
 from saleshub.store import queries
 from saleshub.store.audit import Actor, last_actors, record_action
 from saleshub.store.failures import database_errors
-from saleshub.store.queries import AnyRow
+from saleshub.store.queries import OpenedRow
 
 __all__ = [
     "cli_actor",
@@ -77,12 +77,17 @@ def resolve_event_id(conn: Connection, text: str) -> uuid.UUID:
     return found[0]
 
 
-def event_record(conn: Connection, row: AnyRow) -> dict[str, Any]:
+def event_record(conn: Connection, row: OpenedRow) -> dict[str, Any]:
     """Everything recorded about an event except its raw bytes, with who dismissed it if anyone did."""
-    record = {key: value for key, value in row._mapping.items() if key not in ("raw_body", "body_sha256")}
+    hidden = ("raw_body", "body_sha256", "raw_body_erased", "data_key_id")
+    record = {key: value for key, value in row._mapping.items() if key not in hidden}
     record["body_sha256"] = bytes(row.body_sha256).hex()
     record["raw_body"] = (
-        "purged" if row.raw_body_purged_at else ("with the original" if row.replay_of else "kept")
+        "erased"
+        if row.raw_body_erased
+        else "purged"
+        if row.raw_body_purged_at
+        else ("with the original" if row.replay_of else "kept")
     )
     acted = last_actors(conn, "event", [str(row.event_id)]).get(str(row.event_id))
     record["last_action"] = (

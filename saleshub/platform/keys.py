@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from typing_extensions import override
 
 from saleshub.errors import KeyServiceError
+from saleshub.platform.settings import Settings
 
 __all__ = [
     "DATA_KEY_BYTES",
@@ -41,6 +42,7 @@ __all__ = [
     "LocalMasterKey",
     "MasterKey",
     "SealBrokenError",
+    "master_key_from_settings",
     "new_data_key",
     "seal",
     "unseal",
@@ -248,3 +250,11 @@ class DataKeyCache:
 
     def __repr__(self) -> str:  # never the keys
         return f"DataKeyCache({len(self._keys)} keys, {self.seconds:g} s)"
+
+
+def master_key_from_settings(settings: Settings, secrets: object | None = None) -> MasterKey:
+    """The master key the settings choose (``privacy.keys``)."""
+    config = settings.privacy
+    if config.keys == "local":
+        return LocalMasterKey(config.key_file or settings.database.data_dir / "master.key")
+    raise KeyServiceError("privacy.keys 'vault' needs the Vault transit key, not available in this build")

@@ -87,16 +87,15 @@ class OutcomeWriter:
             else:
                 kind = _OUTCOME_KIND.get(written.outcome)
                 if kind is not None and target is not None:
-                    outbox_rows.append(
-                        self.outbox.order_row(
-                            kind,
-                            event_id=item.queued.event_id,
-                            occurred_at=item.queued.received_at,
-                            order=target.order,
-                            version_no=written.version_no,
-                            mapping=target.mapping,
-                        )
+                    row = self.outbox.order_row(
+                        kind,
+                        event_id=item.queued.event_id,
+                        occurred_at=item.queued.received_at,
+                        order=target.order,
+                        version_no=written.version_no,
+                        mapping=target.mapping,
                     )
+                    outbox_rows.append({**row, "data_key": written.data_key})
             finished.append(_finished_row(item, status, written))
             statuses[index] = status
         store.finish_events(conn, finished)

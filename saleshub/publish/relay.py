@@ -62,7 +62,7 @@ from datetime import UTC
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
-from sqlalchemy import Engine, Row
+from sqlalchemy import Engine
 
 from canonical.events import EventKind
 from saleshub.errors import RetriableError
@@ -73,7 +73,7 @@ from saleshub.publish.framing import Framing
 from saleshub.publish.schemas import EventSchemas
 from saleshub.store.events import trace_carriers
 from saleshub.store.failures import as_retriable, database_errors
-from saleshub.store.outbox import OUTBOX_LANES, Delivered, claim_round, finish_round
+from saleshub.store.outbox import OUTBOX_LANES, Delivered, OutboxRow, claim_round, finish_round
 
 __all__ = ["BrokerUnavailableError", "OutboxRelay", "RelayRound", "RelayStalledError", "cloudevents_headers"]
 
@@ -225,7 +225,7 @@ class OutboxRelay:
             raise BrokerUnavailableError(self.watch.last_error or "the Kafka broker does not answer")
         self._suspect = False
 
-    def _open_spans(self, rows: Sequence[Row[Any]]) -> list[Span]:
+    def _open_spans(self, rows: Sequence[OutboxRow]) -> list[Span]:
         """One ``publish`` span per row, continuing the trace stored with its event."""
         with database_errors(), self.engine.connect() as conn:
             carriers = trace_carriers(conn, [(row.event_id, row.occurred_at) for row in rows])
@@ -241,7 +241,7 @@ class OutboxRelay:
             for row in rows
         ]
 
-    def _close_spans(self, rows: Sequence[Row[Any]], spans: list[Span], reports: _Reports) -> None:
+    def _close_spans(self, rows: Sequence[OutboxRow], spans: list[Span], reports: _Reports) -> None:
         for row, span, report in zip(rows, spans, reports.outcome, strict=True):
             tags = {"topic": row.topic, "system": row.source_system}
             if isinstance(report, tuple):
@@ -252,7 +252,7 @@ class OutboxRelay:
                 self.telemetry.count(PUBLISH_FAILED, 1, **tags)
             span.finish()
 
-    def _produce(self, rows: Sequence[Row[Any]], reports: _Reports, spans: list[Span] | None) -> None:
+    def _produce(self, rows: Sequence[OutboxRow], reports: _Reports, spans: list[Span] | None) -> None:
         producer = self.producer
         framing = self.framing
         try:

@@ -11,6 +11,7 @@ has been open from the previous cross-system run. A cross-system run is a row of
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
+
+from saleshub.store.personal import personal_data
 
 __all__ = [
     "CROSS_SYSTEM",
@@ -84,7 +87,8 @@ def _key_select(i: int, spec: KeySpec, params: dict[str, Any]) -> str:
 _SIDE = (
     "json_build_object('system', {t}.source_system, 'external_order_id', {t}.external_order_id, "
     "'hub_order_id', {t}.hub_order_id, 'country_code', {t}.country_code, 'bu_code', {t}.bu_code, "
-    "'sales_channel', {t}.sales_channel, 'content', {t}.content)"
+    "'sales_channel', {t}.sales_channel, 'content', {t}.content, "
+    "'personal', encode({t}.personal, 'base64'), 'data_key_id', {t}.data_key_id)"
 )
 
 
@@ -104,13 +108,34 @@ def matched_orders(
             "AND a.source_system < b.source_system "
             "JOIN service_orders l ON l.hub_order_id = a.hub_order_id "
             "JOIN service_orders r ON r.hub_order_id = b.hub_order_id "
-            "WHERE (a.updated_at >= :start AND a.updated_at < :end) "
-            "OR (b.updated_at >= :start AND b.updated_at < :end) "
+            "WHERE ((a.updated_at >= :start AND a.updated_at < :end) "
+            "OR (b.updated_at >= :start AND b.updated_at < :end)) "
+            "AND l.erased_at IS NULL AND r.erased_at IS NULL "
             "ORDER BY a.reference, a.value, l.source_system, l.external_order_id, r.external_order_id"
         ),
         params,
+    ).all()
+    sides = [side for row in rows for side in (row[2], row[3])]
+    opened = personal_data(conn).open_orders(
+        conn,
+        [
+            (
+                uuid.UUID(side["hub_order_id"]),
+                side["content"],
+                None if side["personal"] is None else base64.b64decode(side["personal"]),
+                None if side["data_key_id"] is None else uuid.UUID(side["data_key_id"]),
+            )
+            for side in sides
+        ],
     )
-    return [MatchedPair(*row) for row in rows]
+    for side, content in zip(sides, opened, strict=True):
+        side["content"] = content
+        del side["personal"], side["data_key_id"]
+    return [
+        MatchedPair(*row)
+        for row in rows
+        if isinstance(row[2]["content"], dict) and isinstance(row[3]["content"], dict)
+    ]
 
 
 def previous_cross_run(conn: Connection, before: datetime) -> uuid.UUID | None:

@@ -31,6 +31,7 @@ from saleshub.platform.secrets import LeasedCredentials, SecretStore, secret_sto
 from saleshub.platform.settings import Settings
 from saleshub.store.embedded import EmbeddedPostgres
 from saleshub.store.failures import first_line
+from saleshub.store.personal import attach_personal_data, personal_data_from_settings
 
 __all__ = ["OWNER_SECRET", "Database", "EncodedJSON", "dedicated_connection", "open_database"]
 
@@ -214,6 +215,15 @@ def dedicated_connection(engine: Engine) -> tuple[psycopg.Connection[tuple[objec
 
 
 def open_database(settings: Settings, secrets: SecretStore | None = None, *, owner: bool = False) -> Database:
+    """The configured database, or a started embedded one, with its personal-data port attached."""
+    database = _open_database(settings, secrets, owner=owner)
+    attach_personal_data(database.engine, lambda: personal_data_from_settings(settings, secrets))
+    return database
+
+
+def _open_database(
+    settings: Settings, secrets: SecretStore | None = None, *, owner: bool = False
+) -> Database:
     """The configured database, or a started embedded one when no URL is set.
 
     ``secrets`` gives ``database/credentials`` (default: the store the settings choose); when set,

@@ -48,6 +48,7 @@ from canonical.enums import Transport
 from saleshub.errors import ClassificationError, DecodeError, DocumentRuleError, MappingError, printable
 from saleshub.store.arrays import array_rows
 from saleshub.store.failures import first_line
+from saleshub.store.personal import Erased, personal_data
 from saleshub.store.tables import (
     PROCESSOR_LANES,
     event_queue,
@@ -215,10 +216,10 @@ _RECORD = text(
             CAST(:idempotency_key AS text[]), CAST(:source_event_key AS text[]),
             CAST(:order_key AS text[]), CAST(:headers AS jsonb[]), CAST(:status AS text[]),
             CAST(:errors AS jsonb[]), CAST(:replay_of AS uuid[]), CAST(:lane AS smallint[]),
-            CAST(:processing_ms AS float8[])
+            CAST(:processing_ms AS float8[]), CAST(:data_key_id AS uuid[])
         ) WITH ORDINALITY AS t(event_id, received_at, source_system, transport, event_type,
                content_type, raw_body, body_sha256, body_size, idempotency_key, source_event_key,
-               order_key, headers, status, errors, replay_of, lane, processing_ms, position)
+               order_key, headers, status, errors, replay_of, lane, processing_ms, data_key_id, position)
     ),
     claimed AS (
         INSERT INTO integration_event_keys (source_system, idempotency_key, event_id, received_at)
@@ -230,10 +231,10 @@ _RECORD = text(
         INSERT INTO sales_system_integration_events (
             event_id, received_at, source_system, transport, event_type, content_type, raw_body,
             body_sha256, body_size, idempotency_key, source_event_key, order_key, headers, status,
-            errors, replay_of, processing_ms)
+            errors, replay_of, processing_ms, data_key_id)
         SELECT i.event_id, i.received_at, i.source_system, i.transport, i.event_type, i.content_type,
                i.raw_body, i.body_sha256, i.body_size, i.idempotency_key, i.source_event_key,
-               i.order_key, i.headers, i.status, i.errors, i.replay_of, i.processing_ms
+               i.order_key, i.headers, i.status, i.errors, i.replay_of, i.processing_ms, i.data_key_id
         FROM input i JOIN claimed c ON c.event_id = i.event_id
         RETURNING event_id
     ),
@@ -282,10 +283,60 @@ def record_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[uuid.
     if not rows:
         return set()
     params: dict[str, Any] = {column: [row[column] for row in rows] for column in _RECORD_COLUMNS}
+    params["raw_body"], params["data_key_id"] = _sealed_bodies(conn, rows)
     for column in ("headers", "errors"):
         params[column] = [None if value is None else json.dumps(value) for value in params[column]]
     params["channel"] = CHANNEL
     return {row.event_id for row in conn.execute(_RECORD, params)}
+
+
+def body_columns(original: Any) -> tuple[Any, Any, Any]:
+    """The columns of an event's body (a replay's is its original's): ``body``, ``body_key``, ``body_sha``.
+
+    ``original`` is an alias of the events table outer-joined on ``replay_of``.
+    """
+    own = _E.raw_body.is_not(None)
+    return (
+        func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
+        case((own, _E.data_key_id), else_=original.c.data_key_id).label("body_key"),
+        case((own, _E.body_sha256), else_=original.c.body_sha256).label("body_sha"),
+    )
+
+
+def open_bodies(conn: Connection, rows: Sequence[Any]) -> list[bytes | None]:
+    """The clear bodies of rows with ``body_columns``; ``None`` for a purged or an erased one."""
+    opened = personal_data(conn).open_bodies(conn, [(r.body, r.body_key, r.body_sha) for r in rows])
+    return [None if isinstance(body, Erased) else body for body in opened]
+
+
+def body_key_pair(system: str, order_key: str | None, event_id: uuid.UUID) -> tuple[str, str]:
+    """Whose data key seals an event's body: its order's, or its own when its order is unknown."""
+    return (system, order_key if order_key else f"event:{event_id}")
+
+
+def _sealed_bodies(
+    conn: Connection, rows: Sequence[dict[str, Any]]
+) -> tuple[list[bytes | None], list[uuid.UUID | None]]:
+    """Each row's raw body sealed with its order's data key, and that key's id."""
+    port = personal_data(conn)
+    pairs = {
+        index: body_key_pair(row["source_system"], row["order_key"], row["event_id"])
+        for index, row in enumerate(rows)
+        if row["raw_body"] is not None
+    }
+    keys = port.order_keys(conn, pairs.values())
+    bodies: list[bytes | None] = []
+    key_ids: list[uuid.UUID | None] = []
+    for index, row in enumerate(rows):
+        pair = pairs.get(index)
+        if pair is None:
+            bodies.append(None)
+            key_ids.append(None)
+            continue
+        key = keys[pair]
+        bodies.append(port.seal_body(key, row["raw_body"], row["body_sha256"]))
+        key_ids.append(key.key_id)
+    return bodies, key_ids
 
 
 _CLAIM_LANES = text(
@@ -329,7 +380,7 @@ def queued_events(conn: Connection, lanes: Sequence[int], limit: int) -> list[Qu
             _E.transport,
             _E.content_type,
             _E.replay_of,
-            func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
+            *body_columns(original),
             _E.headers["trace"].label("trace"),
         )
         .select_from(event_queue)
@@ -339,6 +390,7 @@ def queued_events(conn: Connection, lanes: Sequence[int], limit: int) -> list[Qu
         .order_by(_Q.queue_id)
         .limit(limit)
     )
+    rows = conn.execute(query).all()
     return [
         QueuedEvent(
             row.queue_id,
@@ -348,11 +400,11 @@ def queued_events(conn: Connection, lanes: Sequence[int], limit: int) -> list[Qu
             row.source_system,
             row.transport,
             row.content_type,
-            None if row.body is None else bytes(row.body),
+            body,
             row.replay_of,
             row.trace if isinstance(row.trace, dict) else None,
         )
-        for row in conn.execute(query)
+        for row, body in zip(rows, open_bodies(conn, rows), strict=True)
     ]
 
 
@@ -513,7 +565,7 @@ def stored_events(conn: Connection, keys: Sequence[tuple[uuid.UUID, datetime]]) 
             _E.source_system,
             _E.content_type,
             _E.replay_of,
-            func.coalesce(_E.raw_body, original.c.raw_body).label("body"),
+            *body_columns(original),
         )
         .select_from(_EVENT_KEYS)
         .join(
@@ -524,16 +576,10 @@ def stored_events(conn: Connection, keys: Sequence[tuple[uuid.UUID, datetime]]) 
         .order_by(_E.received_at, _E.event_id)
     )
     params = {"event_id_array": [key[0] for key in keys], "received_at_array": [key[1] for key in keys]}
+    rows = conn.execute(query, params).all()
     return [
-        StoredEvent(
-            row.event_id,
-            row.received_at,
-            row.source_system,
-            row.content_type,
-            row.replay_of,
-            None if row.body is None else bytes(row.body),
-        )
-        for row in conn.execute(query, params)
+        StoredEvent(row.event_id, row.received_at, row.source_system, row.content_type, row.replay_of, body)
+        for row, body in zip(rows, open_bodies(conn, rows), strict=True)
     ]
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, select
 from sqlalchemy.orm import aliased
 
-from saleshub.store.queries import AnyRow
+from saleshub.store.events import body_columns, open_bodies
+from saleshub.store.personal import Erased, personal_data
+from saleshub.store.queries import OpenedRow
 from saleshub.store.tables import integration_events, service_order_versions, service_orders
 
 __all__ = ["event_body", "order_version", "recent_order_bodies"]
@@ -23,7 +25,7 @@ _O = service_orders.c
 _V = service_order_versions.c
 
 
-def order_version(conn: Connection, hub_order_id: uuid.UUID, version_no: int | None) -> AnyRow | None:
+def order_version(conn: Connection, hub_order_id: uuid.UUID, version_no: int | None) -> OpenedRow | None:
     """Version ``version_no`` (the newest when ``None``) of an order, with its event's raw body.
 
     Columns: ``version_no``, ``event_id``, ``content``, ``mapping``, ``recorded_at``, ``raw_body``,
@@ -36,9 +38,11 @@ def order_version(conn: Connection, hub_order_id: uuid.UUID, version_no: int | N
             _V.version_no,
             _V.event_id,
             _V.content,
+            _V.personal,
+            _V.data_key_id,
             _V.mapping,
             _V.recorded_at,
-            func.coalesce(_E.raw_body, original.c.raw_body).label("raw_body"),
+            *body_columns(original),
             _E.status.label("event_status"),
             latest.label("latest"),
         )
@@ -50,10 +54,21 @@ def order_version(conn: Connection, hub_order_id: uuid.UUID, version_no: int | N
         query = query.order_by(_V.version_no.desc()).limit(1)
     else:
         query = query.where(_V.version_no == version_no)
-    return conn.execute(query).first()
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    port = personal_data(conn)
+    content = port.open_order(conn, hub_order_id, row.content, row.personal, row.data_key_id)
+    erased = isinstance(content, Erased)
+    return OpenedRow(
+        row,
+        content=row.content if erased else content,
+        raw_body=None if erased else open_bodies(conn, [row])[0],
+        erased=erased,
+    )
 
 
-def recent_order_bodies(conn: Connection, last: int) -> Sequence[AnyRow]:
+def recent_order_bodies(conn: Connection, last: int) -> Sequence[OpenedRow]:
     """The last ``last`` updated orders, newest first, each with its newest version's raw body.
 
     Columns: ``hub_order_id``, ``source_system``, ``external_order_id``, ``mapping`` (the label of
@@ -72,7 +87,7 @@ def recent_order_bodies(conn: Connection, last: int) -> Sequence[AnyRow]:
             orders.c.source_system,
             orders.c.external_order_id,
             orders.c.mapping,
-            func.coalesce(_E.raw_body, original.c.raw_body).label("raw_body"),
+            *body_columns(original),
         )
         .join(
             integration_events,
@@ -81,16 +96,17 @@ def recent_order_bodies(conn: Connection, last: int) -> Sequence[AnyRow]:
         )
         .outerjoin(original, original.c.event_id == _E.replay_of)
     )
-    return conn.execute(query).all()
+    rows = conn.execute(query).all()
+    return [OpenedRow(row, raw_body=body) for row, body in zip(rows, open_bodies(conn, rows), strict=True)]
 
 
 def event_body(conn: Connection, event_id: uuid.UUID) -> bytes | None:
     """An event's raw bytes: its own, or its original's when it is a replay (``None`` once purged)."""
     original = aliased(integration_events)
     query = (
-        select(func.coalesce(_E.raw_body, original.c.raw_body))
+        select(*body_columns(original))
         .outerjoin(original, original.c.event_id == _E.replay_of)
         .where(_E.event_id == event_id)
     )
-    found = conn.execute(query).scalar()
-    return None if found is None else bytes(found)
+    row = conn.execute(query).first()
+    return None if row is None else open_bodies(conn, [row])[0]

@@ -17,8 +17,10 @@ A nightly run works in one transaction:
 5. ``save_batch`` writes each record once, with the cluster the model put its representative in;
    ``save_links`` and ``merge_clusters`` (known customers a new record joined together) keep the rest.
 
-The personal values never leave the database except into the linking process's memory; the reads
-for reports (``run_links``) return them for masking by the caller.
+The orders' personal fields are opened through the personal-data port (``saleshub.store.personal``);
+an erased order is never linked. The normalised records are personal data kept for blocking and
+scoring; an erasure deletes its subject's records and links. The reads for reports (``run_links``)
+return values for masking by the caller.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from saleshub.store.personal import personal_data
 from saleshub.store.tables import CUSTOMER_RECORD_COLUMNS
 
 __all__ = [
@@ -91,14 +94,30 @@ def orders_to_link(conn: Connection, *, batch: int = 50_000) -> Iterator[list[Or
     result = conn.execute(
         text(
             "SELECT o.hub_order_id, o.source_system, o.external_order_id, o.sales_channel, o.country_code, "
-            "o.bu_code, o.fingerprint, o.content -> 'customer', o.content -> 'service_address' "
+            "o.bu_code, o.fingerprint, o.content, o.personal, o.data_key_id "
             "FROM service_orders o LEFT JOIN customer_records r ON r.hub_order_id = o.hub_order_id "
-            "WHERE r.record_id IS NULL OR r.order_fingerprint <> o.fingerprint"
+            "WHERE (r.record_id IS NULL OR r.order_fingerprint <> o.fingerprint) AND o.erased_at IS NULL"
         ),
         execution_options={"stream_results": True, "yield_per": batch},
     )
+    port = personal_data(conn)
     for part in result.partitions(batch):
-        yield [OrderCustomer(*row) for row in part]
+        opened = port.open_orders(conn, [(row[0], row[7], row[8], row[9]) for row in part])
+        yield [
+            OrderCustomer(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                content.get("customer") or {},
+                content.get("service_address") or {},
+            )
+            for row, content in zip(part, opened, strict=True)
+            if isinstance(content, dict)
+        ]
 
 
 _ORDER_COLUMNS = (

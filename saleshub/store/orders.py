@@ -19,6 +19,7 @@ then skip, and the row is then locked and compared like any stored one.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, DateTime, Text, any_, bindparam, cast, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    LargeBinary,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, insert
 from sqlalchemy.types import TypeEngine
 
@@ -35,6 +48,7 @@ from canonical.model import ServiceOrder
 from saleshub.errors import FatalError
 from saleshub.store.arrays import array_rows
 from saleshub.store.database import EncodedJSON
+from saleshub.store.personal import DataKey, PersonalData, personal_data, split_personal
 from saleshub.store.tables import service_order_versions, service_orders
 
 __all__ = [
@@ -75,6 +89,7 @@ class OrderWrite:
     outcome: OrderOutcome
     hub_order_id: uuid.UUID
     version_no: int
+    data_key: DataKey | None = None  # the order's: seals its outbox payload
 
 
 def is_stale(
@@ -91,8 +106,10 @@ def is_stale(
     return False
 
 
-def _columns(item: NewOrder, fingerprint: int) -> dict[str, Any]:
+def _columns(item: NewOrder, fingerprint: int, key: DataKey) -> dict[str, Any]:
+    """The order's columns: its facts in clear, its personal fields sealed with its data key."""
     order = item.order
+    facts, personal = split_personal(json.loads(order.model_dump_json()))
     return {
         "country_code": order.country_code,
         "bu_code": order.bu_code,
@@ -100,7 +117,9 @@ def _columns(item: NewOrder, fingerprint: int) -> dict[str, Any]:
         "sales_channel": order.sales_channel.value,
         "service_type": order.service_type.value,
         "status": order.status.value,
-        "content": EncodedJSON(order.model_dump_json()),
+        "content": EncodedJSON(json.dumps(facts, ensure_ascii=False)),
+        "personal": PersonalData.seal_personal(key, order.hub_order_id, personal),
+        "data_key_id": key.key_id,
         "fingerprint": fingerprint,
         "source_version": order.source_version,
         "source_updated_at": order.source_updated_at,
@@ -131,6 +150,8 @@ _ORDER_COLUMNS: tuple[tuple[str, TypeEngine[Any]], ...] = (
     ("mapping", Text()),
     ("mapping_hash", Text()),
     ("last_event_id", UUID(as_uuid=True)),
+    ("personal", LargeBinary()),
+    ("data_key_id", UUID(as_uuid=True)),
 )
 _ORDERS = array_rows(*_ORDER_COLUMNS)
 _INSERT_NEW = (
@@ -182,6 +203,8 @@ _RECORD_VERSIONS = insert(service_order_versions).from_select(
         "fingerprint",
         "source_version",
         "mapping",
+        "personal",
+        "data_key_id",
     ],
     select(
         _C.hub_order_id,
@@ -192,10 +215,17 @@ _RECORD_VERSIONS = insert(service_order_versions).from_select(
         _C.fingerprint,
         _C.source_version,
         _C.mapping,
+        _C.personal,
+        _C.data_key_id,
     )
     .select_from(_NEW)
     .join(service_orders, _C.hub_order_id == _NEW.c.hub_order_id),
 )
+
+
+def order_key_pair(order: ServiceOrder) -> tuple[str, str]:
+    """Whose data key seals an order: ``(source_system, external_order_id)``, as its events'."""
+    return (order.source_system, order.external_order_id)
 
 
 def write_orders(conn: Connection, items: Sequence[NewOrder]) -> list[OrderWrite]:
@@ -205,9 +235,12 @@ def write_orders(conn: Connection, items: Sequence[NewOrder]) -> list[OrderWrite
     round trips. The orders of one call must be distinct (the caller splits repeats into the next
     call, where they see this call's result).
     """
+    port = personal_data(conn)
+    keys = port.order_keys(conn, [order_key_pair(item.order) for item in items])
     prepared = []
     for item in items:
-        prepared.append((item.order, item.event_id, _columns(item, item.order.fingerprint())))
+        key = keys[order_key_pair(item.order)]
+        prepared.append((item.order, item.event_id, _columns(item, item.order.fingerprint(), key)))
     if len({order.hub_order_id for order, _, _ in prepared}) != len(prepared):
         raise FatalError("write_orders needs distinct orders per call (the caller splits repeats)")
     if not prepared:
@@ -234,14 +267,15 @@ def write_orders(conn: Connection, items: Sequence[NewOrder]) -> list[OrderWrite
     for order, event_id, row in prepared:
         order_id = order.hub_order_id
         current = stored[order_id]
+        key = keys[order_key_pair(order)]
         if current.last_event_id == event_id:
             versions.append((order_id, event_id))
-            results.append(OrderWrite(OrderOutcome.CREATED, order_id, 1))
+            results.append(OrderWrite(OrderOutcome.CREATED, order_id, 1, key))
             continue
         if is_stale(
             order.source_version, order.source_updated_at, current.source_version, current.source_updated_at
         ):
-            results.append(OrderWrite(OrderOutcome.STALE, order_id, current.version_no))
+            results.append(OrderWrite(OrderOutcome.STALE, order_id, current.version_no, key))
         elif current.fingerprint == row["fingerprint"]:
             if order.source_version is not None and (current.source_version or -1) < order.source_version:
                 version_only.append(
@@ -251,19 +285,28 @@ def write_orders(conn: Connection, items: Sequence[NewOrder]) -> list[OrderWrite
                         "source_updated_at": order.source_updated_at,
                     }
                 )
-            results.append(OrderWrite(OrderOutcome.DUPLICATE, order_id, current.version_no))
+            results.append(OrderWrite(OrderOutcome.DUPLICATE, order_id, current.version_no, key))
         else:
             version = current.version_no + 1
             changed.append({"b_id": order_id, "version_no": version, "last_event_id": event_id, **row})
             versions.append((order_id, event_id))
             cancels = row["status"] == OrderStatus.CANCELLED and current.status != OrderStatus.CANCELLED
             outcome = OrderOutcome.CANCELLED if cancels else OrderOutcome.UPDATED
-            results.append(OrderWrite(outcome, order_id, version))
+            results.append(OrderWrite(outcome, order_id, version, key))
     if changed:
         conn.execute(_UPDATE_CHANGED, changed)
     if version_only:
         conn.execute(_UPDATE_VERSION_ONLY, version_only)
     if versions:
+        written = {order_id for order_id, _ in versions}
+        port.index_orders(
+            conn,
+            [
+                (o.hub_order_id, {"customer": o.customer.model_dump()})
+                for o, _, _ in prepared
+                if o.hub_order_id in written
+            ],
+        )
         conn.execute(
             _RECORD_VERSIONS,
             {
@@ -284,7 +327,7 @@ class StoredOrder:
 
 
 _READ_STORED = (
-    select(_C.hub_order_id, _C.content, _C.mapping, _C.mapping_hash)
+    select(_C.hub_order_id, _C.content, _C.mapping, _C.mapping_hash, _C.personal, _C.data_key_id)
     .where(_C.hub_order_id == any_(bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
     .order_by(_C.hub_order_id)
     .with_for_update()
@@ -292,10 +335,18 @@ _READ_STORED = (
 
 
 def stored_orders(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StoredOrder]:
-    """The stored orders among ``ids``, locked (same lock order as ``write_orders``)."""
+    """The stored orders among ``ids``, whole, locked (same lock order as ``write_orders``).
+
+    An order whose subject was erased is left out: the hub no longer holds the order to change.
+    """
     if not ids:
         return {}
+    rows = conn.execute(_READ_STORED, {"ids": list(ids)}).all()
+    opened = personal_data(conn).open_orders(
+        conn, [(row.hub_order_id, row.content, row.personal, row.data_key_id) for row in rows]
+    )
     return {
-        row.hub_order_id: StoredOrder(row.content, row.mapping, row.mapping_hash)
-        for row in conn.execute(_READ_STORED, {"ids": list(ids)})
+        row.hub_order_id: StoredOrder(content, row.mapping, row.mapping_hash)
+        for row, content in zip(rows, opened, strict=True)
+        if isinstance(content, dict)
     }

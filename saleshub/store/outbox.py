@@ -24,11 +24,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, Row, delete, func, select, text, update
 
 from saleshub.store.failures import database_errors
+from saleshub.store.personal import Erased, PersonalData, personal_data
 from saleshub.store.tables import OUTBOX_LANES, event_outbox, kafka_broker_state
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "BrokerState",
     "Delivered",
     "OutboxClaim",
+    "OutboxRow",
     "backlog",
     "broker_state",
     "claim_round",
@@ -63,7 +65,7 @@ _PENDING_HEADS = text(
     "  ORDER BY outbox_id LIMIT :window), "
     "heads AS (SELECT min(outbox_id) AS outbox_id FROM recent GROUP BY message_key ORDER BY 1 LIMIT :limit) "
     "SELECT o.outbox_id, o.event_id, o.kind, o.topic, o.message_key, o.source_system, o.subject, "
-    "o.occurred_at, o.payload, o.schema_fingerprint "
+    "o.occurred_at, o.payload, o.schema_fingerprint, o.data_key_id "
     "FROM heads JOIN event_outbox AS o USING (outbox_id) ORDER BY o.outbox_id"
 )
 _RELEASE_LANES = text(
@@ -75,6 +77,11 @@ _MARK_PUBLISHED = text(
     "attempts = o.attempts + 1, last_error = NULL "
     "FROM unnest(CAST(:ids AS bigint[]), CAST(:partitions AS integer[]), CAST(:offsets AS bigint[])) "
     "AS v(id, p, o) WHERE o.outbox_id = v.id"
+)
+_MARK_ERASED = text(
+    "UPDATE event_outbox SET published_at = now(), "
+    "last_error = 'not sent: the subject was erased before publication' "
+    "WHERE outbox_id = ANY(CAST(:ids AS bigint[]))"
 )
 _MARK_FAILED = text(
     "UPDATE event_outbox SET attempts = attempts + 1, last_error = :error "
@@ -93,6 +100,7 @@ _WRITE_COLUMNS = (
     ("occurred_at", "timestamptz"),
     ("payload", "bytea"),
     ("schema_fingerprint", "bigint"),
+    ("data_key_id", "uuid"),
 )
 _NAMES = ", ".join(name for name, _ in _WRITE_COLUMNS)
 # One statement per call, rows in the given order (so an order's events get increasing outbox ids):
@@ -105,9 +113,21 @@ _WRITE = text(
 
 
 def write_outbox_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert outbox ``rows`` (built by ``saleshub.publish.outbox.Outbox``) in ``conn``'s transaction."""
-    if rows:
-        conn.execute(_WRITE, {name: [row[name] for row in rows] for name, _ in _WRITE_COLUMNS})
+    """Insert outbox ``rows`` (built by ``saleshub.publish.outbox.Outbox``) in ``conn``'s transaction.
+
+    A row with a ``data_key`` (an order event: the order's personal data) has its payload sealed.
+    """
+    if not rows:
+        return
+    sealed = []
+    for row in rows:
+        key = row.get("data_key")
+        if key is None:
+            sealed.append({**row, "data_key_id": None})
+        else:
+            payload = PersonalData.seal_payload(key, row["payload"], row["event_id"])
+            sealed.append({**row, "payload": payload, "data_key_id": key.key_id})
+    conn.execute(_WRITE, {name: [row[name] for row in sealed] for name, _ in _WRITE_COLUMNS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +139,22 @@ class OutboxClaim:
     """
 
     lanes: list[int]
-    rows: Sequence[Row[Any]]
+    rows: Sequence[OutboxRow]
+
+
+class OutboxRow(NamedTuple):
+    """One outbox event to produce, its payload opened (the Avro bytes)."""
+
+    outbox_id: int
+    event_id: uuid.UUID
+    kind: str
+    topic: str
+    message_key: str
+    source_system: str
+    subject: str | None
+    occurred_at: datetime
+    payload: bytes
+    schema_fingerprint: int
 
 
 def claim_round(
@@ -150,11 +185,42 @@ def claim_round(
         )
         if not leased:
             return OutboxClaim([], [])
-        rows = conn.execute(_PENDING_HEADS, {"lanes": leased, "window": limit * 4, "limit": limit}).all()
+        rows = _opened(
+            conn, conn.execute(_PENDING_HEADS, {"lanes": leased, "window": limit * 4, "limit": limit}).all()
+        )
         if not rows:
             conn.execute(_RELEASE_LANES, {"lanes": leased, "relay": relay})
             return OutboxClaim([], [])
         return OutboxClaim(leased, rows)
+
+
+def _opened(conn: Connection, rows: Sequence[Row[Any]]) -> list[OutboxRow]:
+    """The rows with their payloads opened; a row whose subject was erased is marked, not sent.
+
+    Its data key is gone, so its payload can never be sent: it is finished at once (``published_at``
+    set, no partition, ``last_error`` saying why) rather than holding up its key's later events.
+    """
+    payloads = personal_data(conn).open_payloads(conn, [(r.payload, r.data_key_id, r.event_id) for r in rows])
+    pairs = list(zip(rows, payloads, strict=True))
+    erased = [row.outbox_id for row, payload in pairs if isinstance(payload, Erased)]
+    if erased:
+        conn.execute(_MARK_ERASED, {"ids": erased})
+    return [
+        OutboxRow(
+            row.outbox_id,
+            row.event_id,
+            row.kind,
+            row.topic,
+            row.message_key,
+            row.source_system,
+            row.subject,
+            row.occurred_at,
+            payload,
+            row.schema_fingerprint,
+        )
+        for row, payload in pairs
+        if isinstance(payload, bytes)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

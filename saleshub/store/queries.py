@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Row, Text, func, or_, select, text
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from saleshub.store.operations import error_counts_by_system
+from saleshub.store.personal import Erased, personal_data
 from saleshub.store.tables import integration_events, sales_systems, service_order_versions, service_orders
 
 __all__ = [
@@ -98,9 +99,30 @@ def events(
     return conn.execute(query).all()
 
 
-def event(conn: Connection, event_id: uuid.UUID) -> AnyRow | None:
-    """One event with every column, the raw body included."""
-    return conn.execute(select(integration_events).where(_E.event_id == event_id)).first()
+class OpenedRow:
+    """A stored row with its sealed columns opened: attribute access and ``_mapping`` like a ``Row``."""
+
+    def __init__(self, row: AnyRow, **opened: Any) -> None:
+        self._mapping: dict[str, Any] = {**row._mapping, **opened}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def event(conn: Connection, event_id: uuid.UUID) -> OpenedRow | None:
+    """One event with every column, its raw body opened (``None`` when purged or erased).
+
+    ``raw_body_erased`` says whether its subject was erased (its data key destroyed).
+    """
+    row = conn.execute(select(integration_events).where(_E.event_id == event_id)).first()
+    if row is None:
+        return None
+    body = personal_data(conn).open_body(conn, row.raw_body, row.data_key_id, row.body_sha256)
+    erased = isinstance(body, Erased)
+    return OpenedRow(row, raw_body=None if erased else body, raw_body_erased=erased)
 
 
 def event_ids_with_prefix(conn: Connection, prefix: str, limit: int = 5) -> list[uuid.UUID]:
@@ -140,14 +162,34 @@ def find_order(
     hub_order_id: uuid.UUID | None = None,
     system: str | None = None,
     external_id: str | None = None,
-) -> AnyRow | None:
+) -> OpenedRow | None:
     """The current order by hub id, or by source system and external order id."""
     query = select(service_orders)
     if hub_order_id is not None:
         query = query.where(_O.hub_order_id == hub_order_id)
     else:
         query = query.where(_O.source_system == system, _O.external_order_id == external_id)
-    return conn.execute(query).first()
+    row = conn.execute(query).first()
+    return None if row is None else _opened_orders(conn, [row])[0]
+
+
+def _opened_orders(conn: Connection, rows: Sequence[AnyRow]) -> list[OpenedRow]:
+    """Order or version rows with ``content`` the whole order (its facts alone once erased).
+
+    ``erased`` says whether the subject was erased; the sealed ``personal`` column is not passed on.
+    """
+    opened = personal_data(conn).open_orders(
+        conn, [(row.hub_order_id, row.content, row.personal, row.data_key_id) for row in rows]
+    )
+    return [
+        OpenedRow(
+            row,
+            content=row.content if isinstance(content, Erased) else content,
+            personal=None,
+            erased=isinstance(content, Erased),
+        )
+        for row, content in zip(rows, opened, strict=True)
+    ]
 
 
 def orders(
@@ -203,11 +245,12 @@ def orders(
     return conn.execute(query).all()
 
 
-def order_versions(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[AnyRow]:
-    """Every accepted version of an order, oldest first."""
-    return conn.execute(
+def order_versions(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[OpenedRow]:
+    """Every accepted version of an order, oldest first, opened (see ``find_order``)."""
+    rows = conn.execute(
         select(service_order_versions).where(_V.hub_order_id == hub_order_id).order_by(_V.version_no)
     ).all()
+    return _opened_orders(conn, rows)
 
 
 def order_events(conn: Connection, hub_order_id: uuid.UUID) -> Sequence[AnyRow]:
@@ -223,14 +266,19 @@ def recent_bodies(conn: Connection, system: str, last: int) -> list[bytes | None
     """
     order = func.coalesce(_E.order_key, func.cast(_E.event_id, Text))
     newest = (
-        select(_E.raw_body, _E.received_at)
+        select(_E.raw_body, _E.data_key_id, _E.body_sha256, _E.received_at)
         .where(_E.source_system == system, _E.replay_of.is_(None))
         .ext(distinct_on(order))
         .order_by(order, _E.received_at.desc())
         .subquery()
     )
-    rows = conn.execute(select(newest.c.raw_body).order_by(newest.c.received_at.desc()).limit(last)).scalars()
-    return [None if body is None else bytes(body) for body in rows]
+    rows = conn.execute(
+        select(newest.c.raw_body, newest.c.data_key_id, newest.c.body_sha256)
+        .order_by(newest.c.received_at.desc())
+        .limit(last)
+    ).all()
+    opened = personal_data(conn).open_bodies(conn, [(r.raw_body, r.data_key_id, r.body_sha256) for r in rows])
+    return [body if isinstance(body, bytes) else None for body in opened]
 
 
 def registered_systems(conn: Connection) -> set[str]:
@@ -255,15 +303,25 @@ def default_partition_rows(conn: Connection) -> int:
 
 
 def order_contents(conn: Connection, system: str, external_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``{external order id: canonical order JSON}`` of a system's stored orders among ``external_ids``."""
+    """``{external order id: canonical order JSON}`` of a system's stored orders among ``external_ids``.
+
+    Whole orders, opened; an order whose subject was erased is left out.
+    """
     if not external_ids:
         return {}
     rows = conn.execute(
-        select(_O.external_order_id, _O.content).where(
+        select(_O.external_order_id, _O.hub_order_id, _O.content, _O.personal, _O.data_key_id).where(
             _O.source_system == system, _O.external_order_id.in_(list(external_ids))
         )
+    ).all()
+    opened = personal_data(conn).open_orders(
+        conn, [(r.hub_order_id, r.content, r.personal, r.data_key_id) for r in rows]
     )
-    return dict(rows.all())
+    return {
+        r.external_order_id: content
+        for r, content in zip(rows, opened, strict=True)
+        if isinstance(content, dict)
+    }
 
 
 def integration_error_counts(

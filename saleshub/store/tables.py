@@ -76,6 +76,7 @@ __all__ = [
     "cross_system_conflicts",
     "customer_links",
     "customer_records",
+    "data_keys",
     "event_outbox",
     "event_queue",
     "hub_processes",
@@ -87,10 +88,13 @@ __all__ = [
     "mapping_revisions",
     "metadata",
     "operator_actions",
+    "order_data_keys",
     "outbox_lanes",
+    "personal_index",
     "poll_cursors",
     "poll_runs",
     "poller_state",
+    "privacy_erasures",
     "processor_lanes",
     "reconciliation_findings",
     "reconciliation_runs",
@@ -232,6 +236,9 @@ service_orders = Table(
     Column("mapping_hash", Text, nullable=False),
     Column("version_no", Integer, nullable=False),
     Column("last_event_id", UUID(as_uuid=True), nullable=False),
+    Column("personal", LargeBinary, nullable=True, comment="the personal fields, sealed with the data key"),
+    Column("data_key_id", UUID(as_uuid=True), nullable=True, comment="NULL: content in clear (not migrated)"),
+    Column("erased_at", DateTime(timezone=True), nullable=True, comment="its subject's data keys destroyed"),
     _now(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     UniqueConstraint("source_system", "external_order_id"),
@@ -258,6 +265,8 @@ service_order_versions = Table(
     Column("fingerprint", BigInteger, nullable=False),
     Column("source_version", BigInteger, nullable=True),
     Column("mapping", Text, nullable=False),
+    Column("personal", LargeBinary, nullable=True, comment="the personal fields, sealed with the data key"),
+    Column("data_key_id", UUID(as_uuid=True), nullable=True),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     PrimaryKeyConstraint("hub_order_id", "version_no"),
 )
@@ -289,6 +298,7 @@ integration_events = Table(
     Column("replay_of", UUID(as_uuid=True), nullable=True, comment="the event this one re-ran"),
     Column("superseded_by", UUID(as_uuid=True), nullable=True, comment="the replay that re-ran this one"),
     Column("raw_body_purged_at", DateTime(timezone=True), nullable=True),
+    Column("data_key_id", UUID(as_uuid=True), nullable=True, comment="raw_body sealed with it; NULL: clear"),
     PrimaryKeyConstraint("event_id", "received_at"),
     CheckConstraint(f"status IN ({_in(EVENT_STATUSES)})", name="status"),
     # No CHECK on transport: the list is ``canonical.enums.TRANSPORTS`` (migration 0013 dropped it).
@@ -336,6 +346,7 @@ event_outbox = Table(
     Column("kafka_offset", BigInteger, nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
+    Column("data_key_id", UUID(as_uuid=True), nullable=True, comment="payload sealed with it; NULL: clear"),
     UniqueConstraint("event_id"),
     CheckConstraint(f"lane >= 0 AND lane < {OUTBOX_LANES}", name="lane"),
     Index(
@@ -665,4 +676,50 @@ mapping_drafts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("deployed_as", Integer, nullable=True, comment="the revision it became, once deployed"),
     comment="a steward's edits of the mapping files, previewed and checked before a deploy",
+)
+
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("key_id", UUID(as_uuid=True), primary_key=True),
+    Column("wrapped", LargeBinary, nullable=False, comment="the data key wrapped by the master key"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    comment="one AES-256 data key per order, only wrapped; deleting one erases what it sealed",
+)
+
+order_data_keys = Table(
+    "order_data_keys",
+    metadata,
+    Column("source_system", String(32), nullable=False),
+    Column("order_key", Text, nullable=False, comment="the source's order reference (or event:<id>)"),
+    Column("key_id", UUID(as_uuid=True), nullable=False),
+    PrimaryKeyConstraint("source_system", "order_key"),
+    Index("ix_order_data_keys_key_id", "key_id"),
+    comment="which data key seals an order's events, versions and outbox payloads",
+)
+
+personal_index = Table(
+    "personal_index",
+    metadata,
+    Column("kind", String(16), nullable=False, comment="email, phone, customer_ref"),
+    Column("digest", LargeBinary, nullable=False, comment="keyed HMAC of the normalised value"),
+    Column("hub_order_id", UUID(as_uuid=True), nullable=False),
+    PrimaryKeyConstraint("kind", "digest", "hub_order_id"),
+    Index("ix_personal_index_hub_order_id", "hub_order_id"),
+    comment="blind index: finds a subject's orders by e-mail, phone or reference without clear values",
+)
+
+privacy_erasures = Table(
+    "privacy_erasures",
+    metadata,
+    Column("erasure_id", BigInteger, Identity(always=True), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("subject", Text, nullable=False, comment="who erased (the provider's subject or cli:<user>)"),
+    Column("reason", Text, nullable=False, comment="the request's reference, e.g. a ticket number"),
+    Column("criteria", JSONB, nullable=False, comment="the kinds searched by, never their values"),
+    Column("orders", Integer, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("data_keys", Integer, nullable=False),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment="systems, counts"),
+    comment="every erasure: who, when, why and how much, without the erased data",
 )

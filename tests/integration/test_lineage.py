@@ -24,6 +24,7 @@ from saleshub.runtime import HubRuntime
 from saleshub.stewards.deployment import deploy
 from saleshub.stewards.lineage import NOT_REPRODUCIBLE, RevisionCatalogs, explain_event, explain_version
 from saleshub.stewards.lineage_uses import crosswalk_uses, source_path_uses
+from saleshub.store import queries
 from saleshub.store.audit import Actor
 from saleshub.store.tables import service_order_versions, service_orders
 from tests.conftest import MAPPINGS, SAMPLES
@@ -92,13 +93,8 @@ def test_every_field_of_every_golden_sample_is_traced_to_its_stored_value(deploy
         catalogs = RevisionCatalogs()
         traced = 0
         with hub.database.engine.connect() as conn:
-            versions = conn.execute(
-                select(
-                    service_order_versions.c.hub_order_id,
-                    service_order_versions.c.version_no,
-                    service_order_versions.c.content,
-                )
-            ).all()
+            hub_orders = conn.execute(select(service_order_versions.c.hub_order_id).distinct()).scalars()
+            versions = [version for order in hub_orders for version in queries.order_versions(conn, order)]
             assert len({v.hub_order_id for v in versions}) >= 20
             for version in versions:
                 lineage = explain_version(
