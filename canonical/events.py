@@ -1,6 +1,6 @@
 """The hub's outbound event contracts: one Avro record per kind of event, and the Kafka topic of each.
 
-Four kinds, each on its own topic named ``{domain}.{entity}.{action}``:
+Five kinds, each on its own topic named ``{domain}.{entity}.{action}``:
 
 =================  ====================================  =====================================
 kind               topic                                 when
@@ -9,13 +9,15 @@ order_received     ``integration.sales.order_received``   a source order is stor
 order_updated      ``integration.sales.order_updated``    a stored order changed (new version)
 order_cancelled    ``integration.sales.order_cancelled``  a stored order changed to ``CANCELLED``
 order_rejected     ``integration.sales.order_rejected``   an inbound event was quarantined or failed
+customer_erased    ``integration.sales.customer_erased``  a data subject's personal data was erased
 =================  ====================================  =====================================
 
 The three order events carry the whole canonical order (``saleshub.canonical.ServiceOrder``) with
 the hub's event id, the order's version number, the version it follows and the mapping that produced
 it, so a consumer never needs to call back and can check that it applies an order's events in order.
 A rejection carries where processing stopped and the field errors, with personal values already
-masked by the mapping engine.
+masked by the mapping engine. An erasure names the orders whose personal data the hub destroyed, so
+that every consumer erases its copies too; it carries no personal value.
 
 ``event_schema(kind)`` derives each schema from the canonical model; the committed versions live in
 ``contracts/avro/events/<kind>/v<N>.avsc`` (a test keeps the newest equal to this derivation and each
@@ -47,6 +49,7 @@ class EventKind(StrEnum):
     ORDER_UPDATED = "order_updated"
     ORDER_CANCELLED = "order_cancelled"
     ORDER_REJECTED = "order_rejected"
+    CUSTOMER_ERASED = "customer_erased"
 
     @property
     def topic(self) -> str:
@@ -69,6 +72,7 @@ _DOCS = {
     EventKind.ORDER_UPDATED: "A stored order changed: this is its new version.",
     EventKind.ORDER_CANCELLED: "A stored order changed to status CANCELLED: this is its new version.",
     EventKind.ORDER_REJECTED: "An inbound event could not be turned into an order; it is quarantined.",
+    EventKind.CUSTOMER_ERASED: "A data subject's personal data was erased: erase it in these orders too.",
 }
 
 
@@ -123,9 +127,32 @@ def _rejected_fields() -> list[dict[str, Any]]:
     ]
 
 
+def _erased_fields() -> list[dict[str, Any]]:
+    erased_order = {
+        "type": "record",
+        "name": "ErasedOrder",
+        "doc": "An order whose personal fields (customer, address lines, notes) were erased.",
+        "fields": [
+            {"name": "source_system", "type": "string"},
+            {"name": "external_order_id", "type": "string"},
+            {"name": "hub_order_id", "type": _UUID},
+        ],
+    }
+    return [
+        {"name": "event_id", "type": _UUID, "doc": "The erasure's event id (also ce_id)."},
+        {"name": "occurred_at", "type": _TIMESTAMP, "doc": "When the hub erased the data."},
+        {"name": "source_system", "type": "string", "doc": "Always 'hub': the hub itself erased."},
+        {"name": "erasure_id", "type": "long", "doc": "The erasure's number in the hub's register."},
+        {"name": "orders", "type": {"type": "array", "items": erased_order}},
+    ]
+
+
 def event_schema(kind: EventKind) -> dict[str, Any]:
     """The Avro schema of ``kind``'s events, self-contained (every named type defined inline)."""
-    fields = _rejected_fields() if kind is EventKind.ORDER_REJECTED else _order_event_fields()
+    if kind is EventKind.CUSTOMER_ERASED:
+        fields = _erased_fields()
+    else:
+        fields = _rejected_fields() if kind is EventKind.ORDER_REJECTED else _order_event_fields()
     return {
         "type": "record",
         "name": kind.record_name,

@@ -95,7 +95,9 @@ def show_event(
         record = event_record(conn, row)
     if body:
         if row.raw_body is None:
-            raise fail(f"event {event_id} has no raw body (a replay, purged by retention, or its subject erased)")
+            raise fail(
+                f"event {event_id} has no raw body (a replay, purged by retention, or its subject erased)"
+            )
         sys.stdout.buffer.write(bytes(row.raw_body))
         return
     out.print_json(json.dumps(record, default=str, ensure_ascii=False))

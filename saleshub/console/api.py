@@ -548,7 +548,9 @@ def preview_input(
         if row is None:
             raise NotFoundError(f"no event {event_id}")
         if row.raw_body is None:
-            raise StateConflictError(f"event {event_id} has no raw body (a replay, purged by retention, or its subject erased)")
+            raise StateConflictError(
+                f"event {event_id} has no raw body (a replay, purged by retention, or its subject erased)"
+            )
         return str(row.source_system), bytes(row.raw_body)
     if system is None or body is None:
         raise InvalidRequestError("give an event_id, or a system and a body")

@@ -31,12 +31,16 @@ from canonical.model import ServiceOrder
 from saleshub.publish.schemas import EventSchemas
 from saleshub.store.outbox import OUTBOX_LANES
 
-__all__ = ["Outbox", "lane_of", "order_key"]
+__all__ = ["ERASURE_SOURCE", "Outbox", "lane_of", "order_key"]
 
 
 def order_key(order: ServiceOrder) -> str:
     """The Kafka message key of an order's events: ``{country}_{external order id}``."""
     return f"{order.country_code}_{order.external_order_id}"
+
+
+#: The ``source_system`` (and CloudEvents source ``/saleshub/hub``) of events the hub itself originates.
+ERASURE_SOURCE = "hub"
 
 
 def lane_of(key: str) -> int:
@@ -124,3 +128,24 @@ class Outbox:
             ],
         }
         return self._row(EventKind.ORDER_REJECTED, f"{system}_{event_id}", record, None)
+
+    def erasure_row(
+        self,
+        *,
+        event_id: uuid.UUID,
+        occurred_at: datetime,
+        erasure_id: int,
+        orders: list[tuple[str, str, uuid.UUID]],
+    ) -> dict[str, Any]:
+        """The row of a ``customer_erased`` event: the orders ``(system, external id, hub id)`` erased."""
+        record = {
+            "event_id": event_id,
+            "occurred_at": occurred_at,
+            "source_system": ERASURE_SOURCE,
+            "erasure_id": erasure_id,
+            "orders": [
+                {"source_system": system, "external_order_id": external, "hub_order_id": hub}
+                for system, external, hub in orders
+            ],
+        }
+        return self._row(EventKind.CUSTOMER_ERASED, f"erasure_{erasure_id}", record, None)

@@ -1,0 +1,236 @@
+"""Finding a data subject's data, and erasing it by destroying its data keys (crypto-shredding).
+
+A subject is found by what a privacy request names: an e-mail, a phone, a customer reference (the
+blind index ``personal_index``, through the personal-data port) or a linked customer (a cluster of
+``customer_records``). Their data is every order found, its versions and events, and every event
+sharing its data key (also one quarantined before it was ever mapped, when it named the order).
+
+``erase_subject`` destroys those data keys in one transaction: raw bodies, personal fields and
+outbox payloads they sealed are unreadable from the commit on, in this database and in every copy
+taken afterwards, while the order facts (amounts, products, stores, dates, statuses) stay. It also
+deletes the subject's blind-index entries, normalised customer records and links, and the values
+of reconciliation differences about those orders, and marks the orders ``erased_at``. A later event
+of such an order finds no data key and gets a new one: a new subject, never the erased one.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from saleshub.store.personal import personal_data
+
+__all__ = ["Criteria", "SubjectData", "erase_subject", "find_subject", "record_erasure"]
+
+
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    """What a request names (any combination; orders matching any are the subject's)."""
+
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    customer_refs: tuple[str, ...] = ()
+    linked_customers: tuple[int, ...] = ()
+
+    def kinds(self) -> list[str]:
+        """The kinds searched by, for the erasure register (never the values)."""
+        named = {
+            "email": self.emails,
+            "phone": self.phones,
+            "customer_ref": self.customer_refs,
+            "linked_customer": self.linked_customers,
+        }
+        return [kind for kind, values in named.items() if values]
+
+    def is_empty(self) -> bool:
+        """Whether nothing was named."""
+        return not self.kinds()
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectOrder:
+    """One order of the subject."""
+
+    hub_order_id: uuid.UUID
+    source_system: str
+    external_order_id: str
+    sales_channel: str
+    status: str
+    erased_at: datetime | None
+
+
+@dataclass(slots=True)
+class SubjectData:
+    """Everything of a subject the hub holds, by reference (no personal value)."""
+
+    orders: list[SubjectOrder] = field(default_factory=list)
+    events: dict[str, int] = field(default_factory=dict)  # per system
+    event_ids: list[uuid.UUID] = field(default_factory=list)
+    key_ids: list[uuid.UUID] = field(default_factory=list)
+    linked_records: int = 0
+    clusters: list[int] = field(default_factory=list)
+
+    @property
+    def order_ids(self) -> list[uuid.UUID]:
+        """The hub ids of the subject's orders."""
+        return [order.hub_order_id for order in self.orders]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and references, for the dry run, the register and the Kafka event."""
+        return {
+            "orders": len(self.orders),
+            "orders_already_erased": sum(1 for o in self.orders if o.erased_at is not None),
+            "events": sum(self.events.values()),
+            "events_by_system": dict(sorted(self.events.items())),
+            "systems": sorted({o.source_system for o in self.orders}),
+            "data_keys": len(self.key_ids),
+            "linked_records": self.linked_records,
+            "linked_customers": self.clusters,
+        }
+
+
+_BY_DIGEST = text(
+    "SELECT DISTINCT hub_order_id FROM personal_index p JOIN unnest(CAST(:kinds AS text[]), "
+    "CAST(:digests AS bytea[])) AS w(kind, digest) USING (kind, digest)"
+)
+_BY_CLUSTER = text(
+    "SELECT DISTINCT hub_order_id FROM customer_records WHERE cluster_id = ANY(CAST(:clusters AS bigint[]))"
+)
+_ORDERS = text(
+    "SELECT hub_order_id, source_system, external_order_id, sales_channel, status, erased_at, data_key_id "
+    "FROM service_orders WHERE hub_order_id = ANY(CAST(:ids AS uuid[])) "
+    "ORDER BY source_system, external_order_id"
+)
+_EVENTS = text(
+    "SELECT e.event_id, e.source_system, e.data_key_id FROM sales_system_integration_events e "
+    "WHERE e.hub_order_id = ANY(CAST(:ids AS uuid[])) OR e.data_key_id = ANY(CAST(:keys AS uuid[]))"
+)
+_VERSION_KEYS = text(
+    "SELECT DISTINCT data_key_id FROM service_order_versions "
+    "WHERE hub_order_id = ANY(CAST(:ids AS uuid[])) AND data_key_id IS NOT NULL"
+)
+_PAIR_KEYS = text(
+    "SELECT key_id FROM order_data_keys m JOIN unnest(CAST(:systems AS text[]), CAST(:keys AS text[])) "
+    "AS w(source_system, order_key) USING (source_system, order_key)"
+)
+_RECORDS = text(
+    "SELECT count(*), array_agg(DISTINCT cluster_id) FROM customer_records "
+    "WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))"
+)
+
+
+def find_subject(conn: Connection, criteria: Criteria) -> SubjectData:
+    """The subject's orders, events, data keys and linked records (nothing is changed)."""
+    port = personal_data(conn)
+    ids: set[uuid.UUID] = set()
+    named = [
+        *(("email", v.strip().lower()) for v in criteria.emails),
+        *(("phone", "".join(ch for ch in v if ch.isdigit() or ch == "+")) for v in criteria.phones),
+        *(("customer_ref", v.strip()) for v in criteria.customer_refs),
+    ]
+    if named:
+        digests = port.index_digests(conn, named)
+        ids.update(
+            conn.execute(_BY_DIGEST, {"kinds": [kind for kind, _ in named], "digests": digests}).scalars()
+        )
+    if criteria.linked_customers:
+        ids.update(conn.execute(_BY_CLUSTER, {"clusters": list(criteria.linked_customers)}).scalars())
+    found = SubjectData()
+    if not ids:
+        return found
+    rows = conn.execute(_ORDERS, {"ids": list(ids)}).all()
+    found.orders = [SubjectOrder(*row[:6]) for row in rows]
+    keys = {row.data_key_id for row in rows if row.data_key_id is not None}
+    keys.update(conn.execute(_VERSION_KEYS, {"ids": list(ids)}).scalars())
+    keys.update(
+        conn.execute(
+            _PAIR_KEYS,
+            {
+                "systems": [o.source_system for o in found.orders],
+                "keys": [o.external_order_id for o in found.orders],
+            },
+        ).scalars()
+    )
+    events = conn.execute(_EVENTS, {"ids": list(ids), "keys": list(keys)}).all()
+    for event in events:
+        found.events[event.source_system] = found.events.get(event.source_system, 0) + 1
+        if event.data_key_id is not None:
+            keys.add(event.data_key_id)
+    found.event_ids = [event.event_id for event in events]
+    found.key_ids = sorted(keys)
+    count, clusters = conn.execute(_RECORDS, {"ids": list(ids)}).one()
+    found.linked_records = int(count)
+    found.clusters = sorted(c for c in (clusters or []) if c is not None)
+    return found
+
+
+_ERASE = (
+    "DELETE FROM data_keys WHERE key_id = ANY(CAST(:keys AS uuid[]))",
+    "DELETE FROM order_data_keys WHERE key_id = ANY(CAST(:keys AS uuid[]))",
+    "DELETE FROM personal_index WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))",
+    "DELETE FROM customer_links WHERE record_l IN (SELECT record_id FROM customer_records "
+    "  WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))) OR record_r IN (SELECT record_id "
+    "  FROM customer_records WHERE hub_order_id = ANY(CAST(:ids AS uuid[])))",
+    "DELETE FROM customer_records WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))",
+    "UPDATE reconciliation_findings SET field_differences = NULL "
+    "WHERE hub_order_id = ANY(CAST(:ids AS uuid[])) AND field_differences IS NOT NULL",
+    "UPDATE cross_system_conflicts SET differences = '[]'::jsonb "
+    "WHERE left_hub_order_id = ANY(CAST(:ids AS uuid[])) OR right_hub_order_id = ANY(CAST(:ids AS uuid[]))",
+    "UPDATE service_orders SET erased_at = coalesce(erased_at, now()) "
+    "WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))",
+)
+
+
+def erase_subject(conn: Connection, subject: SubjectData) -> None:
+    """Destroy the subject's data keys and derived personal data, in ``conn``'s transaction."""
+    params = {"keys": subject.key_ids, "ids": subject.order_ids}
+    for statement in _ERASE:
+        conn.execute(text(statement), params)
+    personal_data(conn).forget(subject.key_ids)
+
+
+_REGISTER = text(
+    "INSERT INTO privacy_erasures (subject, reason, criteria, orders, events, data_keys, detail) "
+    "VALUES (:subject, :reason, CAST(:criteria AS jsonb), :orders, :events, :keys, CAST(:detail AS jsonb)) "
+    "RETURNING erasure_id, erased_at"
+)
+
+
+def record_erasure(
+    conn: Connection, actor: str, reason: str, kinds: Sequence[str], subject: SubjectData
+) -> tuple[int, datetime]:
+    """The erasure register's row: who, why, searched by what kinds, how much (never the values)."""
+    summary = subject.summary()
+    row = conn.execute(
+        _REGISTER,
+        {
+            "subject": actor,
+            "reason": reason,
+            "criteria": json.dumps(list(kinds)),
+            "orders": summary["orders"],
+            "events": summary["events"],
+            "keys": summary["data_keys"],
+            "detail": json.dumps(
+                {
+                    "systems": summary["systems"],
+                    "events_by_system": summary["events_by_system"],
+                    "linked_records": summary["linked_records"],
+                    "orders": [
+                        {
+                            "system": o.source_system,
+                            "external_order_id": o.external_order_id,
+                            "hub_order_id": str(o.hub_order_id),
+                        }
+                        for o in subject.orders
+                    ],
+                }
+            ),
+        },
+    ).one()
+    return int(row.erasure_id), row.erased_at
