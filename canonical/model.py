@@ -68,6 +68,7 @@ PERSONAL_DATA_FIELDS: frozenset[str] = frozenset(
         "customer.external_customer_id",
         "service_address.line1",
         "service_address.line2",
+        "notes",
     }
 )
 

@@ -96,6 +96,11 @@ COMMANDS: Final[dict[str, LazyCommand]] = {
         "audit",
         "Operator actions, newest first: dismissals, replays, drafts, deploys, rollbacks.",
     ),
+    "privacy": LazyCommand(
+        "saleshub.commands.privacy",
+        "privacy_app",
+        "Personal data: erase or export a data subject's, seal rows written in clear.",
+    ),
     "api": LazyCommand("saleshub.commands.mappings", "api_app", "The HTTP interface's contract."),
 }
 

@@ -120,6 +120,7 @@ def _columns(item: NewOrder, fingerprint: int, key: DataKey) -> dict[str, Any]:
         "content": EncodedJSON(json.dumps(facts, ensure_ascii=False)),
         "personal": PersonalData.seal_personal(key, order.hub_order_id, personal),
         "data_key_id": key.key_id,
+        "erased_at": None,  # a change after an erasure is a new subject's data, under a new key
         "fingerprint": fingerprint,
         "source_version": order.source_version,
         "source_updated_at": order.source_updated_at,
@@ -152,6 +153,7 @@ _ORDER_COLUMNS: tuple[tuple[str, TypeEngine[Any]], ...] = (
     ("last_event_id", UUID(as_uuid=True)),
     ("personal", LargeBinary()),
     ("data_key_id", UUID(as_uuid=True)),
+    ("erased_at", DateTime(timezone=True)),
 )
 _ORDERS = array_rows(*_ORDER_COLUMNS)
 _INSERT_NEW = (

@@ -1,0 +1,141 @@
+"""``saleshub privacy``: a data subject's erasure and export, and sealing rows written in clear."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from saleshub.actions.events import cli_actor
+from saleshub.actions.privacy import Criteria, erase, export
+from saleshub.commands.common import USAGE_ERROR, database, fail
+from saleshub.console import out
+from saleshub.errors import InvalidRequestError, SalesHubError
+from saleshub.platform.settings import Settings
+from saleshub.publish.outbox import Outbox
+from saleshub.publish.schemas import EventSchemas
+from saleshub.store.failures import database_errors
+from saleshub.store.sealing import SEALED_TABLES, clear_counts, seal_batch
+
+__all__ = ["privacy_app"]
+
+privacy_app = typer.Typer(
+    help="Personal data: erase or export a data subject's, seal rows written in clear.",
+    no_args_is_help=True,
+)
+
+Email = Annotated[list[str], typer.Option("--email", help="the subject's e-mail (repeatable)")]
+Phone = Annotated[list[str], typer.Option("--phone", help="the subject's phone, E.164 (repeatable)")]
+Reference = Annotated[
+    list[str], typer.Option("--customer-ref", help="the subject's customer or loyalty reference (repeatable)")
+]
+Linked = Annotated[
+    list[int],
+    typer.Option("--linked-customer", help="a linked customer's id (`reconcile links`; repeatable)"),
+]
+
+
+def _criteria(email: list[str], phone: list[str], ref: list[str], linked: list[int]) -> Criteria:
+    return Criteria(tuple(email), tuple(phone), tuple(ref), tuple(linked))
+
+
+@privacy_app.command("erase")
+def erase_command(
+    email: Email = [],  # noqa: B006  (Typer reads the default; it is never mutated)
+    phone: Phone = [],  # noqa: B006
+    customer_ref: Reference = [],  # noqa: B006
+    linked_customer: Linked = [],  # noqa: B006
+    reason: Annotated[str, typer.Option(help="the request's reference, e.g. its ticket number")] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list what would be erased; change nothing")
+    ] = False,
+) -> None:
+    """Erase a data subject: destroy the keys of its personal data; order facts stay."""
+    settings = Settings()
+    criteria = _criteria(email, phone, customer_ref, linked_customer)
+    outbox = Outbox(EventSchemas.load(settings.contracts_dir))
+    with database(settings) as db:
+        try:
+            result = erase(
+                db.engine, criteria, actor=cli_actor(), reason=reason, dry_run=dry_run, outbox=outbox
+            )
+        except InvalidRequestError as exc:
+            raise fail(str(exc), USAGE_ERROR) from None
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+    subject = result.subject
+    summary = subject.summary()
+    if not subject.orders:
+        out.print("no order of the hub matches; nothing to erase")
+        return
+    verb = "would erase" if result.dry_run else "erased"
+    out.print(
+        f"{verb}: {summary['orders']} orders ({', '.join(summary['systems'])}), {summary['events']} events, "
+        f"{summary['data_keys']} data keys, {summary['linked_records']} linked customer records"
+    )
+    for order in subject.orders:
+        note = "  (already erased)" if order.erased_at is not None else ""
+        out.print(
+            f"  {order.source_system}:{order.external_order_id}  {order.hub_order_id}  {order.status}{note}"
+        )
+    if result.dry_run:
+        out.print("dry run: nothing changed; run again without --dry-run, with --reason, to erase")
+    else:
+        out.print(f"erasure {result.erasure_id} recorded; a customer_erased event is in the outbox")
+
+
+@privacy_app.command("export")
+def export_command(
+    email: Email = [],  # noqa: B006
+    phone: Phone = [],  # noqa: B006
+    customer_ref: Reference = [],  # noqa: B006
+    linked_customer: Linked = [],  # noqa: B006
+    reason: Annotated[str, typer.Option(help="the request's reference, e.g. its ticket number")] = "",
+    output: Annotated[
+        Path | None, typer.Option(help="write the JSON here (default: standard output)")
+    ] = None,
+) -> None:
+    """Everything the hub holds about a data subject, as one JSON document (access request)."""
+    criteria = _criteria(email, phone, customer_ref, linked_customer)
+    with database() as db:
+        try:
+            document = export(db.engine, criteria, actor=cli_actor(), reason=reason)
+        except InvalidRequestError as exc:
+            raise fail(str(exc), USAGE_ERROR) from None
+        except SalesHubError as exc:
+            raise fail(str(exc)) from None
+    text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        output.chmod(0o600)
+        out.print(f"wrote {output}: {len(document['orders'])} orders, {len(document['events'])} events")
+
+
+@privacy_app.command("encrypt")
+def encrypt_command(
+    batch: Annotated[int, typer.Option(min=1, max=50_000, help="rows per transaction")] = 2_000,
+) -> None:
+    """Seal the rows written in clear before encryption at rest; resumable, safe while the hub runs."""
+    with database() as db, database_errors():
+        with db.engine.connect() as conn:
+            todo = clear_counts(conn)
+        if not any(todo.values()):
+            out.print("every row is sealed; nothing to do")
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=out) as progress:
+            for table in SEALED_TABLES:
+                task = progress.add_task(table, total=todo[table])
+                while True:
+                    with db.engine.begin() as conn:
+                        done = seal_batch(conn, table, batch)
+                    if not done:
+                        break
+                    progress.advance(task, done)
+    out.print("sealed: " + ", ".join(f"{todo[t]} {t}" for t in SEALED_TABLES))

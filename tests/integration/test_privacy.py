@@ -1,0 +1,200 @@
+"""Personal data at rest, erasure and export, on the real embedded PostgreSQL and its ``pg_dump``.
+
+Canary values (names, e-mail, phone, street, loyalty reference) go in through the recorder and the
+processor like any order; a plain-text dump of the whole database must never contain them, before
+or after an erasure, while another subject's data stays readable and the erased orders' facts stay.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import make_url, select, text
+from typer.testing import CliRunner
+
+from saleshub.actions.events import cli_actor
+from saleshub.actions.privacy import Criteria, erase, export
+from saleshub.cli import app
+from saleshub.publish.outbox import Outbox
+from saleshub.receive.intake import InboundEvent
+from saleshub.runtime import HubRuntime
+from saleshub.store import queries
+from saleshub.store.backup import _tool
+from saleshub.store.personal import ERASED, personal_data
+from saleshub.store.sealing import clear_counts, seal_batch
+from saleshub.store.tables import event_outbox, privacy_erasures, service_orders
+from tests.integration.conftest import ingest
+from tests.support.synthetic import pyxis_event
+
+SUBJECT = {
+    "firstName": "Zebulonia",
+    "lastName": "Quaxworthy",
+    "email": "zebulonia.quaxworthy@canary.example",
+    "phone": "+34 699 111 222",
+    "id": "PXC-CANARY-77",
+}
+STREET = "Calle Canaria Inventada 99"
+OTHER_EMAIL = "otro.cliente@example.com"
+CANARIES = (
+    "Zebulonia",
+    "Quaxworthy",
+    "zebulonia.quaxworthy@canary",
+    "699111222",
+    "PXC-CANARY-77",
+    "Canaria Inventada",
+)
+
+
+def _order(number: int, *, customer: dict[str, str], street: str, revision: int = 1) -> bytes:
+    event: dict[str, Any] = json.loads(pyxis_event(number, revision=revision))
+    event["order"]["customer"].update(customer)
+    event["order"]["serviceAddress"]["street"] = street
+    event["order"]["notes"] = f"Llamar a {customer.get('firstName', 'cliente')} antes"
+    return json.dumps(event, ensure_ascii=False).encode()
+
+
+def _send(hub: HubRuntime, body: bytes) -> uuid.UUID:
+    receipt = ingest(hub, InboundEvent("pyxis", "webhook", body, "application/json"))
+    assert receipt.status.value == "mapped", receipt
+    return receipt.event_id
+
+
+def _dump(db_url: str, file: Path) -> bytes:
+    url = make_url(db_url)
+    subprocess.run(
+        [
+            str(_tool("pg_dump")),
+            "--no-owner",
+            f"--dbname=postgresql://{url.username}@{url.host}:{url.port}/{url.database}"
+            if url.host and not str(url.host).startswith("/")
+            else f"--dbname={url.render_as_string(hide_password=False).replace('+psycopg', '')}",
+            "-f",
+            str(file),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return file.read_bytes()
+
+
+def _canaries_in(dump: bytes) -> list[str]:
+    text_ = dump.decode("utf-8", "replace")
+    digits = "".join(ch for ch in text_ if ch.isdigit())
+    found = [c for c in CANARIES if (c in text_ if not c.isdigit() else c in digits and c in text_)]
+    return found
+
+
+def test_personal_data_is_sealed_erased_by_destroying_keys_and_exported(
+    hub: HubRuntime, db_url: str, tmp_path: Path
+) -> None:
+    subject = [_send(hub, _order(n, customer=SUBJECT, street=STREET)) for n in (9001, 9002)]
+    update = _send(hub, _order(9001, customer=SUBJECT, street=STREET + "bis", revision=2))
+    other = _send(
+        hub, _order(9003, customer={"email": OTHER_EMAIL, "firstName": "Otra"}, street="Calle Real 1")
+    )
+
+    # At rest: nothing personal in clear anywhere in the database, yet every reader sees it whole.
+    assert _canaries_in(_dump(db_url, tmp_path / "before.sql")) == []
+    engine = hub.database.engine
+    with engine.connect() as conn:
+        order = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000009001")
+        assert order is not None and order.content["customer"]["email"] == SUBJECT["email"]
+        stored = queries.event(conn, subject[0])
+        assert stored is not None and b"Zebulonia" in stored.raw_body
+
+    # Export (art. 15): everything, opened.
+    document = export(engine, Criteria(emails=(SUBJECT["email"].upper(),)), actor=cli_actor(), reason="T-1")
+    assert {o["external_order_id"] for o in document["orders"]} == {"PX-SYN-000009001", "PX-SYN-000009002"}
+    assert {e["event_id"] for e in document["events"]} == {str(i) for i in (*subject, update)}
+    assert all("Zebulonia" in e["raw_body"]["text"] for e in document["events"])
+    versions = next(o for o in document["orders"] if o["external_order_id"] == "PX-SYN-000009001")["versions"]
+    assert [v["version_no"] for v in versions] == [1, 2]
+    assert versions[1]["order"]["service_address"]["line1"] == STREET + "bis"
+
+    # Dry run: lists, changes nothing.
+    outbox = Outbox(hub.schemas)
+    criteria = Criteria(phones=("+34699111222",))
+    dry = erase(engine, criteria, actor=cli_actor(), reason="", dry_run=True, outbox=outbox)
+    assert dry.dry_run and len(dry.subject.orders) == 2 and sum(dry.subject.events.values()) == 3
+    with engine.connect() as conn:
+        assert conn.execute(select(privacy_erasures)).first() is None
+
+    done = erase(engine, criteria, actor=cli_actor(), reason="GDPR-REQ-1", dry_run=False, outbox=outbox)
+    assert done.erasure_id is not None
+
+    assert _canaries_in(_dump(db_url, tmp_path / "after.sql")) == []
+    with engine.connect() as conn:
+        erased = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000009001")
+        assert erased is not None and erased.erased
+        assert "email" not in erased.content["customer"]  # facts only
+        assert erased.content["totals"]["gross_amount"]["amount"] and erased.status  # facts stay
+        row = queries.event(conn, subject[0])
+        assert row is not None and row.raw_body is None and row.raw_body_erased
+        kept = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000009003")
+        assert kept is not None and kept.content["customer"]["email"] == OTHER_EMAIL
+        register = conn.execute(select(privacy_erasures)).one()
+        assert register.reason == "GDPR-REQ-1" and register.orders == 2 and register.events == 3
+        assert "699" not in json.dumps(register.criteria) + json.dumps(register.detail)
+        erasure_events = conn.execute(
+            select(event_outbox).where(event_outbox.c.kind == "customer_erased")
+        ).all()
+        assert len(erasure_events) == 1
+        port = personal_data(conn)
+        assert port.open_order(conn, erased.hub_order_id, erased.content, b"x", uuid.uuid4()) is ERASED
+    # Once erased, the subject can no longer be found by what identified it: nothing to export.
+    assert export(engine, criteria, actor=cli_actor(), reason="")["orders"] == []
+    del other
+
+    # A later event of an erased order is a new subject under a new key, never the erased one.
+    _send(
+        hub,
+        _order(
+            9002, customer={"email": "nuevo@example.com", "firstName": "Nuevo"}, street="Otra 2", revision=3
+        ),
+    )
+    with engine.connect() as conn:
+        again = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000009002")
+        assert again is not None and not again.erased
+        assert again.content["customer"]["email"] == "nuevo@example.com"
+        versions_ = queries.order_versions(conn, again.hub_order_id)
+        assert [v.erased for v in versions_] == [True, False]
+
+
+def test_rows_written_in_clear_are_sealed_by_the_resumable_command(hub: HubRuntime) -> None:
+    event_id = _send(hub, _order(9100, customer=SUBJECT, street=STREET))
+    engine = hub.database.engine
+    with engine.begin() as conn:  # as a release before encryption at rest wrote it
+        order = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000009100")
+        assert order is not None
+        whole = json.dumps(order.content)
+        stored = queries.event(conn, event_id)
+        assert stored is not None
+        conn.execute(
+            text(
+                "UPDATE sales_system_integration_events SET raw_body = :b, data_key_id = NULL WHERE event_id = :e"
+            ),
+            {"b": stored.raw_body, "e": event_id},
+        )
+        for table in ("service_orders", "service_order_versions"):
+            conn.execute(
+                text(f"UPDATE {table} SET content = CAST(:c AS jsonb), personal = NULL, data_key_id = NULL"),
+                {"c": whole},
+            )
+        assert clear_counts(conn)["events"] == 1
+    result = CliRunner().invoke(
+        app,
+        ["privacy", "encrypt", "--batch", "1"],
+        env={"SALESHUB_DATABASE__URL": str(engine.url.render_as_string(hide_password=False))},
+    )
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        assert clear_counts(conn) == {"events": 0, "orders": 0, "versions": 0, "outbox": 0}
+        assert seal_batch(conn, "events", 10) == 0
+        again = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000009100")
+        assert again is not None and again.content["customer"]["email"] == SUBJECT["email"]
+        raw = conn.execute(select(service_orders.c.content)).scalar_one()
+        assert "email" not in raw["customer"]
