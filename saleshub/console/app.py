@@ -20,6 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from saleshub.console.api import api_router, error_response
 from saleshub.console.api_operations import operations_router
 from saleshub.console.api_orders import orders_router
+from saleshub.console.api_privacy import privacy_router
 from saleshub.console.pages import pages_router
 from saleshub.console.pages_mappings import mapping_pages_router
 from saleshub.console.pages_orders import order_pages_router
@@ -47,7 +48,7 @@ _STATIC = Path(__file__).parent / "static"
 
 def operator_routers() -> list[APIRouter]:
     """Every router of ``/api/v1`` (the application and its OpenAPI document include these)."""
-    return [api_router(), orders_router(), operations_router()]
+    return [api_router(), orders_router(), operations_router(), privacy_router()]
 
 
 def create_hub_app(

@@ -44,11 +44,17 @@ pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's (scripts/test.sh installs it); Playwright downloads none
 CLIENT_ID = "saleshub-console"
-ROLES = {"hub-viewers": "viewer", "hub-operators": "operator", "hub-stewards": "steward"}
+ROLES = {
+    "hub-viewers": "viewer",
+    "hub-operators": "operator",
+    "hub-stewards": "steward",
+    "hub-admins": "admin",
+}
 USERS = [
     User(sub="stella", claims={"name": "Stella Steward", "groups": ["hub-stewards"]}),
     User(sub="otto", claims={"name": "Otto Operator", "groups": ["hub-operators"]}),
     User(sub="vera", claims={"name": "Vera Viewer", "groups": ["hub-viewers"]}),
+    User(sub="priya", claims={"name": "Priya Privacy", "groups": ["hub-admins"]}),
 ]
 
 
