@@ -57,7 +57,7 @@ def map_event(adapter: SourceAdapter | None, queued: QueuedEvent) -> Processed:
         reason = (
             f"no adapter for system {queued.system!r} in this hub"
             if adapter is None
-            else "the raw body is no longer kept (retention); the event cannot be processed"
+            else queued.body_missing or "the raw body is no longer kept; the event cannot be processed"
         )
         result.stage = Stage.INTERNAL
         result.errors = {"stage": Stage.INTERNAL.value, "error": "Unprocessable", "message": reason}

@@ -304,9 +304,27 @@ def body_columns(original: Any) -> tuple[Any, Any, Any]:
 
 
 def open_bodies(conn: Connection, rows: Sequence[Any]) -> list[bytes | None]:
-    """The clear bodies of rows with ``body_columns``; ``None`` for a purged or an erased one."""
+    """The clear bodies of rows with ``body_columns``; ``None`` for a purged or an erased one.
+
+    ``SealBrokenError`` (a body altered in the database) is raised.
+    """
+    return [body for body, _ in open_bodies_why(conn, rows)]
+
+
+def open_bodies_why(conn: Connection, rows: Sequence[Any]) -> list[tuple[bytes | None, str | None]]:
+    """Each row's clear body, or ``None`` and why it cannot be had (purged, erased, altered)."""
     opened = personal_data(conn).open_bodies(conn, [(r.body, r.body_key, r.body_sha) for r in rows])
-    return [None if isinstance(body, Erased) else body for body in opened]
+    result: list[tuple[bytes | None, str | None]] = []
+    for body in opened:
+        if isinstance(body, bytes):
+            result.append((body, None))
+        elif isinstance(body, Erased):
+            result.append((None, "its subject's personal data was erased; the event cannot be processed"))
+        elif body is None:
+            result.append((None, "the raw body is no longer kept (retention); the event cannot be processed"))
+        else:
+            result.append((None, str(body)))
+    return result
 
 
 def body_key_pair(system: str, order_key: str | None, event_id: uuid.UUID) -> tuple[str, str]:
@@ -365,6 +383,7 @@ class QueuedEvent:
     body: bytes | None
     replay_of: uuid.UUID | None
     trace: dict[str, str] | None = None  # the recording span's carrier (``headers`` → ``trace``)
+    body_missing: str | None = None  # why ``body`` is None: purged, erased, or altered
 
 
 def queued_events(conn: Connection, lanes: Sequence[int], limit: int) -> list[QueuedEvent]:
@@ -403,8 +422,9 @@ def queued_events(conn: Connection, lanes: Sequence[int], limit: int) -> list[Qu
             body,
             row.replay_of,
             row.trace if isinstance(row.trace, dict) else None,
+            why,
         )
-        for row, body in zip(rows, open_bodies(conn, rows), strict=True)
+        for row, (body, why) in zip(rows, open_bodies_why(conn, rows), strict=True)
     ]
 
 

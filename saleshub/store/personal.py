@@ -41,6 +41,7 @@ from saleshub.errors import FatalError
 from saleshub.platform.keys import (
     DataKeyCache,
     MasterKey,
+    SealBrokenError,
     master_key_from_settings,
     new_data_key,
     seal,
@@ -286,10 +287,15 @@ class PersonalData:
 
     def open_bodies(
         self, conn: Connection, rows: Sequence[tuple[bytes | None, uuid.UUID | None, bytes]]
-    ) -> list[bytes | Erased | None]:
-        """Each ``(raw_body, data_key_id, body_sha256)`` opened: bytes, ``ERASED``, or ``None`` (purged)."""
+    ) -> list[bytes | Erased | SealBrokenError | None]:
+        """Each ``(raw_body, data_key_id, body_sha256)`` opened: bytes, ``ERASED``, ``None`` (purged).
+
+        A body that does not authenticate (altered in the database) is given as its
+        ``SealBrokenError``, not raised, so one bad row never stops a batch: the caller fails that
+        event with the error's message, or raises it.
+        """
         keys = self.keys(conn, [key_id for body, key_id, _ in rows if body is not None])
-        opened: list[bytes | Erased | None] = []
+        opened: list[bytes | Erased | SealBrokenError | None] = []
         for body, key_id, sha in rows:
             if body is None:
                 opened.append(None)
@@ -298,14 +304,20 @@ class PersonalData:
             elif key_id not in keys:
                 opened.append(ERASED)
             else:
-                opened.append(unseal(keys[key_id], bytes(body), bytes(sha)))
+                try:
+                    opened.append(unseal(keys[key_id], bytes(body), bytes(sha)))
+                except SealBrokenError as exc:
+                    opened.append(exc)
         return opened
 
     def open_body(
         self, conn: Connection, body: bytes | None, key_id: uuid.UUID | None, sha256: bytes
     ) -> bytes | Erased | None:
-        """One raw body opened (see ``open_bodies``)."""
-        return self.open_bodies(conn, [(body, key_id, sha256)])[0]
+        """One raw body opened (see ``open_bodies``); ``SealBrokenError`` raised."""
+        opened = self.open_bodies(conn, [(body, key_id, sha256)])[0]
+        if isinstance(opened, SealBrokenError):
+            raise opened
+        return opened
 
     @staticmethod
     def seal_personal(key: DataKey, hub_order_id: uuid.UUID, personal: Mapping[str, Any]) -> bytes:

@@ -20,10 +20,11 @@ from saleshub.actions.events import cli_actor
 from saleshub.actions.privacy import Criteria, erase, export
 from saleshub.cli import app
 from saleshub.publish.outbox import Outbox
-from saleshub.receive.intake import InboundEvent
+from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
 from saleshub.store import queries
 from saleshub.store.backup import _tool
+from saleshub.store.events import event_outcomes
 from saleshub.store.personal import ERASED, personal_data
 from saleshub.store.sealing import clear_counts, seal_batch
 from saleshub.store.tables import event_outbox, privacy_erasures, service_orders
@@ -213,3 +214,30 @@ def test_rows_written_in_clear_are_sealed_by_the_resumable_command(hub: HubRunti
         assert again is not None and again.content["customer"]["email"] == SUBJECT["email"]
         raw = conn.execute(select(service_orders.c.content)).scalar_one()
         assert "email" not in raw["customer"]
+
+
+def test_a_body_altered_in_the_database_fails_its_event_and_holds_up_no_other(hub: HubRuntime) -> None:
+    engine = hub.database.engine
+    first = hub.recorder.record(*_admitted(hub, _order(9200, customer=SUBJECT, street=STREET)))
+    second = hub.recorder.record(*_admitted(hub, _order(9201, customer=SUBJECT, street=STREET)))
+    with engine.begin() as conn:  # one byte of the sealed body changed behind the hub's back
+        conn.execute(
+            text(
+                "UPDATE sales_system_integration_events SET raw_body = "
+                "set_byte(raw_body, 20, get_byte(raw_body, 20) # 1) WHERE event_id = :e"
+            ),
+            {"e": first.event_id},
+        )
+    hub.processor().drain()
+    with engine.connect() as conn:
+        outcomes = event_outcomes(conn, [first.event_id, second.event_id])
+        failed = queries.event(conn, second.event_id)
+    assert outcomes[second.event_id].status.value == "mapped"
+    assert outcomes[first.event_id].status.value == "failed"
+    assert "altered" in json.dumps(outcomes[first.event_id].errors)
+    assert failed is not None
+
+
+def _admitted(hub: HubRuntime, body: bytes) -> tuple[InboundEvent, Any]:
+    event = InboundEvent("pyxis", "webhook", body, "application/json")
+    return event, admit(event, hub.adapters["pyxis"])
