@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from canonical.model import ServiceOrder
+from canonical.model import ServiceOrder, is_personal_field
 from reconciliation.rules import FieldRules
 from reconciliation.steward_files import load_steward_file
 
@@ -44,6 +44,12 @@ def _field_path(value: str) -> str:
         raise ValueError("name one entry: system_metadata.<name>")
     if any(not part.isidentifier() for part in parts):
         raise ValueError(f"{value!r} is not a dotted field path")
+    if is_personal_field(value) or (parts[0] in ("customer", "service_address") and len(parts) == 1):
+        raise ValueError(
+            f"{value!r} holds personal data, which the hub keeps sealed and cannot match on: name a "
+            "non-personal field (an order reference, a system_metadata entry); customers are matched "
+            "by `saleshub reconcile links`"
+        )
     return value
 
 

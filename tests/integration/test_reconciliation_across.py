@@ -176,6 +176,17 @@ def test_cross_references_are_checked_with_file_and_line(tmp_path: Path) -> None
     assert (8, "compare.fields") in issues
 
 
+def test_a_cross_reference_on_a_personal_field_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "cross_references.yaml").write_text(
+        "version: 1\nreferences:\n  mail:\n    systems:\n      erp: {field: customer.email}\n"
+        "      tempo: {field: external_order_id}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(MappingLoadError) as caught:
+        load_cross_references(tmp_path)
+    assert "holds personal data" in str(caught.value) and ":5" in str(caught.value)
+
+
 # --- one customer across systems and channels --------------------------------------------------------
 
 
