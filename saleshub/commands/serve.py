@@ -155,6 +155,7 @@ def serve(
             relay=kafka_on,
             consumer=kafka_on,
             pollers=bool(settings.pollers.systems) and not receive_only,
+            sealing=not receive_only,
         )
         try:
             _serve_http(hub, host, port, workers)
