@@ -46,7 +46,7 @@ def framing_from_settings(settings: Settings) -> Framing:
 
 
 def outbound_topics(settings: Settings) -> list[str]:
-    """Every topic the hub writes: the four event topics and the dead-letter topic."""
+    """Every topic the hub writes: the event topics (one per ``EventKind``) and the dead-letter topic."""
     return [kind.topic for kind in EventKind] + [settings.kafka.dead_letter_topic]
 
 
