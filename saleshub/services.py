@@ -146,7 +146,7 @@ class Services:
             if services.scheduler is None:
                 services.scheduler = BackgroundScheduler()
                 services.scheduler.start()
-            schedule_sealing(hub.database.engine, hub.outbox, services.scheduler)
+            schedule_sealing(hub.database.engine, hub.outbox, services.scheduler, services.stop_event)
         if hub.telemetry.enabled and (processors or relay):
             interval = hub.settings.telemetry.vitals_interval_seconds
             services._spawn("vitals", Vitals(hub.database.engine, hub.telemetry, interval).run)

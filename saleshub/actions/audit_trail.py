@@ -24,11 +24,12 @@ published ones (``anchors``).
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import NamedTuple
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.base import BaseScheduler
@@ -89,7 +90,7 @@ SEAL_EVERY = timedelta(minutes=5)
 EVENTS = "sales_system_integration_events"
 ACTIONS = "operator_actions"
 _EXECUTOR = "audit-seal"
-# How many rows older than the first seal a verification names (it counts them all).
+# How many rows older than the first seal a verification names, of each table.
 _NAMED_BEFORE = 20
 
 
@@ -130,6 +131,22 @@ def _action_leaves(conn: Connection, start: datetime, end: datetime) -> list[tup
     ]
     leaves.sort()
     return list(leaves)
+
+
+class _Trail(NamedTuple):
+    """One sealed table: its name, what a row is called, the seal's column prefix, how to read it."""
+
+    table: str
+    noun: str
+    column: str
+    uuids: bool
+    read: Callable[[Connection, datetime, datetime], list[tuple[LeafId, bytes]]]
+
+
+_TRAILS = (
+    _Trail(EVENTS, "event", "events", True, _event_leaves),
+    _Trail(ACTIONS, "action", "actions", False, _action_leaves),
+)
 
 
 def _seal_next(conn: Connection, outbox: Outbox, limit: datetime) -> Sealed | None:
@@ -191,16 +208,18 @@ def seal_ended(
     *,
     until: datetime | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    stop: threading.Event | None = None,
 ) -> list[Sealed]:
     """Seal every unsealed hour that ended ``GRACE`` ago (and by ``until``), oldest first; idempotent.
 
-    One transaction per hour, so a long backlog is resumable; each seal is logged once committed.
+    One transaction per hour, so a long backlog is resumable (and ``stop`` ends it between two
+    hours); each seal is logged once committed.
     """
     limit = now() - GRACE
     if until is not None:
         limit = min(limit, until)
     made: list[Sealed] = []
-    while True:
+    while stop is None or not stop.is_set():
         with database_errors(), engine.begin() as conn:
             sealed = _seal_next(conn, outbox, limit)
         if sealed is None:
@@ -214,9 +233,12 @@ def seal_ended(
             sealed.chain.hex(),
         )
         made.append(sealed)
+    return made
 
 
-def schedule_sealing(engine: Engine, outbox: Outbox, scheduler: BaseScheduler) -> None:
+def schedule_sealing(
+    engine: Engine, outbox: Outbox, scheduler: BaseScheduler, stop: threading.Event | None = None
+) -> None:
     """Run ``seal_ended`` on ``scheduler`` every ``SEAL_EVERY`` (first run now), in an executor of its
     own so that a long backlog of hours never holds back a poll."""
     scheduler.add_executor(ThreadPoolExecutor(1), alias=_EXECUTOR)
@@ -224,6 +246,7 @@ def schedule_sealing(engine: Engine, outbox: Outbox, scheduler: BaseScheduler) -
         seal_ended,
         IntervalTrigger(seconds=SEAL_EVERY.total_seconds()),
         args=[engine, outbox],
+        kwargs={"stop": stop},
         executor=_EXECUTOR,
         id="audit-seal",
         name="audit trail sealing",
@@ -297,30 +320,20 @@ def _check_seal(conn: Connection, seal: SealRecord, found: list[Finding]) -> Non
         found.append(Finding(where, "seal altered: its chain hash does not match its content"))
     if period_root(seal.events_root, seal.actions_root) != seal.root:
         found.append(Finding(where, "seal altered: its root does not match its two trail roots"))
-    trails: Iterable[tuple[str, str, bytes, bytes, int, bool, Any]] = (
-        (EVENTS, "event", seal.events_leaves, seal.events_root, seal.events_count, True, _event_leaves),
-        (
-            ACTIONS,
-            "action",
-            seal.actions_leaves,
-            seal.actions_root,
-            seal.actions_count,
-            False,
-            _action_leaves,
-        ),
-    )
-    for table, noun, packed, root, count, uuids, read in trails:
-        current = read(conn, seal.period_start, seal.period_end)
+    for trail in _TRAILS:
+        table, root = trail.table, getattr(seal, f"{trail.column}_root")
+        current = trail.read(conn, seal.period_start, seal.period_end)
         try:
-            sealed = unpack_leaves(packed, uuids=uuids)
+            sealed = unpack_leaves(getattr(seal, f"{trail.column}_leaves"), uuids=trail.uuids)
         except ValueError as exc:
             sealed = None
             found.append(Finding(where, f"seal altered: its {table} leaf list is damaged ({exc})"))
+        count = getattr(seal, f"{trail.column}_count")
         if sealed is not None and (merkle_root([leaf for _, leaf in sealed]) != root or len(sealed) != count):
             found.append(Finding(where, f"seal altered: its {table} leaf list does not match its root"))
             sealed = None
         if sealed is not None:
-            _compare(found, where, table, noun, sealed, current)
+            _compare(found, where, table, trail.noun, sealed, current)
         elif merkle_root([leaf for _, leaf in current]) != root:
             found.append(
                 Finding(where, f"{table}: the rows differ from the seal's root (which row is unknown)")
@@ -350,14 +363,21 @@ def _check_link(previous: SealRecord | None, seal: SealRecord, found: list[Findi
 
 
 def _check_before(conn: Connection, first: datetime, found: list[Finding]) -> None:
-    for event_id, at in events_before(conn, first, _NAMED_BEFORE):
+    events = events_before(conn, first, _NAMED_BEFORE + 1)
+    actions = actions_before(conn, first, _NAMED_BEFORE + 1)
+    for table, rows in ((EVENTS, events), (ACTIONS, actions)):
+        if len(rows) > _NAMED_BEFORE:
+            found.append(
+                Finding("before the first seal", f"{table}: more rows than the {_NAMED_BEFORE} named")
+            )
+    for event_id, at in events[:_NAMED_BEFORE]:
         found.append(
             Finding(
                 f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
                 f"{EVENTS}: event {event_id} inserted before the first seal",
             )
         )
-    for action_id, at in actions_before(conn, first, _NAMED_BEFORE):
+    for action_id, at in actions[:_NAMED_BEFORE]:
         found.append(
             Finding(
                 f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",

@@ -19,13 +19,15 @@ from typer.testing import CliRunner
 from canonical.events import EventKind
 from saleshub.actions.audit_trail import GRACE, period_of, seal_ended, verify
 from saleshub.cli import app
+from saleshub.publish.framing import unframe
 from saleshub.publish.schemas import EventSchemas
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
-from saleshub.services import Services
+from saleshub.services import Services, build_relay
 from saleshub.store.audit import Actor, record_action
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import read_published, wait_until
 from tests.support.synthetic import pyxis_event
+from tests.support.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration
 
@@ -226,6 +228,24 @@ def test_each_seal_goes_to_the_outbox_as_an_avro_audit_sealed_event(
     assert {row.topic for row in rows} == {EventKind.AUDIT_SEALED.topic}
     assert {row.message_key for row in rows} == {"audit"} and {row.source_system for row in rows} == {"audit"}
     assert verify(hub.database.engine).intact
+
+
+def test_a_seal_reaches_kafka_with_cloudevents_headers(kafka_hub: HubRuntime, broker: TansuBroker) -> None:
+    record(kafka_hub, H0 + timedelta(minutes=1), pyxis_event(1), "k1")
+    (made,) = seal_ended(kafka_hub.database.engine, kafka_hub.outbox, until=H1)
+    relay = build_relay(kafka_hub)
+    try:
+        assert relay.drain(timeout=60) >= 1
+    finally:
+        relay.close()
+    (message,) = read_published(kafka_hub, broker, EventKind.AUDIT_SEALED.topic)
+    headers = {key: (value or b"").decode() for key, value in message.headers() or []}
+    assert headers["ce_source"] == "/saleshub/audit" and headers["ce_type"] == EventKind.AUDIT_SEALED.ce_type
+    assert message.key() == b"audit"
+    framed = unframe(message.value() or b"")
+    record_ = EventSchemas().current[EventKind.AUDIT_SEALED].decode(framed.body)
+    assert record_["chain"] == made.chain.hex() and record_["events_count"] == 1
+    assert str(record_["event_id"]) == headers["ce_id"]
 
 
 def test_serve_seals_ended_hours_in_the_background(hub: HubRuntime, trail: dict[str, object]) -> None:
