@@ -263,3 +263,17 @@ def test_serve_seals_ended_hours_in_the_background(hub: HubRuntime, trail: dict[
     with hub.database.engine.connect() as conn:
         newest = conn.execute(text("SELECT max(period_end) FROM audit_seals")).scalar_one()
     assert newest >= last
+
+
+def test_audit_alone_still_lists_the_operator_actions(run: CliRunner, trail: dict[str, object]) -> None:
+    for args in (["audit"], ["audit", "--action", "events.replay"], ["audit", "actions", "--limit", "5"]):
+        listed = run.invoke(app, args)
+        assert listed.exit_code == 0, listed.output
+        assert (
+            "Operator actions" in listed.output
+            and "events.replay" in listed.output
+            and "a reason" in listed.output
+        )
+    assert "no operator actions recorded" in run.invoke(app, ["audit", "--action", "nothing.such"]).output
+    helped = run.invoke(app, ["audit", "--help"]).output
+    assert all(name in helped for name in ("actions", "seal", "verify"))
