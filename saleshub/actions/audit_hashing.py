@@ -29,6 +29,7 @@ from typing import Any
 __all__ = [
     "GENESIS",
     "HASH_SIZE",
+    "LeafId",
     "chain_hash",
     "leaf_hash",
     "merkle_root",

@@ -19,7 +19,7 @@ from saleshub.console import out
 from saleshub.store.audit import list_actions
 from saleshub.store.failures import database_errors
 
-__all__ = ["actions", "audit_app", "seal", "verify"]
+__all__ = ["actions", "audit", "audit_app", "seal", "verify"]
 
 audit_app = typer.Typer(
     help="Operator actions, newest first, and the audit trail's seals: list, seal, verify.",
