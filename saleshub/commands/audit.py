@@ -128,5 +128,5 @@ def verify(
         )
         return
     for finding in result.findings:
-        out.print(str(finding), soft_wrap=True, highlight=False)
+        out.print(str(finding), soft_wrap=True, highlight=False, markup=False)
     raise fail(f"audit trail NOT intact: {len(result.findings)} differences in {result.seals} sealed hours")
