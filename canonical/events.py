@@ -10,6 +10,7 @@ order_updated      ``integration.sales.order_updated``    a stored order changed
 order_cancelled    ``integration.sales.order_cancelled``  a stored order changed to ``CANCELLED``
 order_rejected     ``integration.sales.order_rejected``   an inbound event was quarantined or failed
 customer_erased    ``integration.sales.customer_erased``  a data subject's personal data was erased
+audit_sealed       ``integration.sales.audit_sealed``     an hour of the audit trail was sealed
 =================  ====================================  =====================================
 
 The three order events carry the whole canonical order (``saleshub.canonical.ServiceOrder``) with
@@ -18,6 +19,8 @@ it, so a consumer never needs to call back and can check that it applies an orde
 A rejection carries where processing stopped and the field errors, with personal values already
 masked by the mapping engine. An erasure names the orders whose personal data the hub destroyed, so
 that every consumer erases its copies too; it carries no personal value.
+A seal carries the sealed hour, its row counts, Merkle roots and chain hash (hex), so the
+roots are kept outside the hub's database as well.
 
 ``event_schema(kind)`` derives each schema from the canonical model; the committed versions live in
 ``contracts/avro/events/<kind>/v<N>.avsc`` (a test keeps the newest equal to this derivation and each
@@ -50,6 +53,7 @@ class EventKind(StrEnum):
     ORDER_CANCELLED = "order_cancelled"
     ORDER_REJECTED = "order_rejected"
     CUSTOMER_ERASED = "customer_erased"
+    AUDIT_SEALED = "audit_sealed"
 
     @property
     def topic(self) -> str:
@@ -73,6 +77,7 @@ _DOCS = {
     EventKind.ORDER_CANCELLED: "A stored order changed to status CANCELLED: this is its new version.",
     EventKind.ORDER_REJECTED: "An inbound event could not be turned into an order; it is quarantined.",
     EventKind.CUSTOMER_ERASED: "A data subject's personal data was erased: erase it in these orders too.",
+    EventKind.AUDIT_SEALED: "An hour of the audit trail (integration events, operator actions) was sealed.",
 }
 
 
@@ -147,12 +152,39 @@ def _erased_fields() -> list[dict[str, Any]]:
     ]
 
 
+def _sealed_fields() -> list[dict[str, Any]]:
+    def digest(name: str, doc: str) -> dict[str, Any]:
+        return {"name": name, "type": "string", "doc": f"{doc} (SHA-256, lower-case hex)."}
+
+    return [
+        {
+            "name": "event_id",
+            "type": _UUID,
+            "doc": "This announcement's id (also ce_id), from the chain hash.",
+        },
+        {"name": "occurred_at", "type": _TIMESTAMP, "doc": "When the hub sealed the hour."},
+        {"name": "period_start", "type": _TIMESTAMP, "doc": "Start of the sealed hour (UTC)."},
+        {"name": "period_end", "type": _TIMESTAMP, "doc": "End of the sealed hour (exclusive)."},
+        {"name": "events_count", "type": "int", "doc": "Integration events received in the hour."},
+        digest("events_root", "Merkle root of those events"),
+        {"name": "actions_count", "type": "int", "doc": "Operator actions taken in the hour."},
+        digest("actions_root", "Merkle root of those actions"),
+        digest("root", "The hour's root: both roots hashed together"),
+        digest("previous_chain", "Chain hash of the seal of the hour before"),
+        digest("chain", "This seal's chain hash"),
+    ]
+
+
+_FIELDS = {
+    EventKind.ORDER_REJECTED: _rejected_fields,
+    EventKind.CUSTOMER_ERASED: _erased_fields,
+    EventKind.AUDIT_SEALED: _sealed_fields,
+}
+
+
 def event_schema(kind: EventKind) -> dict[str, Any]:
     """The Avro schema of ``kind``'s events, self-contained (every named type defined inline)."""
-    if kind is EventKind.CUSTOMER_ERASED:
-        fields = _erased_fields()
-    else:
-        fields = _rejected_fields() if kind is EventKind.ORDER_REJECTED else _order_event_fields()
+    fields = _FIELDS.get(kind, _order_event_fields)()
     return {
         "type": "record",
         "name": kind.record_name,

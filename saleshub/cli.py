@@ -93,8 +93,8 @@ COMMANDS: Final[dict[str, LazyCommand]] = {
     "report": LazyCommand("saleshub.commands.report", "report_app", "Reports on the hub's operation."),
     "audit": LazyCommand(
         "saleshub.commands.audit",
-        "audit",
-        "Operator actions, newest first: dismissals, replays, drafts, deploys, rollbacks.",
+        "audit_app",
+        "Operator actions, newest first, and the audit trail's seals: list, seal, verify.",
     ),
     "privacy": LazyCommand(
         "saleshub.commands.privacy",

@@ -2,7 +2,8 @@
 
 ``saleshub serve`` starts the processors, the relays and the consumer when Kafka is configured, and
 the pollers' scheduler when ``pollers.systems`` names any (with the nightly reconciliation of those
-systems against their APIs at ``pollers.reconcile_at``), as threads beside the web workers;
+systems against their APIs at ``pollers.reconcile_at``), and the sealing of the audit trail's ended
+hours (``saleshub.actions.audit_trail``, every few minutes), as threads beside the web workers;
 ``saleshub process``, ``saleshub kafka relay`` and ``saleshub kafka consume`` run one kind alone, so
 an operator can scale each in processes of its own (``saleshub poll run`` polls once, by hand).
 """
@@ -19,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from confluent_kafka import Consumer, KafkaException, Producer
 
 from canonical.events import EventKind
+from saleshub.actions.audit_trail import schedule_sealing
 from saleshub.actions.reconciliation_wiring import schedule_nightly
 from saleshub.errors import ConfigurationError
 from saleshub.platform.kafka_clients import consumer_config, ensure_topics, producer_config
@@ -44,7 +46,7 @@ def framing_from_settings(settings: Settings) -> Framing:
 
 
 def outbound_topics(settings: Settings) -> list[str]:
-    """Every topic the hub writes: the four event topics and the dead-letter topic."""
+    """Every topic the hub writes: the event topics (one per ``EventKind``) and the dead-letter topic."""
     return [kind.topic for kind in EventKind] + [settings.kafka.dead_letter_topic]
 
 
@@ -96,8 +98,9 @@ def build_consumers(hub: HubRuntime) -> list[OrderEventConsumer]:
 
 @dataclass
 class Services:
-    """Background threads running processors, relays (``relay.threads``), consumers, pollers and, with
-    telemetry on, the vital-signs gauges (``saleshub.process.vitals``) until ``stop``."""
+    """Background threads running processors, relays (``relay.threads``), consumers, pollers, the
+    audit trail's sealing and, with telemetry on, the vital-signs gauges (``saleshub.process.vitals``)
+    until ``stop``."""
 
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -114,6 +117,7 @@ class Services:
         relay: bool = False,
         consumer: bool = False,
         pollers: bool = False,
+        sealing: bool = False,
     ) -> Services:
         """Start the requested parts (creating the Kafka topics first if a Kafka part is asked for)."""
         services = cls()
@@ -138,6 +142,11 @@ class Services:
         if pollers:
             services.scheduler = start_pollers(hub, services.stop_event)
             schedule_nightly(hub, services.scheduler)
+        if sealing:
+            if services.scheduler is None:
+                services.scheduler = BackgroundScheduler()
+                services.scheduler.start()
+            schedule_sealing(hub.database.engine, hub.outbox, services.scheduler, services.stop_event)
         if hub.telemetry.enabled and (processors or relay):
             interval = hub.settings.telemetry.vitals_interval_seconds
             services._spawn("vitals", Vitals(hub.database.engine, hub.telemetry, interval).run)

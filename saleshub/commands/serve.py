@@ -123,8 +123,8 @@ def serve(
         bool,
         typer.Option(
             "--receive-only",
-            help="only receive webhooks: no processors, relays, consumers or pollers in this process "
-            "(each runs as a command of its own)",
+            help="only receive webhooks: no processors, relays, consumers, pollers or audit sealing in "
+            "this process (each runs as a command of its own)",
         ),
     ] = False,
 ) -> None:
@@ -155,6 +155,7 @@ def serve(
             relay=kafka_on,
             consumer=kafka_on,
             pollers=bool(settings.pollers.systems) and not receive_only,
+            sealing=not receive_only,
         )
         try:
             _serve_http(hub, host, port, workers)

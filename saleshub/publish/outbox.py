@@ -2,7 +2,8 @@
 
 ``Outbox.order_row`` and ``Outbox.rejection_row`` turn what one ingestion transaction did into
 ``event_outbox`` rows: a created order → ``order_received``, a changed order → ``order_updated``
-(``order_cancelled`` when the change cancels it), a quarantined or failed event → ``order_rejected``.
+(``order_cancelled`` when the change cancels it), a quarantined or failed event → ``order_rejected``;
+``Outbox.seal_row`` turns a new audit seal into ``audit_sealed``, written in the sealing transaction.
 Duplicates, stale updates and repeated deliveries publish nothing. The Avro body is encoded here,
 strictly, so a payload that does not fit its schema fails the ingestion transaction instead of
 reaching the relay; the framing, which depends on the relay's configuration, is added at publication.
@@ -31,7 +32,11 @@ from canonical.model import ServiceOrder
 from saleshub.publish.schemas import EventSchemas
 from saleshub.store.outbox import OUTBOX_LANES
 
-__all__ = ["ERASURE_SOURCE", "Outbox", "lane_of", "order_key"]
+__all__ = ["AUDIT_SOURCE", "ERASURE_SOURCE", "Outbox", "lane_of", "order_key"]
+
+#: The ``source_system`` (CloudEvents ``ce_source`` ``/saleshub/audit``) and message key of seals: one
+#: key, so the seals are published in the order they were made.
+AUDIT_SOURCE = "audit"
 
 
 def order_key(order: ServiceOrder) -> str:
@@ -60,6 +65,7 @@ class Outbox:
         key: str,
         record: dict[str, Any],
         subject: str | None,
+        source: str | None = None,
     ) -> dict[str, Any]:
         schema = self.schemas.current[kind]
         return {
@@ -68,7 +74,7 @@ class Outbox:
             "topic": kind.topic,
             "message_key": key,
             "lane": lane_of(key),
-            "source_system": record["source_system"],
+            "source_system": source or record["source_system"],
             "subject": subject,
             "occurred_at": record["occurred_at"],
             "payload": schema.encode(record),
@@ -149,3 +155,33 @@ class Outbox:
             ],
         }
         return self._row(EventKind.CUSTOMER_ERASED, f"erasure_{erasure_id}", record, None)
+
+    def seal_row(
+        self,
+        *,
+        sealed_at: datetime,
+        period_start: datetime,
+        period_end: datetime,
+        events_count: int,
+        events_root: bytes,
+        actions_count: int,
+        actions_root: bytes,
+        root: bytes,
+        previous_chain: bytes,
+        chain: bytes,
+    ) -> dict[str, Any]:
+        """The row of an ``audit_sealed`` event; its id is derived from the chain hash (one per seal)."""
+        record = {
+            "event_id": uuid.UUID(bytes=chain[:16], version=4),
+            "occurred_at": sealed_at,
+            "period_start": period_start,
+            "period_end": period_end,
+            "events_count": events_count,
+            "events_root": events_root.hex(),
+            "actions_count": actions_count,
+            "actions_root": actions_root.hex(),
+            "root": root.hex(),
+            "previous_chain": previous_chain.hex(),
+            "chain": chain.hex(),
+        }
+        return self._row(EventKind.AUDIT_SEALED, AUDIT_SOURCE, record, None, source=AUDIT_SOURCE)

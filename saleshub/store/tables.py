@@ -29,7 +29,10 @@ Three groups:
   the newest is deployed; ``hub_processes``: which revision each running hub process maps with);
 * the pollers (``poll_cursors``: where each polled system's incremental feed and its backfill stand,
   advanced in the transaction that records a page; ``poll_runs``: one row per run;
-  ``poller_state``: a system's failures in a row, pause, last error and next scheduled run).
+  ``poller_state``: a system's failures in a row, pause, last error and next scheduled run);
+* the audit seals (``audit_seals``: one row per sealed hour, with the Merkle roots of the hour's
+  integration events and operator actions, their ids and leaf hashes, and the chain hash linking it
+  to the seal before; ``saleshub.store.seals``).
 
 The tables every event writes (events, keys, orders, versions) carry no foreign keys (migration
 0003): a check per row cost a quarter of an order's write. Their invariants hold because one code
@@ -70,6 +73,7 @@ __all__ = [
     "POLL_STREAMS",
     "PROCESSOR_LANES",
     "RECONCILIATION_KINDS",
+    "audit_seals",
     "business_unit_sales_systems",
     "business_units",
     "countries",
@@ -722,4 +726,24 @@ privacy_erasures = Table(
     Column("data_keys", Integer, nullable=False),
     Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb"), comment="systems, counts"),
     comment="every erasure: who, when, why and how much, without the erased data",
+)
+
+audit_seals = Table(
+    "audit_seals",
+    metadata,
+    Column("period_start", DateTime(timezone=True), primary_key=True, comment="start of the sealed hour"),
+    Column("period_end", DateTime(timezone=True), nullable=False, comment="its end (exclusive)"),
+    Column("events_count", Integer, nullable=False),
+    Column("events_root", LargeBinary, nullable=False, comment="Merkle root of the events' leaves"),
+    Column("events_leaves", LargeBinary, nullable=False, comment="zlib: (event id, leaf hash) by id"),
+    Column("actions_count", Integer, nullable=False),
+    Column("actions_root", LargeBinary, nullable=False, comment="Merkle root of the actions' leaves"),
+    Column("actions_leaves", LargeBinary, nullable=False, comment="zlib: (action id, leaf hash) by id"),
+    Column("root", LargeBinary, nullable=False, comment="hash of the two roots"),
+    Column("previous_chain", LargeBinary, nullable=False, comment="chain hash of the seal before"),
+    Column("chain", LargeBinary, nullable=False, comment="H(previous_chain, root, period, counts)"),
+    Column("sealed_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("period_end > period_start", name="period"),
+    UniqueConstraint("chain"),
+    comment="the tamper-evident seals of the audit trail: one per ended hour, chained",
 )
