@@ -4,6 +4,10 @@ Layout: ``mappings/<system>/<name>.yaml`` (the file's ``system`` and ``name`` mu
 and ``mappings/crosswalks/<table>.csv``. Loading reports every problem of every file at once, each
 with file, line and key, and unknown keys come with a "did you mean" suggestion.
 
+A rule that copies personal data into a canonical field that does not hold personal data is a
+problem too (``saleshub.mapping.personal``), unless the rule acknowledges it; a stored revision is
+not checked again.
+
 Each compiled mapping gets a content hash over its own bytes and the bytes of every crosswalk it
 uses, so an order can always be traced to the exact mapping content that produced it.
 """
@@ -14,7 +18,7 @@ import difflib
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,7 +28,9 @@ from saleshub.errors import ConfigurationError, LoadIssue, MappingLoadError
 from saleshub.mapping import spec as spec_module
 from saleshub.mapping.compiler import Crosswalks, compile_mapping
 from saleshub.mapping.engine import CompiledMapping, MappingIdentity
+from saleshub.mapping.nodes import CompiledObject
 from saleshub.mapping.packaged import packaged_files
+from saleshub.mapping.personal import personal_data_leaks
 from saleshub.mapping.spec import NODE_TAGS, MappingFile
 from saleshub.mapping.yaml_source import Located, dotted_key, load_located_yaml
 
@@ -144,6 +150,9 @@ class MappingCatalog:
             issues += file_issues
             if compiled is not None:
                 mappings[(compiled.identity.system, compiled.identity.name)] = compiled
+        if revision is None:
+            # A stored revision maps exactly as it was deployed: it was checked then.
+            issues += _personal_data_issues(mappings.values())
         unique = list(dict.fromkeys(issues))  # a problem met from two places is reported once
         return cls(directory, mappings), unique
 
@@ -160,6 +169,14 @@ class MappingCatalog:
 
     def __len__(self) -> int:
         return len(self._mappings)
+
+
+def _personal_data_issues(mappings: Iterable[CompiledMapping]) -> list[LoadIssue]:
+    """Rules that copy personal data into non-personal fields, checked over each system's mappings."""
+    by_system: dict[str, list[tuple[str, CompiledObject]]] = {}
+    for mapping in mappings:
+        by_system.setdefault(mapping.identity.system, []).append((mapping.identity.file, mapping.root))
+    return [issue for system in sorted(by_system) for issue in personal_data_leaks(by_system[system])]
 
 
 def _load_file(
