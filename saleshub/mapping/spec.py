@@ -24,7 +24,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 __all__ = [
     "FORMAT_VERSION",
@@ -87,11 +87,20 @@ class PersonalDataSpec(_Spec):
 
     allowed: Literal[True] = Field(description="true: this rule may read personal data")
     reason: str = Field(
-        min_length=3,
         max_length=500,
-        pattern=r"\S",
         description="why the field must carry it (shown to whoever reviews the mapping)",
+        # For editors; the validator below says it in words.
+        json_schema_extra={"minLength": 1, "pattern": r"\S"},
     )
+
+    @field_validator("reason")
+    @classmethod
+    def _check_reason(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "say why the field must carry personal data; an empty reason acknowledges nothing"
+            )
+        return value
 
 
 class Condition(_Spec):
