@@ -18,7 +18,7 @@ import difflib
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,9 +28,8 @@ from saleshub.errors import ConfigurationError, LoadIssue, MappingLoadError
 from saleshub.mapping import spec as spec_module
 from saleshub.mapping.compiler import Crosswalks, compile_mapping
 from saleshub.mapping.engine import CompiledMapping, MappingIdentity
-from saleshub.mapping.nodes import CompiledObject
 from saleshub.mapping.packaged import packaged_files
-from saleshub.mapping.personal import personal_data_leaks
+from saleshub.mapping.personal import review_personal_data
 from saleshub.mapping.spec import NODE_TAGS, MappingFile
 from saleshub.mapping.yaml_source import Located, dotted_key, load_located_yaml
 
@@ -152,7 +151,7 @@ class MappingCatalog:
                 mappings[(compiled.identity.system, compiled.identity.name)] = compiled
         if revision is None:
             # A stored revision maps exactly as it was deployed: it was checked then.
-            issues += _personal_data_issues(mappings.values())
+            issues += review_personal_data(mappings.values()).leaks
         unique = list(dict.fromkeys(issues))  # a problem met from two places is reported once
         return cls(directory, mappings), unique
 
@@ -169,14 +168,6 @@ class MappingCatalog:
 
     def __len__(self) -> int:
         return len(self._mappings)
-
-
-def _personal_data_issues(mappings: Iterable[CompiledMapping]) -> list[LoadIssue]:
-    """Rules that copy personal data into non-personal fields, checked over each system's mappings."""
-    by_system: dict[str, list[tuple[str, CompiledObject]]] = {}
-    for mapping in mappings:
-        by_system.setdefault(mapping.identity.system, []).append((mapping.identity.file, mapping.root))
-    return [issue for system in sorted(by_system) for issue in personal_data_leaks(by_system[system])]
 
 
 def _load_file(

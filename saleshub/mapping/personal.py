@@ -23,10 +23,11 @@ are not followed, and they do not make a path personal either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from canonical.model import is_personal_field
 from saleshub.errors import LoadIssue, generic_target
+from saleshub.mapping.engine import CompiledMapping
 from saleshub.mapping.nodes import (
     CompiledFirstOf,
     CompiledNode,
@@ -39,7 +40,15 @@ from saleshub.mapping.nodes import (
 from saleshub.mapping.paths import SourcePath
 from saleshub.platform.masking import is_personal_path
 
-__all__ = ["FIX", "PersonalSource", "RuleRead", "personal_data_leaks", "rule_reads"]
+__all__ = [
+    "FIX",
+    "Acknowledged",
+    "PersonalDataReview",
+    "PersonalSource",
+    "RuleRead",
+    "review_personal_data",
+    "rule_reads",
+]
 
 #: What a steward does about a leak; the last part of every leak's message.
 FIX = "map it to a personal field, or mark the rule `personal_data: {allowed: true, reason: ...}`"
@@ -51,7 +60,7 @@ class RuleRead:
 
     path: str  # the whole path, e.g. order.items[].label (a repeated group's elements as [])
     written: str  # the path as written in the rule
-    acknowledged: bool  # a ``personal_data`` acknowledgement covers this read
+    reason: str | None  # of the ``personal_data`` acknowledgement that covers this read
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +80,21 @@ def _whole(path: SourcePath, prefix: str) -> str:
     return path.text.removeprefix("$.") if path.from_root else f"{prefix}{path.text}"
 
 
-def _value_reads(node: CompiledValue, prefix: str, acknowledged: bool) -> Iterator[RuleRead]:
-    acknowledged = acknowledged or node.personal_data is not None
+def _value_reads(node: CompiledValue, prefix: str, reason: str | None) -> Iterator[RuleRead]:
+    reason = node.personal_data or reason  # the closest acknowledgement
     if isinstance(node.read, PathRead):
-        yield RuleRead(_whole(node.read.path, prefix), node.read.path.text, acknowledged)
+        yield RuleRead(_whole(node.read.path, prefix), node.read.path.text, reason)
     elif isinstance(node.read, ExprRead):
         for _, binding in node.read.bindings:
-            yield from _value_reads(binding, prefix, acknowledged)
+            yield from _value_reads(binding, prefix, reason)
 
 
 def rule_reads(node: CompiledNode, prefix: str) -> list[RuleRead]:
     """The source paths a leaf rule computes its value from, under the source ``prefix``."""
     if isinstance(node, CompiledFirstOf):
-        acknowledged = node.personal_data is not None
-        return [read for c in node.candidates for read in _value_reads(c, prefix, acknowledged)]
+        return [read for c in node.candidates for read in _value_reads(c, prefix, node.personal_data)]
     if isinstance(node, CompiledValue):
-        return list(_value_reads(node, prefix, False))
+        return list(_value_reads(node, prefix, None))
     return []
 
 
@@ -95,27 +103,43 @@ def _rules(root: CompiledObject) -> Iterator[tuple[str, CompiledNode, list[RuleR
         yield generic_target(target), node, rule_reads(node, prefix)
 
 
-def personal_data_leaks(mappings: Iterable[tuple[str, CompiledObject]]) -> list[LoadIssue]:
-    """Every unacknowledged rule that copies personal data into a non-personal field.
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """A rule that copies personal data into a non-personal field and says why (``personal_data``)."""
 
-    ``mappings`` are the (file, compiled root) of all the mappings of one source system: a path
-    one of them maps into a personal field is personal for all of them.
-    """
-    compiled = list(mappings)
+    file: str
+    line: int | None
+    target: str
+    path: str  # as written in the rule
+    reason: str
+
+
+@dataclass
+class PersonalDataReview:
+    """What the check found over a set of mappings: the refused rules and the acknowledged ones."""
+
+    leaks: list[LoadIssue] = field(default_factory=list)
+    acknowledged: list[Acknowledged] = field(default_factory=list)
+
+
+def _personal_sources(compiled: list[tuple[str, CompiledObject]]) -> dict[str, PersonalSource]:
     personal: dict[str, PersonalSource] = {}
     for file, root in compiled:
         for target, node, reads in _rules(root):
             if is_personal_field(target):
                 for read in reads:
                     personal.setdefault(read.path, PersonalSource(target, file, getattr(node, "line", None)))
-    issues: list[LoadIssue] = []
+    return personal
+
+
+def _review_system(compiled: list[tuple[str, CompiledObject]], review: PersonalDataReview) -> None:
+    personal = _personal_sources(compiled)
     for file, root in compiled:
         for target, node, reads in _rules(root):
             if is_personal_field(target):
                 continue
+            line = getattr(node, "line", None)
             for read in reads:
-                if read.acknowledged:
-                    continue
                 source = personal.get(read.path)
                 if source is not None:
                     why = str(source)
@@ -123,7 +147,23 @@ def personal_data_leaks(mappings: Iterable[tuple[str, CompiledObject]]) -> list[
                     why = "its name says it holds personal data"
                 else:
                     continue
+                if read.reason is not None:
+                    review.acknowledged.append(Acknowledged(file, line, target, read.written, read.reason))
+                    continue
                 message = f"reads personal data from {read.written} ({why}), but is not a personal-data field"
-                message = f"{message}; {FIX}"
-                issues.append(LoadIssue(file, getattr(node, "line", None), target, message))
-    return issues
+                review.leaks.append(LoadIssue(file, line, target, f"{message}; {FIX}"))
+
+
+def review_personal_data(mappings: Iterable[CompiledMapping]) -> PersonalDataReview:
+    """Every rule of ``mappings`` that copies personal data into a non-personal field.
+
+    Each source system's mappings are checked together: a path one of them maps into a personal
+    field is personal for all of them.
+    """
+    by_system: dict[str, list[tuple[str, CompiledObject]]] = {}
+    for mapping in mappings:
+        by_system.setdefault(mapping.identity.system, []).append((mapping.identity.file, mapping.root))
+    review = PersonalDataReview()
+    for system in sorted(by_system):
+        _review_system(by_system[system], review)
+    return review

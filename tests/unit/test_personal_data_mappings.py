@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from saleshub.cli import app
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.personal import FIX
 
@@ -186,6 +188,23 @@ def test_acknowledged_rules_pass(tmp_path: Path) -> None:
         f"          who: {{path: order.buyer.surname, personal_data: {ack}}}\n"
     )
     assert issues(write(tmp_path, metadata=metadata)) == []
+
+
+def test_validate_lists_the_acknowledged_rules(tmp_path: Path) -> None:
+    ack = "{allowed: true, reason: the installer calls this contact}"
+    write(tmp_path, metadata=f"      contact: {{path: order.buyer.lastName, personal_data: {ack}}}\n")
+    result = CliRunner().invoke(app, ["mappings", "validate", "--dir", str(tmp_path)], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    assert "Personal data in non-personal fields (acknowledged)" in result.output
+    row = next(line for line in result.output.splitlines() if "system_metadata.contact" in line)
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    line = line_of(tmp_path, "contact:")
+    assert cells == [
+        f"shop/order.yaml:{line}",
+        "system_metadata.contact",
+        "order.buyer.lastName",
+        "the installer calls this contact",
+    ]
 
 
 def test_personal_data_into_a_personal_field_needs_no_acknowledgement(tmp_path: Path) -> None:
