@@ -76,6 +76,25 @@ class PersonalSource:
         return f"mapped to {self.target} in {where}"
 
 
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """A rule that copies personal data into a non-personal field and says why (``personal_data``)."""
+
+    file: str
+    line: int | None
+    target: str
+    path: str  # as written in the rule
+    reason: str
+
+
+@dataclass
+class PersonalDataReview:
+    """What the check found over a set of mappings: the refused rules and the acknowledged ones."""
+
+    leaks: list[LoadIssue] = field(default_factory=list)
+    acknowledged: list[Acknowledged] = field(default_factory=list)
+
+
 def _whole(path: SourcePath, prefix: str) -> str:
     return path.text.removeprefix("$.") if path.from_root else f"{prefix}{path.text}"
 
@@ -101,25 +120,6 @@ def rule_reads(node: CompiledNode, prefix: str) -> list[RuleRead]:
 def _rules(root: CompiledObject) -> Iterator[tuple[str, CompiledNode, list[RuleRead]]]:
     for target, prefix, node, _ in leaves(root.children, "", ""):
         yield generic_target(target), node, rule_reads(node, prefix)
-
-
-@dataclass(frozen=True, slots=True)
-class Acknowledged:
-    """A rule that copies personal data into a non-personal field and says why (``personal_data``)."""
-
-    file: str
-    line: int | None
-    target: str
-    path: str  # as written in the rule
-    reason: str
-
-
-@dataclass
-class PersonalDataReview:
-    """What the check found over a set of mappings: the refused rules and the acknowledged ones."""
-
-    leaks: list[LoadIssue] = field(default_factory=list)
-    acknowledged: list[Acknowledged] = field(default_factory=list)
 
 
 def _personal_sources(compiled: list[tuple[str, CompiledObject]]) -> dict[str, PersonalSource]:

@@ -7,6 +7,7 @@ non-personal fields, with a condition on the company name and a phone region fro
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,10 @@ from typer.testing import CliRunner
 
 from saleshub.cli import app
 from saleshub.mapping.catalog import MappingCatalog
-from saleshub.mapping.personal import FIX
+from saleshub.mapping.personal import FIX, review_personal_data
+from tests.conftest import MAPPINGS, ROOT
+
+PEPPOL = ROOT / "plugins/saleshub-peppol/src/saleshub_peppol/mappings/peppol/order.yaml"
 
 BASE = """\
 version: 1
@@ -259,3 +263,17 @@ def test_mappings_validate_prints_the_leak_with_file_and_line_and_exits_1(tmp_pa
         f"shop/order.yaml:{line} system_metadata.contact: reads personal data from order.buyer.lastName "
         f"({NAMED}), but is not a personal-data field; {FIX}"
     ) in done.stderr
+
+
+def test_the_shipped_mappings_and_the_peppol_plug_in_s_pass(tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, mappings)
+    (mappings / "peppol").mkdir()
+    shutil.copy(PEPPOL, mappings / "peppol" / "order.yaml")
+    catalog, found = MappingCatalog.check(mappings, packaged=False)
+    assert found == []
+    assert {m.identity.system for m in catalog} == {"erp", "peppol", "pyxis", "tempo"}
+    acknowledged = review_personal_data(catalog).acknowledged
+    assert [(a.file, a.target, a.path) for a in acknowledged] == [
+        ("pyxis/order.yaml", "system_metadata.loyalty_card", "order.attributes.loyaltyCard")
+    ]
