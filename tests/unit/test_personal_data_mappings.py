@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from saleshub.cli import app
 from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.personal import FIX, review_personal_data
+from saleshub.platform.masking import is_personal_path, source_field_name
 from tests.conftest import MAPPINGS, ROOT
 
 PEPPOL = ROOT / "plugins/saleshub-peppol/src/saleshub_peppol/mappings/peppol/order.yaml"
@@ -277,3 +278,21 @@ def test_the_shipped_mappings_and_the_peppol_plug_in_s_pass(tmp_path: Path) -> N
     assert [(a.file, a.target, a.path) for a in acknowledged] == [
         ("pyxis/order.yaml", "system_metadata.loyalty_card", "order.attributes.loyaltyCard")
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "personal"),
+    [
+        ("order.customer.firstName", "firstName", True),
+        ("shipToCustomer[0].ContactEmailAddress", "ContactEmailAddress", True),
+        ("totals[?TotalCode == 'QP_TOTAL_NET_PRICE'].TotalAmount | [0]", "TotalAmount", False),
+        ("t:Order/t:Customer/@id", "id", False),
+        ("t:Order/t:Site/t:Street/text()", "Street", True),
+        ("cac:Party/cac:Contact/cbc:Telephone", "Telephone", True),
+        ("$.order.attributes.loyaltyCard", "loyaltyCard", True),
+        ("order.serviceAddress.zip", "zip", False),
+    ],
+)
+def test_the_name_a_source_path_ends_at(path: str, name: str, personal: bool) -> None:
+    assert source_field_name(path) == name
+    assert is_personal_path(path) is personal
