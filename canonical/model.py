@@ -58,6 +58,10 @@ __all__ = [
 HUB_ORDER_NAMESPACE = uuid.UUID("6f1c3a52-8d7e-4b0a-9c1e-2f4d5e6a7b80")
 
 #: Canonical fields that hold a customer's personal data; error messages and logs mask their values.
+#: The one definition of the list (docs/privacy.md explains each entry and what is left out, and a
+#: test keeps that page equal to this set). ``notes`` is free text a call centre fills with names and
+#: phone numbers, so it counts as a whole. Postal code, city, region and country are not here: they
+#: locate thousands of people, and reconciliation and reports compare and group by them.
 PERSONAL_DATA_FIELDS: frozenset[str] = frozenset(
     {
         "customer.first_name",

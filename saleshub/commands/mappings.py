@@ -31,6 +31,7 @@ from saleshub.commands.revisions import (
 from saleshub.console import err, out
 from saleshub.errors import DataError, MappingError, MappingLoadError, SalesHubError
 from saleshub.mapping.catalog import MappingCatalog
+from saleshub.mapping.personal import review_personal_data
 from saleshub.mapping.schema import mapping_file_schema
 from saleshub.platform.settings import Settings
 from saleshub.stewards.goldens import CaseResult, discover, render, run_case
@@ -82,7 +83,11 @@ def _catalog(directory: Path | None) -> MappingCatalog:
 
 @mappings_app.command("validate")
 def validate(directory: _MappingsDir = None) -> None:
-    """Load and check every mapping file and crosswalk; list every problem; exit 1 on any."""
+    """Load and check every mapping file and crosswalk; list every problem; exit 1 on any.
+
+    A rule that copies personal data into a non-personal field is a problem unless it says
+    ``personal_data: {allowed: true, reason: ...}``; those rules are listed.
+    """
     catalog = _catalog(directory)
     table = Table("system", "mapping", "revision", "content hash", "file", title="Mappings OK")
     for compiled in catalog:
@@ -91,6 +96,20 @@ def validate(directory: _MappingsDir = None) -> None:
             identity.system, identity.name, identity.revision, identity.content_hash[:12], identity.file
         )
     out.print(table)
+    acknowledged = review_personal_data(catalog).acknowledged
+    if acknowledged:
+        # Where personal data sits outside the personal fields, for whoever reviews or protects it.
+        listed = Table(
+            "rule",
+            "field",
+            "source path",
+            "reason",
+            title="Personal data in non-personal fields (acknowledged)",
+        )
+        for rule in acknowledged:
+            where = f"{rule.file}:{rule.line}" if rule.line is not None else rule.file
+            listed.add_row(where, rule.target, rule.path, rule.reason)
+        out.print(listed)
 
 
 def _show_result(result: CaseResult, verbose: bool) -> None:

@@ -4,6 +4,10 @@ Layout: ``mappings/<system>/<name>.yaml`` (the file's ``system`` and ``name`` mu
 and ``mappings/crosswalks/<table>.csv``. Loading reports every problem of every file at once, each
 with file, line and key, and unknown keys come with a "did you mean" suggestion.
 
+A rule that copies personal data into a canonical field that does not hold personal data is a
+problem too (``saleshub.mapping.personal``), unless the rule acknowledges it; a stored revision is
+not checked again.
+
 Each compiled mapping gets a content hash over its own bytes and the bytes of every crosswalk it
 uses, so an order can always be traced to the exact mapping content that produced it.
 """
@@ -25,6 +29,7 @@ from saleshub.mapping import spec as spec_module
 from saleshub.mapping.compiler import Crosswalks, compile_mapping
 from saleshub.mapping.engine import CompiledMapping, MappingIdentity
 from saleshub.mapping.packaged import packaged_files
+from saleshub.mapping.personal import review_personal_data
 from saleshub.mapping.spec import NODE_TAGS, MappingFile
 from saleshub.mapping.yaml_source import Located, dotted_key, load_located_yaml
 
@@ -144,6 +149,9 @@ class MappingCatalog:
             issues += file_issues
             if compiled is not None:
                 mappings[(compiled.identity.system, compiled.identity.name)] = compiled
+        if revision is None:
+            # A stored revision maps exactly as it was deployed: it was checked then.
+            issues += review_personal_data(mappings.values()).leaks
         unique = list(dict.fromkeys(issues))  # a problem met from two places is reported once
         return cls(directory, mappings), unique
 

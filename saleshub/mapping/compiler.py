@@ -292,7 +292,12 @@ class _Compiler:
             self.sources[generic_target(where)] = " | ".join(c.source for c in candidates if c)
             ready = tuple(c for c in candidates if c is not None)
             return CompiledFirstOf(
-                name, candidates=ready, default=node.default, required=node.required, line=self.line(spath)
+                name,
+                candidates=ready,
+                default=node.default,
+                required=node.required,
+                line=self.line(spath),
+                personal_data=node.personal_data.reason if node.personal_data else None,
             )
         if not isinstance(node, ValueNode):
             self.issue(spath, f"{where} is a single value; map it with path, const, expr or position")
@@ -330,6 +335,7 @@ class _Compiler:
             when=when,
             line=self.line(spath),
             value_type=f"{node.type} in minor units" if node.minor_units else node.type,
+            personal_data=node.personal_data.reason if node.personal_data else None,
         )
 
     def check_type(self, node: ValueNode, bare: Any, spath: SpecPath, where: str) -> None:

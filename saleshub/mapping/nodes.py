@@ -18,7 +18,7 @@ one payload (``saleshub.mapping.tracing``) shows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -42,6 +42,7 @@ __all__ = [
     "PositionRead",
     "Read",
     "Run",
+    "leaves",
     "money_value",
 ]
 
@@ -158,6 +159,7 @@ class CompiledValue(CompiledNode):
     when: CompiledCondition | None = None
     line: int | None = None  # of the rule in the mapping file
     value_type: str = "string"  # the file's ``type`` (``money in minor units`` for cents), for traces
+    personal_data: str | None = None  # the steward's reason for copying personal data (``personal_data``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,7 @@ class CompiledFirstOf(CompiledNode):
     default: Any
     required: bool
     line: int | None = None
+    personal_data: str | None = None  # the steward's reason for copying personal data (``personal_data``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,31 @@ class CompiledList(CompiledNode):
     max_items: int
     when: CompiledCondition | None = None
     line: int | None = None
+
+
+def _around(group: CompiledList | CompiledObject) -> list[CompiledCondition]:
+    return [group.when] if group.when is not None else []
+
+
+def leaves(
+    children: tuple[CompiledNode, ...], prefix: str, source: str
+) -> Iterator[tuple[str, str, CompiledNode, list[CompiledCondition]]]:
+    """(field, source prefix, leaf node, conditions of the groups around it) under ``children``.
+
+    The field is index-free (``lines.product_code``); the source prefix is what the leaf's relative
+    paths are read under (``order.items[].`` inside a repeated group).
+    """
+    for child in children:
+        name = f"{prefix}{child.name}"
+        if isinstance(child, CompiledList):
+            inner = f"{source}{child.each.text}[]{child.separator}"
+            for found in leaves(child.children, f"{name}.", inner):
+                yield found[0], found[1], found[2], [*_around(child), *found[3]]
+        elif isinstance(child, CompiledObject):
+            for found in leaves(child.children, f"{name}." if child.name else prefix, source):
+                yield found[0], found[1], found[2], [*_around(child), *found[3]]
+        else:
+            yield name, source, child, []
 
 
 def money_value(amount: Decimal, currency: str) -> dict[str, Any]:

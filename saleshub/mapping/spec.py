@@ -11,6 +11,10 @@ the key that only that kind has (the discriminator):
 * **first_of** (``first_of``): candidates tried in order, the first that yields a value wins; with
   ``when`` on the candidates this is a switch.
 
+A value or ``first_of`` rule that copies personal data into a canonical field that does not hold
+personal data is refused by ``mappings validate`` (``saleshub.mapping.personal``) unless it says so
+with ``personal_data: {allowed: true, reason: ...}`` (``PersonalDataSpec``).
+
 Unknown keys are rejected everywhere. ``contracts/mapping-file.schema.json`` is generated from these
 models (``saleshub mappings schema``) so that editors can complete and check files as they are typed.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 __all__ = [
     "FORMAT_VERSION",
@@ -32,6 +36,7 @@ __all__ = [
     "MappingFile",
     "Node",
     "ObjectNode",
+    "PersonalDataSpec",
     "Scalar",
     "SourceSpec",
     "Transform",
@@ -77,6 +82,27 @@ class LookupSpec(_Spec):
         return self
 
 
+class PersonalDataSpec(_Spec):
+    """A steward's acknowledgement that a rule copies personal data into a non-personal field."""
+
+    allowed: Literal[True] = Field(description="true: this rule may read personal data")
+    reason: str = Field(
+        max_length=500,
+        description="why the field must carry it (shown to whoever reviews the mapping)",
+        # For editors; the validator below says it in words.
+        json_schema_extra={"minLength": 1, "pattern": r"\S"},
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _check_reason(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "say why the field must carry personal data; an empty reason acknowledges nothing"
+            )
+        return value
+
+
 class Condition(_Spec):
     """A test on one source value; a node whose ``when`` fails yields nothing."""
 
@@ -120,6 +146,9 @@ class ValueNode(_Spec):
     default: Scalar = None
     required: bool = False
     when: Condition | None = None
+    personal_data: PersonalDataSpec | None = Field(
+        default=None, description="acknowledge that this rule copies personal data into a non-personal field"
+    )
 
     @model_validator(mode="after")
     def _check_source_and_options(self) -> Self:
@@ -162,6 +191,10 @@ class FirstOfNode(_Spec):
     first_of: list[ValueNode] = Field(min_length=1)
     default: Scalar = None
     required: bool = False
+    personal_data: PersonalDataSpec | None = Field(
+        default=None,
+        description="acknowledge that these candidates copy personal data into a non-personal field",
+    )
 
 
 def _node_kind(value: Any) -> str | None:

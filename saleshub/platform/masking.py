@@ -11,6 +11,9 @@
   the end of a longer name (``ContactFirstName``);
 * the text of XML elements so named (``<tso:FirstName>Ana</tso:FirstName>``).
 
+The same names tell ``mappings validate`` which source paths hold personal data
+(``is_personal_path``): one list for masking and for the mapping check.
+
 It errs on the side of masking (an IP address written in four long groups is masked too) and never
 raises: what cannot be parsed is left as it is. Identifiers the hub logs (event ids, order keys,
 trace ids, offsets, dates) keep their shape and are not touched.
@@ -23,7 +26,7 @@ from typing import Final
 
 from canonical import PERSONAL_DATA_FIELDS
 
-__all__ = ["MASK", "PERSONAL_KEYS", "is_personal_name", "mask"]
+__all__ = ["MASK", "PERSONAL_KEYS", "is_personal_name", "is_personal_path", "mask", "source_field_name"]
 
 MASK: Final = "***"
 
@@ -67,6 +70,8 @@ PERSONAL_KEYS: Final = frozenset(
         "PartyName",
         "Building",
         "Flat",
+        "loyaltyCard",
+        "loyalty_card",
     }
 )
 
@@ -91,6 +96,32 @@ _XML_FIELD = re.compile(r"(?P<open><(?:\w+:)?(?P<name>\w+)\b[^<>]*>)(?P<text>[^<
 def is_personal_name(name: str) -> bool:
     """Whether a field or element name (``lastName``, ``tso:FirstName``) names personal data."""
     return bool(_PERSONAL_NAME.search(name))
+
+
+_BRACKETS = re.compile(r"\[[^\]]*\]")
+_STEP_SEPARATORS = re.compile(r"[./]")
+
+
+def source_field_name(path: str) -> str:
+    """The name of the field a source path ends at, without prefix, index or filter.
+
+    ``order.customer.firstName`` → ``firstName``; ``shipToCustomer[0].ContactEmailAddress`` →
+    ``ContactEmailAddress``; ``t:Order/t:Customer/@id`` → ``id``; ``t:Site/t:Street/text()`` →
+    ``Street``; ``totals[?Code == 'NET'].Amount | [0]`` → ``Amount``.
+    """
+    text = _BRACKETS.sub("", path)
+    pipes = [part.strip() for part in text.split("|") if part.strip()]
+    steps = [step.strip() for step in _STEP_SEPARATORS.split(pipes[-1] if pipes else "") if step.strip()]
+    steps = [step for step in steps if not step.endswith("()") and step not in ("$", "*", "@*")]
+    if not steps:
+        return ""
+    return steps[-1].lstrip("@").rsplit(":", 1)[-1]
+
+
+def is_personal_path(path: str) -> bool:
+    """Whether a source path ends at a field whose name says it holds personal data."""
+    name = source_field_name(path)
+    return bool(name) and is_personal_name(name)
 
 
 def _grouped(match: re.Match[str]) -> str:

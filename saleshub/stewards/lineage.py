@@ -47,7 +47,7 @@ from saleshub.mapping.catalog import MappingCatalog
 from saleshub.mapping.engine import CompiledMapping
 from saleshub.mapping.revision import MappingFiles
 from saleshub.mapping.tracing import FieldTrace, Step, trace
-from saleshub.platform.masking import MASK, is_personal_name, mask
+from saleshub.platform.masking import MASK, is_personal_path, mask
 from saleshub.store import lineage as reads
 from saleshub.store import mapping_revisions, queries
 
@@ -537,10 +537,7 @@ def _fields(
 
 def _reads_personal(step: Step) -> bool:
     """Whether a step read a source field whose name says it holds personal data (``companyName``)."""
-    if step.source is None:
-        return False
-    name = re.split(r"[./]", step.source)[-1].split("[", 1)[0].lstrip("@").rsplit(":", 1)[-1]
-    return is_personal_name(name)
+    return step.source is not None and is_personal_path(step.source)
 
 
 def _masked(step: Step) -> Step:

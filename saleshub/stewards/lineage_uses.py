@@ -33,6 +33,7 @@ from saleshub.mapping.nodes import (
     CompiledValue,
     ExprRead,
     PathRead,
+    leaves,
 )
 from saleshub.mapping.tracing import FieldTrace, Step, trace
 from saleshub.stewards.lineage import RevisionCatalogs, revision_of
@@ -94,28 +95,6 @@ def _parts(node: CompiledValue) -> Iterator[CompiledValue]:
         yield from _parts(node.qualifier)
 
 
-def _conditions(node: CompiledNode) -> list[CompiledCondition]:
-    when = getattr(node, "when", None)
-    return [when] if when is not None else []
-
-
-def _leaves(
-    children: tuple[CompiledNode, ...], prefix: str, source: str
-) -> Iterator[tuple[str, str, CompiledNode, list[CompiledCondition]]]:
-    """(field, source prefix, leaf node, conditions of the groups around it) under ``children``."""
-    for child in children:
-        name = f"{prefix}{child.name}"
-        if isinstance(child, CompiledList):
-            inner = f"{source}{child.each.text}[]{child.separator}"
-            for found in _leaves(child.children, f"{name}.", inner):
-                yield found[0], found[1], found[2], [*_conditions(child), *found[3]]
-        elif isinstance(child, CompiledObject):
-            for found in _leaves(child.children, f"{name}." if child.name else prefix, source):
-                yield found[0], found[1], found[2], [*_conditions(child), *found[3]]
-        else:
-            yield name, source, child, []
-
-
 def _values(node: CompiledNode) -> Iterator[CompiledValue]:
     if isinstance(node, CompiledFirstOf):
         for candidate in node.candidates:
@@ -174,7 +153,7 @@ _Rule = Callable[[CompiledMapping, str, CompiledNode], str]
 def _uses_in(mapping: CompiledMapping, rule: _Rule, path: str | None) -> list[FieldUse]:
     found = []
     name = f"{mapping.identity.system}/{mapping.identity.name}"
-    for target, source, node, conditions in _leaves(mapping.root.children, "", ""):
+    for target, source, node, conditions in leaves(mapping.root.children, "", ""):
         how = rule(mapping, source, node)
         if not how and path is not None and _path_in_conditions(path, source, conditions):
             how = "a condition of its group reads it"
@@ -283,7 +262,7 @@ def crosswalk_uses(
 def _crosswalk_files(catalog: MappingCatalog) -> set[str]:
     names = set()
     for mapping in catalog:
-        for _, _, node, _ in _leaves(mapping.root.children, "", ""):
+        for _, _, node, _ in leaves(mapping.root.children, "", ""):
             for value in _values(node):
                 if value.lookup is not None:
                     names.add(value.lookup.file.removeprefix("crosswalks/").removesuffix(".csv"))
