@@ -28,12 +28,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from typing_extensions import override
 
-from saleshub.errors import KeyServiceError
+from saleshub.errors import ConfigurationError, KeyServiceError
+
+if TYPE_CHECKING:  # the Vault side (hvac) is imported only when the settings choose it
+    from saleshub.platform.secrets import SecretStore
+    from saleshub.platform.settings import Settings
 
 __all__ = [
     "DATA_KEY_BYTES",
@@ -41,6 +46,7 @@ __all__ = [
     "LocalMasterKey",
     "MasterKey",
     "SealBrokenError",
+    "master_key",
     "new_data_key",
     "seal",
     "unseal",
@@ -77,10 +83,16 @@ def unseal(key: bytes, sealed: bytes, associated: bytes) -> bytes:
 
 
 class MasterKey(ABC):
-    """The key that wraps and unwraps data keys; every call takes a batch (one round trip)."""
+    """The key that wraps and unwraps data keys; every call takes a batch (one round trip).
+
+    Every wrapped key begins with ``<scheme>:v<n>:`` (``prefix``), so the store can tell which
+    master key and version wrapped it without unwrapping (``saleshub.store.data_key_versions``).
+    """
 
     #: Where the key is, for messages and ``saleshub status`` (``local:<file>``, ``vault:<mount>/<key>``).
     name: str
+    #: The first word of every key this master key wraps (``local``, ``vault``).
+    scheme: str
 
     @abstractmethod
     def wrap(self, keys: Sequence[bytes]) -> list[bytes]:
@@ -102,6 +114,18 @@ class MasterKey(ABC):
     def version(self, wrapped: bytes) -> int:
         """The master key version that wrapped this key."""
 
+    @abstractmethod
+    def newest_version(self) -> int:
+        """The version that wraps now (Vault: read from the key, an administrator's capability)."""
+
+    def create(self) -> bool:
+        """Create the master key unless it exists (``saleshub keys init``); whether it was created."""
+        return False
+
+    def prefix(self, version: int) -> bytes:
+        """How every key wrapped by ``version`` begins."""
+        return f"{self.scheme}:v{version}:".encode("ascii")
+
     def close(self) -> None:  # noqa: B027  (a hook: the local key holds nothing to release)
         """Release connections."""
 
@@ -112,10 +136,13 @@ class LocalMasterKey(MasterKey):
     A wrapped key is ``b"local:v<n>:" + seal(master_n, key, b"data-key")``.
     """
 
+    scheme = "local"
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = f"local:{path.name}"
         self._lock = threading.Lock()
+        self._created = False
         self._versions = self._load_or_create()
 
     def _load_or_create(self) -> dict[int, bytes]:
@@ -123,6 +150,7 @@ class LocalMasterKey(MasterKey):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             versions = {1: new_data_key()}
             self._write(versions)
+            self._created = True
             return versions
         mode = stat.S_IMODE(self.path.stat().st_mode)
         if mode & 0o077:
@@ -156,6 +184,15 @@ class LocalMasterKey(MasterKey):
     def newest(self) -> int:
         """The version that wraps."""
         return max(self._versions)
+
+    @override
+    def newest_version(self) -> int:
+        return self.newest
+
+    @override
+    def create(self) -> bool:
+        # The file is created on first use; this says whether this process's first use created it.
+        return self._created
 
     @override
     def wrap(self, keys: Sequence[bytes]) -> list[bytes]:
@@ -199,6 +236,24 @@ class LocalMasterKey(MasterKey):
 
     def __repr__(self) -> str:
         return f"LocalMasterKey({self.name!r}, versions={len(self._versions)})"
+
+
+def master_key(settings: Settings, secrets: SecretStore) -> MasterKey:
+    """The master key ``privacy.keys`` chooses: the local key file, or the transit key of the Vault
+    that ``secrets`` (a Vault secret store) is logged in to, sharing its session."""
+    privacy = settings.privacy
+    if privacy.keys == "local":
+        return LocalMasterKey(privacy.key_file or settings.database.data_dir / "master.key")
+    from saleshub.platform.keys_vault import VaultTransitKey
+    from saleshub.platform.vault import VaultSecretStore
+
+    if settings.secrets.backend != "vault" or not isinstance(secrets, VaultSecretStore):
+        raise ConfigurationError(
+            "SALESHUB_PRIVACY__KEYS=vault wraps data keys with the transit engine of the Vault the "
+            "secret store logs in to, so it needs SALESHUB_SECRETS__BACKEND=vault (it is "
+            f"{settings.secrets.backend!r}); or set SALESHUB_PRIVACY__KEYS=local for a key file"
+        )
+    return VaultTransitKey(secrets.session, privacy.vault_transit_mount, privacy.vault_transit_key)
 
 
 class DataKeyCache:

@@ -498,9 +498,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = Field(
         default_factory=ConsoleSettings, description="the operators' console and API"
     )
-    privacy: PrivacySettings = Field(
-        default_factory=PrivacySettings, description="personal data at rest"
-    )
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings, description="personal data at rest")
     mappings_dir: Path = Field(default=Path("mappings"), description="mapping files and crosswalks")
     samples_dir: Path = Field(default=Path("contracts/samples"), description="golden samples")
     contracts_dir: Path = Field(
