@@ -8,7 +8,8 @@ associated data, so a ciphertext copied onto another row does not open). Data ke
 
 * ``LocalMasterKey``: a key file (``privacy.key_file``, created with mode 600 on first use), the
   embedded default. The file holds numbered key versions; ``rotate`` appends one, new wraps use the
-  newest, any listed version unwraps.
+  newest, any listed version unwraps. A process reads the file again when it changed (a rotation by
+  ``saleshub keys rotate`` in another process).
 * ``VaultTransitKey``: a key of Vault's transit engine (``transit/encrypt|decrypt|rewrap``), where
   the key never leaves Vault.
 
@@ -19,6 +20,7 @@ memory (``DataKeyCache``, for ``privacy.key_cache_seconds``); it is never writte
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import secrets
@@ -26,7 +28,8 @@ import stat
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,15 +147,37 @@ class LocalMasterKey(MasterKey):
         self._lock = threading.Lock()
         self._created = False
         self._versions = self._load_or_create()
+        self._seen = self._stamp()
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the key file's lock file: one process creates or rotates the file at a time."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
     def _load_or_create(self) -> dict[int, bytes]:
         if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            versions = {1: new_data_key()}
-            self._write(versions)
-            self._created = True
-            return versions
-        mode = stat.S_IMODE(self.path.stat().st_mode)
+            with self._exclusive():
+                if not self.path.exists():  # two processes starting at once create one key
+                    versions = {1: new_data_key()}
+                    self._write(versions)
+                    self._created = True
+                    return versions
+        return self._read()
+
+    def _read(self) -> dict[int, bytes]:
+        try:
+            mode = stat.S_IMODE(self.path.stat().st_mode)
+        except OSError as exc:
+            raise KeyServiceError(
+                f"the master key file {self.path} cannot be read ({exc.strerror}); restore it from its "
+                "backup: without it no personal data can be read"
+            ) from None
         if mode & 0o077:
             raise KeyServiceError(
                 f"the master key file {self.path} is readable by others (mode {mode:o}); "
@@ -180,6 +205,25 @@ class LocalMasterKey(MasterKey):
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
 
+    def _stamp(self) -> tuple[int, int, int]:
+        try:
+            status = self.path.stat()
+        except OSError as exc:
+            raise KeyServiceError(
+                f"the master key file {self.path} is gone ({exc.strerror}); restore it from its backup: "
+                "without it no personal data can be read"
+            ) from None
+        return status.st_ino, status.st_mtime_ns, status.st_size
+
+    def _refresh(self) -> bool:
+        """Read the file again if it changed since (``keys rotate`` in another process); whether it did."""
+        with self._lock:
+            stamp = self._stamp()
+            if stamp == self._seen:
+                return False
+            self._versions, self._seen = self._read(), stamp
+            return True
+
     @property
     def newest(self) -> int:
         """The version that wraps."""
@@ -187,6 +231,7 @@ class LocalMasterKey(MasterKey):
 
     @override
     def newest_version(self) -> int:
+        self._refresh()
         return self.newest
 
     @override
@@ -196,6 +241,7 @@ class LocalMasterKey(MasterKey):
 
     @override
     def wrap(self, keys: Sequence[bytes]) -> list[bytes]:
+        self._refresh()  # one stat: new wraps move to a version rotated in by another process
         newest = self.newest
         prefix = f"local:v{newest}:".encode("ascii")
         return [prefix + seal(self._versions[newest], key, b"data-key") for key in keys]
@@ -214,6 +260,8 @@ class LocalMasterKey(MasterKey):
         for item in wrapped:
             number = self.version(item)
             master = self._versions.get(number)
+            if master is None and self._refresh():  # a newer version rotated in by another process
+                master = self._versions.get(number)
             if master is None:
                 raise KeyServiceError(
                     f"a data key is wrapped by version {number} of {self.name}, which the file does not hold"
@@ -227,11 +275,11 @@ class LocalMasterKey(MasterKey):
 
     @override
     def rotate(self) -> int:
-        with self._lock:
-            versions = dict(self._versions)
+        with self._lock, self._exclusive():
+            versions = self._read()  # as the file is now: another process may have rotated it
             versions[max(versions) + 1] = new_data_key()
             self._write(versions)
-            self._versions = versions
+            self._versions, self._seen = versions, self._stamp()
             return max(versions)
 
     def __repr__(self) -> str:

@@ -279,6 +279,18 @@ def test_local_key_file_is_created_private_and_rotation_keeps_old_versions(tmp_p
     assert key.unwrap(rewrapped) == keys
 
 
+def test_a_running_process_reads_keys_rewrapped_by_a_rotation_elsewhere(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    running = LocalMasterKey(path)  # the hub, started before the rotation
+    keys = [new_data_key() for _ in range(3)]
+    wrapped = running.wrap(keys)
+    administrator = LocalMasterKey(path)  # `saleshub keys rotate` in another process
+    assert administrator.rotate() == 2
+    rewrapped = administrator.rewrap(wrapped)
+    assert running.unwrap(rewrapped) == keys
+    assert running.newest_version() == 2 and running.wrap(keys[:1])[0].startswith(b"local:v2:")
+
+
 def test_local_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "master.key"
     LocalMasterKey(path)
