@@ -24,7 +24,12 @@ from typing import Any, Final, TypeVar
 import hvac.exceptions
 from typing_extensions import override
 
-from saleshub.errors import KeyServiceError, KeyServiceUnavailableError, SecretStoreUnavailableError
+from saleshub.errors import (
+    KeyServiceError,
+    KeyServiceUnavailableError,
+    SecretStoreError,
+    SecretStoreUnavailableError,
+)
 from saleshub.platform.keys import MasterKey
 from saleshub.platform.vault_session import VaultSession
 
@@ -103,6 +108,10 @@ class VaultTransitKey(MasterKey):
                     )
                 ) from None
             except (hvac.exceptions.InvalidRequest, hvac.exceptions.InvalidPath) as exc:
+                body = exc.json if isinstance(exc.json, dict) else {}
+                items = (body.get("data") or {}).get("batch_results")
+                if items:  # items Vault refused (an altered ciphertext …): 400 with each item's error
+                    self._results(body, what, len(items))
                 words = _words(exc)
                 missing = "not found" in words or isinstance(exc, hvac.exceptions.InvalidPath)
                 raise KeyServiceError(
@@ -114,7 +123,9 @@ class VaultTransitKey(MasterKey):
         try:
             return self.session.call(what, path, translated)
         except SecretStoreUnavailableError as exc:
-            raise KeyServiceUnavailableError(f"{exc}; {what} with {where} waits for it") from None
+            raise KeyServiceUnavailableError(f"{exc} ({where})") from None
+        except SecretStoreError as exc:  # any other refusal (a token no longer valid …)
+            raise KeyServiceError(f"{exc} ({where})") from None
 
     @staticmethod
     def _results(answer: Any, what: str, count: int) -> list[dict[str, Any]]:

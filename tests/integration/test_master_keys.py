@@ -151,7 +151,9 @@ def test_rotation_keeps_old_wrappings_readable_and_rewrap_moves_them_to_the_new_
         assert admin.rotate() == 2
         assert hub_key.unwrap(wrapped) == keys  # before rewrap: v1 still opens
         assert hub_key.wrap(keys[:1])[0].startswith(b"vault:v2:")
+        seen = count_requests(connected[1])
         rewrapped = hub_key.rewrap(wrapped)  # the hub's policy allows rewrap, not rotate
+        assert seen == [f"/v1/transit/rewrap/{transit.key}"]
         assert {hub_key.version(item) for item in rewrapped} == {2}
         assert hub_key.unwrap(rewrapped) == keys
         with pytest.raises(KeyServiceError) as refused:
@@ -185,6 +187,20 @@ def test_a_policy_without_decrypt_is_named_precisely(bao: BaoServer) -> None:
         assert token not in message
     finally:
         store.close()
+
+
+def test_an_altered_wrapped_key_is_refused_not_retried(
+    connected: tuple[Transit, VaultSecretStore, MasterKey],
+) -> None:
+    _, _, key = connected
+    good, bad = key.wrap([new_data_key(), new_data_key()])
+    altered = bad[:-6] + (b"AAAAAA" if not bad.endswith(b"AAAAAA") else b"BBBBBB")
+    with pytest.raises(KeyServiceError) as refused:
+        key.unwrap([good, altered])
+    assert not isinstance(refused.value, KeyServiceUnavailableError)
+    assert "1 of 2 items" in str(refused.value) and "item 1" in str(refused.value)
+    with pytest.raises(KeyServiceError, match="not one of"):
+        key.unwrap([b"local:v1:" + bytes(40)])
 
 
 def test_a_missing_transit_key_names_the_command_that_creates_it(bao: BaoServer) -> None:
@@ -245,7 +261,11 @@ def test_a_sealed_vault_is_retriable(tmp_path: Path) -> None:
             sealed.client().sys.seal()
             with pytest.raises(KeyServiceUnavailableError) as down:
                 key.unwrap(wrapped)
-            assert "unavailable" in str(down.value)
+            assert "unavailable" in str(down.value) and "sealed" in str(down.value).lower()
+            sealed.stop()
+            with pytest.raises(KeyServiceUnavailableError) as stopped:
+                key.unwrap(wrapped)
+            assert "connection refused" in str(stopped.value)
         finally:
             store.close()
 
