@@ -31,7 +31,7 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 
-BatchOption = Annotated[
+_BatchOption = Annotated[
     int, typer.Option("--batch-size", min=1, max=10_000, help="data keys rewrapped per round trip")
 ]
 
@@ -125,7 +125,7 @@ def _rewrap(settings: Settings, key: MasterKey, secrets: SecretStore, batch_size
 
 
 @keys_app.command("rotate")
-def keys_rotate(batch_size: BatchOption = 1_000) -> None:
+def keys_rotate(batch_size: _BatchOption = 1_000) -> None:
     """Make a new master key version the one that wraps, then rewrap every data key with it.
 
     Interrupted, the rotation stands: ``saleshub keys rewrap`` finishes the rewrapping.
@@ -141,7 +141,7 @@ def keys_rotate(batch_size: BatchOption = 1_000) -> None:
 
 
 @keys_app.command("rewrap")
-def keys_rewrap(batch_size: BatchOption = 1_000) -> None:
+def keys_rewrap(batch_size: _BatchOption = 1_000) -> None:
     """Rewrap every data key not yet wrapped by the newest master key version (after a rotation
     done in Vault, or to finish an interrupted ``keys rotate``); resumable."""
     settings = Settings()
