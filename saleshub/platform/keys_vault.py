@@ -8,7 +8,8 @@ The hub's Vault policy needs ``update`` on ``<mount>/encrypt/<key>``, ``<mount>/
 ``<mount>/rewrap/<key>``, nothing more: the hub never creates the transit key (``saleshub keys
 init``, run by an administrator, does) and never rotates it (``saleshub keys rotate``, by an
 administrator whose policy adds ``update`` on ``<mount>/keys/<key>/rotate`` and ``read`` on
-``<mount>/keys/<key>``).
+``<mount>/keys/<key>``). Without that ``read``, the newest version is the one a fresh wrap gets,
+so ``saleshub keys rewrap`` and ``keys status`` work with the hub's own policy.
 
 Errors: an unreachable, sealed or failing Vault is ``KeyServiceUnavailableError`` (retriable); a
 refusal (403), a missing key or an item Vault rejects is ``KeyServiceError`` naming the mount, the
@@ -30,7 +31,7 @@ from saleshub.errors import (
     SecretStoreError,
     SecretStoreUnavailableError,
 )
-from saleshub.platform.keys import MasterKey
+from saleshub.platform.keys import MasterKey, new_data_key
 from saleshub.platform.vault_session import VaultSession
 
 __all__ = ["CHUNK", "VaultTransitKey", "transit_policy"]
@@ -205,9 +206,15 @@ class VaultTransitKey(MasterKey):
     @override
     def newest_version(self) -> int:
         def request() -> Any:
-            return self.session.client.secrets.transit.read_key(self.key, mount_point=self.mount)  # type: ignore[no-untyped-call]
+            try:
+                return self.session.client.secrets.transit.read_key(self.key, mount_point=self.mount)  # type: ignore[no-untyped-call]
+            except hvac.exceptions.Forbidden:
+                return None
 
         answer = self._call("reading the key's versions", "keys", "read", request)
+        if answer is None:
+            # The hub's policy does not read the key: a fresh wrap carries the version that wraps now.
+            return self.version(self.wrap([new_data_key()])[0])
         return int(answer["data"]["latest_version"])
 
     @override

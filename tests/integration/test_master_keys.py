@@ -155,6 +155,7 @@ def test_rotation_keeps_old_wrappings_readable_and_rewrap_moves_them_to_the_new_
         rewrapped = hub_key.rewrap(wrapped)  # the hub's policy allows rewrap, not rotate
         assert seen == [f"/v1/transit/rewrap/{transit.key}"]
         assert {hub_key.version(item) for item in rewrapped} == {2}
+        assert hub_key.newest_version() == 2  # without read on the key: from a fresh wrap
         assert hub_key.unwrap(rewrapped) == keys
         with pytest.raises(KeyServiceError) as refused:
             hub_key.rotate()
