@@ -58,11 +58,12 @@ class Transit:
         self.root.sys.create_or_update_policy(name, policy)
         return str(self.root.auth.token.create(policies=[name], ttl="10m")["auth"]["client_token"])
 
-    def hub_token(self) -> str:
-        return self.token(transit_policy("transit", self.key))
+    def hub_token(self, *, kv: bool = False) -> str:
+        # A command opening the database also reads its credentials from the KV engine (absent here).
+        reads = 'path "secret/data/*" { capabilities = ["read"] }\n' if kv else ""
+        return self.token(reads + transit_policy("transit", self.key))
 
     def admin_token(self) -> str:
-        # A command opening the database also reads its credentials from the KV engine (absent here).
         kv = 'path "secret/data/*" { capabilities = ["read"] }\n'
         return self.token(kv + transit_policy("transit", self.key, admin=True))
 
@@ -411,6 +412,7 @@ def test_keys_rotate_rewraps_every_data_key_and_resumes(
         counts = {(v.scheme, v.version): v.keys for v in count_by_version(conn)}
     assert counts == {("vault", 3): 500, ("vault", 2): 1_800, ("local", 1): 1}
     engine.dispose()
+    transit.environment(monkeypatch, transit.hub_token(kv=True), db_url)  # the hub's own policy
     resumed = CliRunner().invoke(app, ["keys", "rewrap"])
     assert resumed.exit_code == 0, resumed.output
     assert "version 3: 1,800 data keys rewrapped, 500 already wrapped by it" in resumed.output
