@@ -90,6 +90,11 @@ COMMANDS: Final[dict[str, LazyCommand]] = {
         "reconcile_app",
         "Reconciliation: what a sales system says it sold against what the hub holds.",
     ),
+    "keys": LazyCommand(
+        "saleshub.commands.keys",
+        "keys_app",
+        "The master key that wraps the data keys of personal data: init, status, rotate, rewrap.",
+    ),
     "report": LazyCommand("saleshub.commands.report", "report_app", "Reports on the hub's operation."),
     "audit": LazyCommand(
         "saleshub.commands.audit",

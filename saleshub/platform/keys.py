@@ -8,7 +8,8 @@ associated data, so a ciphertext copied onto another row does not open). Data ke
 
 * ``LocalMasterKey``: a key file (``privacy.key_file``, created with mode 600 on first use), the
   embedded default. The file holds numbered key versions; ``rotate`` appends one, new wraps use the
-  newest, any listed version unwraps.
+  newest, any listed version unwraps. A process reads the file again when it changed (a rotation by
+  ``saleshub keys rotate`` in another process).
 * ``VaultTransitKey``: a key of Vault's transit engine (``transit/encrypt|decrypt|rewrap``), where
   the key never leaves Vault.
 
@@ -19,6 +20,7 @@ memory (``DataKeyCache``, for ``privacy.key_cache_seconds``); it is never writte
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import secrets
@@ -26,15 +28,20 @@ import stat
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from typing_extensions import override
 
-from saleshub.errors import KeyServiceError
-from saleshub.platform.settings import Settings
+from saleshub.errors import ConfigurationError, KeyServiceError
+
+if TYPE_CHECKING:  # the Vault side (hvac) is imported only when the settings choose it
+    from saleshub.platform.secrets import SecretStore
+    from saleshub.platform.settings import Settings
 
 __all__ = [
     "DATA_KEY_BYTES",
@@ -42,7 +49,7 @@ __all__ = [
     "LocalMasterKey",
     "MasterKey",
     "SealBrokenError",
-    "master_key_from_settings",
+    "master_key",
     "new_data_key",
     "seal",
     "unseal",
@@ -79,10 +86,16 @@ def unseal(key: bytes, sealed: bytes, associated: bytes) -> bytes:
 
 
 class MasterKey(ABC):
-    """The key that wraps and unwraps data keys; every call takes a batch (one round trip)."""
+    """The key that wraps and unwraps data keys; every call takes a batch (one round trip).
+
+    Every wrapped key begins with ``<scheme>:v<n>:`` (``prefix``), so the store can tell which
+    master key and version wrapped it without unwrapping (``saleshub.store.data_key_versions``).
+    """
 
     #: Where the key is, for messages and ``saleshub status`` (``local:<file>``, ``vault:<mount>/<key>``).
     name: str
+    #: The first word of every key this master key wraps (``local``, ``vault``).
+    scheme: str
 
     @abstractmethod
     def wrap(self, keys: Sequence[bytes]) -> list[bytes]:
@@ -104,6 +117,18 @@ class MasterKey(ABC):
     def version(self, wrapped: bytes) -> int:
         """The master key version that wrapped this key."""
 
+    @abstractmethod
+    def newest_version(self) -> int:
+        """The version that wraps now (Vault: read from the key, an administrator's capability)."""
+
+    def create(self) -> bool:
+        """Create the master key unless it exists (``saleshub keys init``); whether it was created."""
+        return False
+
+    def prefix(self, version: int) -> bytes:
+        """How every key wrapped by ``version`` begins."""
+        return f"{self.scheme}:v{version}:".encode("ascii")
+
     def close(self) -> None:  # noqa: B027  (a hook: the local key holds nothing to release)
         """Release connections."""
 
@@ -114,19 +139,45 @@ class LocalMasterKey(MasterKey):
     A wrapped key is ``b"local:v<n>:" + seal(master_n, key, b"data-key")``.
     """
 
+    scheme = "local"
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = f"local:{path.name}"
         self._lock = threading.Lock()
+        self._created = False
         self._versions = self._load_or_create()
+        self._seen = self._stamp()
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the key file's lock file: one process creates or rotates the file at a time."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
 
     def _load_or_create(self) -> dict[int, bytes]:
         if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            versions = {1: new_data_key()}
-            self._write(versions)
-            return versions
-        mode = stat.S_IMODE(self.path.stat().st_mode)
+            with self._exclusive():
+                if not self.path.exists():  # two processes starting at once create one key
+                    versions = {1: new_data_key()}
+                    self._write(versions)
+                    self._created = True
+                    return versions
+        return self._read()
+
+    def _read(self) -> dict[int, bytes]:
+        try:
+            mode = stat.S_IMODE(self.path.stat().st_mode)
+        except OSError as exc:
+            raise KeyServiceError(
+                f"the master key file {self.path} cannot be read ({exc.strerror}); restore it from its "
+                "backup: without it no personal data can be read"
+            ) from None
         if mode & 0o077:
             raise KeyServiceError(
                 f"the master key file {self.path} is readable by others (mode {mode:o}); "
@@ -154,13 +205,43 @@ class LocalMasterKey(MasterKey):
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
 
+    def _stamp(self) -> tuple[int, int, int]:
+        try:
+            status = self.path.stat()
+        except OSError as exc:
+            raise KeyServiceError(
+                f"the master key file {self.path} is gone ({exc.strerror}); restore it from its backup: "
+                "without it no personal data can be read"
+            ) from None
+        return status.st_ino, status.st_mtime_ns, status.st_size
+
+    def _refresh(self) -> bool:
+        """Read the file again if it changed since (``keys rotate`` in another process); whether it did."""
+        with self._lock:
+            stamp = self._stamp()
+            if stamp == self._seen:
+                return False
+            self._versions, self._seen = self._read(), stamp
+            return True
+
     @property
     def newest(self) -> int:
         """The version that wraps."""
         return max(self._versions)
 
     @override
+    def newest_version(self) -> int:
+        self._refresh()
+        return self.newest
+
+    @override
+    def create(self) -> bool:
+        # The file is created on first use; this says whether this process's first use created it.
+        return self._created
+
+    @override
     def wrap(self, keys: Sequence[bytes]) -> list[bytes]:
+        self._refresh()  # one stat: new wraps move to a version rotated in by another process
         newest = self.newest
         prefix = f"local:v{newest}:".encode("ascii")
         return [prefix + seal(self._versions[newest], key, b"data-key") for key in keys]
@@ -179,6 +260,8 @@ class LocalMasterKey(MasterKey):
         for item in wrapped:
             number = self.version(item)
             master = self._versions.get(number)
+            if master is None and self._refresh():  # a newer version rotated in by another process
+                master = self._versions.get(number)
             if master is None:
                 raise KeyServiceError(
                     f"a data key is wrapped by version {number} of {self.name}, which the file does not hold"
@@ -192,15 +275,33 @@ class LocalMasterKey(MasterKey):
 
     @override
     def rotate(self) -> int:
-        with self._lock:
-            versions = dict(self._versions)
+        with self._lock, self._exclusive():
+            versions = self._read()  # as the file is now: another process may have rotated it
             versions[max(versions) + 1] = new_data_key()
             self._write(versions)
-            self._versions = versions
+            self._versions, self._seen = versions, self._stamp()
             return max(versions)
 
     def __repr__(self) -> str:
         return f"LocalMasterKey({self.name!r}, versions={len(self._versions)})"
+
+
+def master_key(settings: Settings, secrets: SecretStore | None) -> MasterKey:
+    """The master key ``privacy.keys`` chooses: the local key file, or the transit key of the Vault
+    that ``secrets`` (a Vault secret store) is logged in to, sharing its session."""
+    privacy = settings.privacy
+    if privacy.keys == "local":
+        return LocalMasterKey(privacy.key_file or settings.database.data_dir / "master.key")
+    from saleshub.platform.keys_vault import VaultTransitKey
+    from saleshub.platform.vault import VaultSecretStore
+
+    if settings.secrets.backend != "vault" or not isinstance(secrets, VaultSecretStore):
+        raise ConfigurationError(
+            "SALESHUB_PRIVACY__KEYS=vault wraps data keys with the transit engine of the Vault the "
+            "secret store logs in to, so it needs SALESHUB_SECRETS__BACKEND=vault (it is "
+            f"{settings.secrets.backend!r}); or set SALESHUB_PRIVACY__KEYS=local for a key file"
+        )
+    return VaultTransitKey(secrets.session, privacy.vault_transit_mount, privacy.vault_transit_key)
 
 
 class DataKeyCache:
@@ -250,11 +351,3 @@ class DataKeyCache:
 
     def __repr__(self) -> str:  # never the keys
         return f"DataKeyCache({len(self._keys)} keys, {self.seconds:g} s)"
-
-
-def master_key_from_settings(settings: Settings, secrets: object | None = None) -> MasterKey:
-    """The master key the settings choose (``privacy.keys``)."""
-    config = settings.privacy
-    if config.keys == "local":
-        return LocalMasterKey(config.key_file or settings.database.data_dir / "master.key")
-    raise KeyServiceError("privacy.keys 'vault' needs the Vault transit key, not available in this build")

@@ -42,11 +42,12 @@ from saleshub.platform.keys import (
     DataKeyCache,
     MasterKey,
     SealBrokenError,
-    master_key_from_settings,
+    master_key,
     new_data_key,
     seal,
     unseal,
 )
+from saleshub.platform.secrets import SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
 
 __all__ = [
@@ -400,9 +401,11 @@ def attach_personal_data(engine: Engine, factory: Callable[[], PersonalData]) ->
         _PORTS.pop(engine, None)
 
 
-def personal_data_from_settings(settings: Settings, secrets: object | None = None) -> PersonalData:
-    """The port with the master key the settings choose."""
-    return PersonalData(master_key_from_settings(settings, secrets), settings.privacy.key_cache_seconds)
+def personal_data_from_settings(settings: Settings, secrets: SecretStore | None = None) -> PersonalData:
+    """The port with the master key the settings choose (``secrets``: the Vault store to share)."""
+    if settings.privacy.keys == "vault" and secrets is None:
+        secrets = secret_store_from_settings(settings)
+    return PersonalData(master_key(settings, secrets), settings.privacy.key_cache_seconds)
 
 
 def personal_data(conn: Connection) -> PersonalData:

@@ -376,6 +376,10 @@ def test_every_setting_is_a_value_and_reaches_every_hub_container() -> None:
         ({"secrets": {"vault_token": "s.canary"}}, "vault_token is a secret"),
         ({"secrets": {"vault_secret_id": "canary"}}, "vault_secret_id is a secret"),
         ({"kafka": {"client_config": {"sasl.password": "canary"}}}, "is a credential"),
+        (
+            {"privacy": {"keys": "vault"}},
+            "settings.privacy.keys is vault, but settings.secrets.backend is not",
+        ),
     ],
 )
 def test_values_the_chart_refuses(settings: dict[str, Any], refusal: str) -> None:

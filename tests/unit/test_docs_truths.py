@@ -51,3 +51,13 @@ def test_the_sender_limits_are_the_codes() -> None:
     assert f"at most {signatures._MAX_SIGNATURES} " in limits
     assert signatures._ID.pattern == r"^[\x21-\x7e]{1,255}$" and "1 to 255 printable ASCII" in limits
     assert f"at most {MAX_NUMBER_CHARS} characters" in limits
+
+
+def test_the_transit_policy_in_operations_is_the_one_keys_policy_prints() -> None:
+    from saleshub.platform.keys_vault import transit_policy
+    from saleshub.platform.settings import PrivacySettings
+
+    operations = (ROOT / "docs/operations.md").read_text(encoding="utf-8")
+    block = _between(operations, "transit-policy").strip().removeprefix("```hcl").removesuffix("```")
+    defaults = PrivacySettings()
+    assert block.strip() == transit_policy(defaults.vault_transit_mount, defaults.vault_transit_key)

@@ -74,6 +74,11 @@ field SALESHUB_<FIELD>; null is left out (the hub's default), maps and lists are
 {{- fail "settings.database.url holds a password: give the host and database only; the credentials come from the secret store (database/credentials, or Vault's database engine)" }}
 {{- end }}
 {{- end }}
+{{- if eq (toString (($settings.privacy | default dict).keys)) "vault" }}
+{{- if ne (toString (($settings.secrets | default dict).backend)) "vault" }}
+{{- fail "settings.privacy.keys is vault, but settings.secrets.backend is not: the transit key is used through the Vault session of the secret store, so set settings.secrets.backend to vault" }}
+{{- end }}
+{{- end }}
 {{- range $name := list "vault_token" "vault_secret_id" }}
 {{- if hasKey ($settings.secrets | default dict) $name }}{{ if index $settings.secrets $name }}
 {{- fail (printf "settings.secrets.%s is a secret: set SALESHUB_SECRETS__%s through secretEnv (a Kubernetes Secret), never as a value" $name (upper $name)) }}
