@@ -21,19 +21,19 @@ from saleshub.publish.schemas import EventSchemas
 from saleshub.store.failures import database_errors
 from saleshub.store.sealing import SEALED_TABLES, clear_counts, seal_batch
 
-__all__ = ["privacy_app"]
+__all__ = ["encrypt_command", "erase_command", "export_command", "privacy_app"]
 
 privacy_app = typer.Typer(
     help="Personal data: erase or export a data subject's, seal rows written in clear.",
     no_args_is_help=True,
 )
 
-Email = Annotated[list[str], typer.Option("--email", help="the subject's e-mail (repeatable)")]
-Phone = Annotated[list[str], typer.Option("--phone", help="the subject's phone, E.164 (repeatable)")]
-Reference = Annotated[
+_Email = Annotated[list[str], typer.Option("--email", help="the subject's e-mail (repeatable)")]
+_Phone = Annotated[list[str], typer.Option("--phone", help="the subject's phone, E.164 (repeatable)")]
+_Reference = Annotated[
     list[str], typer.Option("--customer-ref", help="the subject's customer or loyalty reference (repeatable)")
 ]
-Linked = Annotated[
+_Linked = Annotated[
     list[int],
     typer.Option("--linked-customer", help="a linked customer's id (`reconcile links`; repeatable)"),
 ]
@@ -45,10 +45,10 @@ def _criteria(email: list[str], phone: list[str], ref: list[str], linked: list[i
 
 @privacy_app.command("erase")
 def erase_command(
-    email: Email = [],  # noqa: B006  (Typer reads the default; it is never mutated)
-    phone: Phone = [],  # noqa: B006
-    customer_ref: Reference = [],  # noqa: B006
-    linked_customer: Linked = [],  # noqa: B006
+    email: _Email = [],  # noqa: B006  (Typer reads the default; it is never mutated)
+    phone: _Phone = [],  # noqa: B006
+    customer_ref: _Reference = [],  # noqa: B006
+    linked_customer: _Linked = [],  # noqa: B006
     reason: Annotated[str, typer.Option(help="the request's reference, e.g. its ticket number")] = "",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="list what would be erased; change nothing")
@@ -90,10 +90,10 @@ def erase_command(
 
 @privacy_app.command("export")
 def export_command(
-    email: Email = [],  # noqa: B006
-    phone: Phone = [],  # noqa: B006
-    customer_ref: Reference = [],  # noqa: B006
-    linked_customer: Linked = [],  # noqa: B006
+    email: _Email = [],  # noqa: B006
+    phone: _Phone = [],  # noqa: B006
+    customer_ref: _Reference = [],  # noqa: B006
+    linked_customer: _Linked = [],  # noqa: B006
     reason: Annotated[str, typer.Option(help="the request's reference, e.g. its ticket number")] = "",
     output: Annotated[
         Path | None, typer.Option(help="write the JSON here (default: standard output)")

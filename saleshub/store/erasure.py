@@ -26,7 +26,7 @@ from sqlalchemy import Connection, text
 
 from saleshub.store.personal import personal_data
 
-__all__ = ["Criteria", "SubjectData", "erase_subject", "find_subject", "record_erasure"]
+__all__ = ["Criteria", "SubjectData", "SubjectOrder", "erase_subject", "find_subject", "record_erasure"]
 
 
 @dataclass(frozen=True, slots=True)

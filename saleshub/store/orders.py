@@ -57,6 +57,7 @@ __all__ = [
     "OrderWrite",
     "StoredOrder",
     "is_stale",
+    "order_key_pair",
     "stored_orders",
     "write_orders",
 ]

@@ -20,6 +20,7 @@ from saleshub.store.tables import integration_events, sales_systems, service_ord
 
 __all__ = [
     "AnyRow",
+    "OpenedRow",
     "OrderKey",
     "default_partition_rows",
     "event",

@@ -284,7 +284,8 @@ def test_vault_keys_need_the_vault_secret_store() -> None:
 
 
 def test_local_key_file_is_created_private_and_rotation_keeps_old_versions(tmp_path: Path) -> None:
-    settings = Settings(database={"data_dir": tmp_path})  # type: ignore[arg-type]
+    # key_file unset: the default place, whatever the session's environment says
+    settings = Settings(database={"data_dir": tmp_path}, privacy={"key_file": None})  # type: ignore[arg-type]
     key = master_key(settings, EnvSecretStore({}))
     assert isinstance(key, LocalMasterKey) and key.path == tmp_path / "master.key"
     assert stat.S_IMODE(key.path.stat().st_mode) == 0o600

@@ -251,7 +251,8 @@ def test_concurrent_updates_of_one_order_get_contiguous_versions(hub: HubRuntime
         versions = (
             conn.execute(select(service_order_versions.c.version_no).order_by("version_no")).scalars().all()
         )
-        order = conn.execute(select(service_orders.c.source_version, service_orders.c.content)).one()
+        order = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000000040")
+    assert order is not None
     assert versions == list(range(1, len(mapped) + 1))
     assert order.source_version == 40 and order.content["notes"] == "note 40"
 
