@@ -46,6 +46,7 @@ __all__ = [
     "PersonalDataReview",
     "PersonalSource",
     "RuleRead",
+    "acknowledged_targets",
     "review_personal_data",
     "rule_reads",
 ]
@@ -167,3 +168,20 @@ def review_personal_data(mappings: Iterable[CompiledMapping]) -> PersonalDataRev
     for system in sorted(by_system):
         _review_system(by_system[system], review)
     return review
+
+
+_SEALED: dict[str, frozenset[str]] = {}
+
+
+def acknowledged_targets(mapping: CompiledMapping) -> frozenset[str]:
+    """The non-personal fields ``mapping`` fills with personal data by acknowledgement
+    (``system_metadata.loyalty_card``): the store seals them at rest like the personal fields.
+
+    Computed once per mapping content (a deployed revision never changes).
+    """
+    key = mapping.identity.content_hash
+    found = _SEALED.get(key)
+    if found is None:
+        review = review_personal_data([mapping])
+        found = _SEALED[key] = frozenset(item.target for item in review.acknowledged)
+    return found

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from canonical.events import EventKind
+from saleshub.mapping.personal import acknowledged_targets
 from saleshub.process.cancelling import cancelled_order_id, resolve_cancellations
 from saleshub.process.mapping_step import Processed
 from saleshub.publish.outbox import Outbox
@@ -144,12 +145,13 @@ def _order_of(item: Processed) -> uuid.UUID | None:
 def _new_order(item: Processed) -> NewOrder | None:
     """What the event writes: its mapped order, or a cancellation's stored order as CANCELLED."""
     event_id = item.queued.event_id
+    sealed = acknowledged_targets(item.mapping) if item.mapping is not None else frozenset()
     if item.mapped is not None:
         mapping = item.mapped.mapping
-        return NewOrder(item.mapped.order, event_id, mapping.label, mapping.content_hash)
+        return NewOrder(item.mapped.order, event_id, mapping.label, mapping.content_hash, sealed)
     if item.cancelled is not None:
         cancelled = item.cancelled
-        return NewOrder(cancelled.order, event_id, cancelled.mapping, cancelled.mapping_hash)
+        return NewOrder(cancelled.order, event_id, cancelled.mapping, cancelled.mapping_hash, sealed)
     return None
 
 

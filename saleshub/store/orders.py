@@ -81,6 +81,7 @@ class NewOrder:
     event_id: uuid.UUID
     mapping: str  # label system/name@revision#hash
     mapping_hash: str
+    sealed: frozenset[str] = frozenset()  # fields the mapping fills with personal data, acknowledged
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ def is_stale(
 def _columns(item: NewOrder, fingerprint: int, key: DataKey) -> dict[str, Any]:
     """The order's columns: its facts in clear, its personal fields sealed with its data key."""
     order = item.order
-    facts, personal = split_personal(json.loads(order.model_dump_json()))
+    facts, personal = split_personal(json.loads(order.model_dump_json()), item.sealed)
     return {
         "country_code": order.country_code,
         "bu_code": order.bu_code,

@@ -47,6 +47,7 @@ from saleshub.platform.keys import (
     seal,
     unseal,
 )
+from saleshub.platform.masking import is_personal_name
 from saleshub.platform.secrets import SecretStore, secret_store_from_settings
 from saleshub.platform.settings import Settings
 
@@ -61,6 +62,7 @@ __all__ = [
     "merge_personal",
     "personal_data",
     "personal_data_from_settings",
+    "sealed_paths",
     "split_personal",
 ]
 
@@ -89,11 +91,28 @@ ERASED: Final = Erased()
 _PATHS = tuple(sorted(tuple(path.split(".")) for path in PERSONAL_DATA_FIELDS))
 
 
-def split_personal(content: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The order's JSON without its personal fields, and those fields (``"customer.email": …``)."""
+def sealed_paths(content: Mapping[str, Any], extra: Iterable[str] = ()) -> list[tuple[str, ...]]:
+    """The paths sealed at rest in an order: the personal fields, every ``system_metadata`` entry
+    named like personal data (``loyalty_card``), and ``extra`` (the fields a mapping fills with
+    personal data by acknowledgement); paths into lists are not separate (their record is sealed
+    only through the fields above)."""
+    metadata = content.get("system_metadata")
+    named = (
+        [("system_metadata", key) for key in metadata if is_personal_name(key)]
+        if isinstance(metadata, dict)
+        else []
+    )
+    more = [tuple(path.split(".")) for path in extra if "[" not in path]
+    return sorted({*_PATHS, *named, *more})
+
+
+def split_personal(
+    content: Mapping[str, Any], extra: Iterable[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The order's JSON without what is sealed at rest (``sealed_paths``), and that, by dotted path."""
     facts = copy.deepcopy(dict(content))
     personal: dict[str, Any] = {}
-    for path in _PATHS:
+    for path in sealed_paths(content, extra):
         parent: Any = facts
         for part in path[:-1]:
             parent = parent.get(part) if isinstance(parent, dict) else None

@@ -47,6 +47,7 @@ CANARIES = (
     "699111222",
     "PXC-CANARY-77",
     "Canaria Inventada",
+    "LMC-CANARY",
 )
 
 
@@ -55,6 +56,7 @@ def _order(number: int, *, customer: dict[str, str], street: str, revision: int 
     event["order"]["customer"].update(customer)
     event["order"]["serviceAddress"]["street"] = street
     event["order"]["notes"] = f"Llamar a {customer.get('firstName', 'cliente')} antes"
+    event["order"]["attributes"]["loyaltyCard"] = f"LMC-CANARY-{customer.get('id', 'none')}"
     return json.dumps(event, ensure_ascii=False).encode()
 
 
