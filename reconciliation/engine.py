@@ -27,7 +27,7 @@ from reconciliation.rules import SystemRules
 from reconciliation.sources import SourceManifestReader
 from saleshub.store import classification, findings, manifest, manifest_checks, queries, runs, snapshot
 
-__all__ = ["Progress", "reconcile"]
+__all__ = ["ERASED_RULE", "Progress", "reconcile"]
 
 #: Told what the run is doing: a phase name, how much of it is done and of how much (if known).
 Progress = Callable[[str, int, int | None], None]
@@ -55,6 +55,10 @@ def _fill_fingerprints(conn: Connection) -> None:
     manifest_checks.set_manifest_fingerprints(conn, values)
 
 
+#: What a finding about an erased order says instead of field differences.
+ERASED_RULE = "its customer's personal data was erased: compared by version and fingerprint only"
+
+
 def _explain(
     conn: Connection, run_id: uuid.UUID, system: str, rules: SystemRules, counts: dict[str, int]
 ) -> None:
@@ -62,10 +66,14 @@ def _explain(
     keys = [f["external_order_id"] for f in differing]
     hub_docs = queries.order_contents(conn, system, keys)
     source_docs = manifest_checks.manifest_orders(conn, keys)
+    erased = queries.erased_orders(conn, system, [key for key in keys if key not in hub_docs])
     explained: dict[str, list[dict[str, Any]]] = {}
     tolerated: list[str] = []
     for finding in differing:
         key = finding["external_order_id"]
+        if key in erased:
+            explained[key] = [{"field": "order", "hub": None, "source": None, "rule": ERASED_RULE}]
+            continue
         if key not in hub_docs or key not in source_docs:
             continue
         hub, source = parse_order(hub_docs[key]), parse_order(source_docs[key])

@@ -179,7 +179,8 @@ def replay(
         out.print(f"  {status}: {count}")
     if summary.missing_body:
         out.print(
-            f"  [yellow]skipped {summary.missing_body} without a raw body (purged by retention)[/yellow]"
+            f"  [yellow]skipped {summary.missing_body} without a raw body "
+            "(purged by retention, or its subject erased)[/yellow]"
         )
     if summary.statuses.get("quarantined") or summary.statuses.get("failed"):
         out.print("still failing: see `saleshub events list --status quarantined`")

@@ -35,7 +35,7 @@ _Reference = Annotated[
 ]
 _Linked = Annotated[
     list[int],
-    typer.Option("--linked-customer", help="a linked customer's id (`reconcile links`; repeatable)"),
+    typer.Option("--linked-customer", help="a linked customer's id (repeatable)"),
 ]
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "OpenedRow",
     "OrderKey",
     "default_partition_rows",
+    "erased_orders",
     "event",
     "event_ids_with_prefix",
     "event_status_counts",
@@ -323,6 +324,20 @@ def order_contents(conn: Connection, system: str, external_ids: Sequence[str]) -
         for r, content in zip(rows, opened, strict=True)
         if isinstance(content, dict)
     }
+
+
+def erased_orders(conn: Connection, system: str, external_ids: Sequence[str]) -> set[str]:
+    """The external ids among ``external_ids`` of a system's orders whose subject was erased."""
+    if not external_ids:
+        return set()
+    rows = conn.execute(
+        select(_O.external_order_id).where(
+            _O.source_system == system,
+            _O.external_order_id.in_(list(external_ids)),
+            _O.erased_at.is_not(None),
+        )
+    )
+    return set(rows.scalars())
 
 
 def integration_error_counts(

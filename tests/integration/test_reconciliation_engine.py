@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from canonical.model import ServiceOrder
 from reconciliation import comparison
-from reconciliation.engine import reconcile
+from reconciliation.engine import ERASED_RULE, reconcile
 from reconciliation.model import Kind, Window
 from reconciliation.reports.data import build_report
 from reconciliation.rules import SystemRules
@@ -190,3 +190,29 @@ def test_an_empty_window_and_manifest(engine: Engine, tmp_path: Path) -> None:
         report = build_report(conn, run_id)
     assert report.run.counts == {}
     assert report.run.stats["manifest_rows"] == 0
+
+
+def test_an_erased_order_is_compared_by_version_and_fingerprint_and_says_so(
+    engine: Engine, tmp_path: Path
+) -> None:
+    rows = seed(engine)
+    with engine.begin() as conn:  # as `saleshub privacy erase` leaves it: keys gone, facts kept
+        conn.execute(
+            text(
+                "DELETE FROM data_keys WHERE key_id = (SELECT data_key_id FROM service_orders "
+                "WHERE external_order_id = :k)"
+            ),
+            {"k": key(27)},
+        )
+        conn.execute(
+            text("UPDATE service_orders SET erased_at = now() WHERE external_order_id = :k"), {"k": key(27)}
+        )
+    run_id = reconcile(
+        engine, FileManifestReader("pyxis", write_jsonl(tmp_path / "m.jsonl", rows)), WINDOW, RULES
+    )
+    with engine.connect() as conn:
+        found = {f["external_order_id"]: f for f in findings.findings(conn, run_id)}
+    assert found[key(27)]["kind"] == Kind.CONTENT_MISMATCH
+    assert found[key(27)]["field_differences"] == [
+        {"field": "order", "hub": None, "source": None, "rule": ERASED_RULE}
+    ]
