@@ -28,7 +28,7 @@ import stat
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -311,9 +311,12 @@ class DataKeyCache:
     hub keeps working on what it has for one more period, then refuses).
     """
 
-    def __init__(self, seconds: float, *, limit: int = 200_000) -> None:
+    def __init__(
+        self, seconds: float, *, limit: int = 200_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.seconds = seconds
         self.limit = limit
+        self.clock = clock
         self._lock = threading.Lock()
         self._keys: dict[object, tuple[bytes, float]] = {}
 
@@ -322,7 +325,7 @@ class DataKeyCache:
         entry = self._keys.get(key_id)
         if entry is None:
             return None
-        age = time.monotonic() - entry[1]
+        age = self.clock() - entry[1]
         if age > (2 * self.seconds if stale_ok else self.seconds):
             return None
         return entry[0]
@@ -332,7 +335,7 @@ class DataKeyCache:
         with self._lock:
             if len(self._keys) >= self.limit:
                 self._evict()
-            self._keys[key_id] = (key, time.monotonic())
+            self._keys[key_id] = (key, self.clock())
 
     def forget(self, key_ids: Sequence[object]) -> None:
         """Drop keys at once (an erasure in this process)."""
@@ -341,7 +344,7 @@ class DataKeyCache:
                 self._keys.pop(key_id, None)
 
     def _evict(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         expired = [k for k, (_, at) in self._keys.items() if now - at > 2 * self.seconds]
         for key_id in expired or list(self._keys)[: self.limit // 10]:
             del self._keys[key_id]

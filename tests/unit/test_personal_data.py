@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from canonical.model import PERSONAL_DATA_FIELDS
 from saleshub.errors import KeyServiceError
-from saleshub.platform.keys import LocalMasterKey, SealBrokenError, new_data_key, seal, unseal
+from saleshub.platform.keys import DataKeyCache, LocalMasterKey, SealBrokenError, new_data_key, seal, unseal
 from saleshub.store.personal import DataKey, PersonalData, index_values, merge_personal, split_personal
 
 ORDER: dict[str, Any] = {
@@ -114,3 +114,19 @@ def test_local_master_key_wraps_rotates_and_refuses_a_readable_file(tmp_path: Pa
     path.write_text("{not json")
     with pytest.raises(KeyServiceError, match="cannot be read"):
         LocalMasterKey(path)
+
+
+def test_a_cached_key_serves_its_time_and_as_long_again_only_while_the_master_key_is_unreachable() -> None:
+    now = [0.0]
+    cache = DataKeyCache(300, clock=lambda: now[0])
+    cache.put("k", b"key")
+    now[0] = 299
+    assert cache.get("k") == b"key"
+    now[0] = 301
+    assert cache.get("k") is None  # expired: unwrap again
+    assert cache.get("k", stale_ok=True) == b"key"  # Vault unreachable: one more period
+    now[0] = 601
+    assert cache.get("k", stale_ok=True) is None  # then refused
+    cache.put("k", b"key")
+    cache.forget(["k"])
+    assert cache.get("k") is None and "b'key'" not in repr(cache)
