@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from saleshub.runtime import HubRuntime
+from saleshub.store import queries
 from tests.integration.conftest import SECRET, LiveServer, wait_until
 from tests.support.mutations import mutated_json, mutated_xml
 from tests.support.synthetic import signed_headers
@@ -92,17 +93,17 @@ def test_hostile_bodies_never_get_a_5xx_and_are_recorded_exactly_once(
     assert len(recorded) > len(answers) // 2, "most mutated bodies still pass the size and signature gates"
 
     with hub.database.engine.connect() as conn:
-        stored = {
-            row.idempotency_key: (str(row.event_id), bytes(row.raw_body), row.n)
-            for row in conn.execute(
-                text(
-                    "SELECT idempotency_key, min(event_id::text) AS event_id, "
-                    "(array_agg(raw_body))[1] AS raw_body, count(*) AS n "
-                    "FROM sales_system_integration_events WHERE idempotency_key LIKE 'fuzz-%' "
-                    "GROUP BY idempotency_key"
-                )
+        stored = {}
+        for row in conn.execute(
+            text(
+                "SELECT idempotency_key, min(event_id::text) AS event_id, count(*) AS n "
+                "FROM sales_system_integration_events WHERE idempotency_key LIKE 'fuzz-%' "
+                "GROUP BY idempotency_key"
             )
-        }
+        ):
+            event = queries.event(conn, uuid.UUID(row.event_id))  # the body opened by the store
+            assert event is not None
+            stored[row.idempotency_key] = (row.event_id, event.raw_body, row.n)
     for webhook_id, body, status, payload in recorded:
         assert webhook_id in stored, f"a {status} answer for an event that was not recorded: {payload}"
         event_id, raw_body, count = stored[webhook_id]

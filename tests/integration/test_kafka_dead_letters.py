@@ -24,6 +24,7 @@ from saleshub.receive.dead_letters import original_headers
 from saleshub.receive.kafka_consumer import OrderEventConsumer
 from saleshub.runtime import HubRuntime
 from saleshub.services import build_consumers
+from saleshub.store import queries
 from saleshub.store.dead_letters import dead_letter_offsets
 from saleshub.store.events import Status
 from saleshub.store.tables import event_outbox, integration_events, service_orders
@@ -135,12 +136,8 @@ def test_a_record_too_large_for_the_dead_letter_topic_is_settled_and_blocks_noth
         assert headers["saleshub.error.stage"] == "decode"
         assert "bytes" in headers["saleshub.error.message"]
         with hub.database.engine.connect() as conn:
-            stored = conn.execute(
-                select(integration_events.c.raw_body, integration_events.c.errors).where(
-                    integration_events.c.event_id == uuid.UUID(headers["saleshub.error.event_id"])
-                )
-            ).one()
-        assert bytes(stored.raw_body) == BIG
+            stored = queries.event(conn, uuid.UUID(headers["saleshub.error.event_id"]))
+        assert stored is not None and stored.raw_body == BIG
         assert stored.errors["stage"] == "decode"
         full = [m for m in dead if m is not reference]
         assert {text_headers(m)["saleshub.dead_letter.form"] for m in full} == {"full"}
@@ -199,9 +196,9 @@ def test_an_unmappable_record_is_announced_as_rejected_and_not_dead_lettered(
         consume_in_thread(hub, lambda: committed(hub, broker) == 4, "every record is committed")
         hub.processor().drain()
         with hub.database.engine.connect() as conn:
-            statuses = dict(
-                conn.execute(select(integration_events.c.raw_body, integration_events.c.status)).all()
-            )
+            ids = conn.execute(select(integration_events.c.event_id)).scalars().all()
+            opened = [queries.event(conn, event_id) for event_id in ids]
+            statuses = {row.raw_body: row.status for row in opened if row is not None}
             rejected = conn.execute(
                 select(event_outbox.c.event_id).where(event_outbox.c.kind == "order_rejected")
             ).all()

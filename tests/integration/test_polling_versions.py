@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from saleshub.cli import app
 from saleshub.receive.polling import build_poller
 from saleshub.runtime import HubRuntime
+from saleshub.store import queries
 from tests.integration.test_polling import (
     FAST,
     erp_hub,
@@ -39,13 +40,9 @@ def hub_notes(hub: HubRuntime, order: str, system: str = "erp") -> str | None:
     """The canonical ``notes`` of one order, once everything recorded is processed."""
     hub.processor().drain()
     with hub.database.engine.connect() as conn:
-        notes: str | None = conn.execute(
-            text(
-                "SELECT content->>'notes' FROM service_orders "
-                "WHERE source_system = :s AND external_order_id = :o"
-            ),
-            {"s": system, "o": order},
-        ).scalar_one()
+        found = queries.find_order(conn, system=system, external_id=order)  # notes are sealed at rest
+    assert found is not None
+    notes: str | None = found.content.get("notes")
     return notes
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from reconciliation.engine import reconcile
@@ -30,6 +29,7 @@ from saleshub.platform.secrets import EnvSecretStore
 from saleshub.receive.polling import build_poller
 from saleshub.runtime import HubRuntime
 from saleshub.services import Services
+from saleshub.store import queries
 from tests.integration.conftest import MAPPINGS, SECRETS, open_hub
 from tests.support.source_server import PASSWORD, USERNAME, SourceServer, erp_time
 from tests.support.synthetic import erp_order
@@ -206,13 +206,11 @@ def test_heal_records_changes_that_kept_their_change_time(erp_hub: HubRuntime, s
     assert (healed.wanted, healed.recorded, healed.repeated, healed.unreported) == (1, 1, 0, 1)
     erp_hub.processor().drain()
     with erp_hub.database.engine.connect() as conn:
-        notes = dict(
-            conn.execute(
-                text(
-                    "SELECT external_order_id, content->>'notes' FROM service_orders WHERE source_system = 'erp'"
-                )
-            ).all()
-        )
+        notes = {  # notes are personal data: read through the store, which opens them
+            key: order.content.get("notes")
+            for key in ("SYN000000002", "SYN000000003")
+            if (order := queries.find_order(conn, system="erp", external_id=key)) is not None
+        }
     assert (notes["SYN000000002"], notes["SYN000000003"]) == ("revision 2", "changed within the second")
     again = heal_from_source(erp_hub, reader, run_id, WINDOW)
     assert (again.recorded, again.repeated, again.unreported) == (0, 1, 0)

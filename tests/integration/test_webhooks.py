@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import unicodedata
+import uuid
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import uvicorn
 
 from saleshub.receive.app import create_app
 from saleshub.runtime import HubRuntime
+from saleshub.store import queries
 from tests.conftest import SAMPLES
 from tests.integration.conftest import SECRET, LiveServer, free_port, open_hub, processed
 from tests.support.synthetic import pyxis_event, signed_headers
@@ -119,11 +121,8 @@ def test_bad_bodies_get_422_and_are_recorded(
     problem = response.json()
     assert problem["errors"]["stage"] in ("decode", "classify")
     with hub.database.engine.connect() as conn:
-        stored = conn.exec_driver_sql(
-            "SELECT raw_body, status FROM sales_system_integration_events WHERE event_id = %(id)s",
-            {"id": problem["event_id"]},
-        ).one()
-    assert bytes(stored.raw_body) == body and stored.status == "quarantined"
+        stored = queries.event(conn, uuid.UUID(problem["event_id"]))
+    assert stored is not None and stored.raw_body == body and stored.status == "quarantined"
 
 
 def test_wrong_content_type_gets_415_and_is_recorded(server: httpx.Client) -> None:
@@ -161,8 +160,9 @@ def test_iso_8859_1_xml_is_decoded_and_mapped(server: httpx.Client, hub: HubRunt
     assert response.status_code == 202, response.text
     assert processed(hub, response.json()["event_id"]).status == "mapped"
     with hub.database.engine.connect() as conn:
-        notes = conn.exec_driver_sql("SELECT content->>'notes' FROM service_orders").scalar_one()
-    assert notes == "Café Müller, Straße 5"
+        order_id = conn.exec_driver_sql("SELECT hub_order_id FROM service_orders").scalar_one()
+        order = queries.find_order(conn, hub_order_id=order_id)  # notes are personal: sealed at rest
+    assert order is not None and order.content["notes"] == "Café Müller, Straße 5"
 
 
 def test_no_redirects_and_unknown_systems(server: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
@@ -243,11 +243,8 @@ def test_an_event_the_database_refuses_to_record_is_kept_as_failed(
     receipt = response.json()
     assert receipt["status"] == "failed" and "test_refuses" in receipt["errors"]["message"]
     with hub.database.engine.connect() as conn:
-        stored = conn.exec_driver_sql(
-            "SELECT raw_body, status FROM sales_system_integration_events WHERE event_id = %(id)s",
-            {"id": receipt["event_id"]},
-        ).one()
-    assert bytes(stored.raw_body) == body and stored.status == "failed"
+        stored = queries.event(conn, uuid.UUID(receipt["event_id"]))
+    assert stored is not None and stored.raw_body == body and stored.status == "failed"
 
 
 def test_a_client_that_disconnects_mid_body_is_one_log_line_not_a_traceback(
