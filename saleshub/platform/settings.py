@@ -438,16 +438,18 @@ class RetentionSettings(_Group):
     personal_years: int = Field(
         default=3,
         ge=1,
-        description="a closed order's personal data (its data keys) is destroyed this many years after "
-        "its last change",
+        description="a closed order's (`COMPLETED`, `CANCELLED`) personal data is crypto-shredded this "
+        "many years after its last change",
     )
     facts_years: int = Field(
         default=10,
         ge=1,
-        description="a closed order (facts and versions) is deleted this many years after its last "
-        "change; its events stay; at least `personal_years`",
+        description="a closed order (facts, versions) is deleted this many years after its last change, "
+        "at least `personal_years`; its events stay",
     )
-    outbox_days: int = Field(default=7, ge=1, description="published outbox rows are deleted after this")
+    outbox_days: int = Field(
+        default=7, ge=1, description="outbox rows are deleted this many days after they were published"
+    )
     batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="rows or orders per retention transaction"
     )
