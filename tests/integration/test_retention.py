@@ -143,6 +143,20 @@ def test_retention_dry_run_then_run_applies_each_policy_and_a_second_run_does_no
     with engine.connect() as conn:
         assert _state(conn) == after
 
+    # A later event is a new subject (its period starts again); one of a deleted order records it anew.
+    _send(hub, 9501, revision=3)
+    _send(hub, 9503, revision=2)
+    with engine.connect() as conn:
+        for number in (9501, 9503):
+            order = _order(conn, number)
+            assert order is not None and not order.erased
+            assert order.content["customer"]["email"] == f"cliente.{number}@retention.example"
+    assert apply_retention(engine, plan, actor=cli_actor(), outbox=outbox, dry_run=True).counts == {
+        "raw_bodies": {},
+        "personal_data": {},
+        "facts": {},
+    }
+
 
 def _check_applied(hub: HubRuntime, report: RetentionReport) -> None:
     engine = hub.database.engine
