@@ -41,7 +41,7 @@ from tests.support.synthetic import pyxis_event  # noqa: E402
 
 def _settings(url: str, scratch: Path) -> Settings:
     return Settings(
-        database={"url": url, "data_dir": scratch},  # type: ignore[arg-type]
+        database={"url": url, "data_dir": scratch},
         mappings_dir=ROOT / "mappings",
     )
 

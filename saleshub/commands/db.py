@@ -105,7 +105,8 @@ def db_retention(
         list[str],
         typer.Option(
             help="empty raw bodies this many days after receipt: DAYS for every system, SYSTEM=DAYS for "
-            "one (repeatable) [default: settings retention.raw_body_days(_by_system)]",
+            "one (repeatable; default: the settings retention.raw_body_days and raw_body_days_by_system)",
+            metavar="DAYS|SYSTEM=DAYS",
             show_default=False,
         ),
     ] = [],  # noqa: B006  (Typer reads the default; it is never mutated)
@@ -113,7 +114,7 @@ def db_retention(
         int | None,
         typer.Option(
             help="destroy the personal data of orders closed and unchanged this many years "
-            "[default: settings retention.personal_years]",
+            "(default: the setting retention.personal_years)",
             min=1,
             show_default=False,
         ),
@@ -122,7 +123,7 @@ def db_retention(
         int | None,
         typer.Option(
             help="delete orders closed and unchanged this many years, keeping their events "
-            "[default: settings retention.facts_years]",
+            "(default: the setting retention.facts_years)",
             min=1,
             show_default=False,
         ),
@@ -130,7 +131,8 @@ def db_retention(
     outbox_days: Annotated[
         int | None,
         typer.Option(
-            help="delete outbox rows published this many days ago [default: settings retention.outbox_days]",
+            help="delete outbox rows published this many days ago "
+            "(default: the setting retention.outbox_days)",
             min=1,
             show_default=False,
         ),
@@ -138,7 +140,7 @@ def db_retention(
     batch: Annotated[
         int | None,
         typer.Option(
-            help="rows or orders per transaction [default: settings retention.batch_size]",
+            help="rows or orders per transaction (default: the setting retention.batch_size)",
             min=1,
             show_default=False,
         ),
@@ -150,7 +152,7 @@ def db_retention(
     """Apply retention: empty old raw bodies, destroy the personal data of long-closed orders, delete
     orders past the legal period (their events stay), and delete old published outbox rows.
 
-    The periods are the settings' (group ``retention``); the options override them for this run.
+    The periods are the settings of the group retention; the options override them for this run.
     Resumable: batches commit one by one, and running again goes on where a stopped run ended.
     """
     settings = Settings()
