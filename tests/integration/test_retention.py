@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 from sqlalchemy import Connection, func, select, text
 from typer.testing import CliRunner
 
@@ -224,3 +225,38 @@ def _check_applied(hub: HubRuntime, report: RetentionReport) -> None:
             select(operator_actions.c.detail).where(operator_actions.c.action == "db.retention")
         ).scalar_one()
         assert action["facts"] == {"pyxis": 1} and action["erasures"] == report.erasure_ids
+
+
+class _StopError(Exception):
+    """Stands for a run stopped half way (a deadline, a crash)."""
+
+
+def test_a_run_stopped_half_way_keeps_its_whole_batches_and_the_next_run_goes_on(hub: HubRuntime) -> None:
+    numbers = (9601, 9602, 9603)
+    for number in numbers:
+        _send(hub, number)
+    engine = hub.database.engine
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE service_orders SET status = 'COMPLETED', updated_at = now() - interval '5 years'")
+        )
+    plan = plan_from(RetentionSettings(), batch_size=1)
+    outbox = Outbox(hub.schemas)
+
+    def stop_after_one(policy: str, _count: int) -> None:
+        if policy == "personal_data":
+            raise _StopError
+
+    with pytest.raises(_StopError):
+        apply_retention(
+            engine, plan, actor=cli_actor(), outbox=outbox, dry_run=False, progress=stop_after_one
+        )
+    with engine.connect() as conn:
+        assert sorted(_order(conn, n).erased for n in numbers) == [False, False, True]
+        assert conn.execute(select(func.count()).select_from(privacy_erasures)).scalar_one() == 1
+
+    rest = apply_retention(engine, plan, actor=cli_actor(), outbox=outbox, dry_run=False)
+    assert rest.counts["personal_data"] == {"pyxis": 2} and len(rest.erasure_ids) == 2
+    with engine.connect() as conn:
+        assert all(_order(conn, n).erased for n in numbers)
+        assert conn.execute(select(func.count()).select_from(privacy_erasures)).scalar_one() == 3
