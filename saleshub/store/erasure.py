@@ -4,6 +4,7 @@ A subject is found by what a privacy request names: an e-mail, a phone, a custom
 blind index ``personal_index``, through the personal-data port) or a linked customer (a cluster of
 ``customer_records``). Their data is every order found, its versions and events, and every event
 sharing its data key (also one quarantined before it was ever mapped, when it named the order).
+Retention names closed orders directly: ``orders_subject`` gathers the same for given orders.
 
 ``erase_subject`` destroys those data keys in one transaction: raw bodies, personal fields and
 outbox payloads they sealed are unreadable from the commit on, in this database and in every copy

@@ -11,8 +11,8 @@ is left for the next run, and the conditions are checked again on the row it loc
   system's cut-off; the event row stays, the audit trail.
 - Personal data: closed orders last changed before the cut-off and not yet erased are named here;
   their data keys are destroyed by ``saleshub.store.erasure``, as for a data subject's erasure.
-- Facts: ``delete_orders`` removes closed orders, their versions, blind-index entries and customer
-  records and links. Their events stay (the audit trail), still naming the deleted ``hub_order_id``.
+- Facts: ``delete_orders`` removes closed orders, already erased, and their versions. Their events
+  stay (the audit trail), still naming the deleted ``hub_order_id``.
 """
 
 from __future__ import annotations
@@ -78,14 +78,7 @@ _CLOSED_PAGE = text(
     "AND (updated_at, hub_order_id) > (:after_at, CAST(:after_id AS uuid)) "
     "ORDER BY updated_at, hub_order_id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
-_DELETE = (
-    "DELETE FROM personal_index WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM customer_links WHERE record_l IN (SELECT record_id FROM customer_records "
-    "  WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))) OR record_r IN (SELECT record_id "
-    "  FROM customer_records WHERE hub_order_id = ANY(CAST(:ids AS uuid[])))",
-    "DELETE FROM customer_records WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))",
-    "DELETE FROM service_order_versions WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))",
-)
+_DELETE_VERSIONS = text("DELETE FROM service_order_versions WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))")
 _DELETE_ORDERS = text("DELETE FROM service_orders WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))")
 
 #: Before every timestamp and id: where a keyset walk starts.
@@ -171,11 +164,11 @@ def closed_orders(
 
 
 def delete_orders(conn: Connection, order_ids: Sequence[uuid.UUID]) -> int:
-    """Delete the orders with their versions, blind-index entries and customer records; how many.
+    """Delete the orders with their versions; how many.
 
-    Their events, operator actions and reconciliation history stay.
+    Erase them first (``saleshub.store.erasure``): that removes their blind-index entries and
+    customer records. Their events, operator actions and reconciliation history stay.
     """
     params = {"ids": list(order_ids)}
-    for statement in _DELETE:
-        conn.execute(text(statement), params)
+    conn.execute(_DELETE_VERSIONS, params)
     return int(conn.execute(_DELETE_ORDERS, params).rowcount)

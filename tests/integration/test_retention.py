@@ -209,6 +209,9 @@ def _check_applied(hub: HubRuntime, report: RetentionReport) -> None:
                 service_order_versions.c.hub_order_id == deleted_events[0].hub_order_id
             )
         ).first()
+        assert not conn.execute(
+            select(personal_index).where(personal_index.c.hub_order_id == deleted_events[0].hub_order_id)
+        ).first()
         opened = queries.event(conn, deleted_events[0].event_id)
         assert opened is not None and opened.raw_body is None
 
