@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Literal, get_args
 
 __all__ = [
+    "CLOSED_ORDER_STATUSES",
     "TRANSPORTS",
     "CustomerKind",
     "EventType",
@@ -59,6 +60,10 @@ class OrderStatus(StrEnum):
     ON_HOLD = "ON_HOLD"
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
+
+
+#: The statuses after which an order changes no more: retention counts its years from the last change.
+CLOSED_ORDER_STATUSES: tuple[OrderStatus, ...] = (OrderStatus.COMPLETED, OrderStatus.CANCELLED)
 
 
 class CustomerKind(StrEnum):

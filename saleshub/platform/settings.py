@@ -58,6 +58,7 @@ __all__ = [
     "PrivacySettings",
     "ProcessorSettings",
     "RelaySettings",
+    "RetentionSettings",
     "SecretsSettings",
     "Settings",
     "SystemPollSettings",
@@ -424,6 +425,53 @@ class PrivacySettings(_Group):
     )
 
 
+class RetentionSettings(_Group):
+    """How long `saleshub db retention` keeps raw bodies, personal data and order facts."""
+
+    raw_body_days: int = Field(
+        default=180, ge=1, description="raw bodies are emptied this many days after receipt (audit rows stay)"
+    )
+    raw_body_days_by_system: dict[str, int] = Field(
+        default_factory=dict,
+        description='system → its own `raw_body_days`, as JSON (`{"pyxis": 30}`)',
+    )
+    personal_years: int = Field(
+        default=3,
+        ge=1,
+        description="a closed order's (`COMPLETED`, `CANCELLED`) personal data is crypto-shredded this "
+        "many years after its last change",
+    )
+    facts_years: int = Field(
+        default=10,
+        ge=1,
+        description="a closed order (facts, versions) is deleted this many years after its last change, "
+        "at least `personal_years`; its events stay",
+    )
+    outbox_days: int = Field(
+        default=7, ge=1, description="outbox rows are deleted this many days after they were published"
+    )
+    batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="rows or orders per retention transaction"
+    )
+
+    @field_validator("raw_body_days_by_system")
+    @classmethod
+    def _positive_days(cls, value: dict[str, int]) -> dict[str, int]:
+        short = sorted(system for system, days in value.items() if days < 1)
+        if short:
+            raise ValueError(f"raw bodies are kept at least 1 day; not for {', '.join(short)}")
+        return value
+
+    @model_validator(mode="after")
+    def _facts_outlive_personal_data(self) -> RetentionSettings:
+        if self.facts_years < self.personal_years:
+            raise ValueError(
+                f"facts_years ({self.facts_years}) must be at least personal_years ({self.personal_years}): "
+                "an order is deleted only after its personal data is destroyed"
+            )
+        return self
+
+
 ROLES: Final = ("viewer", "operator", "steward", "admin")
 
 
@@ -499,6 +547,9 @@ class Settings(BaseSettings):
         default_factory=ConsoleSettings, description="the operators' console and API"
     )
     privacy: PrivacySettings = Field(default_factory=PrivacySettings, description="personal data at rest")
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="what `saleshub db retention` removes, and when"
+    )
     mappings_dir: Path = Field(default=Path("mappings"), description="mapping files and crosswalks")
     samples_dir: Path = Field(default=Path("contracts/samples"), description="golden samples")
     contracts_dir: Path = Field(

@@ -4,6 +4,7 @@ A subject is found by what a privacy request names: an e-mail, a phone, a custom
 blind index ``personal_index``, through the personal-data port) or a linked customer (a cluster of
 ``customer_records``). Their data is every order found, its versions and events, and every event
 sharing its data key (also one quarantined before it was ever mapped, when it named the order).
+Retention names closed orders directly: ``orders_subject`` gathers the same for given orders.
 
 ``erase_subject`` destroys those data keys in one transaction: raw bodies, personal fields and
 outbox payloads they sealed are unreadable from the commit on, in this database and in every copy
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,15 @@ from sqlalchemy import Connection, text
 
 from saleshub.store.personal import personal_data
 
-__all__ = ["Criteria", "SubjectData", "SubjectOrder", "erase_subject", "find_subject", "record_erasure"]
+__all__ = [
+    "Criteria",
+    "SubjectData",
+    "SubjectOrder",
+    "erase_subject",
+    "find_subject",
+    "orders_subject",
+    "record_erasure",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +150,22 @@ def find_subject(conn: Connection, criteria: Criteria) -> SubjectData:
         )
     if criteria.linked_customers:
         ids.update(conn.execute(_BY_CLUSTER, {"clusters": list(criteria.linked_customers)}).scalars())
+    return orders_subject(conn, ids)
+
+
+def orders_subject(conn: Connection, order_ids: Collection[uuid.UUID]) -> SubjectData:
+    """The orders' versions, events, data keys and linked records, as one subject (nothing changed).
+
+    ``find_subject`` finds a person's orders first; retention names closed orders directly.
+    """
     found = SubjectData()
-    if not ids:
+    if not order_ids:
         return found
-    rows = conn.execute(_ORDERS, {"ids": list(ids)}).all()
+    ids = list(order_ids)
+    rows = conn.execute(_ORDERS, {"ids": ids}).all()
     found.orders = [SubjectOrder(*row[:6]) for row in rows]
     keys = {row.data_key_id for row in rows if row.data_key_id is not None}
-    keys.update(conn.execute(_VERSION_KEYS, {"ids": list(ids)}).scalars())
+    keys.update(conn.execute(_VERSION_KEYS, {"ids": ids}).scalars())
     keys.update(
         conn.execute(
             _PAIR_KEYS,
@@ -157,14 +175,14 @@ def find_subject(conn: Connection, criteria: Criteria) -> SubjectData:
             },
         ).scalars()
     )
-    events = conn.execute(_EVENTS, {"ids": list(ids), "keys": list(keys)}).all()
+    events = conn.execute(_EVENTS, {"ids": ids, "keys": list(keys)}).all()
     for event in events:
         found.events[event.source_system] = found.events.get(event.source_system, 0) + 1
         if event.data_key_id is not None:
             keys.add(event.data_key_id)
     found.event_ids = [event.event_id for event in events]
     found.key_ids = sorted(keys)
-    count, clusters = conn.execute(_RECORDS, {"ids": list(ids)}).one()
+    count, clusters = conn.execute(_RECORDS, {"ids": ids}).one()
     found.linked_records = int(count)
     found.clusters = sorted(c for c in (clusters or []) if c is not None)
     return found

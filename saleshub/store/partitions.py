@@ -1,4 +1,4 @@
-"""Monthly partitions of the integration-event table, and the retention of raw bodies.
+"""Monthly partitions of the integration-event table.
 
 Partitions are named ``sales_system_integration_events_YYYYMM`` and cover one calendar month in UTC.
 ``ensure_partitions`` creates the current month and ``PARTITION_MONTHS_AHEAD`` following ones; it is
@@ -9,8 +9,8 @@ their partition, so it can say what to run. Events outside every monthly partiti
 DEFAULT partition, so an insert never fails for want of a partition, and ``saleshub status``
 reports such rows.
 
-Retention never deletes an audit row: ``purge_raw_bodies`` empties ``raw_body`` (and records when) in
-partitions that ended before the cut-off, then the space is reclaimed by PostgreSQL's vacuum.
+Retention (``saleshub.store.retention``) empties old raw bodies row by row, per system; the space
+is reclaimed by PostgreSQL's vacuum. It never deletes an event row.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, text
 
-from saleshub.errors import ConfigurationError
-
 __all__ = [
     "PARENT",
     "PARTITION_MONTHS_AHEAD",
@@ -31,7 +29,6 @@ __all__ = [
     "ensure_partitions",
     "list_partitions",
     "month_start",
-    "purge_raw_bodies",
     "uncovered_message",
     "uncovered_months",
 ]
@@ -46,7 +43,7 @@ _NAME = re.compile(rf"^{PARENT}_(\d{{4}})(\d{{2}})$")
 
 @dataclass(frozen=True, slots=True)
 class PartitionInfo:
-    """One monthly partition and what retention has done to it."""
+    """One monthly partition: its rows, and how many still keep their raw body."""
 
     name: str
     month: date
@@ -132,27 +129,3 @@ def list_partitions(connection: Connection, *, count_rows: bool = True) -> list[
             ).one()
         found.append(PartitionInfo(name, date(int(match[1]), int(match[2]), 1), rows, with_body))
     return found
-
-
-def purge_raw_bodies(
-    connection: Connection, *, keep_months: int, now: datetime | None = None, dry_run: bool = False
-) -> list[PartitionInfo]:
-    """Empty the raw bodies of partitions that ended more than ``keep_months`` months ago."""
-    if keep_months < 1:
-        raise ConfigurationError(f"raw bodies must be kept at least 1 month; got {keep_months}")
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    cutoff = month_start(today, -keep_months)
-    affected = [
-        info
-        for info in list_partitions(connection)
-        if month_start(info.month, 1) <= cutoff and info.rows_with_body > 0
-    ]
-    if not dry_run:
-        for info in affected:
-            connection.execute(
-                text(
-                    f"UPDATE {info.name} SET raw_body = NULL, raw_body_purged_at = now() "
-                    "WHERE raw_body IS NOT NULL"
-                )
-            )
-    return affected

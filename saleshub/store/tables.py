@@ -308,6 +308,7 @@ integration_events = Table(
     # No CHECK on transport: the list is ``canonical.enums.TRANSPORTS`` (migration 0013 dropped it).
     Index("ix_sales_system_integration_events_system_received", "source_system", "received_at"),
     Index("ix_sales_system_integration_events_order", "hub_order_id"),
+    Index("ix_sales_system_integration_events_data_key", "data_key_id"),  # what an erasure destroyed
     # The newest events first, whatever their system (the console's and the API's event pages).
     Index("ix_sales_system_integration_events_received", "received_at"),
     Index(

@@ -103,8 +103,9 @@ def test_db_upgrade_partitions_retention(run: CliRunner) -> None:
     assert upgraded.exit_code == 0 and head_revision() in upgraded.output
     partitions = run.invoke(app, ["db", "partitions"])
     assert partitions.exit_code == 0 and "sales_system_integration_events_" in partitions.output
-    retention = run.invoke(app, ["db", "retention", "--keep-months", "3", "--dry-run"])
-    assert retention.exit_code == 0 and "nothing to purge" in retention.output
+    retention = run.invoke(app, ["db", "retention", "--raw-body-days", "90", "--dry-run"])
+    assert retention.exit_code == 0, retention.output
+    assert "no raw body, personal data or order is past its period" in retention.output
 
 
 def test_kafka_commands_publish_the_backlog_and_create_topics(
@@ -129,11 +130,11 @@ def test_kafka_commands_publish_the_backlog_and_create_topics(
     assert "outbox: empty" in status.output and f"Kafka: {broker.bootstrap}" in status.output
 
     kept = run.invoke(app, ["db", "retention", "--outbox-days", "7"])
-    assert "purged 0 published outbox rows" in kept.output, kept.output
+    assert "deleted 0 published outbox rows" in kept.output, kept.output
     with hub.database.engine.begin() as conn:
         conn.execute(text("UPDATE event_outbox SET published_at = now() - interval '8 days'"))
     ingest(hub, pyxis_event(2))  # unpublished: never purged
     purged = run.invoke(app, ["db", "retention", "--outbox-days", "7"])
-    assert "purged 1 published outbox rows" in purged.output, purged.output
+    assert "deleted 1 published outbox rows" in purged.output, purged.output
     status = run.invoke(app, ["status"])
     assert "outbox: 1 events waiting" in status.output

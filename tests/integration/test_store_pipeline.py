@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,8 @@ from saleshub.stewards.impact import mapping_impact
 from saleshub.store import queries
 from saleshub.store.events import Status
 from saleshub.store.migrate import include_name, include_object
-from saleshub.store.partitions import ensure_partitions, list_partitions, purge_raw_bodies
+from saleshub.store.partitions import ensure_partitions, list_partitions
+from saleshub.store.retention import RawBodyPosition, purge_raw_bodies
 from saleshub.store.tables import integration_events, metadata, service_order_versions, service_orders
 from tests.conftest import MAPPINGS
 from tests.integration.conftest import ingest, open_hub
@@ -267,8 +268,10 @@ def test_events_land_in_monthly_partitions_and_retention_keeps_the_rows(hub: Hub
         assert queries.default_partition_rows(conn) == 0
         names = [info.name for info in list_partitions(conn)]
         assert "sales_system_integration_events_202501" in names
-        purged = purge_raw_bodies(conn, keep_months=6)
-    assert [info.name for info in purged] == ["sales_system_integration_events_202501"]
+        purged, _ = purge_raw_bodies(
+            conn, "pyxis", datetime.now(UTC) - timedelta(days=180), RawBodyPosition(), limit=10
+        )
+    assert purged == 1
     with hub.database.engine.connect() as conn:
         rows = conn.execute(
             select(
