@@ -25,6 +25,7 @@ from saleshub.console.pages import pages_router
 from saleshub.console.pages_mappings import mapping_pages_router
 from saleshub.console.pages_orders import order_pages_router
 from saleshub.console.pages_pollers import poller_pages_router
+from saleshub.console.pages_privacy import privacy_pages_router
 from saleshub.console.security import SecurityHeaders
 from saleshub.errors import SalesHubError
 from saleshub.platform.auth import AuthenticationError, ForbiddenError, TokenVerifier
@@ -83,7 +84,12 @@ def create_hub_app(
     for router in operator_routers():
         app.include_router(router)
     app.include_router(pages_router(console))
-    for pages in (order_pages_router(), mapping_pages_router(), poller_pages_router()):
+    for pages in (
+        order_pages_router(),
+        mapping_pages_router(),
+        poller_pages_router(),
+        privacy_pages_router(),
+    ):
         app.include_router(pages)
     app.mount("/console/static", StaticFiles(directory=_STATIC), name="console-static")
 

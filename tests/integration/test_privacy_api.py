@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +11,16 @@ import httpx
 from saleshub.runtime import HubRuntime
 from saleshub.store import queries
 from tests.integration.conftest import wait_until
-from tests.integration.test_console import ConsoleServer, console_hub, id_token, provider, send
+from tests.integration.test_console import (
+    CHROMIUM,
+    ConsoleServer,
+    accessible,
+    console_hub,
+    id_token,
+    login,
+    provider,
+    send,
+)
 from tests.support.synthetic import pyxis_event
 
 __all__ = ["console_hub", "provider"]  # the fixtures this module uses
@@ -65,3 +75,48 @@ def test_privacy_api_erases_after_a_dry_run_and_exports_for_admins_only(
             order = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000000071")
             assert order is not None and order.erased
         assert call("exports", admin, {"emails": [EMAIL]}).json()["orders"] == []
+
+
+def test_the_console_privacy_page_finds_then_erases_for_an_admin_only(
+    console_hub: HubRuntime, provider: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with ConsoleServer(console_hub) as live, sync_playwright() as playwright:
+        for number in (73, 74):
+            send(live.url, _order(number))
+        wait_until(lambda: _both_stored(console_hub, 73, 74), 120, "both orders are stored")
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            steward = login(browser, live.url, "stella")
+            steward.goto(f"{live.url}/console/privacy")
+            assert "for administrators" in steward.locator("main").inner_text()
+            assert steward.locator("#erase").count() == 0
+
+            page = login(browser, live.url, "priya")
+            page.goto(f"{live.url}/console/privacy")
+            accessible(page)
+            page.fill("#emails", EMAIL)
+            page.locator("#find").click()
+            assert "2 orders" in page.locator("#summary").inner_text()
+            assert "would be erased" in page.locator("#summary").inner_text()
+            with console_hub.database.engine.connect() as conn:
+                still = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000000073")
+            assert still is not None and not still.erased  # finding changed nothing
+            page.screenshot(path=tmp_path / "privacy-found.png", full_page=True)
+            accessible(page)
+            page.fill("#reason", "DSAR-CONSOLE-1")
+            page.locator("#erase").click()
+            assert "recorded: 2 orders" in page.locator("#erased").inner_text()
+            page.screenshot(path=tmp_path / "privacy-erased.png", full_page=True)
+        finally:
+            browser.close()
+    with console_hub.database.engine.connect() as conn:
+        erased = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000000074")
+    assert erased is not None and erased.erased
+
+
+def _both_stored(hub: HubRuntime, *numbers: int) -> bool:
+    with hub.database.engine.connect() as conn:
+        found = [queries.find_order(conn, system="pyxis", external_id=f"PX-SYN-{n:09d}") for n in numbers]
+    return all(order is not None for order in found)
