@@ -143,7 +143,7 @@ class LocalMasterKey(MasterKey):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.name = f"local:{path.name}"
+        self.name = f"local:{path}"
         self._lock = threading.Lock()
         self._created = False
         self._versions = self._load_or_create()
@@ -171,6 +171,10 @@ class LocalMasterKey(MasterKey):
         return self._read()
 
     def _read(self) -> dict[int, bytes]:
+        if self.path.is_dir():
+            raise KeyServiceError(
+                f"the master key file {self.path} is a directory; SALESHUB_PRIVACY__KEY_FILE names the file"
+            )
         try:
             mode = stat.S_IMODE(self.path.stat().st_mode)
         except OSError as exc:
@@ -239,6 +243,12 @@ class LocalMasterKey(MasterKey):
         # The file is created on first use; this says whether this process's first use created it.
         return self._created
 
+    def discard_created(self) -> None:
+        """Remove the file this process created (it proved not to be the database's key)."""
+        if self._created:
+            self.path.unlink(missing_ok=True)
+            self._created = False
+
     @override
     def wrap(self, keys: Sequence[bytes]) -> list[bytes]:
         self._refresh()  # one stat: new wraps move to a version rotated in by another process
@@ -266,7 +276,14 @@ class LocalMasterKey(MasterKey):
                 raise KeyServiceError(
                     f"a data key is wrapped by version {number} of {self.name}, which the file does not hold"
                 )
-            keys.append(unseal(master, item[len(f"local:v{number}:") :], b"data-key"))
+            try:
+                keys.append(unseal(master, item[len(f"local:v{number}:") :], b"data-key"))
+            except SealBrokenError:
+                raise KeyServiceError(
+                    f"a data key does not open with version {number} of the master key file {self.path}: "
+                    "this file is not the one that wrapped the database's data keys; restore that file "
+                    "from its backup (or point SALESHUB_PRIVACY__KEY_FILE at it)"
+                ) from None
         return keys
 
     @override

@@ -42,7 +42,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from adapters.base import SourceAdapter
-from saleshub.errors import RetriableError, SecretStoreError
+from saleshub.errors import KeyServiceError, KeyServiceUnavailableError, RetriableError, SecretStoreError
 from saleshub.platform.metrics import WEBHOOK_RESPONSES
 from saleshub.platform.secrets import SecretStore
 from saleshub.platform.settings import Settings
@@ -218,15 +218,19 @@ async def _receive(hub: WebhookHub, writer: GroupCommit, system: str, request: R
         try:
             try:
                 result = await writer.submit(event, admission)
-            except RetriableError:
+            except (RetriableError, KeyServiceError):
                 raise
             except Exception as exc:  # a bug or a value the database refuses: keep the event as failed
                 result = await _record_as_failed(writer, event, exc)
-        except RetriableError as exc:
-            log.warning("webhook from %s not recorded, database unavailable: %s", system, exc)
+        except (RetriableError, KeyServiceError) as exc:
+            # Nothing is stored in clear: without its data key the event is not recorded at all, and
+            # the sender resends it once the master key (Vault, the key file) answers again.
+            keys_down = isinstance(exc, KeyServiceError | KeyServiceUnavailableError)
+            what = "keys of personal data unavailable" if keys_down else "database unavailable"
+            log.warning("webhook from %s not recorded, %s: %s", system, what, exc)
             span.set_error(exc)
-            response = _unavailable("Database unavailable", settings.retry_after_seconds)
-            return refused(response, system, "database unavailable")
+            response = _unavailable(what[0].upper() + what[1:], settings.retry_after_seconds)
+            return refused(response, system, what)
         span.set_tags(status=result.status.value, repeated=result.repeated, event_id=str(result.event_id))
         mark_refused(span, result)
         if admission.info is not None and admission.info.order_key:

@@ -37,9 +37,10 @@ from typing import Any, Final, NamedTuple
 from sqlalchemy import Connection, Engine, text
 
 from canonical.model import PERSONAL_DATA_FIELDS
-from saleshub.errors import FatalError
+from saleshub.errors import FatalError, KeyServiceError
 from saleshub.platform.keys import (
     DataKeyCache,
+    LocalMasterKey,
     MasterKey,
     SealBrokenError,
     master_key,
@@ -162,6 +163,7 @@ _CREATE = text(
     "INSERT INTO data_keys (key_id, wrapped) SELECT i.key_id, i.wrapped FROM input i "
     "JOIN mapped USING (key_id) RETURNING key_id"
 )
+_ANY_KEY = text("SELECT key_id, wrapped FROM data_keys LIMIT 1")
 _WRAPPED = text("SELECT key_id, wrapped FROM data_keys WHERE key_id = ANY(CAST(:ids AS uuid[]))")
 _INDEX = text(
     "INSERT INTO personal_index (kind, digest, hub_order_id) SELECT * FROM unnest("
@@ -298,6 +300,33 @@ class PersonalData:
             },
         )
 
+    def verify(self, conn: Connection) -> None:
+        """Refuse a local key file that does not open this database's data keys.
+
+        A key file that went missing is created anew on first use; were the database to hold data
+        keys already, everything sealed from then on would open only with that accidental key, and
+        nothing sealed before would open. So the first use opens one stored data key: a key file
+        that cannot is refused with the file's path and the fix (and removed if this process
+        created it). A Vault transit key is not checked here: Vault names a missing or refused key.
+        """
+        if not isinstance(self.master, LocalMasterKey):
+            return
+        row = conn.execute(_ANY_KEY).first()
+        if row is None:
+            return
+        try:
+            self._unwrapped([row])
+        except KeyServiceError as exc:
+            created = self.master.create()
+            self.master.discard_created()
+            if created:
+                raise KeyServiceError(
+                    f"the master key file {self.master.path} was not found, and this database holds data "
+                    "keys wrapped by another key: restore the key file from its backup (or point "
+                    "SALESHUB_PRIVACY__KEY_FILE at it); a new key would open none of them"
+                ) from exc
+            raise
+
     # -- sealing ------------------------------------------------------------------------------
 
     @staticmethod
@@ -319,8 +348,17 @@ class PersonalData:
         for body, key_id, sha in rows:
             if body is None:
                 opened.append(None)
-            elif key_id is None:
-                opened.append(bytes(body))  # written before encryption, not yet migrated
+            elif key_id is None:  # written before encryption, not yet sealed: its hash stands for it
+                clear = bytes(body)
+                if hashlib.sha256(clear).digest() != bytes(sha):
+                    opened.append(
+                        SealBrokenError(
+                            "a raw body stored in clear does not match its recorded SHA-256: it was "
+                            "altered or replaced in the database"
+                        )
+                    )
+                else:
+                    opened.append(clear)
             elif key_id not in keys:
                 opened.append(ERASED)
             else:
@@ -436,7 +474,7 @@ def personal_data(conn: Connection) -> PersonalData:
             port = _PORTS.get(engine)
             if port is None:
                 factory = _FACTORIES.get(engine)
-                port = _PORTS[engine] = (
-                    factory() if factory is not None else personal_data_from_settings(Settings())
-                )
+                made = factory() if factory is not None else personal_data_from_settings(Settings())
+                made.verify(conn)  # once per database and process, before anything is sealed
+                port = _PORTS[engine] = made
     return port

@@ -13,12 +13,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import make_url, select, text
 from typer.testing import CliRunner
 
 from saleshub.actions.events import cli_actor
 from saleshub.actions.privacy import Criteria, erase, export
 from saleshub.cli import app
+from saleshub.errors import KeyServiceError
+from saleshub.platform.keys import LocalMasterKey
 from saleshub.publish.outbox import Outbox
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
@@ -28,7 +31,7 @@ from saleshub.store.events import event_outcomes
 from saleshub.store.personal import ERASED, personal_data
 from saleshub.store.sealing import clear_counts, seal_batch
 from saleshub.store.tables import event_outbox, privacy_erasures, service_orders
-from tests.integration.conftest import ingest
+from tests.integration.conftest import ingest, open_hub
 from tests.support.synthetic import pyxis_event
 
 SUBJECT = {
@@ -243,3 +246,55 @@ def test_a_body_altered_in_the_database_fails_its_event_and_holds_up_no_other(hu
 def _admitted(hub: HubRuntime, body: bytes) -> tuple[InboundEvent, Any]:
     event = InboundEvent("pyxis", "webhook", body, "application/json")
     return event, admit(event, hub.adapters["pyxis"])
+
+
+def test_a_missing_or_wrong_key_file_is_refused_never_replaced(db_url: str, tmp_path: Path) -> None:
+    key_file = tmp_path / "keys" / "master.key"
+    first = open_hub(db_url, privacy={"key_file": str(key_file)})
+    try:
+        event_id = _send(first, _order(9300, customer=SUBJECT, street=STREET))
+    finally:
+        first.close()
+    key_file.rename(tmp_path / "elsewhere.key")  # lost, or a typo in the setting
+    refused = open_hub(db_url, privacy={"key_file": str(key_file)})
+    try:
+        with refused.database.engine.connect() as conn, pytest.raises(KeyServiceError) as missing:
+            queries.event(conn, event_id)
+        assert "was not found" in str(missing.value) and str(key_file) in str(missing.value)
+        assert not key_file.exists(), "the accidental key is not left behind"
+        receipt = refused.recorder.record
+        with pytest.raises(KeyServiceError):  # nothing is recorded under an accidental key
+            receipt(*_admitted(refused, _order(9301, customer=SUBJECT, street=STREET)))
+    finally:
+        refused.close()
+    other = tmp_path / "other.key"
+    LocalMasterKey(other)  # a valid key file, but not this database's
+    wrong = open_hub(db_url, privacy={"key_file": str(other)})
+    try:
+        with wrong.database.engine.connect() as conn, pytest.raises(KeyServiceError) as mismatch:
+            queries.event(conn, event_id)
+        assert "is not the one that wrapped" in str(mismatch.value)
+    finally:
+        wrong.close()
+    (tmp_path / "elsewhere.key").rename(key_file)  # restored: everything opens again
+    back = open_hub(db_url, privacy={"key_file": str(key_file)})
+    try:
+        with back.database.engine.connect() as conn:
+            row = queries.event(conn, event_id)
+        assert row is not None and b"Zebulonia" in row.raw_body
+    finally:
+        back.close()
+
+
+def test_a_body_put_back_in_clear_must_match_its_recorded_hash(hub: HubRuntime) -> None:
+    event_id = _send(hub, _order(9400, customer=SUBJECT, street=STREET))
+    with hub.database.engine.begin() as conn:  # forged: clear bytes, the key's id removed
+        conn.execute(
+            text(
+                "UPDATE sales_system_integration_events SET raw_body = :b, data_key_id = NULL "
+                "WHERE event_id = :e"
+            ),
+            {"b": b'{"forged": true}', "e": event_id},
+        )
+    with hub.database.engine.connect() as conn, pytest.raises(KeyServiceError, match="altered or replaced"):
+        queries.event(conn, event_id)
