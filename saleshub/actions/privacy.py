@@ -59,23 +59,26 @@ def erase(
         raise InvalidRequestError("give the request's reference with --reason (e.g. the ticket number)")
     with database_errors(), engine.begin() as conn:
         subject = find_subject(conn, criteria)
-        if dry_run or not subject.orders:
+        if dry_run or not (subject.orders or subject.unmapped_events):
             return ErasureResult(dry_run, subject, None, None)
         erase_subject(conn, subject)
         erasure_id, erased_at = record_erasure(conn, actor.subject, cleaned, criteria.kinds(), subject)
         summary = subject.summary()
         record_action(conn, actor, "privacy.erase", "erasure", str(erasure_id), cleaned, summary)
-        write_outbox_rows(
-            conn,
-            [
-                outbox.erasure_row(
-                    event_id=uuid.uuid4(),
-                    occurred_at=erased_at,
-                    erasure_id=erasure_id,
-                    orders=[(o.source_system, o.external_order_id, o.hub_order_id) for o in subject.orders],
-                )
-            ],
-        )
+        if subject.orders:  # consumers received these orders; refused events reached none of them
+            write_outbox_rows(
+                conn,
+                [
+                    outbox.erasure_row(
+                        event_id=uuid.uuid4(),
+                        occurred_at=erased_at,
+                        erasure_id=erasure_id,
+                        orders=[
+                            (o.source_system, o.external_order_id, o.hub_order_id) for o in subject.orders
+                        ],
+                    )
+                ],
+            )
     return ErasureResult(False, subject, erasure_id, erased_at)
 
 

@@ -69,23 +69,30 @@ def erase_command(
             raise fail(str(exc)) from None
     subject = result.subject
     summary = subject.summary()
-    if not subject.orders:
-        out.print("no order of the hub matches; nothing to erase")
+    if not subject.orders and not subject.unmapped_events:
+        out.print("no order or event of the hub matches; nothing to erase")
         return
     verb = "would erase" if result.dry_run else "erased"
+    per_system = ", ".join(f"{system} {count}" for system, count in summary["events_by_system"].items())
     out.print(
-        f"{verb}: {summary['orders']} orders ({', '.join(summary['systems'])}), {summary['events']} events, "
+        f"{verb}: {summary['orders']} orders, {summary['events']} events ({per_system}), "
         f"{summary['data_keys']} data keys, {summary['linked_records']} linked customer records"
     )
     for order in subject.orders:
-        note = "  (already erased)" if order.erased_at is not None else ""
+        notes = [f"matched by {', '.join(subject.matched.get(order.hub_order_id, []))}"]
+        if order.erased_at is not None:
+            notes.append("already erased")
+        name = f"{order.source_system}:{order.external_order_id}"
+        out.print(f"  {name}  {order.hub_order_id}  {order.status}  ({'; '.join(notes)})")
+    for event_id, kinds in subject.unmapped_events.items():
         out.print(
-            f"  {order.source_system}:{order.external_order_id}  {order.hub_order_id}  {order.status}{note}"
+            f"  event {event_id} (no order: refused before mapping; its body holds the {', '.join(kinds)})"
         )
     if result.dry_run:
         out.print("dry run: nothing changed; run again without --dry-run, with --reason, to erase")
     else:
-        out.print(f"erasure {result.erasure_id} recorded; a customer_erased event is in the outbox")
+        announced = "; a customer_erased event is in the outbox" if subject.orders else ""
+        out.print(f"erasure {result.erasure_id} recorded{announced}")
 
 
 @privacy_app.command("export")

@@ -17,6 +17,7 @@ of such an order finds no data key and gets a new one: a new subject, never the 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from saleshub.errors import InvalidRequestError
+from saleshub.store.events import open_bodies_why
 from saleshub.store.personal import personal_data
 
 __all__ = [
@@ -84,6 +87,8 @@ class SubjectData:
     key_ids: list[uuid.UUID] = field(default_factory=list)
     linked_records: int = 0
     clusters: list[int] = field(default_factory=list)
+    matched: dict[uuid.UUID, list[str]] = field(default_factory=dict)  # order → kinds that found it
+    unmapped_events: dict[uuid.UUID, list[str]] = field(default_factory=dict)  # no order; by content
 
     @property
     def order_ids(self) -> list[uuid.UUID]:
@@ -97,6 +102,7 @@ class SubjectData:
             "orders_already_erased": sum(1 for o in self.orders if o.erased_at is not None),
             "events": sum(self.events.values()),
             "events_by_system": dict(sorted(self.events.items())),
+            "events_without_order": len(self.unmapped_events),
             "systems": sorted({o.source_system for o in self.orders}),
             "data_keys": len(self.key_ids),
             "linked_records": self.linked_records,
@@ -105,9 +111,19 @@ class SubjectData:
 
 
 _BY_DIGEST = text(
-    "SELECT DISTINCT hub_order_id FROM personal_index p JOIN unnest(CAST(:kinds AS text[]), "
+    "SELECT DISTINCT hub_order_id, kind FROM personal_index p JOIN unnest(CAST(:kinds AS text[]), "
     "CAST(:digests AS bytea[])) AS w(kind, digest) USING (kind, digest)"
 )
+# Events refused before any order was stored for them: their bodies are searched for the values.
+_UNMAPPED = text(
+    "SELECT event_id, source_system, raw_body AS body, data_key_id AS body_key, body_sha256 AS body_sha "
+    "FROM sales_system_integration_events WHERE hub_order_id IS NULL AND raw_body IS NOT NULL "
+    "AND status IN ('quarantined', 'failed') AND replay_of IS NULL AND event_id > :after "
+    "ORDER BY event_id LIMIT :limit"
+)
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SEPARATORS = re.compile(r"[\s().\-/]")
 _BY_CLUSTER = text(
     "SELECT DISTINCT hub_order_id FROM customer_records WHERE cluster_id = ANY(CAST(:clusters AS bigint[]))"
 )
@@ -134,23 +150,92 @@ _RECORDS = text(
 )
 
 
+def normalised(criteria: Criteria) -> list[tuple[str, str]]:
+    """The values as the blind index holds them; ``InvalidRequestError`` for one that cannot match."""
+    named: list[tuple[str, str]] = []
+    for value in criteria.emails:
+        email = value.strip().lower()
+        if not _EMAIL.match(email):
+            raise InvalidRequestError(f"{value!r} is not an e-mail address (name@domain.tld)")
+        named.append(("email", email))
+    for value in criteria.phones:
+        phone = _SEPARATORS.sub("", value.strip())
+        if not _E164.match(phone):
+            raise InvalidRequestError(
+                f"{value!r} is not a phone number in E.164, as the hub stores phones: give the "
+                "country code with +, e.g. +34612999001"
+            )
+        named.append(("phone", phone))
+    for value in criteria.customer_refs:
+        if not value.strip():
+            raise InvalidRequestError("a customer reference is empty")
+        named.append(("customer_ref", value.strip()))
+    return named
+
+
 def find_subject(conn: Connection, criteria: Criteria) -> SubjectData:
-    """The subject's orders, events, data keys and linked records (nothing is changed)."""
-    port = personal_data(conn)
-    ids: set[uuid.UUID] = set()
-    named = [
-        *(("email", v.strip().lower()) for v in criteria.emails),
-        *(("phone", "".join(ch for ch in v if ch.isdigit() or ch == "+")) for v in criteria.phones),
-        *(("customer_ref", v.strip()) for v in criteria.customer_refs),
-    ]
+    """The subject's orders, events, data keys and linked records (nothing is changed).
+
+    Orders are found through the blind index and the linked customers; events refused before any
+    order was stored for them (quarantined at intake or at mapping) by searching their opened bodies
+    for the values given.
+    """
+    named = normalised(criteria)
+    matched: dict[uuid.UUID, set[str]] = {}
     if named:
-        digests = port.index_digests(conn, named)
-        ids.update(
-            conn.execute(_BY_DIGEST, {"kinds": [kind for kind, _ in named], "digests": digests}).scalars()
-        )
+        digests = personal_data(conn).index_digests(conn, named)
+        rows = conn.execute(_BY_DIGEST, {"kinds": [kind for kind, _ in named], "digests": digests})
+        for order_id, kind in rows:
+            matched.setdefault(order_id, set()).add(kind)
     if criteria.linked_customers:
-        ids.update(conn.execute(_BY_CLUSTER, {"clusters": list(criteria.linked_customers)}).scalars())
-    return orders_subject(conn, ids)
+        for order_id in conn.execute(_BY_CLUSTER, {"clusters": list(criteria.linked_customers)}).scalars():
+            matched.setdefault(order_id, set()).add("linked_customer")
+    found = orders_subject(conn, matched)
+    found.matched = {order_id: sorted(kinds) for order_id, kinds in matched.items()}
+    if named:
+        _add_unmapped_events(conn, found, named)
+    return found
+
+
+def _needles(named: Sequence[tuple[str, str]]) -> list[tuple[str, re.Pattern[str]]]:
+    """What to look for in a body, per value: the e-mail and reference as written, a phone's digits
+    with or without its country code (sources write national numbers with spaces and dashes)."""
+    found = []
+    for kind, value in named:
+        if kind == "phone":
+            digits = value.lstrip("+")
+            tails = {digits[cut:] for cut in range(4) if len(digits) - cut >= 8}
+            found.append((kind, re.compile("(?<![0-9])(" + "|".join(sorted(tails)) + ")(?![0-9])")))
+        else:
+            found.append(
+                (kind, re.compile("(?<![\\w.@-])" + re.escape(value) + "(?![\\w@-])", re.IGNORECASE))
+            )
+    return found
+
+
+def _add_unmapped_events(conn: Connection, found: SubjectData, named: Sequence[tuple[str, str]]) -> None:
+    needles = _needles(named)
+    keys = set(found.key_ids)
+    after = uuid.UUID(int=0)
+    while True:
+        rows = conn.execute(_UNMAPPED, {"after": after, "limit": 1000}).all()
+        if not rows:
+            break
+        after = rows[-1].event_id
+        for row, body in zip(rows, open_bodies_why(conn, rows), strict=True):
+            if body[0] is None or row.event_id in found.event_ids:
+                continue
+            text_ = body[0].decode("utf-8", "replace")
+            compact = _SEPARATORS.sub("", text_)
+            kinds = sorted({k for k, n in needles if n.search(compact if k == "phone" else text_)})
+            if not kinds:
+                continue
+            found.unmapped_events[row.event_id] = kinds
+            found.event_ids.append(row.event_id)
+            found.events[row.source_system] = found.events.get(row.source_system, 0) + 1
+            if row.body_key is not None:
+                keys.add(row.body_key)
+    found.key_ids = sorted(keys)
 
 
 def orders_subject(conn: Connection, order_ids: Collection[uuid.UUID]) -> SubjectData:

@@ -306,7 +306,7 @@ def write_orders(conn: Connection, items: Sequence[NewOrder]) -> list[OrderWrite
         port.index_orders(
             conn,
             [
-                (o.hub_order_id, {"customer": o.customer.model_dump()})
+                (o.hub_order_id, {"customer": o.customer.model_dump(), "system_metadata": o.system_metadata})
                 for o, _, _ in prepared
                 if o.hub_order_id in written
             ],

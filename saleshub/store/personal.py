@@ -145,6 +145,13 @@ def index_values(content: Mapping[str, Any]) -> list[tuple[str, str]]:
             found.append(("phone", "".join(ch for ch in str(customer["phone"]) if ch.isdigit() or ch == "+")))
         if customer.get("external_customer_id"):
             found.append(("customer_ref", str(customer["external_customer_id"]).strip()))
+    metadata = content.get("system_metadata") or {}
+    if isinstance(metadata, dict):  # a loyalty card number and the like: references to one person
+        found += [
+            ("customer_ref", str(value).strip())
+            for key, value in sorted(metadata.items())
+            if value and is_personal_name(key)
+        ]
     return found
 
 

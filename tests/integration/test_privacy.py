@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from saleshub.actions.events import cli_actor
 from saleshub.actions.privacy import Criteria, erase, export
 from saleshub.cli import app
-from saleshub.errors import KeyServiceError
+from saleshub.errors import InvalidRequestError, KeyServiceError
 from saleshub.platform.keys import LocalMasterKey
 from saleshub.publish.outbox import Outbox
 from saleshub.receive.intake import InboundEvent, admit
@@ -298,3 +298,62 @@ def test_a_body_put_back_in_clear_must_match_its_recorded_hash(hub: HubRuntime) 
         )
     with hub.database.engine.connect() as conn, pytest.raises(KeyServiceError, match="altered or replaced"):
         queries.event(conn, event_id)
+
+
+def test_an_event_refused_before_any_order_is_found_by_its_body_and_erased(hub: HubRuntime) -> None:
+    body = _order(9500, customer=SUBJECT, street=STREET).replace(
+        b'"channel": "STORE"', b'"channel": "NOWHERE"'
+    )
+    receipt = ingest(hub, InboundEvent("pyxis", "webhook", body, "application/json"))
+    assert receipt.status.value == "quarantined"  # no order stored: not in the blind index
+    engine = hub.database.engine
+    outbox = Outbox(hub.schemas)
+    by_phone = Criteria(phones=("+34 699-111-222",))  # separators as people type them
+    dry = erase(engine, by_phone, actor=cli_actor(), reason="", dry_run=True, outbox=outbox)
+    assert dry.subject.orders == [] and list(dry.subject.unmapped_events) == [receipt.event_id]
+    exported = export(engine, Criteria(emails=(SUBJECT["email"],)), actor=cli_actor(), reason="T-2")
+    assert [e["event_id"] for e in exported["events"]] == [str(receipt.event_id)]
+    done = erase(engine, by_phone, actor=cli_actor(), reason="GDPR-REQ-2", dry_run=False, outbox=outbox)
+    assert done.erasure_id is not None
+    with engine.connect() as conn:
+        row = queries.event(conn, receipt.event_id)
+    assert row is not None and row.raw_body_erased
+
+
+@pytest.mark.parametrize(
+    ("criteria", "problem"),
+    [
+        (Criteria(phones=("612 999 001",)), "E.164"),
+        (Criteria(phones=("abc-not-a-phone",)), "E.164"),
+        (Criteria(emails=("",)), "not an e-mail address"),
+        (Criteria(emails=("not an email",)), "not an e-mail address"),
+        (Criteria(customer_refs=("  ",)), "empty"),
+        (Criteria(), "name the subject"),
+    ],
+)
+def test_a_value_that_cannot_match_is_refused_not_answered_with_nothing_found(
+    hub: HubRuntime, criteria: Criteria, problem: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match=problem):
+        erase(
+            hub.database.engine,
+            criteria,
+            actor=cli_actor(),
+            reason="",
+            dry_run=True,
+            outbox=Outbox(hub.schemas),
+        )
+
+
+def test_a_loyalty_card_number_finds_its_orders(hub: HubRuntime) -> None:
+    _send(hub, _order(9600, customer=SUBJECT, street=STREET))
+    found = erase(
+        hub.database.engine,
+        Criteria(customer_refs=(f"LMC-CANARY-{SUBJECT['id']}",)),
+        actor=cli_actor(),
+        reason="",
+        dry_run=True,
+        outbox=Outbox(hub.schemas),
+    )
+    assert [o.external_order_id for o in found.subject.orders] == ["PX-SYN-000009600"]
+    assert found.subject.matched[found.subject.orders[0].hub_order_id] == ["customer_ref"]
