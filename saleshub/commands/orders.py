@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,7 +12,7 @@ from rich.table import Table
 from canonical.enums import OrderStatus, SalesChannel
 from saleshub.commands.common import database, fail, parse_time, parse_uuid
 from saleshub.commands.events import events_table
-from saleshub.console import out
+from saleshub.console import err, out
 from saleshub.store import queries
 
 __all__ = ["explain_order", "list_orders", "orders_app", "show_order"]
@@ -79,7 +79,10 @@ def show_order(
             row = queries.find_order(conn, hub_order_id=hub_order_id)
         if row is None:
             raise fail(f"no order {order}")
-        if content:  # for a pipe into jq: the JSON alone
+        erased = _erased_note(row)
+        if content:  # for a pipe into jq: the JSON alone (the note, if any, on standard error)
+            if erased:
+                err.print(erased)
             sys.stdout.write(json.dumps(row.content, ensure_ascii=False, indent=2) + "\n")
             return
         versions = queries.order_versions(conn, row.hub_order_id)
@@ -90,8 +93,18 @@ def show_order(
         f"{row.service_type}  status [bold]{row.status}[/bold]  version {row.version_no}  "
         f"source version {row.source_version if row.source_version is not None else '-'}\n"
         f"mapping {row.mapping}  fingerprint {row.fingerprint}  updated {row.updated_at:%Y-%m-%d %H:%M:%S}"
+        + (f"\n[yellow]{erased}[/yellow]" if erased else "")
     )
-    table = Table("version", "recorded (UTC)", "status", "source v.", "mapping", "event", title="Versions")
+    table = Table(
+        "version",
+        "recorded (UTC)",
+        "status",
+        "source v.",
+        "mapping",
+        "event",
+        "personal data",
+        title="Versions",
+    )
     for version in versions:
         table.add_row(
             str(version.version_no),
@@ -100,6 +113,7 @@ def show_order(
             str(version.source_version if version.source_version is not None else "-"),
             version.mapping,
             str(version.event_id),
+            "erased" if version.erased else "kept",
         )
     out.print(table)
     out.print(events_table(events, with_system=False, title="Events"))
@@ -168,3 +182,11 @@ def explain_order(
     print_lineage(found, as_json)
     if not found.reproducible and not (found.event_status == "quarantined" and found.fields):
         raise typer.Exit(1)
+
+
+def _erased_note(row: Any) -> str | None:
+    """What to say of an order whose customer's personal data was erased (``None``: it was not)."""
+    if not row.erased:
+        return None
+    when = f" on {row.erased_at:%Y-%m-%d %H:%M} UTC" if row.erased_at else ""
+    return f"personal data erased{when}: the order's facts only (customer and address fields, notes gone)"

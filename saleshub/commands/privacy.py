@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -108,20 +109,36 @@ def export_command(
 ) -> None:
     """Everything the hub holds about a data subject, as one JSON document (access request)."""
     criteria = _criteria(email, phone, customer_ref, linked_customer)
-    with database() as db:
-        try:
-            document = export(db.engine, criteria, actor=cli_actor(), reason=reason)
-        except InvalidRequestError as exc:
-            raise fail(str(exc), USAGE_ERROR) from None
-        except SalesHubError as exc:
-            raise fail(str(exc)) from None
-    text = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
-        output.chmod(0o600)
+    # The file is opened first (mode 600 from the start): an export that cannot be written is
+    # neither made nor recorded as made.
+    handle = sys.stdout if output is None else _private_file(output)
+    try:
+        with database() as db:
+            try:
+                document = export(db.engine, criteria, actor=cli_actor(), reason=reason)
+            except InvalidRequestError as exc:
+                raise fail(str(exc), USAGE_ERROR) from None
+            except SalesHubError as exc:
+                raise fail(str(exc)) from None
+    except BaseException:
+        if output is not None:
+            handle.close()
+            output.unlink(missing_ok=True)
+        raise
+    handle.write(json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n")
+    if output is not None:
+        handle.close()
         out.print(f"wrote {output}: {len(document['orders'])} orders, {len(document['events'])} events")
+
+
+def _private_file(path: Path) -> TextIO:
+    """``path`` opened for writing, readable by its owner only; a usage error naming why not."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # an existing file keeps its mode otherwise
+    except OSError as exc:
+        raise fail(f"cannot write the export to {path}: {exc.strerror}", USAGE_ERROR) from None
+    return os.fdopen(descriptor, "w", encoding="utf-8")
 
 
 @privacy_app.command("encrypt")

@@ -357,3 +357,27 @@ def test_a_loyalty_card_number_finds_its_orders(hub: HubRuntime) -> None:
     )
     assert [o.external_order_id for o in found.subject.orders] == ["PX-SYN-000009600"]
     assert found.subject.matched[found.subject.orders[0].hub_order_id] == ["customer_ref"]
+
+
+def test_the_commands_say_erased_and_write_an_export_only_where_they_can(
+    hub: HubRuntime, tmp_path: Path
+) -> None:
+    _send(hub, _order(9700, customer=SUBJECT, street=STREET))
+    env = {"SALESHUB_DATABASE__URL": hub.database.engine.url.render_as_string(hide_password=False)}
+    runner = CliRunner()
+    args = ["privacy", "export", "--email", SUBJECT["email"], "--reason", "T-3"]
+    missing = runner.invoke(app, [*args, "--output", str(tmp_path / "nodir" / "x.json")], env=env)
+    assert missing.exit_code == 2 and "cannot write the export" in missing.output
+    with hub.database.engine.connect() as conn:
+        recorded = conn.execute(text("SELECT count(*) FROM operator_actions WHERE action = 'privacy.export'"))
+        assert recorded.scalar_one() == 0, "an export that was not written is not recorded as made"
+    target = tmp_path / "subject.json"
+    target.write_text("old")
+    target.chmod(0o644)
+    written = runner.invoke(app, [*args, "--output", str(target)], env=env)
+    assert written.exit_code == 0, written.output
+    assert target.stat().st_mode & 0o777 == 0o600 and json.loads(target.read_text())["orders"]
+    erased = runner.invoke(app, ["privacy", "erase", "--email", SUBJECT["email"], "--reason", "T-3"], env=env)
+    assert erased.exit_code == 0 and "matched by email" in erased.output, erased.output
+    shown = runner.invoke(app, ["orders", "show", "pyxis:PX-SYN-000009700"], env=env)
+    assert "personal data erased" in shown.output and "erased" in shown.output.split("Versions")[1]
