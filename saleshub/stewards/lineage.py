@@ -52,6 +52,7 @@ from saleshub.store import lineage as reads
 from saleshub.store import mapping_revisions, queries
 
 __all__ = [
+    "ERASED_REASON",
     "NOT_REPRODUCIBLE",
     "Difference",
     "FieldLineage",
@@ -265,6 +266,9 @@ def explain_version(
         mapping_file=None,
         reproducible=False,
     )
+    if row.erased:  # nothing personal is left to show, and the body that made it is gone with it
+        lineage.reason = ERASED_REASON
+        return lineage
     _log_personal(lineage, show_personal, reason, fields)
     prepared = _prepare(conn, catalogs, lineage, order.source_system, row.raw_body)
     if prepared is None:
@@ -311,6 +315,9 @@ def explain_event(
         mapping_file=None,
         reproducible=False,
     )
+    if row.raw_body_erased:
+        lineage.reason = ERASED_REASON
+        return lineage
     stored_errors: dict[str, Any] = dict(row.errors or {})
     stage = stored_errors.get("stage")
     if row.status in ("quarantined", "failed") and stage != "mapping":
@@ -355,6 +362,13 @@ def explain_event(
     chosen = traces if fields else traces[: failing + 1]
     lineage.fields = _fields(chosen, None, mapping, fields, show_personal)
     return lineage
+
+
+#: Why an erased order version has no lineage.
+ERASED_REASON = (
+    "the customer's personal data of this version was erased (saleshub privacy erase, or retention): "
+    "its raw body and personal fields cannot be read, so its lineage cannot be computed"
+)
 
 
 def _log_personal(lineage: OrderLineage, show: bool, reason: str | None, fields: Sequence[str]) -> None:

@@ -25,6 +25,7 @@ from saleshub.platform.keys import LocalMasterKey
 from saleshub.publish.outbox import Outbox
 from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
+from saleshub.stewards.lineage import ERASED_REASON, RevisionCatalogs, explain_event, explain_version
 from saleshub.store import queries
 from saleshub.store.backup import _tool
 from saleshub.store.events import event_outcomes
@@ -381,3 +382,27 @@ def test_the_commands_say_erased_and_write_an_export_only_where_they_can(
     assert erased.exit_code == 0 and "matched by email" in erased.output, erased.output
     shown = runner.invoke(app, ["orders", "show", "pyxis:PX-SYN-000009700"], env=env)
     assert "personal data erased" in shown.output and "erased" in shown.output.split("Versions")[1]
+
+
+def test_the_lineage_of_an_erased_order_says_erased_and_shows_nothing(hub: HubRuntime) -> None:
+    _send(hub, _order(9800, customer=SUBJECT, street=STREET))
+    engine = hub.database.engine
+    erase(
+        engine,
+        Criteria(emails=(SUBJECT["email"],)),
+        actor=cli_actor(),
+        reason="T-4",
+        dry_run=False,
+        outbox=Outbox(hub.schemas),
+    )
+    with engine.connect() as conn:
+        order = queries.find_order(conn, system="pyxis", external_id="PX-SYN-000009800")
+        assert order is not None
+        lineage = explain_version(
+            conn, RevisionCatalogs(), order.hub_order_id, show_personal=True, reason="T-4"
+        )
+        by_event = explain_event(
+            conn, RevisionCatalogs(), order.last_event_id, show_personal=True, reason="T-4"
+        )
+    for found in (lineage, by_event):
+        assert found.reason == ERASED_REASON and not found.personal_shown and not found.fields
