@@ -9,6 +9,7 @@ while another process is connected to the database: stop the hub first.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -51,7 +52,15 @@ def _run(command: list[str], what: str) -> None:
 
 
 def backup(database: Database, file: Path) -> None:
-    """Write the whole database to ``file`` (custom format; a consistent snapshot, the hub may run)."""
+    """Write the whole database to ``file`` (custom format; a consistent snapshot, the hub may run).
+
+    The file is readable by its owner only (it holds the wrapped data keys and the audit trail).
+    """
+    try:
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT, 0o600))
+        file.chmod(0o600)
+    except OSError as exc:
+        raise BackupError(f"cannot write the backup to {file}: {exc.strerror}") from None
     _run(
         [
             str(_tool("pg_dump")),

@@ -90,6 +90,7 @@ def test_a_restore_brings_back_the_database_of_the_backup(tmp_path: Path) -> Non
     backed = saleshub(data_dir, "db", "backup", str(file))
     assert backed.returncode == 0, backed.stderr
     assert file.stat().st_size > 0
+    assert file.stat().st_mode & 0o777 == 0o600, "a backup holds the wrapped data keys: owner only"
     python(RECORD, str(data_dir), str(MAPPINGS), "2", "-")
     assert events(data_dir) == 2
 
