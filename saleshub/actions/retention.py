@@ -35,6 +35,7 @@ from sqlalchemy import Connection, Engine
 from saleshub.errors import InvalidRequestError
 from saleshub.platform.settings import RetentionSettings
 from saleshub.publish.outbox import Outbox
+from saleshub.store import queries
 from saleshub.store.audit import Actor, record_action
 from saleshub.store.erasure import erase_subject, orders_subject, record_erasure
 from saleshub.store.failures import database_errors
@@ -186,6 +187,14 @@ def apply_retention(
     report = RetentionReport(dry_run, now or datetime.now(UTC), plan)
     tick = progress or (lambda _policy, _count: None)
     with database_errors():
+        with engine.connect() as conn:
+            known = queries.registered_systems(conn)
+        unknown = sorted(set(plan.raw_body_days_by_system) - known)
+        if unknown:  # a typo would keep that system's bodies for the default period, silently
+            raise InvalidRequestError(
+                f"no sales system {', '.join(map(repr, unknown))} in this hub; the systems are "
+                f"{', '.join(sorted(known))}"
+            )
         if dry_run:
             _count(engine, report)
             return report

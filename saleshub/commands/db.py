@@ -175,6 +175,8 @@ def db_retention(
             raise fail("the database is not migrated; run `saleshub db upgrade` first")
         try:
             report = apply_retention(db.engine, plan, actor=cli_actor(), outbox=outbox, dry_run=dry_run)
+        except InvalidRequestError as exc:
+            raise fail(str(exc), USAGE_ERROR) from None
         except SalesHubError as exc:
             raise fail(str(exc)) from None
     _print_report(report)

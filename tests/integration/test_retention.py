@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from saleshub.actions.events import cli_actor
 from saleshub.actions.retention import RetentionReport, apply_retention, plan_from
 from saleshub.cli import app
+from saleshub.errors import InvalidRequestError
 from saleshub.platform.settings import RetentionSettings
 from saleshub.publish.outbox import Outbox
 from saleshub.receive.intake import InboundEvent
@@ -263,3 +264,14 @@ def test_a_run_stopped_half_way_keeps_its_whole_batches_and_the_next_run_goes_on
     with engine.connect() as conn:
         assert all(_order(conn, n).erased for n in numbers)
         assert conn.execute(select(func.count()).select_from(privacy_erasures)).scalar_one() == 3
+
+
+def test_a_period_for_a_system_the_hub_does_not_have_is_refused(hub: HubRuntime) -> None:
+    plan = plan_from(RetentionSettings(), raw_body_days_by_system={"pyxsi": 30})  # a typo of pyxis
+    with pytest.raises(InvalidRequestError, match="no sales system 'pyxsi'"):
+        apply_retention(
+            hub.database.engine, plan, actor=cli_actor(), outbox=Outbox(hub.schemas), dry_run=True
+        )
+    env = {"SALESHUB_DATABASE__URL": hub.database.engine.url.render_as_string(hide_password=False)}
+    refused = CliRunner().invoke(app, ["db", "retention", "--dry-run", "--raw-body-days", "bogus=3"], env=env)
+    assert refused.exit_code == 2 and "no sales system 'bogus'" in refused.output
