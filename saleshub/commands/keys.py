@@ -128,7 +128,7 @@ def _rewrap(settings: Settings, key: MasterKey, secrets: SecretStore, batch_size
 def keys_rotate(batch_size: _BatchOption = 1_000) -> None:
     """Make a new master key version the one that wraps, then rewrap every data key with it.
 
-    Interrupted, the rotation stands: ``saleshub keys rewrap`` finishes the rewrapping.
+    Interrupted, the rotation stands: `saleshub keys rewrap` finishes the rewrapping.
     """
     settings = Settings()
     with _master(settings) as (key, secrets):
@@ -143,7 +143,7 @@ def keys_rotate(batch_size: _BatchOption = 1_000) -> None:
 @keys_app.command("rewrap")
 def keys_rewrap(batch_size: _BatchOption = 1_000) -> None:
     """Rewrap every data key not yet wrapped by the newest master key version (after a rotation
-    done in Vault, or to finish an interrupted ``keys rotate``); resumable."""
+    done in Vault, or to finish an interrupted `keys rotate`); resumable."""
     settings = Settings()
     with _master(settings) as (key, secrets):
         try:
@@ -158,7 +158,7 @@ def keys_policy(
         bool, typer.Option("--admin", help="add what `keys init` and `keys rotate` need")
     ] = False,
 ) -> None:
-    """Print the Vault policy (HCL) the hub needs on its transit key (``--admin``: an administrator's)."""
+    """Print the Vault policy (HCL) the hub needs on its transit key (--admin: an administrator's)."""
     from saleshub.platform.keys_vault import transit_policy
 
     privacy = Settings().privacy
