@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from saleshub.errors import InvalidRequestError
 from saleshub.publish.outbox import Outbox
@@ -29,7 +29,7 @@ from saleshub.store.failures import database_errors
 from saleshub.store.outbox import write_outbox_rows
 from saleshub.store.subject_export import subject_links_and_findings
 
-__all__ = ["Criteria", "ErasureResult", "erase", "export"]
+__all__ = ["Criteria", "ErasureResult", "erase", "erase_and_announce", "export"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,25 +61,27 @@ def erase(
         subject = find_subject(conn, criteria)
         if dry_run or not (subject.orders or subject.unmapped_events):
             return ErasureResult(dry_run, subject, None, None)
-        erase_subject(conn, subject)
-        erasure_id, erased_at = record_erasure(conn, actor.subject, cleaned, criteria.kinds(), subject)
-        summary = subject.summary()
-        record_action(conn, actor, "privacy.erase", "erasure", str(erasure_id), cleaned, summary)
-        if subject.orders:  # consumers received these orders; refused events reached none of them
-            write_outbox_rows(
-                conn,
-                [
-                    outbox.erasure_row(
-                        event_id=uuid.uuid4(),
-                        occurred_at=erased_at,
-                        erasure_id=erasure_id,
-                        orders=[
-                            (o.source_system, o.external_order_id, o.hub_order_id) for o in subject.orders
-                        ],
-                    )
-                ],
-            )
+        erasure_id, erased_at = erase_and_announce(
+            conn, subject, outbox, by=actor.subject, reason=cleaned, criteria=criteria.kinds()
+        )
+        record_action(conn, actor, "privacy.erase", "erasure", str(erasure_id), cleaned, subject.summary())
     return ErasureResult(False, subject, erasure_id, erased_at)
+
+
+def erase_and_announce(
+    conn: Connection, subject: SubjectData, outbox: Outbox, *, by: str, reason: str, criteria: list[str]
+) -> tuple[int, datetime]:
+    """Destroy the subject's keys, register the erasure and announce it on Kafka, in ``conn``'s
+    transaction (a person's request, or retention); the erasure's number and time."""
+    erase_subject(conn, subject)
+    erasure_id, erased_at = record_erasure(conn, by, reason, criteria, subject)
+    if subject.orders:  # consumers received these orders; refused events reached none of them
+        orders = [(o.source_system, o.external_order_id, o.hub_order_id) for o in subject.orders]
+        erased = outbox.erasure_row(
+            event_id=uuid.uuid4(), occurred_at=erased_at, erasure_id=erasure_id, orders=orders
+        )
+        write_outbox_rows(conn, [erased])
+    return erasure_id, erased_at
 
 
 def _body(body: bytes | None) -> dict[str, Any] | None:

@@ -32,14 +32,15 @@ from typing import Final
 
 from sqlalchemy import Connection, Engine
 
+from saleshub.actions.privacy import erase_and_announce
 from saleshub.errors import InvalidRequestError
 from saleshub.platform.settings import RetentionSettings
 from saleshub.publish.outbox import Outbox
 from saleshub.store import queries
 from saleshub.store.audit import Actor, record_action
-from saleshub.store.erasure import erase_subject, orders_subject, record_erasure
+from saleshub.store.erasure import orders_subject
 from saleshub.store.failures import database_errors
-from saleshub.store.outbox import purge_published, write_outbox_rows
+from saleshub.store.outbox import purge_published
 from saleshub.store.retention import (
     OrderPosition,
     RawBodyPosition,
@@ -239,19 +240,9 @@ def _shred(conn: Connection, report: RetentionReport, outbox: Outbox, order_ids:
     if not order_ids:
         return
     subject = orders_subject(conn, order_ids)
-    erase_subject(conn, subject)
     cutoff = f"closed_before:{report.personal_cutoff():%Y-%m-%d}"
-    erasure_id, erased_at = record_erasure(conn, RETENTION, RETENTION, [cutoff], subject)
-    write_outbox_rows(
-        conn,
-        [
-            outbox.erasure_row(
-                event_id=uuid.uuid4(),
-                occurred_at=erased_at,
-                erasure_id=erasure_id,
-                orders=[(o.source_system, o.external_order_id, o.hub_order_id) for o in subject.orders],
-            )
-        ],
+    erasure_id, _ = erase_and_announce(
+        conn, subject, outbox, by=RETENTION, reason=RETENTION, criteria=[cutoff]
     )
     report.erasure_ids.append(erasure_id)
     for order in subject.orders:

@@ -36,6 +36,7 @@ __all__ = [
     "SubjectOrder",
     "erase_subject",
     "find_subject",
+    "normalised",
     "orders_subject",
     "record_erasure",
 ]
