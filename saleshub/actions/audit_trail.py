@@ -16,9 +16,10 @@ sealers serialise on an advisory lock of their own, so any number may run (``sal
 **Verifying.** ``verify`` recomputes every seal (from ``since`` on): its chain hash from its own
 fields and the seal before, its roots from its leaf lists, and the leaves from the rows now in the
 tables, and lists each difference with where it is: a row changed, deleted or inserted (its table,
-id and hour), a seal altered, a seal missing, the chain broken, or rows older than the first seal.
-A seal rewritten with the whole chain after it is caught only by comparing chain hashes with the
-published ones (``anchors``).
+id and hour), a seal altered, a seal missing, the chain broken, rows older than the first seal, or
+an ended hour holding rows still without a seal once every sealer has had its turn
+(``SEALING_OVERDUE``: its seal was deleted, or no sealer runs). A seal rewritten with the whole chain
+after it is caught only by comparing chain hashes with the published ones (``anchors``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from saleshub.store.seals import (
     insert_seal,
     last_seal,
     lock_sealing,
+    rows_per_hour,
     seals_from,
 )
 
@@ -67,13 +69,16 @@ __all__ = [
     "EVENTS",
     "GRACE",
     "PERIOD",
+    "SEALING_OVERDUE",
     "SEAL_EVERY",
     "Finding",
+    "Outlook",
     "Sealed",
     "Verification",
     "period_of",
     "schedule_sealing",
     "seal_ended",
+    "sealing_outlook",
     "verify",
 ]
 
@@ -86,12 +91,19 @@ PERIOD = timedelta(hours=1)
 GRACE = timedelta(minutes=10)
 #: How often ``saleshub serve`` looks for ended hours to seal.
 SEAL_EVERY = timedelta(minutes=5)
+#: How long after an hour's grace every sealer has had its turn: 24 looks of ``saleshub serve``, 8 runs
+#: of the chart's 15-minute CronJob. An ended hour holding rows still without a seal after ``GRACE`` +
+#: this is a finding (its seal deleted, or no sealer runs); before, it is only counted, so that rows of
+#: the last hours on a hub whose sealer has not run yet raise no false alarm.
+SEALING_OVERDUE = timedelta(hours=2)
 #: The two trails, as named in findings (their table names).
 EVENTS = "sales_system_integration_events"
 ACTIONS = "operator_actions"
 _EXECUTOR = "audit-seal"
 # How many rows older than the first seal a verification names, of each table.
 _NAMED_BEFORE = 20
+# How many overdue unsealed hours a verification names (a day's worth), oldest first.
+_NAMED_UNSEALED = 24
 
 
 def period_of(at: datetime) -> datetime:
@@ -149,17 +161,22 @@ _TRAILS = (
 )
 
 
+def _next_to_seal(conn: Connection) -> tuple[datetime, bytes] | None:
+    """The start of the next hour to seal and the chain hash it follows; ``None`` before any row."""
+    last = last_seal(conn)
+    if last is not None:
+        return last.period_end, last.chain
+    earliest = earliest_row(conn)
+    return None if earliest is None else (period_of(earliest), GENESIS)
+
+
 def _seal_next(conn: Connection, outbox: Outbox, limit: datetime) -> Sealed | None:
     """Seal the hour after the last seal if it ended by ``limit`` (in ``conn``'s transaction)."""
     lock_sealing(conn)
-    last = last_seal(conn)
-    if last is not None:
-        start, previous = last.period_end, last.chain
-    else:
-        earliest = earliest_row(conn)
-        if earliest is None:
-            return None
-        start, previous = period_of(earliest), GENESIS
+    following = _next_to_seal(conn)
+    if following is None:
+        return None
+    start, previous = following
     end = start + PERIOD
     if end > limit:
         return None
@@ -236,6 +253,38 @@ def seal_ended(
     return made
 
 
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    """What a sealing run left: the next hour to seal, and why it is not sealed yet (``str``)."""
+
+    next_hour: datetime | None  # None: no event or operator action recorded yet
+    now: datetime
+    until: datetime | None = None
+
+    def __str__(self) -> str:
+        if self.next_hour is None:
+            return "no event or operator action recorded yet"
+        end = (self.next_hour + PERIOD).astimezone(UTC)
+        if self.until is not None and end > self.until:
+            return f"every hour ending by {self.until.astimezone(UTC):%Y-%m-%d %H:%M} UTC is sealed"
+        if end <= self.now < end + GRACE:
+            minutes = int(GRACE.total_seconds() // 60)
+            return (
+                f"{_label(self.next_hour)} ended at {end:%H:%M} UTC and waits for the {minutes}-minute "
+                f"grace: sealable from {end + GRACE:%H:%M} UTC"
+            )
+        if end + GRACE <= self.now:
+            return f"{_label(self.next_hour)} is sealable but was not sealed (the run was stopped)"
+        return "every ended hour is sealed"
+
+
+def sealing_outlook(engine: Engine, *, now: datetime, until: datetime | None = None) -> Outlook:
+    """The next hour to seal as of ``now`` (after ``seal_ended`` with the same ``now`` and ``until``)."""
+    with database_errors(), engine.connect() as conn:
+        following = _next_to_seal(conn)
+    return Outlook(None if following is None else following[0], now.astimezone(UTC), until)
+
+
 def schedule_sealing(
     engine: Engine, outbox: Outbox, scheduler: BaseScheduler, stop: threading.Event | None = None
 ) -> None:
@@ -279,6 +328,8 @@ class Verification:
     events: int = 0
     actions: int = 0
     last_chain: bytes | None = None
+    #: Ended hours (past their grace) after the last seal, or from the earliest row's hour when no
+    #: seal exists: each needs a seal, empty or not.
     unsealed_hours: int = 0
 
     @property
@@ -329,9 +380,18 @@ def _check_seal(conn: Connection, seal: SealRecord, found: list[Finding]) -> Non
             sealed = None
             found.append(Finding(where, f"seal altered: its {table} leaf list is damaged ({exc})"))
         count = getattr(seal, f"{trail.column}_count")
-        if sealed is not None and (merkle_root([leaf for _, leaf in sealed]) != root or len(sealed) != count):
+        if sealed is not None and merkle_root([leaf for _, leaf in sealed]) != root:
             found.append(Finding(where, f"seal altered: its {table} leaf list does not match its root"))
             sealed = None
+        elif sealed is not None and len(sealed) != count:
+            # The list still matches the root, so it still names the rows that differ.
+            found.append(
+                Finding(
+                    where,
+                    f"seal altered: its {table} count ({count}) does not match its leaf list "
+                    f"({len(sealed)} rows)",
+                )
+            )
         if sealed is not None:
             _compare(found, where, table, trail.noun, sealed, current)
         elif merkle_root([leaf for _, leaf in current]) != root:
@@ -386,6 +446,44 @@ def _check_before(conn: Connection, first: datetime, found: list[Finding]) -> No
         )
 
 
+def _check_unsealed(
+    conn: Connection, sealed_to: datetime | None, since: datetime | None, now: datetime, result: Verification
+) -> None:
+    """Count the ended hours after ``sealed_to`` (the last seal's end; ``None``: no seal) and report
+    those holding rows whose sealing is overdue (``SEALING_OVERDUE`` after their grace)."""
+    if sealed_to is None:
+        earliest = earliest_row(conn)
+        if earliest is None:
+            return
+        sealed_to = period_of(earliest)
+    start = sealed_to if since is None else max(sealed_to, period_of(since))
+    ended = period_of(now - GRACE)  # the hours ending by then are past their grace
+    if ended <= start:
+        return
+    result.unsealed_hours = int((ended - start) / PERIOD)
+    overdue = [
+        (hour, counts)
+        for hour, counts in sorted(rows_per_hour(conn, start, ended).items())
+        if hour + PERIOD + GRACE + SEALING_OVERDUE < now
+    ]
+    for hour, (events, actions) in overdue[:_NAMED_UNSEALED]:
+        result.findings.append(
+            Finding(
+                _label(hour),
+                f"not sealed, although sealing is overdue: {events} events, {actions} operator actions "
+                "(seals deleted, or no sealer runs)",
+            )
+        )
+    if len(overdue) > _NAMED_UNSEALED:
+        result.findings.append(
+            Finding(
+                f"{_label(overdue[_NAMED_UNSEALED][0])} on",
+                f"{len(overdue) - _NAMED_UNSEALED} more hours holding rows not sealed, although sealing is "
+                "overdue",
+            )
+        )
+
+
 def verify(
     engine: Engine,
     *,
@@ -417,9 +515,7 @@ def verify(
             result.events += seal.events_count
             result.actions += seal.actions_count
             previous = seal
-        if previous is not None:
-            ended = period_of(now() - GRACE)
-            result.unsealed_hours = max(0, int((ended - previous.period_end) / PERIOD))
+        _check_unsealed(conn, None if previous is None else previous.period_end, since, now(), result)
     for anchor in anchors:
         if anchor not in seen_chains:
             result.findings.append(

@@ -2,13 +2,15 @@
 
 * ``audit`` / ``audit actions``: who did what, on which object, why, when (newest first);
 * ``audit seal [--until T]``: seal every ended, unsealed hour (what ``saleshub serve`` does every few
-  minutes); idempotent;
+  minutes); idempotent; prints each seal with its root and chain hash (and logs it as ``serve``
+  does, in the configured format), then the next hour to seal if it waits for its grace;
 * ``audit verify [--since T] [--chain HEX…]``: check the rows and the seals; exit 0 with one summary
   line when nothing differs, 1 with every difference and where it is.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -78,19 +80,28 @@ def seal(
     ] = None,
 ) -> None:
     """Seal every ended hour not yet sealed (events and operator actions); publish each seal."""
-    from saleshub.actions.audit_trail import seal_ended
+    from saleshub.actions.audit_trail import seal_ended, sealing_outlook
+    from saleshub.platform.logs import configure_logging
+    from saleshub.platform.settings import Settings
     from saleshub.publish.outbox import Outbox
 
     limit = parse_time(until, "--until")
-    with database() as db:
-        made = seal_ended(db.engine, Outbox(), until=limit)
+    settings = Settings()
+    # Each seal's INFO line (its root and chain hash) goes to the log platform, as from `serve`.
+    configure_logging(settings)
+    now = datetime.now(UTC)  # one instant for sealing and for saying what waits
+    with database(settings) as db:
+        made = seal_ended(db.engine, Outbox(), until=limit, now=lambda: now)
+        outlook = sealing_outlook(db.engine, now=now, until=limit)
     for sealed in made:
         out.print(
             f"sealed {sealed.period_start:%Y-%m-%d %H:00} UTC: {sealed.events_count} events, "
-            f"{sealed.actions_count} operator actions, chain {sealed.chain.hex()}",
+            f"{sealed.actions_count} operator actions, root {sealed.root.hex()}, chain {sealed.chain.hex()}",
             soft_wrap=True,
         )
-    out.print(f"{len(made)} hours sealed" if made else "nothing to seal: every ended hour is sealed")
+    out.print(
+        f"{len(made)} hours sealed; {outlook}" if made else f"nothing to seal: {outlook}", soft_wrap=True
+    )
 
 
 @audit_app.command("verify")
@@ -104,6 +115,7 @@ def verify(
     ] = None,
 ) -> None:
     """Check every sealed row and seal; exit 1 listing each change, deletion, insertion, broken link."""
+    from saleshub.actions.audit_trail import GRACE
     from saleshub.actions.audit_trail import verify as verify_trail
 
     start = parse_time(since, "--since")
@@ -117,8 +129,20 @@ def verify(
         result = verify_trail(db.engine, since=start, anchors=anchors)
     pending = f"; {result.unsealed_hours} ended hours not yet sealed" if result.unsealed_hours else ""
     if result.intact:
+        if result.seals == 0 and not result.unsealed_hours:
+            minutes = int(GRACE.total_seconds() // 60)
+            out.print(
+                "no seals to verify yet: no hour holding rows has ended and passed its "
+                f"{minutes}-minute grace",
+                soft_wrap=True,
+            )
+            return
         if result.seals == 0:
-            out.print(f"no seals to verify yet (run `saleshub audit seal`){pending}", soft_wrap=True)
+            out.print(
+                f"no seal yet: {result.unsealed_hours} ended hours not yet sealed "
+                "(run `saleshub audit seal`)",
+                soft_wrap=True,
+            )
             return
         out.print(
             f"audit trail intact: {result.seals} sealed hours from {result.first:%Y-%m-%d %H:00} to "

@@ -35,6 +35,7 @@ __all__ = [
     "insert_seal",
     "last_seal",
     "lock_sealing",
+    "rows_per_hour",
     "seals_from",
 ]
 
@@ -122,6 +123,20 @@ def action_rows(conn: Connection, start: datetime, end: datetime) -> list[dict[s
     columns = [_A[name] for name in SEALED_ACTION_COLUMNS]
     query = select(*columns).where(_A.acted_at >= start, _A.acted_at < end).order_by(_A.action_id)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def rows_per_hour(conn: Connection, start: datetime, end: datetime) -> dict[datetime, tuple[int, int]]:
+    """How many events and operator actions each UTC hour of ``[start, end)`` holds (empty hours
+    left out), by the hour's start."""
+    counts: dict[datetime, tuple[int, int]] = {}
+    for at, slot in ((_E.received_at, 0), (_A.acted_at, 1)):
+        # Truncated in UTC whatever the session's time zone (one with a half-hour offset would shift it).
+        hour = func.date_trunc("hour", at, "UTC").label("hour")
+        query = select(hour, func.count()).where(at >= start, at < end).group_by(hour)
+        for started, rows in conn.execute(query):
+            events, actions = counts.get(started, (0, 0))
+            counts[started] = (rows, actions) if slot == 0 else (events, rows)
+    return counts
 
 
 def events_before(conn: Connection, before: datetime, limit: int) -> list[tuple[uuid.UUID, datetime]]:

@@ -7,7 +7,6 @@ ended and sealable now; nothing waits on the clock.
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,15 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from canonical.events import EventKind
-from saleshub.actions.audit_trail import GRACE, period_of, seal_ended, verify
+from saleshub.actions.audit_trail import (
+    GRACE,
+    PERIOD,
+    SEALING_OVERDUE,
+    period_of,
+    seal_ended,
+    sealing_outlook,
+    verify,
+)
 from saleshub.cli import app
 from saleshub.publish.framing import unframe
 from saleshub.publish.schemas import EventSchemas
@@ -25,6 +32,7 @@ from saleshub.receive.intake import InboundEvent, admit
 from saleshub.runtime import HubRuntime
 from saleshub.services import Services, build_relay
 from saleshub.store.audit import Actor, record_action
+from tests.conftest import ROOT
 from tests.integration.conftest import read_published, wait_until
 from tests.support.synthetic import pyxis_event
 from tests.support.tansu import TansuBroker
@@ -37,6 +45,19 @@ H0, H1 = BASE, BASE + timedelta(hours=1)
 
 def label(hour: datetime) -> str:
     return f"{hour:%Y-%m-%d %H:00} UTC"
+
+
+def _readme_template(before: str, start: str) -> str:
+    """A line the README's audit section quotes after ``before``, as a format string (each
+    ``<placeholder>`` a ``{}``, in order)."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Tamper-evident audit trail", 1)[1]
+    found = re.search(rf"{before}\s*`({start}[^`]+)`", section)
+    assert found, f"the README quotes the line starting {start!r}"
+    return re.sub(r"<\w+>", "{}", re.sub(r"\s+", " ", found.group(1)))
+
+
+README_LOG_LINE = _readme_template("INFO log line", "audit trail sealed: ")
+README_SEALED_LINE = _readme_template(r"prints\s+each seal \(", "sealed ")
 
 
 @pytest.fixture
@@ -78,18 +99,28 @@ def sql(hub: HubRuntime, statement: str, **params: object) -> None:
 
 
 def test_seal_then_verify_finds_each_change_deletion_insertion_and_altered_seal_with_where(
-    run: CliRunner, hub: HubRuntime, trail: dict[str, object], caplog: pytest.LogCaptureFixture
+    run: CliRunner, hub: HubRuntime, trail: dict[str, object]
 ) -> None:
     ids = trail["events"]
     assert isinstance(ids, list)
-    with caplog.at_level(logging.INFO, logger="saleshub.actions.audit_trail"):
-        sealed = run.invoke(app, ["audit", "seal"])
+    sealed = run.invoke(app, ["audit", "seal"])  # the log level of the settings (INFO), no capture
     assert sealed.exit_code == 0, sealed.output
-    assert f"sealed {H0:%Y-%m-%d %H:00} UTC: 3 events, 1 operator actions" in sealed.output
-    assert f"sealed {H1:%Y-%m-%d %H:00} UTC: 2 events, 0 operator actions" in sealed.output
-    chains = re.findall(r"chain ([0-9a-f]{64})", sealed.output)
-    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit trail sealed")]
-    assert any(chains[0] in line and "root " in line for line in logged), logged
+    assert README_SEALED_LINE == "sealed {}: {} events, {} operator actions, root {}, chain {}"
+    printed = re.findall(
+        r"^sealed (.+ UTC): (\d+) events, (\d+) operator actions, root (\w{64}), chain (\w{64})$",
+        sealed.stdout,
+        re.MULTILINE,
+    )
+    assert printed[:2] == [
+        (label(H0), "3", "1", printed[0][3], printed[0][4]),
+        (label(H1), "2", "0", printed[1][3], printed[1][4]),
+    ], sealed.stdout
+    # The INFO line the README documents, on stderr in the configured format, for each seal.
+    for hour, events, actions, root, chain in printed:
+        line = README_LOG_LINE.format(hour, events, actions, root, chain)
+        assert re.search(
+            rf" INFO saleshub\.actions\.audit_trail: {re.escape(line)}$", sealed.stderr, re.MULTILINE
+        ), sealed.stderr
     assert "nothing to seal" in run.invoke(app, ["audit", "seal"]).output  # idempotent
 
     intact = run.invoke(app, ["audit", "verify"])
@@ -170,15 +201,33 @@ def test_an_altered_or_deleted_seal_breaks_the_chain(
     anchored = run.invoke(app, ["audit", "verify", "--chain", chains[1].chain.hex()])
     assert anchored.exit_code == 0, anchored.output
 
-    # H1's event count changed (to hide an insertion): its own chain hash and leaf list betray it.
+    # An event inserted into H1 and its seal's count raised to hide it: the seal's chain hash and its
+    # leaf list betray the count, and the leaf list, which still matches the seal's root, names the row.
+    forged = uuid.uuid4()
+    sql(
+        hub,
+        "INSERT INTO sales_system_integration_events (event_id, received_at, source_system, transport, "
+        "content_type, body_sha256, body_size, idempotency_key, headers, status) "
+        "SELECT :new, received_at + interval '1 second', source_system, transport, content_type, "
+        "body_sha256, body_size, 'forged', headers, status FROM sales_system_integration_events "
+        "WHERE event_id = :id",
+        new=str(forged),
+        id=str(trail["events"][3]),  # type: ignore[index]
+    )
     sql(hub, "UPDATE audit_seals SET events_count = 3 WHERE period_start = :at", at=H1)
     altered = run.invoke(app, ["audit", "verify"])
     assert altered.exit_code == 1
     assert f"{label(H1)}: seal altered: its chain hash does not match its content" in altered.output
-    assert f"{label(H1)}: seal altered: its sales_system_integration_events leaf list does not match" in (
-        altered.output
-    )
+    assert (
+        f"{label(H1)}: seal altered: its sales_system_integration_events count (3) does not match "
+        "its leaf list (2 rows)"
+    ) in altered.output
+    assert (
+        f"{label(H1)}: sales_system_integration_events: event {forged} inserted after the hour was sealed"
+    ) in altered.output
+    assert "which row is unknown" not in altered.output
     sql(hub, "UPDATE audit_seals SET events_count = 2 WHERE period_start = :at", at=H1)
+    sql(hub, "DELETE FROM sales_system_integration_events WHERE event_id = :id", id=str(forged))
     assert run.invoke(app, ["audit", "verify"]).exit_code == 0
 
     # H1's seal deleted: the gap is named, and H2's seal no longer follows the one before it.
@@ -207,6 +256,75 @@ def test_an_altered_or_deleted_seal_breaks_the_chain(
     assert f"sales_system_integration_events: event {first_event} inserted before the first seal" in (
         deleted.output
     )
+
+
+def test_deleted_seals_are_found_once_every_sealer_has_had_its_turn(
+    run: CliRunner, hub: HubRuntime, trail: dict[str, object]
+) -> None:
+    sealed = run.invoke(app, ["audit", "seal"])
+    assert sealed.exit_code == 0, sealed.output
+    sql(hub, "CREATE TABLE kept AS SELECT * FROM audit_seals")
+    sql(hub, "DELETE FROM audit_seals")
+
+    # H0 ended hours ago (over GRACE + SEALING_OVERDUE): its rows without a seal are a finding.
+    gone = run.invoke(app, ["audit", "verify"])
+    assert gone.exit_code == 1, gone.output
+    assert (
+        f"{label(H0)}: not sealed, although sealing is overdue: 3 events, 1 operator actions "
+        "(seals deleted, or no sealer runs)"
+    ) in gone.stdout, gone.output
+    assert "no seals to verify yet" not in gone.output
+
+    # The same rows just after H1's grace, before any sealer could run (a fresh install): counted only.
+    fresh = verify(hub.database.engine, now=lambda: H1 + PERIOD + GRACE + timedelta(minutes=1))
+    assert fresh.intact and fresh.seals == 0 and fresh.unsealed_hours == 2, fresh.findings
+    # Once SEALING_OVERDUE has passed after H1's grace, both hours are findings, each with its counts.
+    late = verify(
+        hub.database.engine, now=lambda: H1 + PERIOD + GRACE + SEALING_OVERDUE + timedelta(seconds=1)
+    )
+    assert [str(f) for f in late.findings] == [
+        f"{label(H0)}: not sealed, although sealing is overdue: 3 events, 1 operator actions "
+        "(seals deleted, or no sealer runs)",
+        f"{label(H1)}: not sealed, although sealing is overdue: 2 events, 0 operator actions "
+        "(seals deleted, or no sealer runs)",
+    ]
+    # Only the newest seals deleted, their rows kept: the same finding for H1 alone (the hours after
+    # it are empty).
+    sql(hub, "INSERT INTO audit_seals SELECT * FROM kept WHERE period_start < :at", at=H1)
+    newest = verify(
+        hub.database.engine, now=lambda: H1 + PERIOD + GRACE + SEALING_OVERDUE + timedelta(seconds=1)
+    )
+    assert [f.where for f in newest.findings] == [label(H1)] and newest.seals == 1, newest.findings
+    sql(hub, "INSERT INTO audit_seals SELECT * FROM kept WHERE period_start >= :at", at=H1)
+    again = run.invoke(app, ["audit", "verify"])
+    assert again.exit_code == 0 and again.output.startswith("audit trail intact: "), again.output
+
+
+def test_no_seals_to_verify_only_when_no_ended_hour_holds_rows(run: CliRunner) -> None:
+    empty = run.invoke(app, ["audit", "verify"])
+    assert empty.exit_code == 0, empty.output
+    assert empty.stdout.strip() == (
+        "no seals to verify yet: no hour holding rows has ended and passed its 10-minute grace"
+    )
+
+
+def test_seal_says_which_hour_waits_for_its_grace_and_until_when(
+    hub: HubRuntime, trail: dict[str, object]
+) -> None:
+    engine = hub.database.engine
+    in_grace = H1 + PERIOD + timedelta(seconds=29)  # H1 ended 29 seconds ago
+    made = seal_ended(engine, hub.outbox, now=lambda: in_grace)
+    assert [s.period_start for s in made] == [H0]
+    waiting = sealing_outlook(engine, now=in_grace)
+    assert str(waiting) == (
+        f"{label(H1)} ended at {H1 + PERIOD:%H:%M} UTC and waits for the 10-minute grace: "
+        f"sealable from {H1 + PERIOD + GRACE:%H:%M} UTC"
+    )
+    assert "every ended hour is sealed" not in str(waiting)
+    until = sealing_outlook(engine, now=in_grace + GRACE, until=H1)
+    assert str(until) == f"every hour ending by {H1:%Y-%m-%d %H:%M} UTC is sealed"
+    seal_ended(engine, hub.outbox, now=lambda: in_grace + GRACE)
+    assert str(sealing_outlook(engine, now=in_grace + GRACE)) == "every ended hour is sealed"
 
 
 def test_each_seal_goes_to_the_outbox_as_an_avro_audit_sealed_event(
