@@ -49,7 +49,7 @@ from saleshub.actions.audit_hashing import (
 )
 from saleshub.publish.outbox import Outbox
 from saleshub.store.failures import database_errors
-from saleshub.store.outbox import write_outbox_rows
+from saleshub.store.outbox import outbox_holds, write_outbox_rows
 from saleshub.store.seals import (
     SealRecord,
     action_rows,
@@ -215,7 +215,10 @@ def _seal_next(conn: Connection, outbox: Outbox, limit: datetime) -> Sealed | No
         previous_chain=previous,
         chain=chain,
     )
-    write_outbox_rows(conn, [row])
+    # Sealing rows again after their seals were deleted gives the same chain, so the same announcement:
+    # it was published once already.
+    if not outbox_holds(conn, row["event_id"]):
+        write_outbox_rows(conn, [row])
     return Sealed(start, end, len(events), len(actions), root, chain)
 
 

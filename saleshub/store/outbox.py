@@ -43,6 +43,7 @@ __all__ = [
     "broker_state",
     "claim_round",
     "finish_round",
+    "outbox_holds",
     "purge_published",
     "record_broker_state",
     "write_outbox_rows",
@@ -155,6 +156,12 @@ class OutboxRow(NamedTuple):
     occurred_at: datetime
     payload: bytes
     schema_fingerprint: int
+
+
+def outbox_holds(conn: Connection, event_id: uuid.UUID) -> bool:
+    """Whether an event of this id is in the outbox (waiting, or published and not yet purged)."""
+    found = conn.execute(select(event_outbox.c.outbox_id).where(event_outbox.c.event_id == event_id)).first()
+    return found is not None
 
 
 def claim_round(

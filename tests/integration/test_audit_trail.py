@@ -346,6 +346,15 @@ def test_each_seal_goes_to_the_outbox_as_an_avro_audit_sealed_event(
     assert {row.topic for row in rows} == {EventKind.AUDIT_SEALED.topic}
     assert {row.message_key for row in rows} == {"audit"} and {row.source_system for row in rows} == {"audit"}
     assert verify(hub.database.engine).intact
+    # Seals deleted, the same rows sealed again: the same chains, each announced once only.
+    sql(hub, "DELETE FROM audit_seals")
+    again = seal_ended(hub.database.engine, hub.outbox, until=H1 + timedelta(hours=1))
+    assert [s.chain for s in again] == [s.chain for s in made]
+    with hub.database.engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM event_outbox WHERE kind = 'audit_sealed'")
+        ).scalar_one()
+    assert count == 2 and verify(hub.database.engine).intact
 
 
 def test_a_seal_reaches_kafka_with_cloudevents_headers(kafka_hub: HubRuntime, broker: TansuBroker) -> None:
