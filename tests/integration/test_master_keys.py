@@ -341,7 +341,7 @@ def test_local_key_file_unreadable_is_refused(tmp_path: Path) -> None:
     path.mkdir(mode=0o700)  # exists, private, and cannot be read as a file (whoever runs the test)
     with pytest.raises(KeyServiceError) as unreadable:
         LocalMasterKey(path)
-    assert "cannot be read" in str(unreadable.value) and "backup" in str(unreadable.value)
+    assert "is a directory" in str(unreadable.value) and "SALESHUB_PRIVACY__KEY_FILE" in str(unreadable.value)
 
 
 # -- saleshub keys on the store's data keys --------------------------------------------------------
@@ -436,7 +436,7 @@ def test_keys_rotate_with_the_local_key_file(
     monkeypatch.delenv("SALESHUB_SECRETS__BACKEND", raising=False)
     rotated = CliRunner().invoke(app, ["keys", "rotate", "--batch-size", "7"])
     assert rotated.exit_code == 0, rotated.output
-    assert "local:master.key: rotated, newest version 2" in rotated.output
+    assert f"local:{path}: rotated, newest version 2" in rotated.output
     assert "30 data keys rewrapped" in rotated.output
     after = stored_keys(db_url)
     fresh = LocalMasterKey(path)
