@@ -335,8 +335,8 @@ def summary(label: str, phases: Mapping[str, list[Phase]], target: float) -> Non
     verdict = "met" if on / off >= target else "NOT met"
     print(
         f"{label:<11} on {on:>7,.0f} events/s   off {off:>7,.0f} events/s   "
-        f"on / off {on / off:.2f}x (rounds {', '.join(f'{r:.2f}' for r in pairs)}; "
-        f"target >= {target}x {verdict})"
+        f"on / off {on / off:.2f}x (rounds {', '.join(f'{r:.2f}' for r in pairs)}, "
+        f"median {statistics.median(pairs):.2f}; target >= {target}x {verdict})"
     )
     print(
         f"{'':<11} CPU per 1,000 events (hub process + PostgreSQL): on {cpu_on:.3f} s "
