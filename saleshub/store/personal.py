@@ -156,14 +156,20 @@ _LOOKUP = text(
     "JOIN order_data_keys m USING (source_system, order_key) JOIN data_keys d USING (key_id) "
     "FOR KEY SHARE OF m"
 )
-_CREATE = text(
+_FIND_OR_CREATE = text(
     "WITH input AS (SELECT * FROM unnest(CAST(:systems AS text[]), CAST(:order_keys AS text[]), "
     "  CAST(:key_ids AS uuid[]), CAST(:wrapped AS bytea[])) "
     "  AS t(source_system, order_key, key_id, wrapped)), "
+    "found AS (SELECT m.source_system, m.order_key, m.key_id, d.wrapped FROM input "
+    "  JOIN order_data_keys m USING (source_system, order_key) JOIN data_keys d ON d.key_id = m.key_id "
+    "  FOR KEY SHARE OF m), "
     "mapped AS (INSERT INTO order_data_keys (source_system, order_key, key_id) "
-    "  SELECT source_system, order_key, key_id FROM input ON CONFLICT DO NOTHING RETURNING key_id) "
-    "INSERT INTO data_keys (key_id, wrapped) SELECT i.key_id, i.wrapped FROM input i "
-    "JOIN mapped USING (key_id) RETURNING key_id"
+    "  SELECT source_system, order_key, key_id FROM input ON CONFLICT DO NOTHING "
+    "  RETURNING source_system, order_key, key_id), "
+    "stored AS (INSERT INTO data_keys (key_id, wrapped) SELECT i.key_id, i.wrapped FROM input i "
+    "  JOIN mapped USING (key_id)) "
+    "SELECT source_system, order_key, key_id, wrapped, false AS created FROM found "
+    "UNION ALL SELECT source_system, order_key, key_id, NULL, true FROM mapped"
 )
 _WRAPPED = text("SELECT key_id, wrapped FROM data_keys WHERE key_id = ANY(CAST(:ids AS uuid[]))")
 _INDEX = text(
@@ -210,31 +216,31 @@ class PersonalData:
         wanted = sorted(set(pairs))
         if not wanted:
             return {}
-        found = self._lookup(conn, wanted)
-        missing = [pair for pair in wanted if pair not in found]
-        if missing:
-            fresh = self._fresh(len(missing))
-            created = set(
-                conn.execute(
-                    _CREATE,
-                    {
-                        "systems": [p[0] for p in missing],
-                        "order_keys": [p[1] for p in missing],
-                        "key_ids": [f.key_id for f in fresh],
-                        "wrapped": [f.wrapped for f in fresh],
-                    },
-                ).scalars()
-            )
-            unused = []
-            for pair, item in zip(missing, fresh, strict=True):
-                if item.key_id in created:
-                    self.cache.put(item.key_id, item.key)
-                    found[pair] = DataKey(item.key_id, item.key)
-                else:
-                    unused.append(item)
-            self._give_back(unused)
-            if len(found) < len(wanted):  # made by a concurrent transaction meanwhile
-                found.update(self._lookup(conn, [pair for pair in wanted if pair not in found]))
+        # One statement finds the existing keys and makes the missing ones, each pair offered a
+        # fresh key from the pool (those not taken go back): one round trip per batch, not two.
+        fresh = {item.key_id: item for item in self._fresh(len(wanted))}
+        rows = conn.execute(
+            _FIND_OR_CREATE,
+            {
+                "systems": [p[0] for p in wanted],
+                "order_keys": [p[1] for p in wanted],
+                "key_ids": list(fresh),
+                "wrapped": [item.wrapped for item in fresh.values()],
+            },
+        ).all()
+        existing = [row for row in rows if not row.created]
+        keys = self._unwrapped(existing)
+        found = {
+            (row.source_system, row.order_key): DataKey(row.key_id, keys[row.key_id]) for row in existing
+        }
+        for row in rows:
+            if row.created:
+                item = fresh.pop(row.key_id)
+                self.cache.put(item.key_id, item.key)
+                found[row.source_system, row.order_key] = DataKey(item.key_id, item.key)
+        self._give_back(fresh.values())
+        if len(found) < len(wanted):  # made by a concurrent transaction after this one's snapshot
+            found.update(self._lookup(conn, [pair for pair in wanted if pair not in found]))
         if len(found) < len(wanted):
             raise FatalError("a data key was neither found nor made for an order; retry the batch")
         return found
