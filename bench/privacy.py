@@ -33,12 +33,13 @@ the blind index, the larger part of the cost, and so flatter the ratio.
 
 Printed: events/s per phase and round, the mean of each mode, the ratio on / off (target >= 0.9x),
 and the CPU seconds per 1,000 events of this process and of PostgreSQL's processes (steadier on a
-shared machine than wall time). ``--profile`` runs one more intake and processing phase of each
-mode under cProfile and prints where the time goes.
+shared machine than wall time). ``--without-index`` adds a third mode to every round, encryption on
+without the blind index, to show that index's share. ``--profile`` runs one more intake and
+processing phase of on and off under cProfile and prints where the time goes.
 
     .venv/bin/python bench/privacy.py [--events 10000] [--rounds 3] [--batch 32] [--revisions 2]
         [--erasure-orders 1000] [--erasure-subjects 3] [--migration-events 20000]
-        [--migration-batch 2000] [--profile]
+        [--migration-batch 2000] [--without-index] [--profile] [--skip throughput|erasure|migration]
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -68,6 +70,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.synthetic import pyxis_event  # noqa: E402
 
 ON, OFF = "on", "off"
+NO_INDEX = "on, no blind index"  # --without-index: how much of the cost is the blind index
 
 
 # -- the floor ----------------------------------------------------------------------------------
@@ -193,8 +196,8 @@ class Phase:
 class Results:
     """Per mode: the intake and processing phases of every round."""
 
-    intake: dict[str, list[Phase]] = field(default_factory=lambda: {ON: [], OFF: []})
-    processing: dict[str, list[Phase]] = field(default_factory=lambda: {ON: [], OFF: []})
+    intake: dict[str, list[Phase]] = field(default_factory=lambda: defaultdict(list))
+    processing: dict[str, list[Phase]] = field(default_factory=lambda: defaultdict(list))
 
 
 class Bench:
@@ -278,7 +281,22 @@ def _postmaster(data_dir: Path) -> Any:
         return None
 
 
+@contextlib.contextmanager
+def without_index() -> Iterator[None]:
+    """Encryption on, but no blind index written (only to show its share of the cost)."""
+    from saleshub.store.personal import PersonalData
+
+    saved = PersonalData.__dict__["index_orders"]
+    setattr(PersonalData, "index_orders", lambda self, conn, orders: None)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(PersonalData, "index_orders", saved)  # noqa: B010
+
+
 def mode(name: str) -> contextlib.AbstractContextManager[None]:
+    if name == NO_INDEX:
+        return without_index()
     return encryption_off() if name == OFF else contextlib.nullcontext()
 
 
@@ -291,12 +309,12 @@ def phase(bench: Bench, name: str, args: argparse.Namespace, results: Results) -
         intake = bench.timed(lambda: bench.record(bodies, args.batch))
         processing = bench.timed(lambda: bench.process(len(bodies)))
     sealed = bench.count(SEALED_EVENTS) - sealed_before
-    if sealed != (len(bodies) if name == ON else 0):
+    if sealed != (0 if name == OFF else len(bodies)):
         raise SystemExit(f"encryption {name}: {sealed:,} of {len(bodies):,} events sealed")
     results.intake[name].append(intake)
     results.processing[name].append(processing)
     print(
-        f"  encryption {name:<3}  intake {intake.rate:>7,.0f} events/s   "
+        f"  encryption {name:<18}  intake {intake.rate:>7,.0f} events/s   "
         f"processing {processing.rate:>6,.0f} events/s",
         flush=True,
     )
@@ -313,24 +331,28 @@ def throughput(bench: Bench, args: argparse.Namespace) -> Results:
         f"record batches of {args.batch}",
         flush=True,
     )
+    modes = [ON, OFF, NO_INDEX] if args.without_index else [ON, OFF]
     warm = argparse.Namespace(**{**vars(args), "events": min(args.events, 1000)})
-    for name in (ON, OFF):  # imports, plans, caches; not counted
+    for name in modes:  # imports, plans, caches; not counted
         phase(bench, name, warm, Results())
-    print("  (the two phases above warmed up and are not counted)")
+    print("  (the phases above warmed up and are not counted)")
     for round_no in range(args.rounds):
         print(f"round {round_no + 1}")
-        for name in (ON, OFF) if round_no % 2 == 0 else (OFF, ON):
+        first = round_no % len(modes)  # each mode goes first in turn
+        for name in modes[first:] + modes[:first]:
             phase(bench, name, args, results)
     return results
 
 
-def summary(label: str, phases: Mapping[str, list[Phase]], target: float) -> None:
-    on = statistics.fmean(p.rate for p in phases[ON])
+def summary(label: str, phases: Mapping[str, list[Phase]], target: float, measured: str = ON) -> None:
+    if measured != ON:
+        label = f"{label} ({measured})"
+    on = statistics.fmean(p.rate for p in phases[measured])
     off = statistics.fmean(p.rate for p in phases[OFF])
-    pairs = [a.rate / b.rate for a, b in zip(phases[ON], phases[OFF], strict=True)]
-    cpu_on = statistics.fmean(p.cpu_per_1000() for p in phases[ON])
+    pairs = [a.rate / b.rate for a, b in zip(phases[measured], phases[OFF], strict=True)]
+    cpu_on = statistics.fmean(p.cpu_per_1000() for p in phases[measured])
     cpu_off = statistics.fmean(p.cpu_per_1000() for p in phases[OFF])
-    own_on = statistics.fmean(p.own_cpu * 1000 / p.events for p in phases[ON])
+    own_on = statistics.fmean(p.own_cpu * 1000 / p.events for p in phases[measured])
     own_off = statistics.fmean(p.own_cpu * 1000 / p.events for p in phases[OFF])
     verdict = "met" if on / off >= target else "NOT met"
     print(
@@ -511,6 +533,9 @@ def main() -> None:
     parser.add_argument("--migration-batch", type=int, default=2_000, help="as `privacy encrypt --batch`")
     parser.add_argument("--skip", choices=("throughput", "erasure", "migration"), action="append", default=[])
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--without-index", action="store_true", help="a third mode: encryption on, no blind index"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="saleshub-bench-privacy-"))
     bench = Bench(workdir)
@@ -519,11 +544,14 @@ def main() -> None:
             "encryption off = the hub's code writing rows in clear as before sealing (no data-key SQL,\n"
             "no AES-GCM, no blind index, whole order JSON in content), patched in this benchmark only\n"
         )
-        if "throughput" not in args.skip:
+        if "throughput" not in args.skip and args.rounds > 0:
             results = throughput(bench, args)
             print()
             summary("intake", results.intake, 0.9)
             summary("processing", results.processing, 0.9)
+            if args.without_index:
+                summary("intake", results.intake, 0.9, NO_INDEX)
+                summary("processing", results.processing, 0.9, NO_INDEX)
         if args.profile:
             profile(bench, args)
         if "erasure" not in args.skip:
