@@ -20,6 +20,8 @@ One run, one embedded PostgreSQL, one hub (``HubRuntime``, the local master key)
   e-mail), among everything written before; wall time of ``saleshub.actions.privacy.erase`` (find +
   destroy the data keys + register + outbox event, one transaction) for each, with a cold key cache
   as in a fresh ``saleshub privacy erase`` process; and of its dry run (find alone).
+  ``--key-index`` then adds an index on the events' ``data_key_id`` to this benchmark's database
+  (the hub has none: the find scans the events table) and erases as many subjects again.
 
 **Off** is a floor that exists only in this benchmark: the hub's code with the part under test
 taken out, i.e. writing rows as they were written before sealing existed. While an off phase runs,
@@ -39,7 +41,8 @@ processing phase of on and off under cProfile and prints where the time goes.
 
     .venv/bin/python bench/privacy.py [--events 10000] [--rounds 4] [--batch 32] [--revisions 2]
         [--erasure-orders 1000] [--erasure-subjects 3] [--migration-events 20000]
-        [--migration-batch 2000] [--without-index] [--profile] [--skip throughput|erasure|migration]
+        [--migration-batch 2000] [--without-index] [--key-index] [--profile]
+        [--skip throughput|erasure|migration]
 """
 
 from __future__ import annotations
@@ -372,18 +375,42 @@ def summary(label: str, phases: Mapping[str, list[Phase]], target: float, measur
 
 
 def erasure(bench: Bench, args: argparse.Namespace) -> None:
+    background = bench.count("SELECT count(*) FROM service_orders")
+    events = bench.count("SELECT count(*) FROM sales_system_integration_events")
+    print(
+        f"\nerasure: {args.erasure_subjects} subjects of {args.erasure_orders:,} orders each "
+        f"(one e-mail each), among {background:,} orders and {events:,} events of other customers; "
+        "local master key, key cache cold (a fresh process)",
+        flush=True,
+    )
+    median = erase_subjects(bench, args)
+    if not args.key_index:
+        return
+    from sqlalchemy import text
+
+    started = time.perf_counter()
+    with bench.hub.database.engine.begin() as conn:
+        conn.execute(text(f"CREATE INDEX {KEY_INDEX} ON sales_system_integration_events (data_key_id)"))
+        conn.execute(text("ANALYZE sales_system_integration_events"))
+    print(
+        f"with an index on the events' data_key_id (made in this benchmark's database only, in "
+        f"{time.perf_counter() - started:.1f} s):",
+        flush=True,
+    )
+    indexed = erase_subjects(bench, args)
+    print(f"erasure with the index / without: {indexed / median:.2f}x the time")
+
+
+KEY_INDEX = "bench_events_data_key_id"
+
+
+def erase_subjects(bench: Bench, args: argparse.Namespace) -> float:
+    """Erase ``--erasure-subjects`` new subjects, each timed; the median seconds."""
     from saleshub.actions.events import cli_actor
     from saleshub.actions.privacy import Criteria, erase
     from saleshub.store.personal import attach_personal_data, personal_data_from_settings
 
     engine = bench.hub.database.engine
-    background = bench.count("SELECT count(*) FROM service_orders")
-    print(
-        f"\nerasure: {args.erasure_subjects} subjects of {args.erasure_orders:,} orders each "
-        f"(one e-mail each), among {background:,} orders of other customers; local master key, "
-        "key cache cold (a fresh process)",
-        flush=True,
-    )
     dry_times, times = [], []
     for subject in range(args.erasure_subjects):
         email = f"sujeto.{subject}.{uuid.uuid4().hex[:8]}@bench.example"
@@ -429,6 +456,7 @@ def erasure(bench: Bench, args: argparse.Namespace) -> None:
         f"dry run {statistics.median(dry_times) * 1000:,.0f} ms "
         f"(target < 1 s plus the master key's round trip: {verdict}; the local key has no round trip)"
     )
+    return median
 
 
 # -- sealing migration --------------------------------------------------------------------------
@@ -533,6 +561,11 @@ def main() -> None:
     parser.add_argument("--migration-batch", type=int, default=2_000, help="as `privacy encrypt --batch`")
     parser.add_argument("--skip", choices=("throughput", "erasure", "migration"), action="append", default=[])
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--key-index",
+        action="store_true",
+        help="then erase again with an index on the events' data_key_id (this database only)",
+    )
     parser.add_argument(
         "--without-index", action="store_true", help="a third mode: encryption on, no blind index"
     )
