@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from saleshub.runtime import HubRuntime
 from saleshub.store.personal import DataKey, personal_data, personal_data_from_settings
@@ -77,3 +77,25 @@ def _wait_for_a_lock_wait(hub: HubRuntime) -> None:
                 return
             time.sleep(0.05)
     raise AssertionError("the second transaction never waited for the first's data key")
+
+
+def test_the_blind_index_key_is_read_once_per_cache_period(hub: HubRuntime) -> None:
+    engine = hub.database.engine
+    port = personal_data_from_settings(hub.settings)  # a process of its own: nothing held yet
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with engine.begin() as conn:
+            first = port.index_digests(conn, [("email", "a@example.com")])
+        read = len(statements)
+        with engine.begin() as conn:
+            again = port.index_digests(conn, [("email", "a@example.com"), ("phone", "+34600000000")])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert read >= 1  # the first call read the key
+    assert len(statements) == read  # the second, within the cache period, used the one it holds
+    assert again[0] == first[0] and again[1] != first[0]
