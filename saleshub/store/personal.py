@@ -18,16 +18,17 @@ Every stage that writes or reads personal data goes through ``personal_data(conn
   from then on, in this database and in every copy of it taken afterwards. Opening a row whose key
   is gone answers ``ERASED`` instead of raising.
 * **Blind index** (``personal_index``): keyed HMAC-SHA256 digests of e-mail, phone and customer
-  reference, written with each order version, find a subject's orders without clear values.
+  reference, written with each order version, find a subject's orders without clear values. Its
+  key (a data key of its own, never erased) is held like an unwrapped key, for the cache period.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import json
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -110,26 +111,51 @@ def sealed_paths(content: Mapping[str, Any], extra: Iterable[str] = ()) -> list[
 def split_personal(
     content: Mapping[str, Any], extra: Iterable[str] = ()
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The order's JSON without what is sealed at rest (``sealed_paths``), and that, by dotted path."""
-    facts = copy.deepcopy(dict(content))
+    """The order's JSON without what is sealed at rest (``sealed_paths``), and that, by dotted path.
+
+    ``content`` is left as it was. Only the objects on a sealed field's path are copied (shallowly):
+    the facts share every other part with ``content`` (a deep copy of the whole order cost more
+    than sealing it).
+    """
+    facts = dict(content)
+    copied: set[int] = set()
     personal: dict[str, Any] = {}
     for path in sealed_paths(content, extra):
-        parent: Any = facts
+        parent = facts
         for part in path[:-1]:
-            parent = parent.get(part) if isinstance(parent, dict) else None
-        if isinstance(parent, dict) and path[-1] in parent:  # a null too: merged back as it was
-            personal[".".join(path)] = parent.pop(path[-1])
+            child = parent.get(part)
+            if not isinstance(child, dict):
+                break
+            if id(child) not in copied:
+                child = dict(child)
+                copied.add(id(child))
+                parent[part] = child
+            parent = child
+        else:
+            if path[-1] in parent:  # a null too: merged back as it was
+                personal[".".join(path)] = parent.pop(path[-1])
     return facts, personal
 
 
 def merge_personal(facts: Mapping[str, Any], personal: Mapping[str, Any]) -> dict[str, Any]:
-    """The whole order JSON again: ``facts`` with the personal fields put back."""
-    content = copy.deepcopy(dict(facts))
+    """The whole order JSON again: ``facts`` with the personal fields put back.
+
+    ``facts`` is left as it was; as in ``split_personal`` only the objects on a field's path are copied.
+    """
+    content = dict(facts)
+    copied: set[int] = set()
     for dotted, value in personal.items():
         *parents, last = dotted.split(".")
         target = content
         for part in parents:
-            target = target.setdefault(part, {})
+            child = target.get(part)
+            if child is None:
+                child = target[part] = {}
+                copied.add(id(child))
+            elif id(child) not in copied:
+                child = target[part] = dict(child)
+                copied.add(id(child))
+            target = child
         target[last] = value
     return content
 
@@ -161,14 +187,20 @@ _LOOKUP = text(
     "JOIN order_data_keys m USING (source_system, order_key) JOIN data_keys d USING (key_id) "
     "FOR KEY SHARE OF m"
 )
-_CREATE = text(
+_FIND_OR_CREATE = text(
     "WITH input AS (SELECT * FROM unnest(CAST(:systems AS text[]), CAST(:order_keys AS text[]), "
     "  CAST(:key_ids AS uuid[]), CAST(:wrapped AS bytea[])) "
     "  AS t(source_system, order_key, key_id, wrapped)), "
+    "found AS (SELECT m.source_system, m.order_key, m.key_id, d.wrapped FROM input "
+    "  JOIN order_data_keys m USING (source_system, order_key) JOIN data_keys d ON d.key_id = m.key_id "
+    "  FOR KEY SHARE OF m), "
     "mapped AS (INSERT INTO order_data_keys (source_system, order_key, key_id) "
-    "  SELECT source_system, order_key, key_id FROM input ON CONFLICT DO NOTHING RETURNING key_id) "
-    "INSERT INTO data_keys (key_id, wrapped) SELECT i.key_id, i.wrapped FROM input i "
-    "JOIN mapped USING (key_id) RETURNING key_id"
+    "  SELECT source_system, order_key, key_id FROM input ON CONFLICT DO NOTHING "
+    "  RETURNING source_system, order_key, key_id), "
+    "stored AS (INSERT INTO data_keys (key_id, wrapped) SELECT i.key_id, i.wrapped FROM input i "
+    "  JOIN mapped USING (key_id)) "
+    "SELECT source_system, order_key, key_id, wrapped, false AS created FROM found "
+    "UNION ALL SELECT source_system, order_key, key_id, NULL, true FROM mapped"
 )
 _ANY_KEY = text("SELECT key_id, wrapped FROM data_keys LIMIT 1")
 _WRAPPED = text("SELECT key_id, wrapped FROM data_keys WHERE key_id = ANY(CAST(:ids AS uuid[]))")
@@ -193,6 +225,7 @@ class PersonalData:
         self.cache = DataKeyCache(cache_seconds)
         self._pool: list[_Fresh] = []
         self._lock = threading.Lock()
+        self._index_held: tuple[bytes, float] | None = None
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -216,31 +249,31 @@ class PersonalData:
         wanted = sorted(set(pairs))
         if not wanted:
             return {}
-        found = self._lookup(conn, wanted)
-        missing = [pair for pair in wanted if pair not in found]
-        if missing:
-            fresh = self._fresh(len(missing))
-            created = set(
-                conn.execute(
-                    _CREATE,
-                    {
-                        "systems": [p[0] for p in missing],
-                        "order_keys": [p[1] for p in missing],
-                        "key_ids": [f.key_id for f in fresh],
-                        "wrapped": [f.wrapped for f in fresh],
-                    },
-                ).scalars()
-            )
-            unused = []
-            for pair, item in zip(missing, fresh, strict=True):
-                if item.key_id in created:
-                    self.cache.put(item.key_id, item.key)
-                    found[pair] = DataKey(item.key_id, item.key)
-                else:
-                    unused.append(item)
-            self._give_back(unused)
-            if len(found) < len(wanted):  # made by a concurrent transaction meanwhile
-                found.update(self._lookup(conn, [pair for pair in wanted if pair not in found]))
+        # One statement finds the existing keys and makes the missing ones, each pair offered a
+        # fresh key from the pool (those not taken go back): one round trip per batch, not two.
+        fresh = {item.key_id: item for item in self._fresh(len(wanted))}
+        rows = conn.execute(
+            _FIND_OR_CREATE,
+            {
+                "systems": [p[0] for p in wanted],
+                "order_keys": [p[1] for p in wanted],
+                "key_ids": list(fresh),
+                "wrapped": [item.wrapped for item in fresh.values()],
+            },
+        ).all()
+        existing = [row for row in rows if not row.created]
+        keys = self._unwrapped(existing)
+        found = {
+            (row.source_system, row.order_key): DataKey(row.key_id, keys[row.key_id]) for row in existing
+        }
+        for row in rows:
+            if row.created:
+                item = fresh.pop(row.key_id)
+                self.cache.put(item.key_id, item.key)
+                found[row.source_system, row.order_key] = DataKey(item.key_id, item.key)
+        self._give_back(fresh.values())
+        if len(found) < len(wanted):  # made by a concurrent transaction after this one's snapshot
+            found.update(self._lookup(conn, [pair for pair in wanted if pair not in found]))
         if len(found) < len(wanted):
             raise FatalError("a data key was neither found nor made for an order; retry the batch")
         return found
@@ -285,10 +318,23 @@ class PersonalData:
 
     def index_digests(self, conn: Connection, values: Sequence[tuple[str, str]]) -> list[bytes]:
         """The blind index's digest of each ``(kind, normalised value)``."""
-        key = self.order_keys(conn, [_INDEX_PAIR])[_INDEX_PAIR].key
+        key = self._index_key(conn)
         return [
             hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).digest()[:16] for kind, value in values
         ]
+
+    def _index_key(self, conn: Connection) -> bytes:
+        """The blind index's key, read at most once per cache period (as an unwrapped key is kept).
+
+        No erasure deletes it and rotation rewraps the same bytes, so holding it saves a statement
+        in every processing batch without ever using a key that is gone.
+        """
+        held = self._index_held
+        if held is not None and time.monotonic() - held[1] <= self.cache.seconds:
+            return held[0]
+        key = self.order_keys(conn, [_INDEX_PAIR])[_INDEX_PAIR].key
+        self._index_held = (key, time.monotonic())
+        return key
 
     def index_orders(self, conn: Connection, orders: Sequence[tuple[uuid.UUID, Mapping[str, Any]]]) -> None:
         """Add each order's e-mail, phone and customer reference to the blind index."""
