@@ -34,7 +34,10 @@ def test_split_takes_every_personal_field_out_and_merge_puts_each_back() -> None
     content["customer"]["company_name"] = None  # a null is personal too, and comes back as null
     facts, personal = split_personal(content)
 
-    assert set(personal) == {path for path in PERSONAL_DATA_FIELDS if _get(content, path) != "<absent>"}
+    named = {f"system_metadata.{key}" for key in content.get("system_metadata", {}) if "loyalty" in key}
+    assert (
+        set(personal) == {path for path in PERSONAL_DATA_FIELDS if _get(content, path) != "<absent>"} | named
+    )
     assert personal["customer.email"] == content["customer"]["email"]
     assert personal["customer.company_name"] is None
     assert all(_get(facts, path) == "<absent>" for path in PERSONAL_DATA_FIELDS)
