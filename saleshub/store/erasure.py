@@ -115,11 +115,14 @@ _BY_DIGEST = text(
     "SELECT DISTINCT hub_order_id, kind FROM personal_index p JOIN unnest(CAST(:kinds AS text[]), "
     "CAST(:digests AS bytea[])) AS w(kind, digest) USING (kind, digest)"
 )
-# Events refused before any order was stored for them: their bodies are searched for the values.
+# Events refused before any order was stored for them: their bodies are searched for the values. The
+# open ones only (the partial index of the open quarantine serves it): a refused event replayed into
+# an order shares that order's data key, found with it.
 _UNMAPPED = text(
     "SELECT event_id, source_system, raw_body AS body, data_key_id AS body_key, body_sha256 AS body_sha "
     "FROM sales_system_integration_events WHERE hub_order_id IS NULL AND raw_body IS NOT NULL "
-    "AND status IN ('quarantined', 'failed') AND replay_of IS NULL AND event_id > :after "
+    "AND status IN ('quarantined', 'failed') AND superseded_by IS NULL AND replay_of IS NULL "
+    "AND event_id > :after "
     "ORDER BY event_id LIMIT :limit"
 )
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
