@@ -92,54 +92,45 @@ def _split_rows(
     return contents, sealed, key_ids
 
 
+_ORDERS = (
+    "SELECT hub_order_id, source_system, external_order_id, content FROM service_orders "
+    "WHERE data_key_id IS NULL LIMIT :limit FOR UPDATE SKIP LOCKED",
+    "UPDATE service_orders o SET content = CAST(v.content AS jsonb), personal = v.personal, "
+    "data_key_id = v.key_id FROM unnest(CAST(:ids AS uuid[]), CAST(:nos AS int[]), "
+    "CAST(:contents AS text[]), CAST(:personal AS bytea[]), CAST(:keys AS uuid[])) "
+    "AS v(hub_order_id, version_no, content, personal, key_id) WHERE o.hub_order_id = v.hub_order_id",
+)
+_VERSIONS = (
+    "SELECT v.hub_order_id, v.version_no, o.source_system, o.external_order_id, v.content "
+    "FROM service_order_versions v JOIN service_orders o USING (hub_order_id) "
+    "WHERE v.data_key_id IS NULL LIMIT :limit FOR UPDATE OF v SKIP LOCKED",
+    "UPDATE service_order_versions s SET content = CAST(v.content AS jsonb), personal = v.personal, "
+    "data_key_id = v.key_id FROM unnest(CAST(:ids AS uuid[]), CAST(:nos AS int[]), "
+    "CAST(:contents AS text[]), CAST(:personal AS bytea[]), CAST(:keys AS uuid[])) "
+    "AS v(hub_order_id, version_no, content, personal, key_id) "
+    "WHERE s.hub_order_id = v.hub_order_id AND s.version_no = v.version_no",
+)
+
+
 def _orders(conn: Connection, port: PersonalData, limit: int) -> int:
-    rows: Sequence[Any] = conn.execute(
-        text(
-            "SELECT hub_order_id, source_system, external_order_id, content FROM service_orders "
-            "WHERE data_key_id IS NULL LIMIT :limit FOR UPDATE SKIP LOCKED"
-        ),
-        {"limit": limit},
-    ).all()
-    if not rows:
-        return 0
-    contents, sealed, key_ids = _split_rows(conn, port, rows)
-    conn.execute(
-        text(
-            "UPDATE service_orders o SET content = CAST(v.content AS jsonb), personal = v.personal, "
-            "data_key_id = v.key_id FROM unnest(CAST(:ids AS uuid[]), CAST(:contents AS text[]), "
-            "CAST(:personal AS bytea[]), CAST(:keys AS uuid[])) "
-            "AS v(hub_order_id, content, personal, key_id) "
-            "WHERE o.hub_order_id = v.hub_order_id"
-        ),
-        {"ids": [r.hub_order_id for r in rows], "contents": contents, "personal": sealed, "keys": key_ids},
-    )
-    port.index_orders(conn, [(r.hub_order_id, r.content) for r in rows])
-    return len(rows)
+    return _order_rows(conn, port, limit, *_ORDERS)
 
 
 def _versions(conn: Connection, port: PersonalData, limit: int) -> int:
-    rows: Sequence[Any] = conn.execute(
-        text(
-            "SELECT v.hub_order_id, v.version_no, o.source_system, o.external_order_id, v.content "
-            "FROM service_order_versions v JOIN service_orders o USING (hub_order_id) "
-            "WHERE v.data_key_id IS NULL LIMIT :limit FOR UPDATE OF v SKIP LOCKED"
-        ),
-        {"limit": limit},
-    ).all()
+    return _order_rows(conn, port, limit, *_VERSIONS)
+
+
+def _order_rows(conn: Connection, port: PersonalData, limit: int, read: str, write: str) -> int:
+    """Seal up to ``limit`` order or version rows still in clear (``read`` takes them, ``write`` seals)."""
+    rows: Sequence[Any] = conn.execute(text(read), {"limit": limit}).all()
     if not rows:
         return 0
     contents, sealed, key_ids = _split_rows(conn, port, rows)
     conn.execute(
-        text(
-            "UPDATE service_order_versions s SET content = CAST(v.content AS jsonb), personal = v.personal, "
-            "data_key_id = v.key_id FROM unnest(CAST(:ids AS uuid[]), CAST(:nos AS int[]), "
-            "CAST(:contents AS text[]), CAST(:personal AS bytea[]), CAST(:keys AS uuid[])) "
-            "AS v(hub_order_id, version_no, content, personal, key_id) "
-            "WHERE s.hub_order_id = v.hub_order_id AND s.version_no = v.version_no"
-        ),
+        text(write),
         {
             "ids": [r.hub_order_id for r in rows],
-            "nos": [r.version_no for r in rows],
+            "nos": [getattr(r, "version_no", None) for r in rows],
             "contents": contents,
             "personal": sealed,
             "keys": key_ids,
