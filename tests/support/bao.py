@@ -75,9 +75,19 @@ class BaoServer:
         return hvac.Client(url=self.address, token=self.root_token, timeout=5)
 
     def pause(self) -> None:
-        """Freeze the server: connections are accepted by the kernel and never answered."""
+        """Freeze the server: connections are accepted by the kernel and never answered.
+
+        Returns once the kernel shows the process stopped: a signal is delivered when the process
+        is next scheduled, which on a busy machine is after the caller's next request.
+        """
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        deadline = time.monotonic() + 120
+        while stat.read_text().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("bao did not stop within 120 s of SIGSTOP")
+            time.sleep(0.01)
 
     def resume(self) -> None:
         """Thaw the server: it answers again, with its tokens, secrets and leases."""
