@@ -56,6 +56,7 @@ from saleshub.platform.settings import Settings
 __all__ = [
     "ERASED",
     "INDEX_KINDS",
+    "POOL_SECONDS",
     "DataKey",
     "Erased",
     "PersonalData",
@@ -72,6 +73,9 @@ __all__ = [
 INDEX_KINDS: Final = ("email", "phone", "customer_ref")
 _INDEX_PAIR: Final = ("_hub", "blind-index")  # the data key whose bytes key the index's HMAC
 _POOL_BATCH: Final = 64
+# A pre-wrapped key older than this is dropped unused: after a master-key rotation, keys wrapped by
+# the old version stop being handed out within this time (then `saleshub keys rewrap` catches all).
+POOL_SECONDS: Final = 60.0
 
 
 class DataKey(NamedTuple):
@@ -215,6 +219,7 @@ class _Fresh:
     key_id: uuid.UUID
     key: bytes
     wrapped: bytes
+    made: float  # time.monotonic() when wrapped
 
 
 class PersonalData:
@@ -231,10 +236,13 @@ class PersonalData:
 
     def _fresh(self, count: int) -> list[_Fresh]:
         with self._lock:
+            oldest = time.monotonic() - POOL_SECONDS
+            self._pool = [item for item in self._pool if item.made >= oldest]
             while len(self._pool) < count:
                 keys = [new_data_key() for _ in range(max(_POOL_BATCH, count - len(self._pool)))]
                 wrapped = self.master.wrap(keys)
-                self._pool.extend(_Fresh(uuid.uuid4(), k, w) for k, w in zip(keys, wrapped, strict=True))
+                now = time.monotonic()
+                self._pool.extend(_Fresh(uuid.uuid4(), k, w, now) for k, w in zip(keys, wrapped, strict=True))
             taken, self._pool = self._pool[:count], self._pool[count:]
             return taken
 
