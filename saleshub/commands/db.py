@@ -237,3 +237,8 @@ def db_restore(file: Annotated[Path, typer.Argument(help="a file written by `sal
         except SalesHubError as exc:
             raise fail(str(exc)) from None
         out.print(f"{db.description}: restored from {file}; run `saleshub db upgrade` if the hub is newer")
+        out.print(
+            "[yellow]erasures made after this backup was taken are not in it: apply them again with "
+            "`saleshub privacy erase --from-register FILE --reason …` (FILE: `saleshub privacy erasures "
+            "--json` of the database you replaced), or by the `customer_erased` events on Kafka[/yellow]"
+        )

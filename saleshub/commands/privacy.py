@@ -10,6 +10,7 @@ from typing import Annotated, TextIO
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from saleshub.actions.events import cli_actor
 from saleshub.actions.privacy import Criteria, erase, export
@@ -19,10 +20,11 @@ from saleshub.errors import InvalidRequestError, SalesHubError
 from saleshub.platform.settings import Settings
 from saleshub.publish.outbox import Outbox
 from saleshub.publish.schemas import EventSchemas
+from saleshub.store.erasure import erasure_register
 from saleshub.store.failures import database_errors
 from saleshub.store.sealing import SEALED_TABLES, clear_counts, seal_batch
 
-__all__ = ["encrypt_command", "erase_command", "export_command", "privacy_app"]
+__all__ = ["encrypt_command", "erase_command", "erasures_command", "export_command", "privacy_app"]
 
 privacy_app = typer.Typer(
     help="Personal data: erase or export a data subject's, seal rows written in clear.",
@@ -40,8 +42,38 @@ _Linked = Annotated[
 ]
 
 
-def _criteria(email: list[str], phone: list[str], ref: list[str], linked: list[int]) -> Criteria:
-    return Criteria(tuple(email), tuple(phone), tuple(ref), tuple(linked))
+def _criteria(
+    email: list[str],
+    phone: list[str],
+    ref: list[str],
+    linked: list[int],
+    orders: tuple[tuple[str, str], ...] = (),
+) -> Criteria:
+    return Criteria(tuple(email), tuple(phone), tuple(ref), tuple(linked), orders)
+
+
+def _orders(given: list[str], register: Path | None) -> tuple[tuple[str, str], ...]:
+    """``--order SYSTEM:ID`` values and the orders of a register file (``privacy erasures --json``)."""
+    found: list[tuple[str, str]] = []
+    for value in given:
+        system, _, order = value.partition(":")
+        if not system or not order:
+            raise fail(
+                f"--order takes SYSTEM:EXTERNAL_ORDER_ID (e.g. pyxis:PX-ES-2026-000123); got {value!r}",
+                USAGE_ERROR,
+            )
+        found.append((system, order))
+    if register is not None:
+        try:
+            erasures = json.loads(register.read_text(encoding="utf-8"))
+            found += [(o["system"], o["external_order_id"]) for e in erasures for o in e["detail"]["orders"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise fail(
+                f"{register} is not a register written by `saleshub privacy erasures --json` "
+                f"({type(exc).__name__})",
+                USAGE_ERROR,
+            ) from None
+    return tuple(found)
 
 
 @privacy_app.command("erase")
@@ -50,6 +82,15 @@ def erase_command(
     phone: _Phone = [],  # noqa: B006
     customer_ref: _Reference = [],  # noqa: B006
     linked_customer: _Linked = [],  # noqa: B006
+    order_ref: Annotated[
+        list[str], typer.Option("--order", help="an order, SYSTEM:EXTERNAL_ORDER_ID (repeatable)")
+    ] = [],  # noqa: B006
+    from_register: Annotated[
+        Path | None,
+        typer.Option(
+            help="the orders of every erasure in this file (`privacy erasures --json`), after a restore"
+        ),
+    ] = None,
     reason: Annotated[str, typer.Option(help="the request's reference, e.g. its ticket number")] = "",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="list what would be erased; change nothing")
@@ -57,7 +98,7 @@ def erase_command(
 ) -> None:
     """Erase a data subject: destroy the keys of its personal data; order facts stay."""
     settings = Settings()
-    criteria = _criteria(email, phone, customer_ref, linked_customer)
+    criteria = _criteria(email, phone, customer_ref, linked_customer, _orders(order_ref, from_register))
     outbox = Outbox(EventSchemas.load(settings.contracts_dir))
     with database(settings) as db:
         try:
@@ -163,3 +204,32 @@ def encrypt_command(
                         break
                     progress.advance(task, done)
     out.print("sealed: " + ", ".join(f"{todo[t]} {t}" for t in SEALED_TABLES))
+
+
+@privacy_app.command("erasures")
+def erasures_command(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the whole register as JSON (keep it beside backups)")
+    ] = False,
+) -> None:
+    """The erasure register: who erased, when, why, how much, and which orders (never the values)."""
+    with database() as db, database_errors(), db.engine.connect() as conn:
+        register = erasure_register(conn)
+    if as_json:
+        sys.stdout.write(json.dumps(register, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    table = Table(
+        "#", "when (UTC)", "who", "reason", "searched by", "orders", "events", "keys", title="Erasures"
+    )
+    for entry in register:
+        table.add_row(
+            str(entry["erasure_id"]),
+            f"{entry['erased_at']:%Y-%m-%d %H:%M}",
+            entry["subject"],
+            entry["reason"],
+            ", ".join(entry["criteria"]),
+            str(entry["orders"]),
+            str(entry["events"]),
+            str(entry["data_keys"]),
+        )
+    out.print(table)

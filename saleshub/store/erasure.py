@@ -35,6 +35,7 @@ __all__ = [
     "SubjectData",
     "SubjectOrder",
     "erase_subject",
+    "erasure_register",
     "find_subject",
     "normalised",
     "orders_subject",
@@ -50,6 +51,7 @@ class Criteria:
     phones: tuple[str, ...] = ()
     customer_refs: tuple[str, ...] = ()
     linked_customers: tuple[int, ...] = ()
+    orders: tuple[tuple[str, str], ...] = ()  # (system, external order id): an erasure applied again
 
     def kinds(self) -> list[str]:
         """The kinds searched by, for the erasure register (never the values)."""
@@ -58,6 +60,7 @@ class Criteria:
             "phone": self.phones,
             "customer_ref": self.customer_refs,
             "linked_customer": self.linked_customers,
+            "order": self.orders,
         }
         return [kind for kind, values in named.items() if values]
 
@@ -128,6 +131,14 @@ _UNMAPPED = text(
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SEPARATORS = re.compile(r"[\s().\-/]")
+_BY_REFERENCE = text(
+    "SELECT o.hub_order_id FROM service_orders o JOIN unnest(CAST(:systems AS text[]), "
+    "CAST(:ids AS text[])) AS w(source_system, external_order_id) USING (source_system, external_order_id)"
+)
+_REGISTER_LIST = text(
+    "SELECT erasure_id, erased_at, subject, reason, criteria, orders, events, data_keys, detail "
+    "FROM privacy_erasures ORDER BY erasure_id"
+)
 _BY_CLUSTER = text(
     "SELECT DISTINCT hub_order_id FROM customer_records WHERE cluster_id = ANY(CAST(:clusters AS bigint[]))"
 )
@@ -194,6 +205,13 @@ def find_subject(conn: Connection, criteria: Criteria) -> SubjectData:
     if criteria.linked_customers:
         for order_id in conn.execute(_BY_CLUSTER, {"clusters": list(criteria.linked_customers)}).scalars():
             matched.setdefault(order_id, set()).add("linked_customer")
+    if criteria.orders:
+        rows = conn.execute(
+            _BY_REFERENCE,
+            {"systems": [s for s, _ in criteria.orders], "ids": [o for _, o in criteria.orders]},
+        )
+        for order_id in rows.scalars():
+            matched.setdefault(order_id, set()).add("order")
     found = orders_subject(conn, matched)
     found.matched = {order_id: sorted(kinds) for order_id, kinds in matched.items()}
     if named:
@@ -341,3 +359,8 @@ def record_erasure(
         },
     ).one()
     return int(row.erasure_id), row.erased_at
+
+
+def erasure_register(conn: Connection) -> list[dict[str, Any]]:
+    """Every erasure recorded, oldest first (who, when, why, counts, the orders by reference)."""
+    return [dict(row._mapping) for row in conn.execute(_REGISTER_LIST)]

@@ -406,3 +406,29 @@ def test_the_lineage_of_an_erased_order_says_erased_and_shows_nothing(hub: HubRu
         )
     for found in (lineage, by_event):
         assert found.reason == ERASED_REASON and not found.personal_shown and not found.fields
+
+
+def test_the_register_lists_erasures_and_applies_them_again_by_order(hub: HubRuntime, tmp_path: Path) -> None:
+    _send(hub, _order(9900, customer=SUBJECT, street=STREET))
+    _send(hub, _order(9901, customer={"email": OTHER_EMAIL, "firstName": "Otra"}, street="Calle Real 1"))
+    env = {"SALESHUB_DATABASE__URL": hub.database.engine.url.render_as_string(hide_password=False)}
+    runner = CliRunner()
+    erased = runner.invoke(
+        app, ["privacy", "erase", "--email", SUBJECT["email"], "--reason", "DSAR-9"], env=env
+    )
+    assert erased.exit_code == 0, erased.output
+    listed = runner.invoke(app, ["privacy", "erasures", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    register = tmp_path / "erasures.json"
+    register.write_text(listed.output)
+    [entry] = json.loads(listed.output)
+    assert entry["reason"] == "DSAR-9" and entry["criteria"] == ["email"]
+    assert SUBJECT["email"] not in listed.output  # never the values
+    again = runner.invoke(app, ["privacy", "erase", "--from-register", str(register), "--dry-run"], env=env)
+    assert "pyxis:PX-SYN-000009900" in again.output and "already erased" in again.output, again.output
+    by_order = runner.invoke(
+        app, ["privacy", "erase", "--order", "pyxis:PX-SYN-000009901", "--dry-run"], env=env
+    )
+    assert "pyxis:PX-SYN-000009901" in by_order.output and "matched by order" in by_order.output
+    bad = runner.invoke(app, ["privacy", "erase", "--order", "nocolon", "--dry-run"], env=env)
+    assert bad.exit_code == 2 and "SYSTEM:EXTERNAL_ORDER_ID" in bad.output
