@@ -14,8 +14,8 @@ from rich.table import Table
 
 from saleshub.actions.events import cli_actor
 from saleshub.actions.privacy import Criteria, erase, export
-from saleshub.commands.common import USAGE_ERROR, database, fail
-from saleshub.console import out
+from saleshub.commands.common import USAGE_ERROR, StopSignal, database, fail
+from saleshub.console import err, out
 from saleshub.errors import InvalidRequestError, SalesHubError
 from saleshub.platform.settings import Settings
 from saleshub.publish.outbox import Outbox
@@ -120,8 +120,16 @@ def erase_command(
         f"{verb}: {summary['orders']} orders, {summary['events']} events ({per_system}), "
         f"{summary['data_keys']} data keys, {summary['linked_records']} linked customer records"
     )
+    if len(subject.clusters) > 1:  # a household sharing a contact is two subjects
+        out.print(
+            f"[yellow]these orders belong to {len(subject.clusters)} linked customers "
+            f"({', '.join(map(str, subject.clusters))}): people sharing an e-mail, phone or reference? "
+            "Check before erasing; --linked-customer N names one (ids of the last linking run)[/yellow]"
+        )
     for order in subject.orders:
         notes = [f"matched by {', '.join(subject.matched.get(order.hub_order_id, []))}"]
+        cluster = subject.linked_customer.get(order.hub_order_id)
+        notes.append(f"linked customer {cluster}" if cluster is not None else "not linked yet")
         if order.erased_at is not None:
             notes.append("already erased")
         name = f"{order.source_system}:{order.external_order_id}"
@@ -194,15 +202,21 @@ def encrypt_command(
             out.print("every row is sealed; nothing to do")
             return
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=out) as progress:
-            for table in SEALED_TABLES:
-                task = progress.add_task(table, total=todo[table])
-                while True:
-                    with db.engine.begin() as conn:
-                        done = seal_batch(conn, table, batch)
-                    if not done:
-                        break
-                    progress.advance(task, done)
+        try:
+            with Progress(*columns, console=out) as progress:
+                for table in SEALED_TABLES:
+                    task = progress.add_task(table, total=todo[table])
+                    while True:
+                        with db.engine.begin() as conn:
+                            done = seal_batch(conn, table, batch)
+                        if not done:
+                            break
+                        progress.advance(task, done)
+        except StopSignal:
+            err.print(
+                "stopped: every batch sealed so far is committed; run `saleshub privacy encrypt` again"
+            )
+            raise
     out.print("sealed: " + ", ".join(f"{todo[t]} {t}" for t in SEALED_TABLES))
 
 

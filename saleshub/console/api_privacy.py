@@ -79,6 +79,8 @@ def privacy_router() -> APIRouter:
                     "hub_order_id": str(o.hub_order_id),
                     "status": o.status,
                     "already_erased": o.erased_at is not None,
+                    "found_by": result.subject.matched.get(o.hub_order_id, []),
+                    "linked_customer": result.subject.linked_customer.get(o.hub_order_id),
                 }
                 for o in result.subject.orders
             ],

@@ -92,6 +92,7 @@ class SubjectData:
     linked_records: int = 0
     clusters: list[int] = field(default_factory=list)
     matched: dict[uuid.UUID, list[str]] = field(default_factory=dict)  # order → kinds that found it
+    linked_customer: dict[uuid.UUID, int] = field(default_factory=dict)  # order → its cluster, if linked
     unmapped_events: dict[uuid.UUID, list[str]] = field(default_factory=dict)  # no order; by content
 
     @property
@@ -160,8 +161,7 @@ _PAIR_KEYS = text(
     "AS w(source_system, order_key) USING (source_system, order_key)"
 )
 _RECORDS = text(
-    "SELECT count(*), array_agg(DISTINCT cluster_id) FROM customer_records "
-    "WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))"
+    "SELECT hub_order_id, cluster_id FROM customer_records WHERE hub_order_id = ANY(CAST(:ids AS uuid[]))"
 )
 
 
@@ -289,9 +289,10 @@ def orders_subject(conn: Connection, order_ids: Collection[uuid.UUID]) -> Subjec
             keys.add(event.data_key_id)
     found.event_ids = [event.event_id for event in events]
     found.key_ids = sorted(keys)
-    count, clusters = conn.execute(_RECORDS, {"ids": ids}).one()
-    found.linked_records = int(count)
-    found.clusters = sorted(c for c in (clusters or []) if c is not None)
+    records = conn.execute(_RECORDS, {"ids": ids}).all()
+    found.linked_records = len(records)
+    found.linked_customer = {row.hub_order_id: row.cluster_id for row in records}
+    found.clusters = sorted(set(found.linked_customer.values()))
     return found
 
 
