@@ -213,9 +213,7 @@ def encrypt_command(
                             break
                         progress.advance(task, done)
         except StopSignal:
-            err.print(
-                "stopped: every batch sealed so far is committed; run `saleshub privacy encrypt` again"
-            )
+            err.print("stopped: every batch sealed so far is committed; run `saleshub privacy encrypt` again")
             raise
     out.print("sealed: " + ", ".join(f"{todo[t]} {t}" for t in SEALED_TABLES))
 
