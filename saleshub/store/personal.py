@@ -38,7 +38,7 @@ from typing import Any, Final, NamedTuple
 from sqlalchemy import Connection, Engine, text
 
 from canonical.model import PERSONAL_DATA_FIELDS
-from saleshub.errors import FatalError, KeyServiceError
+from saleshub.errors import FatalError, KeyServiceError, RetriableError
 from saleshub.platform.keys import (
     DataKeyCache,
     LocalMasterKey,
@@ -306,7 +306,7 @@ class PersonalData:
         if todo:
             try:
                 clear = self.master.unwrap([bytes(row.wrapped) for row in todo])
-            except Exception:
+            except RetriableError:  # unreachable only: a refused or wrong master key is never papered over
                 stale = {row.key_id: self.cache.get(row.key_id, stale_ok=True) for row in todo}
                 if any(value is None for value in stale.values()):
                     raise

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, text
 
+from saleshub.store.events import body_key_pair
 from saleshub.store.personal import PersonalData, personal_data, split_personal
 
 __all__ = ["SEALED_TABLES", "clear_counts", "seal_batch"]
@@ -56,7 +57,7 @@ def _events(conn: Connection, port: PersonalData, limit: int) -> int:
     ).all()
     if not rows:
         return 0
-    pairs = [(r.source_system, r.order_key or f"event:{r.event_id}") for r in rows]
+    pairs = [body_key_pair(r.source_system, r.order_key, r.event_id) for r in rows]
     keys = port.order_keys(conn, pairs)
     conn.execute(
         text(

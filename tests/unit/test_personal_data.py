@@ -130,3 +130,20 @@ def test_a_cached_key_serves_its_time_and_as_long_again_only_while_the_master_ke
     cache.put("k", b"key")
     cache.forget(["k"])
     assert cache.get("k") is None and "b'key'" not in repr(cache)
+
+
+def test_a_stale_cached_key_covers_an_unreachable_master_key_only_never_a_wrong_one(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from saleshub.store.personal import PersonalData
+
+    right, wrong = LocalMasterKey(tmp_path / "right.key"), LocalMasterKey(tmp_path / "wrong.key")
+    key = new_data_key()
+    row = SimpleNamespace(key_id="k", wrapped=right.wrap([key])[0])
+    now = [0.0]
+    port = PersonalData(wrong, 300)
+    port.cache = DataKeyCache(300, clock=lambda: now[0])
+    port.cache.put("k", key)
+    now[0] = 400  # past its time, within the grace an unreachable master key would get
+    with pytest.raises(KeyServiceError, match="not the one that wrapped"):
+        port._unwrapped([row])
